@@ -1,0 +1,1 @@
+"""PromQL: parsing, evaluation over a storage, and the test-script runner."""

@@ -1,0 +1,69 @@
+"""The storage interface: what the PromQL engine, rules and API read and write.
+
+The embedded TSDB implements it; so does :class:`soulwatch.tsdb.memory.MemoryStorage`
+for tests, and a remote (Prometheus remote write/read) implementation can.
+Calls are synchronous; the service runs them off the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from soulwatch.tsdb.model import Labels, Matcher, Series
+
+
+@runtime_checkable
+class Appender(Protocol):
+    """A batch of samples, made visible to readers on :meth:`commit`."""
+
+    def append(self, labels: Labels, t_ms: int, value: float) -> None:
+        """Add one sample (``value`` may be the staleness marker)."""
+        ...
+
+    def commit(self) -> None:
+        """Make the batch durable (per the storage's guarantee) and visible."""
+        ...
+
+    def rollback(self) -> None:
+        """Discard the batch."""
+        ...
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """Append samples; select series by label matchers over a time range."""
+
+    def appender(self) -> Appender:
+        """A new appender for one batch (one scrape, one rule evaluation)."""
+        ...
+
+    def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> Iterator[Series]:
+        """Series matching every matcher with their samples in ``[mint_ms, maxt_ms]``.
+
+        Series with no sample in the range are not returned. Order is by labels.
+        """
+        ...
+
+    def series(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> list[Labels]:
+        """Label sets of the series matching ``matchers`` that have samples in the range."""
+        ...
+
+    def label_names(
+        self,
+        matchers: Sequence[Matcher] = (),
+        mint_ms: int | None = None,
+        maxt_ms: int | None = None,
+    ) -> list[str]:
+        """Sorted label names, of the series matching ``matchers`` if any are given."""
+        ...
+
+    def label_values(
+        self,
+        name: str,
+        matchers: Sequence[Matcher] = (),
+        mint_ms: int | None = None,
+        maxt_ms: int | None = None,
+    ) -> list[str]:
+        """Sorted values of label ``name``, of the series matching ``matchers`` if given."""
+        ...
