@@ -1,0 +1,82 @@
+"""PromQL result values and the query-engine interface.
+
+A query returns one of :class:`Scalar`, :class:`Vector` (a list of
+:class:`Sample`), :class:`Matrix` (a list of :class:`~soulwatch.tsdb.Series`)
+or :class:`String`, wrapped in a :class:`QueryResult` together with the
+annotations (warnings and infos) Prometheus would attach.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from soulwatch.promql.ast import Expr
+from soulwatch.tsdb.model import Labels, Series
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One element of an instant vector."""
+
+    labels: Labels
+    t_ms: int
+    value: float
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """A scalar result at time ``t_ms``."""
+
+    t_ms: int
+    value: float
+
+
+@dataclass(frozen=True)
+class String:
+    """A string result at time ``t_ms``."""
+
+    t_ms: int
+    value: str
+
+
+Vector = list[Sample]
+Matrix = list[Series]
+Value = Scalar | String | Vector | Matrix
+
+
+@dataclass
+class QueryResult:
+    """A query's value plus Prometheus-style annotations."""
+
+    value: Value
+    warnings: list[str] = field(default_factory=list)
+    infos: list[str] = field(default_factory=list)
+
+    @property
+    def result_type(self) -> str:
+        """``scalar``, ``string``, ``vector`` or ``matrix`` as the HTTP API names them."""
+        if isinstance(self.value, Scalar):
+            return "scalar"
+        if isinstance(self.value, String):
+            return "string"
+        if self.value and isinstance(self.value[0], Series):
+            return "matrix"
+        return "vector"
+
+
+@runtime_checkable
+class QueryEngine(Protocol):
+    """Instant and range queries. Times are milliseconds since the epoch.
+
+    Raises :class:`~soulwatch.exceptions.ParseError` for a syntax error and
+    :class:`~soulwatch.exceptions.QueryError` subclasses for runtime failures.
+    """
+
+    def instant(self, query: str | Expr, t_ms: int) -> QueryResult:
+        """Evaluate ``query`` at one instant."""
+        ...
+
+    def range(self, query: str | Expr, start_ms: int, end_ms: int, step_ms: int) -> QueryResult:
+        """Evaluate ``query`` at every step from ``start_ms`` to ``end_ms``; returns a matrix."""
+        ...
