@@ -226,14 +226,17 @@ class ChunkStore:
             raise StorageError(f"{self.path}: cannot delete series: {exc}") from exc
 
     def size(self) -> int:
-        """Bytes in use: live pages of the database plus its SQLite WAL file."""
+        """Bytes of live database pages.
+
+        SQLite's own ``-wal`` file is left out: it is scratch space that the
+        automatic checkpoint keeps to about 4 MiB, and deleting chunks cannot
+        shrink it, so counting it would make size retention chase a fixed cost.
+        """
         conn = self._reader()
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         free = conn.execute("PRAGMA freelist_count").fetchone()[0]
-        wal = self.path.with_name(self.path.name + "-wal")
-        wal_bytes = wal.stat().st_size if wal.exists() else 0
-        return int((pages - free) * page_size + wal_bytes)
+        return int((pages - free) * page_size)
 
     def checkpoint(self) -> None:
         """Fold SQLite's own WAL file back into the database and truncate it."""

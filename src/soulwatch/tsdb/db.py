@@ -166,7 +166,9 @@ class TSDB:
         try:
             self._store = ChunkStore(root / "chunks.sqlite", busy_timeout=config.busy_timeout)
             self._wal = WriteAheadLog(
-                root / "wal", fsync_interval=config.wal_fsync_interval, monotonic=time.monotonic
+                root / "wal",
+                fsync_interval=config.wal_fsync_interval,
+                monotonic=self.clock.monotonic,
             )
         except BaseException:
             os.close(self._lock_fd)
@@ -230,6 +232,9 @@ class TSDB:
                     samples += 1
         self._wal.open_segment()
         self._mark_segment(self._wal.segment - 1)
+        # Series recreated from old WAL records whose samples were all past retention.
+        self._unpersisted = [s for s in self._unpersisted if s.has_data()]
+        self._store.delete_series([s.id for s in self._forget_dead(cutoff)])
         self._stats.head_series = len(self._index)
         return ReplayReport(
             segments=stats.segments,
@@ -482,9 +487,6 @@ class TSDB:
         maxt_ms: int | None = None,
     ) -> list[str]:
         """Sorted label names of the series with data (matching ``matchers`` if given)."""
-        if not matchers and mint_ms is None and maxt_ms is None:
-            with self._lock:
-                return self._index.label_names()
         return sorted({n for lbls in self._label_sets(matchers, mint_ms, maxt_ms) for n, _ in lbls})
 
     def label_values(
@@ -495,9 +497,6 @@ class TSDB:
         maxt_ms: int | None = None,
     ) -> list[str]:
         """Sorted values of label ``name`` (of series matching ``matchers`` if given)."""
-        if not matchers and mint_ms is None and maxt_ms is None:
-            with self._lock:
-                return self._index.label_values(name)
         values = {lbls.get(name) for lbls in self._label_sets(matchers, mint_ms, maxt_ms)}
         values.discard("")
         return sorted(values)
@@ -539,7 +538,7 @@ class TSDB:
             if wal.segment_bytes and (
                 force
                 or wal.segment_bytes >= cfg.wal_segment_max_bytes
-                or time.monotonic() - wal.segment_opened >= cfg.wal_segment_max_age
+                or self.clock.monotonic() - wal.segment_opened >= cfg.wal_segment_max_age
             ):
                 closed = wal.segment
                 wal.open_segment()
@@ -619,23 +618,27 @@ class TSDB:
                 if found is not None:
                     head_first = found.ts[0] if found.ts else NO_TIME
                     found.first_t = firsts.get(sid, head_first)
-            unpersisted = {s.id for s in self._unpersisted}
-            dead = [
-                s
-                for s in self._index.all()
-                if not s.ts
-                and s.first_t == NO_TIME
-                and s.last_t < cutoff
-                and s.id not in unpersisted
-            ]
-            if dead:
-                self._index.remove(dead)
-                self._generation += 1
+            dead = self._forget_dead(cutoff)
             self._stats.retention_chunks_deleted += deleted
             self._stats.series_removed += len(dead)
             self._stats.head_series = len(self._index)
         self._store.delete_series([s.id for s in dead])
         return deleted, dropped, len(dead)
+
+    def _forget_dead(self, cutoff: int) -> list[HeadSeries]:
+        # Series with no sample left and none written within retention. (A
+        # series emptied by size retention but written recently is kept, so its
+        # newest timestamp still guards against out-of-order samples.)
+        unpersisted = {s.id for s in self._unpersisted}
+        dead = [
+            s
+            for s in self._index.all()
+            if not s.ts and s.first_t == NO_TIME and s.last_t < cutoff and s.id not in unpersisted
+        ]
+        if dead:
+            self._index.remove(dead)
+            self._generation += 1
+        return dead
 
     def _truncate_wal(self) -> int:
         deleted = 0
@@ -660,7 +663,7 @@ class TSDB:
             self._stats.wal_fsyncs = self._wal.fsyncs
 
     def size_bytes(self) -> int:
-        """Bytes on disk: live SQLite pages, SQLite's WAL file and the WAL segments."""
+        """Bytes on disk that retention counts: live SQLite pages and the WAL segments."""
         return self._store.size() + self._wal.size()
 
     def checkpoint(self) -> None:
