@@ -253,12 +253,13 @@ class ScrapeTarget:
                 counts.series_added += 1
             cur.add(labels)
             if ts is not None and honor_ts:
+                # series with their own timestamps get no staleness markers (as in Prometheus)
+                explicit.add(labels)
                 last = last_explicit.get(labels)
                 if last is not None and ts <= last:
                     status.out_of_order_dropped += 1
                     continue
                 last_explicit[labels] = ts
-                explicit.add(labels)
                 append(labels, ts, value)
             else:
                 append(labels, t_ms, value)
