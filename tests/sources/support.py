@@ -65,6 +65,24 @@ def metrics_app(**paths: Exposition) -> Starlette:
     return Starlette(routes=[Route(f"/{name}", endpoint(e)) for name, e in paths.items()])
 
 
+class HttpOnly:
+    """An HTTP-only ASGI app (prometheus_client's) made to answer uvicorn's lifespan."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        await self.app(scope, receive, send)
+
+
 async def eventually(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
     """Poll ``predicate`` on the event loop (real time, bounded) until it is truthy."""
     deadline = time.monotonic() + timeout
