@@ -145,3 +145,35 @@ scrape_configs:
         "http://127.0.0.1:9115/probe?module=http_2xx&target=https%3A%2F%2Fsoulcaster.dev%2Fhealth"
     )
     assert dict(labels) == {"job": "blackbox", "instance": "https://soulcaster.dev/health"}
+
+
+def test_prometheus_3_keys_load_and_scrape_protocols_set_the_accept_header() -> None:
+    text = """
+global:
+  scrape_interval: 15s
+  scrape_protocols: [PrometheusText0.0.4, OpenMetricsText1.0.0]
+  rule_query_offset: 10s
+scrape_configs:
+  - job_name: a
+    enable_compression: false
+    fallback_scrape_protocol: PrometheusText0.0.4
+    http_headers:
+      X-Tenant: {values: [soulcaster]}
+    static_configs: [{targets: ["127.0.0.1:1"]}]
+  - job_name: b
+    scrape_protocols: [OpenMetricsText1.0.0]
+"""
+    a, b = load_prometheus_config(text).resolved_scrape_configs()
+    assert a.accept == (
+        "text/plain;version=0.0.4,application/openmetrics-text;version=1.0.0;q=0.75,*/*;q=0.1"
+    )
+    assert b.accept == "application/openmetrics-text;version=1.0.0,*/*;q=0.1"
+    assert a.header_values() == {"X-Tenant": "soulcaster"}
+    with pytest.raises(ConfigError, match="'PrometheusProto' is not supported"):
+        load_prometheus_config(
+            "scrape_configs:\n  - job_name: x\n    scrape_protocols: [PrometheusProto]\n"
+        )
+    with pytest.raises(ConfigError, match="scrape_native_histograms"):
+        load_prometheus_config(
+            "scrape_configs:\n  - job_name: x\n    scrape_native_histograms: true\n"
+        )

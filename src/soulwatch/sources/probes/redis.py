@@ -40,8 +40,8 @@ class RedisProber:
     async def probe(self, target: str, result: ProbeResult) -> None:
         """Connect, PING, INFO, disconnect."""
         try:
-            import redis.asyncio as aioredis  # noqa: PLC0415 - optional extra
-            from redis.exceptions import RedisError  # noqa: PLC0415
+            import redis.asyncio as aioredis  # lazily: redis is an optional extra
+            from redis.exceptions import RedisError
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise MissingExtraError("redis", "redis") from exc
         kwargs: dict[str, Any] = {}

@@ -24,12 +24,6 @@ _OM_TYPES = frozenset(
 )
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
 
-#: The Accept header Prometheus 2.x sends: OpenMetrics preferred, text format next.
-ACCEPT_HEADER = (
-    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
-    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
-)
-
 
 class Format(Enum):
     """The exposition formats soulwatch reads."""
@@ -38,10 +32,14 @@ class Format(Enum):
     OPENMETRICS = "application/openmetrics-text"
 
 
-def format_of(content_type: str | None) -> Format:
-    """The format a ``Content-Type`` announces; the text format when unknown, as in Prometheus."""
+def format_of(content_type: str | None, fallback: Format = Format.TEXT) -> Format:
+    """The format a ``Content-Type`` announces; ``fallback`` when missing or unknown."""
     media = (content_type or "").split(";", 1)[0].strip().lower()
-    return Format.OPENMETRICS if media == Format.OPENMETRICS.value else Format.TEXT
+    if media == Format.OPENMETRICS.value:
+        return Format.OPENMETRICS
+    if media == Format.TEXT.value:
+        return Format.TEXT
+    return fallback
 
 
 class ExpositionError(ValueError):

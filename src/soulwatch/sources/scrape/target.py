@@ -30,7 +30,6 @@ from soulwatch.clock import Clock
 from soulwatch.sources.base import Health, SourceStatus
 from soulwatch.sources.scrape.config import DEFAULT_BODY_SIZE_LIMIT, ScrapeConfig
 from soulwatch.sources.scrape.parse import (
-    ACCEPT_HEADER,
     ExpositionError,
     Format,
     decode_body,
@@ -108,9 +107,14 @@ class ScrapeTarget:
         self._target_pairs = [(n, v) for n, v in labels if n != METRIC_NAME]
         self._target_names = {n for n, _ in self._target_pairs}
         self._body_limit = config.body_size_limit or DEFAULT_BODY_SIZE_LIMIT
+        fallback = config.fallback_scrape_protocol or "PrometheusText0.0.4"
+        self._fallback_format = (
+            Format.OPENMETRICS if fallback.startswith("OpenMetrics") else Format.TEXT
+        )
+        self._track_explicit = config.track_timestamps_staleness
         self._headers = {
-            "Accept": ACCEPT_HEADER,
-            "Accept-Encoding": "gzip",
+            "Accept": config.accept,
+            "Accept-Encoding": "gzip" if config.enable_compression else "identity",
             "User-Agent": f"soulwatch/{__version__}",
             "X-Prometheus-Scrape-Timeout-Seconds": f"{config.timeout:g}",
             **(headers or {}),
@@ -179,7 +183,9 @@ class ScrapeTarget:
                     # stop reading: the connection is closed, the rest is never transferred
                     raise _ScrapeFailure(f"body size limit exceeded (more than {limit} bytes)")
                 chunks.append(chunk)
-            return b"".join(chunks), format_of(resp.headers.get("content-type"))
+            return b"".join(chunks), format_of(
+                resp.headers.get("content-type"), self._fallback_format
+            )
 
     def _store(self, t_ms: int, start: float, body: bytes | None, fmt: Format, error: str) -> None:
         counts = _Counts()
@@ -253,8 +259,10 @@ class ScrapeTarget:
                 counts.series_added += 1
             cur.add(labels)
             if ts is not None and honor_ts:
-                # series with their own timestamps get no staleness markers (as in Prometheus)
-                explicit.add(labels)
+                # series with their own timestamps get no staleness markers (as in
+                # Prometheus), unless track_timestamps_staleness asks for them
+                if not self._track_explicit:
+                    explicit.add(labels)
                 last = last_explicit.get(labels)
                 if last is not None and ts <= last:
                     status.out_of_order_dropped += 1
