@@ -9,6 +9,7 @@ of an HTTPS endpoint that no longer answers) gets a staleness marker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -16,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from soulwatch.clock import Clock
+from soulwatch.exceptions import StorageError
 from soulwatch.sources.base import Health, SourceStatus
 from soulwatch.tsdb.model import STALE_NAN, Labels
-from soulwatch.tsdb.storage import Storage
+from soulwatch.tsdb.storage import Appender, Storage
 
 Timer = Callable[[], float]
 
@@ -54,6 +56,13 @@ class Prober(Protocol):
     async def close(self) -> None:
         """Release clients."""
         ...
+
+
+def _append_quietly(app: Appender, labels: Labels, t_ms: int, value: float) -> None:
+    # a sample the storage refuses (a series limit, a clock gone back) must not stop the
+    # other samples of the probe; the storage counts its own rejections
+    with contextlib.suppress(StorageError):
+        app.append(labels, t_ms, value)
 
 
 class ProbeSource:
@@ -129,9 +138,9 @@ class ProbeSource:
         with self._lock:
             app = self._storage.appender()
             for labels, value in samples.items():
-                app.append(labels, t_ms, value)
+                _append_quietly(app, labels, t_ms, value)
             for gone in self._prev - samples.keys():
-                app.append(gone, t_ms, STALE_NAN)
+                _append_quietly(app, gone, t_ms, STALE_NAN)
             app.commit()
         self._prev = set(samples)
         self._last_t_ms = t_ms
@@ -143,7 +152,7 @@ class ProbeSource:
             with self._lock:
                 app = self._storage.appender()
                 for labels in self._prev:
-                    app.append(labels, t_ms, STALE_NAN)
+                    _append_quietly(app, labels, t_ms, STALE_NAN)
                 app.commit()
             self._prev = set()
         await self.prober.close()

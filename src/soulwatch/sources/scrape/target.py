@@ -27,6 +27,7 @@ import httpx
 
 from soulwatch import __version__
 from soulwatch.clock import Clock
+from soulwatch.exceptions import SeriesLimitError, StorageError
 from soulwatch.sources.base import Health, SourceStatus
 from soulwatch.sources.scrape.config import DEFAULT_BODY_SIZE_LIMIT, ScrapeConfig
 from soulwatch.sources.scrape.parse import (
@@ -61,6 +62,16 @@ class TargetStatus(SourceStatus):
     duplicates_dropped: int = 0
     out_of_order_dropped: int = 0
     series_rejected: int = 0
+    samples_rejected: int = 0
+
+
+def _append_quietly(app: Appender, labels: Labels, t_ms: int, value: float) -> bool:
+    """Append a marker or report sample; False if the storage refused it (never fatal)."""
+    try:
+        app.append(labels, t_ms, value)
+    except StorageError:
+        return False
+    return True
 
 
 class _ScrapeFailure(Exception):
@@ -201,7 +212,7 @@ class ScrapeTarget:
                     counts = _Counts(scraped=counts.scraped)
             if error:
                 for labels in self._prev:
-                    app.append(labels, t_ms, STALE_NAN)
+                    _append_quietly(app, labels, t_ms, STALE_NAN)
                 self._prev = set()
             duration = self._clock.monotonic() - start
             up = 0.0 if error else 1.0
@@ -212,7 +223,7 @@ class ScrapeTarget:
                 ("scrape_samples_post_metric_relabeling", float(counts.post_relabel)),
                 ("scrape_series_added", float(counts.series_added)),
             ):
-                app.append(self._report_labels[name], t_ms, value)
+                _append_quietly(app, self._report_labels[name], t_ms, value)
             app.commit()
         self._last_t_ms = t_ms
         status = self._status
@@ -268,12 +279,20 @@ class ScrapeTarget:
                     status.out_of_order_dropped += 1
                     continue
                 last_explicit[labels] = ts
-                append(labels, ts, value)
+                t = ts
             else:
-                append(labels, t_ms, value)
+                t = t_ms
+            try:
+                append(labels, t, value)
+            except SeriesLimitError:
+                status.series_rejected += 1
+            except StorageError:
+                # out of order, or a different value at a stored timestamp: dropped, as in
+                # Prometheus, and the rest of the scrape goes on
+                status.samples_rejected += 1
         tracked = cur - explicit if explicit else cur
         for gone in self._prev - tracked:
-            append(gone, t_ms, STALE_NAN)
+            _append_quietly(app, gone, t_ms, STALE_NAN)
         self._prev = tracked
         self._prev_all = cur
         if explicit and len(last_explicit) > 2 * len(explicit) + 1024:
@@ -329,9 +348,7 @@ class ScrapeTarget:
         t_ms = max(int(self._clock.time() * 1000), self._last_t_ms + 1)
         with self._lock:
             app = self._storage.appender()
-            for labels in self._prev:
-                app.append(labels, t_ms, STALE_NAN)
-            for labels in self._report_labels.values():
-                app.append(labels, t_ms, STALE_NAN)
+            for labels in self._prev | set(self._report_labels.values()):
+                _append_quietly(app, labels, t_ms, STALE_NAN)
             app.commit()
         self._prev = set()
