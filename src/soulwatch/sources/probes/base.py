@@ -18,7 +18,7 @@ from typing import Protocol, runtime_checkable
 
 from soulwatch.clock import Clock
 from soulwatch.exceptions import StorageError
-from soulwatch.sources.base import Health, SourceStatus
+from soulwatch.sources.base import Health, SourceStatus, open_appender
 from soulwatch.tsdb.model import STALE_NAN, Labels
 from soulwatch.tsdb.storage import Appender, Storage
 
@@ -136,7 +136,7 @@ class ProbeSource:
 
     def _write(self, t_ms: int, samples: dict[Labels, float]) -> None:
         with self._lock:
-            app = self._storage.appender()
+            app = open_appender(self._storage, self.key)
             for labels, value in samples.items():
                 _append_quietly(app, labels, t_ms, value)
             for gone in self._prev - samples.keys():
@@ -150,7 +150,7 @@ class ProbeSource:
         if self._last_t_ms is not None and self._prev:
             t_ms = max(int(self._clock.time() * 1000), self._last_t_ms + 1)
             with self._lock:
-                app = self._storage.appender()
+                app = open_appender(self._storage, self.key)
                 for labels in self._prev:
                     _append_quietly(app, labels, t_ms, STALE_NAN)
                 app.commit()

@@ -28,7 +28,7 @@ import httpx
 from soulwatch import __version__
 from soulwatch.clock import Clock
 from soulwatch.exceptions import SeriesLimitError, StorageError
-from soulwatch.sources.base import Health, SourceStatus
+from soulwatch.sources.base import Health, SourceStatus, open_appender
 from soulwatch.sources.scrape.config import DEFAULT_BODY_SIZE_LIMIT, ScrapeConfig
 from soulwatch.sources.scrape.parse import (
     ExpositionError,
@@ -201,30 +201,32 @@ class ScrapeTarget:
     def _store(self, t_ms: int, start: float, body: bytes | None, fmt: Format, error: str) -> None:
         counts = _Counts()
         with self._lock:
-            app = self._storage.appender()
+            app = open_appender(self._storage, self.key)
             if body is not None and not error:
                 try:
                     counts = self._append_body(app, body, fmt, t_ms)
                 except (ExpositionError, _ScrapeFailure) as exc:
                     app.rollback()
-                    app = self._storage.appender()
                     error = str(exc)
-                    counts = _Counts(scraped=counts.scraped)
             if error:
                 for labels in self._prev:
                     _append_quietly(app, labels, t_ms, STALE_NAN)
                 self._prev = set()
             duration = self._clock.monotonic() - start
-            up = 0.0 if error else 1.0
+            report = open_appender(self._storage, self.key)
             for name, value in (
-                ("up", up),
+                ("up", 0.0 if error else 1.0),
                 ("scrape_duration_seconds", duration),
                 ("scrape_samples_scraped", float(counts.scraped)),
                 ("scrape_samples_post_metric_relabeling", float(counts.post_relabel)),
                 ("scrape_series_added", float(counts.series_added)),
             ):
-                _append_quietly(app, self._report_labels[name], t_ms, value)
+                _append_quietly(report, self._report_labels[name], t_ms, value)
+            # the report first: a series limit never crowds out the target's own `up`
+            report.commit()
             app.commit()
+            # a storage may refuse samples only at commit (another writer came first)
+            self._status.samples_rejected += len(getattr(app, "rejected", ()) or ())
         self._last_t_ms = t_ms
         status = self._status
         status.health = Health.DOWN if error else Health.UP
@@ -347,7 +349,7 @@ class ScrapeTarget:
             return
         t_ms = max(int(self._clock.time() * 1000), self._last_t_ms + 1)
         with self._lock:
-            app = self._storage.appender()
+            app = open_appender(self._storage, self.key)
             for labels in self._prev | set(self._report_labels.values()):
                 _append_quietly(app, labels, t_ms, STALE_NAN)
             app.commit()
