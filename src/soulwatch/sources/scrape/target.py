@@ -42,7 +42,6 @@ from soulwatch.sources.scrape.relabel import Relabeler
 from soulwatch.tsdb.model import METRIC_NAME, STALE_NAN, Labels
 from soulwatch.tsdb.storage import Appender, Storage
 
-_MISS = object()
 REPORT_METRICS = (
     "up",
     "scrape_duration_seconds",
@@ -76,6 +75,18 @@ def _append_quietly(app: Appender, labels: Labels, t_ms: int, value: float) -> b
 
 class _ScrapeFailure(Exception):
     """A scrape failed; the message is what the status shows."""
+
+
+class _Entry:
+    """One series of the target: its stored labels and what the last scrapes saw of it."""
+
+    __slots__ = ("explicit", "labels", "last_ts", "seen")
+
+    def __init__(self, labels: Labels | None) -> None:
+        self.labels = labels  # None: dropped by metric_relabel_configs
+        self.seen = -1  # the last successful scrape that exposed it (none yet)
+        self.last_ts: int | None = None  # its last own timestamp (honor_timestamps)
+        self.explicit = False  # exposed with its own timestamp: no staleness markers
 
 
 @dataclass
@@ -130,11 +141,13 @@ class ScrapeTarget:
             "X-Prometheus-Scrape-Timeout-Seconds": f"{config.timeout:g}",
             **(headers or {}),
         }
-        # series text -> final labels (None: dropped by relabeling); only validated texts
-        self._cache: dict[str, Labels | None] = {}
-        self._prev: set[Labels] = set()  # series of the last successful scrape, for staleness
-        self._prev_all: set[Labels] = set()  # every series of the last scrape, for series_added
-        self._last_explicit: dict[Labels, int] = {}
+        # series text -> its entry (None: dropped by relabeling); only validated texts.
+        # Per-sample bookkeeping works on entries, so no label set is hashed per sample.
+        self._cache: dict[str, _Entry] = {}
+        self._last_count = 0
+        self._by_labels: dict[Labels, _Entry] = {}
+        self._scrape = 1  # number of the current successful scrape
+        self._prev: list[_Entry] = []  # series of the last scrape that get staleness markers
         self._report_labels = {name: labels.with_(__name__=name) for name in REPORT_METRICS}
         self._status = TargetStatus(url=url, labels=labels.to_dict())
         self._last_t_ms: int | None = None
@@ -209,9 +222,10 @@ class ScrapeTarget:
                     app.rollback()
                     error = str(exc)
             if error:
-                for labels in self._prev:
-                    _append_quietly(app, labels, t_ms, STALE_NAN)
-                self._prev = set()
+                for entry in self._prev:
+                    if entry.labels is not None:
+                        _append_quietly(app, entry.labels, t_ms, STALE_NAN)
+                self._prev = []
             duration = self._clock.monotonic() - start
             report = open_appender(self._storage, self.key)
             for name, value in (
@@ -239,50 +253,51 @@ class ScrapeTarget:
     def _append_body(self, app: Appender, body: bytes, fmt: Format, t_ms: int) -> _Counts:
         append = app.append
         text = decode_body(body)
+        scrape = self._scrape
+        if len(self._cache) > 2 * self._last_count + 1024:
+            self._forget(scrape - 1)
         cache = self._cache
-        if len(cache) > 2 * len(self._prev_all) + 1024:
-            cache.clear()  # bounded: texts of series long gone are forgotten
         honor_ts = self.config.honor_timestamps
+        track_explicit = self._track_explicit
         sample_limit = self.config.sample_limit
         series_limit = self.config.series_limit
-        prev_all = self._prev_all
-        last_explicit = self._last_explicit
-        cur: set[Labels] = set()
-        explicit: set[Labels] = set()
-        counts = _Counts()
+        cur: list[_Entry] = []
+        add_cur = cur.append
+        scraped = post_relabel = series_added = 0
         status = self._status
         for key, value, ts, lineno in samples(text, fmt, cache):
-            counts.scraped += 1
-            labels = cache.get(key, _MISS)
-            if labels is _MISS:
-                labels = cache[key] = self._labels_for(key, lineno)
-            if labels is None:
+            scraped += 1
+            entry = cache.get(key)
+            if entry is None:
+                entry = cache[key] = self._entry_for(key, lineno)
+            labels = entry.labels
+            if labels is None:  # dropped by metric_relabel_configs
+                entry.seen = scrape
                 continue
-            assert isinstance(labels, Labels)
-            counts.post_relabel += 1
-            if sample_limit and counts.post_relabel > sample_limit:
+            post_relabel += 1
+            if sample_limit and post_relabel > sample_limit:
                 raise _ScrapeFailure(f"sample limit exceeded (limit {sample_limit})")
-            if labels in cur:
+            if entry.seen == scrape:
                 status.duplicates_dropped += 1
                 continue
-            if labels not in prev_all:
+            if entry.seen != scrape - 1:
                 if series_limit and len(cur) >= series_limit:
                     status.series_rejected += 1
                     continue
-                counts.series_added += 1
-            cur.add(labels)
+                series_added += 1
+            entry.seen = scrape
+            add_cur(entry)
             if ts is not None and honor_ts:
                 # series with their own timestamps get no staleness markers (as in
                 # Prometheus), unless track_timestamps_staleness asks for them
-                if not self._track_explicit:
-                    explicit.add(labels)
-                last = last_explicit.get(labels)
-                if last is not None and ts <= last:
+                entry.explicit = not track_explicit
+                if entry.last_ts is not None and ts <= entry.last_ts:
                     status.out_of_order_dropped += 1
                     continue
-                last_explicit[labels] = ts
+                entry.last_ts = ts
                 t = ts
             else:
+                entry.explicit = False
                 t = t_ms
             try:
                 append(labels, t, value)
@@ -292,14 +307,28 @@ class ScrapeTarget:
                 # out of order, or a different value at a stored timestamp: dropped, as in
                 # Prometheus, and the rest of the scrape goes on
                 status.samples_rejected += 1
-        tracked = cur - explicit if explicit else cur
-        for gone in self._prev - tracked:
-            _append_quietly(app, gone, t_ms, STALE_NAN)
-        self._prev = tracked
-        self._prev_all = cur
-        if explicit and len(last_explicit) > 2 * len(explicit) + 1024:
-            self._last_explicit = {k: v for k, v in last_explicit.items() if k in explicit}
-        return counts
+        for gone in self._prev:
+            if gone.seen != scrape and gone.labels is not None:
+                _append_quietly(app, gone.labels, t_ms, STALE_NAN)
+        self._prev = [e for e in cur if not e.explicit]
+        self._scrape = scrape + 1
+        self._last_count = scraped
+        return _Counts(scraped, post_relabel, series_added)
+
+    def _forget(self, oldest: int) -> None:
+        """Drop cache entries of series not seen since scrape ``oldest`` (bounds memory)."""
+        self._cache = {k: e for k, e in self._cache.items() if e.seen >= oldest}
+        self._by_labels = {k: e for k, e in self._by_labels.items() if e.seen >= oldest}
+
+    def _entry_for(self, key: str, lineno: int) -> _Entry:
+        """The entry of a new series text; texts meaning the same series share one."""
+        labels = self._labels_for(key, lineno)
+        if labels is None:
+            return _Entry(None)
+        entry = self._by_labels.get(labels)
+        if entry is None:
+            entry = self._by_labels[labels] = _Entry(labels)
+        return entry
 
     def _labels_for(self, key: str, lineno: int) -> Labels | None:
         """The stored labels of a series text: target labels merged, relabeled, limits checked."""
@@ -350,7 +379,9 @@ class ScrapeTarget:
         t_ms = max(int(self._clock.time() * 1000), self._last_t_ms + 1)
         with self._lock:
             app = open_appender(self._storage, self.key)
-            for labels in self._prev | set(self._report_labels.values()):
+            for labels in [e.labels for e in self._prev if e.labels is not None] + list(
+                self._report_labels.values()
+            ):
                 _append_quietly(app, labels, t_ms, STALE_NAN)
             app.commit()
-        self._prev = set()
+        self._prev = []
