@@ -51,7 +51,7 @@ def build_app(registry: CollectorRegistry | None = None, **settings: Any) -> Fas
         background_done.clear()
 
         async def slow() -> None:
-            await asyncio.sleep(3)
+            await asyncio.sleep(1.5)
             background_done.set()
 
         tasks.add_task(slow)
