@@ -82,7 +82,7 @@ def stdvar_values(values: list[float]) -> float:
 def _min(values: list[float]) -> float:
     out = values[0]
     for v in values[1:]:
-        if out > v or out != out:
+        if out > v or math.isnan(out):
             out = v
     return out
 
@@ -90,7 +90,7 @@ def _min(values: list[float]) -> float:
 def _max(values: list[float]) -> float:
     out = values[0]
     for v in values[1:]:
-        if out < v or out != out:
+        if out < v or math.isnan(out):
             out = v
     return out
 
@@ -107,7 +107,7 @@ def _stddev(values: list[float]) -> float:
 
 def nan_first_key(v: float) -> tuple[bool, float]:
     """Sort key ordering NaN before every number, as Prometheus's value heap does."""
-    return (v == v, v)
+    return (not math.isnan(v), v)
 
 
 def quantile(q: float, values: list[float]) -> float:
@@ -161,7 +161,8 @@ def evaluate(ev: Evaluator, node: AggregateExpr, ts: list[int]) -> StepValue:
     if op in SIMPLE:
         return _simple(SIMPLE[op], groups, n)
     if op == "quantile":
-        assert isinstance(param, ScalarSteps) and node.param is not None
+        assert isinstance(param, ScalarSteps)
+        assert node.param is not None
         qs = param.vals
         for q in qs:
             if not 0 <= q <= 1:
@@ -185,7 +186,8 @@ def evaluate(ev: Evaluator, node: AggregateExpr, ts: list[int]) -> StepValue:
         assert isinstance(param, ScalarSteps)
         return _select_k(op, param.vals, groups, n)
     if op == "limit_ratio":
-        assert isinstance(param, ScalarSteps) and node.param is not None
+        assert isinstance(param, ScalarSteps)
+        assert node.param is not None
         return _limit_ratio(ev, param.vals, groups, n, _pos(node.param))
     raise QueryError(f"unknown aggregation {op!r}")
 
@@ -235,8 +237,8 @@ def _simple(
 
 
 def _count_values(label: str, groups: dict[Labels, list[StepSeries]], n: int) -> list[StepSeries]:
-    if not label or not _valid_label_name(label):
-        raise EvaluationError(f"invalid label name {_go_quote(label)}")
+    if not label or not valid_label_name(label):
+        raise EvaluationError(f"invalid label name {go_quote(label)}")
     out: dict[Labels, StepSeries] = {}
     for labels, members in groups.items():
         for i in range(n):
@@ -255,7 +257,10 @@ def _count_values(label: str, groups: dict[Labels, list[StepSeries]], n: int) ->
     return list(out.values())
 
 
-def _valid_label_name(name: str) -> bool:
+def valid_label_name(name: str) -> bool:
+    """A label name is any non-empty valid UTF-8 string (Prometheus 3)."""
+    if not name:
+        return False
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
@@ -263,7 +268,8 @@ def _valid_label_name(name: str) -> bool:
     return True
 
 
-def _go_quote(text: str) -> str:
+def go_quote(text: str) -> str:
+    """Quote as Go's ``%q``, showing bytes that were not UTF-8 as ``\\xNN``."""
     out = []
     for ch in text:
         code = ord(ch)
@@ -326,19 +332,22 @@ def _limit_ratio(
     ev: Evaluator, params: list[float], groups: dict[Labels, list[StepSeries]], n: int, pos: int
 ) -> list[StepSeries]:
     ratios = []
-    for r in params:
-        if math.isnan(r):
+    for given in params:
+        if math.isnan(given):
             raise EvaluationError("Ratio value is NaN")
-        if not -1 <= r <= 1:
-            ev.annotations.warn(f"ratio value should be between -1 and 1, got {format_g(r)}", pos)
-            r = max(-1.0, min(1.0, r))
-        ratios.append(r)
+        if not -1 <= given <= 1:
+            ev.annotations.warn(
+                f"ratio value should be between -1 and 1, got {format_g(given)}", pos
+            )
+        ratios.append(max(-1.0, min(1.0, given)))
     out = []
     for members in groups.values():
         for s in members:
             offset = _ratio_offset(s.labels)
             vals: list[float | None] = [
-                v if v is not None and ((r >= 0 and offset < r) or (r < 0 and offset >= 1 + r)) else None
+                v
+                if v is not None and ((r >= 0 and offset < r) or (r < 0 and offset >= 1 + r))
+                else None
                 for v, r in zip(s.vals, ratios, strict=True)
             ]
             if any(v is not None for v in vals):

@@ -52,7 +52,7 @@ def _pow(x: float, y: float) -> float:
 
 def _div(x: float, y: float) -> float:
     if y == 0.0:
-        if x == 0.0 or x != x:
+        if x == 0.0 or math.isnan(x):
             return math.nan
         return math.copysign(math.inf, x) * math.copysign(1.0, y)
     return x / y
@@ -114,7 +114,9 @@ def _scalar_scalar(op: str, lhs: ScalarSteps, rhs: ScalarSteps, return_bool: boo
         c = COMPARE_FUNCS[op]
         if not return_bool:
             raise QueryError("comparisons between scalars must use BOOL modifier")
-        return ScalarSteps([1.0 if c(a, b) else 0.0 for a, b in zip(lhs.vals, rhs.vals, strict=True)])
+        return ScalarSteps(
+            [1.0 if c(a, b) else 0.0 for a, b in zip(lhs.vals, rhs.vals, strict=True)]
+        )
     raise QueryError(f'set operator "{op}" not allowed in binary scalar expression')
 
 
@@ -202,9 +204,7 @@ def _set_op(
             if not keep_if_present:
                 out.append(s)
             continue
-        vals = [
-            v if p == keep_if_present else None for v, p in zip(s.vals, present, strict=True)
-        ]
+        vals = [v if p == keep_if_present else None for v, p in zip(s.vals, present, strict=True)]
         if any(v is not None for v in vals):
             out.append(StepSeries(s.labels, vals, s.drop_name))
     return out

@@ -36,6 +36,7 @@ from soulwatch.promql.ast import (
     ValueType,
     VectorSelector,
 )
+from soulwatch.promql.parser import parse
 from soulwatch.promql.stepvec import (
     Annotations,
     RangeSeries,
@@ -91,14 +92,14 @@ class Engine:
         self.default_subquery_step_ms = default_subquery_step_ms
 
     def instant(self, query: str | Expr, t_ms: int) -> QueryResult:
-        """Evaluate ``query`` at ``t_ms``: a vector, scalar, string, or a matrix for a range selector."""
+        """Evaluate ``query`` at ``t_ms``: a vector, scalar, string, or matrix (range selector)."""
         expr, text = _parse(query)
         ev = Evaluator(self, text, t_ms, t_ms, 0)
         value = ev.eval(expr, [t_ms])
         return ev.result(_to_instant(value, t_ms))
 
     def range(self, query: str | Expr, start_ms: int, end_ms: int, step_ms: int) -> QueryResult:
-        """Evaluate ``query`` at every step from ``start_ms`` to ``end_ms``; the result is a matrix."""
+        """Evaluate ``query`` at every step from ``start_ms`` to ``end_ms``; returns a matrix."""
         if step_ms <= 0:
             raise QueryError(
                 "zero or negative query resolution step widths are not accepted. "
@@ -119,7 +120,8 @@ class Engine:
         if isinstance(value, StringValue | RangeValue):
             kind = "string" if isinstance(value, StringValue) else "range vector"
             raise QueryError(
-                f'invalid expression type "{kind}" for range query, must be Scalar or instant Vector'
+                f'invalid expression type "{kind}" for range query, '
+                "must be Scalar or instant Vector"
             )
         return ev.result(_to_matrix(value, ts), value_type=ValueType.MATRIX)
 
@@ -127,8 +129,6 @@ class Engine:
 def _parse(query: str | Expr) -> tuple[Expr, str]:
     if isinstance(query, Expr):
         return query, ""
-    from soulwatch.promql.parser import parse  # the parser imports nothing of the engine
-
     return parse(query), query
 
 
@@ -150,9 +150,7 @@ def _to_instant(value: StepValue, t_ms: int) -> Scalar | String | Vector | Matri
 
 def finalize_range(series: list[RangeSeries]) -> list[RangeSeries]:
     """Drop flagged ``__name__`` labels of a range vector; duplicate label sets are an error."""
-    out = [
-        RangeSeries(s.labels.without_name(), s.ts, s.vals) if s.drop_name else s for s in series
-    ]
+    out = [RangeSeries(s.labels.without_name(), s.ts, s.vals) if s.drop_name else s for s in series]
     if len({s.labels for s in out}) != len(out):
         raise EvaluationError("vector cannot contain metrics with the same labelset")
     return out
@@ -238,9 +236,7 @@ class Evaluator:
             return RangeValue(self.matrix_at(node, ts[0]))
         if isinstance(node, SubqueryExpr):
             series, _ = self.subquery(node, [ts[0]])
-            return RangeValue(
-                [RangeSeries(s.labels, s.ts, s.vals, s.drop_name) for s in series]
-            )
+            return RangeValue([RangeSeries(s.labels, s.ts, s.vals, s.drop_name) for s in series])
         if isinstance(node, UnaryExpr):
             return self._unary(node, ts)
         if isinstance(node, BinaryExpr):
@@ -260,8 +256,7 @@ class Evaluator:
         if not isinstance(value, list):
             raise QueryError("unary minus needs a scalar or an instant vector")
         return [
-            StepSeries(s.labels, [None if v is None else -v for v in s.vals], True)
-            for s in value
+            StepSeries(s.labels, [None if v is None else -v for v in s.vals], True) for s in value
         ]
 
     def at_time(self, at: At) -> int:
@@ -308,7 +303,7 @@ class Evaluator:
                 if i >= 0 and st[i] > t - lookback:
                     lo = i
                     v = sv[i]
-                    if v != v and is_stale_nan(v):
+                    if math.isnan(v) and is_stale_nan(v):
                         vals.append(None)
                     else:
                         vals.append(st[i] / 1000.0 if timestamps else v)
@@ -323,12 +318,12 @@ class Evaluator:
         return out
 
     def load_range(self, vs: VectorSelector, range_ms: int, ends: list[int]) -> list[RangeSeries]:
-        """Samples of the selector over every window ``(end - range, end]``, staleness markers removed."""
+        """The selector's samples for windows ``(end - range, end]``, minus staleness markers."""
         out: list[RangeSeries] = []
         for s in self.select(vs.matchers, min(ends) - range_ms + 1, max(ends)):
             st, sv = s.timestamps, s.values
             total = sum(sv)
-            if total != total:  # only a series holding a NaN can hold a marker
+            if math.isnan(total):  # only a series holding a NaN can hold a marker
                 pairs = [(t, v) for t, v in zip(st, sv, strict=True) if not is_stale_nan(v)]
                 st = [t for t, _ in pairs]
                 sv = [v for _, v in pairs]

@@ -8,6 +8,7 @@ walks the windows.
 from __future__ import annotations
 
 import calendar
+import functools
 import math
 import re
 from bisect import bisect_right
@@ -17,9 +18,9 @@ from typing import TYPE_CHECKING
 
 from soulwatch.exceptions import EvaluationError, QueryError
 from soulwatch.promql import histograms
-from soulwatch.promql.aggregations import format_g
+from soulwatch.promql.aggregations import format_g, go_quote, valid_label_name
 from soulwatch.promql.ast import Call, Expr, MatrixSelector, ParenExpr, SubqueryExpr, VectorSelector
-from soulwatch.promql.rangefuncs import RANGE_FUNCTIONS, RangeFunction
+from soulwatch.promql.rangefuncs import RANGE_FUNCTIONS, RangeFunction, Window
 from soulwatch.promql.stepvec import (
     RangeSeries,
     ScalarSteps,
@@ -101,16 +102,21 @@ def _range_call(ev: Evaluator, node: Call, rf: RangeFunction, ts: list[int]) -> 
                     f"quantile value should be between 0 and 1, got {format_g(q)}",
                     _pos(node.args[0]),
                 )
-    series, ends, range_ms, invariant = _range_input(ev, node.args[rf.matrix_arg], ts)
+    series, ends, range_ms, pinned = _range_input(ev, node.args[rf.matrix_arg], ts)
+    # With @ every step sees the same window; only predict_linear still
+    # depends on the step time (Prometheus's @-unsafe functions).
+    invariant = pinned and node.func != "predict_linear"
     fn = rf.fn
     n = len(ts)
     steps = 1 if invariant else n
     step_params = [tuple(p[k] for p in params) for k in range(steps)]
+    w = Window()
     out: list[StepSeries] = []
     for count, s in enumerate(series):
         if count % 512 == 0:
             ev.check_time()
-        st, sv = s.ts, s.vals
+        st = w.st = s.ts
+        w.sv = s.vals
         vals: list[float | None] = []
         found = False
         for k in range(steps):
@@ -121,7 +127,15 @@ def _range_call(ev: Evaluator, node: Call, rf: RangeFunction, ts: list[int]) -> 
             if lo >= hi:
                 vals.append(None)
                 continue
-            v = fn(st, sv, lo, hi, start, end, ts[k], step_params[k])
+            w.lo, w.hi, w.start, w.end, w.step_t, w.params = (
+                lo,
+                hi,
+                start,
+                end,
+                ts[k],
+                step_params[k],
+            )
+            v = fn(w)
             if v is not None:
                 found = True
             vals.append(v)
@@ -208,7 +222,9 @@ def _map(
     ]
 
 
-def _guard(fn: Callable[[float], float], on_error: Callable[[float], float]) -> Callable[[float], float]:
+def _guard(
+    fn: Callable[[float], float], on_error: Callable[[float], float]
+) -> Callable[[float], float]:
     def call(x: float) -> float:
         try:
             return fn(x)
@@ -227,7 +243,7 @@ def _log_error(x: float) -> float:
 
 
 def _overflow_sign(x: float) -> float:
-    if x != x:
+    if math.isnan(x):
         return math.nan
     return math.copysign(math.inf, x)
 
@@ -317,7 +333,7 @@ def _clamp_between(
         for v, lo, hi in zip(s.vals, lows, highs, strict=True):
             if v is None or hi < lo:
                 vals.append(None)
-            elif v != v or lo != lo or hi != hi:
+            elif math.isnan(v) or math.isnan(lo) or math.isnan(hi):
                 vals.append(math.nan)
             else:
                 vals.append(max(lo, min(hi, v)))
@@ -446,7 +462,7 @@ def _sort_by_value(descending: bool) -> _Handler:
         def key(s: StepSeries) -> tuple[bool, float]:
             v = s.vals[0]
             assert v is not None
-            return (v != v, -v if descending else v)
+            return (math.isnan(v), -v if descending else v)
 
         return sorted((s for s in vec if s.vals[0] is not None), key=key)
 
@@ -458,11 +474,40 @@ def _sort_by_label(descending: bool) -> _Handler:
         _sort_warning(ev, node)
         vec = _vector_arg(ev, node, 0, ts)
         names = [_string_arg(ev, node, i, ts) for i in range(1, len(node.args))]
-        return sorted(
-            vec, key=lambda s: ([s.labels.get(n) for n in names], s.labels), reverse=descending
-        )
+
+        def compare(a: StepSeries, b: StepSeries) -> int:
+            for name in names:
+                x, y = a.labels.get(name), b.labels.get(name)
+                if x != y:
+                    return -1 if natural_less(x, y) else 1
+            return (a.labels > b.labels) - (a.labels < b.labels)
+
+        return sorted(vec, key=functools.cmp_to_key(compare), reverse=descending)
 
     return handler
+
+
+_CHUNK = re.compile(r"\d+|\D+")
+
+
+def natural_less(a: str, b: str) -> bool:
+    """Natural ordering (``cpu2`` before ``cpu10``), as Prometheus's sort_by_label."""
+    xs: list[str] = _CHUNK.findall(a)
+    ys: list[str] = _CHUNK.findall(b)
+    for i, x in enumerate(xs):
+        if i >= len(ys):
+            return False
+        y = ys[i]
+        if x.isdigit() and y.isdigit():
+            if int(x) != int(y):
+                return int(x) < int(y)
+        elif x != y:
+            return x < y
+        if i == len(xs) - 1:
+            return True
+        if i == len(ys) - 1:
+            return False
+    return False
 
 
 # -- labels -----------------------------------------------------------------------
@@ -479,14 +524,11 @@ def expand_template(template: str, match: re.Match[str]) -> str:
         ref = m.group(2) if m.group(2) is not None else m.group(3)
         try:
             value = match.group(int(ref) if ref.isdigit() else ref)
-        except (IndexError, error_types):
+        except (IndexError, KeyError, re.error):
             return ""
         return value or ""
 
     return _TEMPLATE.sub(group, template)
-
-
-error_types = (re.error, KeyError)
 
 
 def _label_replace(ev: Evaluator, node: Call, ts: list[int]) -> StepValue:
@@ -496,8 +538,8 @@ def _label_replace(ev: Evaluator, node: Call, ts: list[int]) -> StepValue:
         regex = re.compile(f"(?s:{pattern})\\Z")
     except re.error as exc:
         raise EvaluationError(f"invalid regular expression in label_replace(): {pattern}") from exc
-    if not dst:
-        raise EvaluationError(f'invalid destination label name in label_replace(): "{dst}"')
+    if not valid_label_name(dst):
+        raise EvaluationError(f"invalid destination label name in label_replace(): {go_quote(dst)}")
     out = []
     for s in vec:
         m = regex.match(s.labels.get(src))
@@ -515,8 +557,8 @@ def _label_join(ev: Evaluator, node: Call, ts: list[int]) -> StepValue:
     dst = _string_arg(ev, node, 1, ts)
     sep = _string_arg(ev, node, 2, ts)
     srcs = [_string_arg(ev, node, i, ts) for i in range(3, len(node.args))]
-    if not dst:
-        raise EvaluationError(f'invalid destination label name in label_join(): "{dst}"')
+    if not valid_label_name(dst):
+        raise EvaluationError(f"invalid destination label name in label_join(): {go_quote(dst)}")
     out = []
     for s in vec:
         value = sep.join(s.labels.get(name) for name in srcs)
@@ -574,14 +616,14 @@ _HANDLERS: dict[str, _Handler] = {
     "label_join": _label_join,
     "histogram_quantile": _histogram_quantile,
     "histogram_fraction": _histogram_fraction,
-    **{
-        name: _native_only
-        for name in (
+    **dict.fromkeys(
+        (
             "histogram_count",
             "histogram_sum",
             "histogram_avg",
             "histogram_stddev",
             "histogram_stdvar",
-        )
-    },
+        ),
+        _native_only,
+    ),
 }

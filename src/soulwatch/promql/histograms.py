@@ -98,6 +98,13 @@ def bucket_quantile(q: float, buckets: list[Bucket]) -> tuple[float, bool]:
     return start + (end - start) * (rank / count), forced
 
 
+def _interpolate(v: float, rank: float, low: float, up: float, count: float) -> float:
+    # Observations in an open-ended bucket are assumed to sit at its finite bound.
+    if math.isinf(low) or math.isinf(up):
+        return rank if math.isinf(up) else count
+    return rank + (count - rank) * (v - low) / (up - low)
+
+
 def bucket_fraction(lower: float, upper: float, buckets: list[Bucket]) -> float:
     """The estimated fraction of observations between ``lower`` and ``upper``."""
     prepared = _prepare(buckets)
@@ -115,11 +122,6 @@ def bucket_fraction(lower: float, upper: float, buckets: list[Bucket]) -> float:
     for i, (bound, count) in enumerate(merged):
         low_bound = merged[i - 1][0] if i > 0 else (0.0 if bound > 0 else -math.inf)
 
-        def interpolate(v: float, low: float = low_bound, up: float = bound, c: float = count) -> float:
-            if math.isinf(low) or math.isinf(up):
-                return rank if math.isinf(up) else c
-            return rank + (c - rank) * (v - low) / (up - low)
-
         if not lower_set and low_bound >= lower:
             lower_rank, lower_set = rank, True
         if not upper_set and low_bound >= upper:
@@ -127,9 +129,9 @@ def bucket_fraction(lower: float, upper: float, buckets: list[Bucket]) -> float:
         if lower_set and upper_set:
             break
         if not lower_set and low_bound < lower < bound:
-            lower_rank, lower_set = interpolate(lower), True
+            lower_rank, lower_set = _interpolate(lower, rank, low_bound, bound, count), True
         if not upper_set and low_bound < upper < bound:
-            upper_rank, upper_set = interpolate(upper), True
+            upper_rank, upper_set = _interpolate(upper, rank, low_bound, bound, count), True
         if lower_set and upper_set:
             break
         rank = count

@@ -16,16 +16,31 @@ from soulwatch.exceptions import EvaluationError
 from soulwatch.promql.aggregations import avg_values, quantile, stdvar_values, sum_values
 from soulwatch.promql.stepvec import kahan_inc
 
-#: ``fn(st, sv, lo, hi, start, end, step_t, params) -> value``
-WindowFunc = Callable[
-    [Sequence[int], Sequence[float], int, int, int, int, int, tuple[float, ...]], float | None
-]
-
-
-_T = Sequence[int]
-_V = Sequence[float]
-_P = tuple[float, ...]
 _R = float | None
+
+
+class Window:
+    """One series' samples and the index window ``[lo, hi)`` of one step.
+
+    The engine reuses one instance per call and only moves its fields, so a
+    range query does not allocate per step.
+    """
+
+    __slots__ = ("end", "hi", "lo", "params", "st", "start", "step_t", "sv")
+
+    def __init__(self) -> None:
+        self.st: Sequence[int] = ()
+        self.sv: Sequence[float] = ()
+        self.lo = 0
+        self.hi = 0
+        self.start = 0
+        self.end = 0
+        self.step_t = 0
+        self.params: tuple[float, ...] = ()
+
+
+#: ``fn(window) -> value`` (``None``: no sample at this step)
+WindowFunc = Callable[[Window], float | None]
 
 
 @dataclass(frozen=True)
@@ -39,16 +54,12 @@ class RangeFunction:
 
 
 def _extrapolated(
-    st: Sequence[int],
-    sv: Sequence[float],
-    lo: int,
-    hi: int,
-    start: int,
-    end: int,
+    w: Window,
     *,
     is_counter: bool,
     is_rate: bool,
 ) -> float | None:
+    st, sv, lo, hi, start, end = w.st, w.sv, w.lo, w.hi, w.start, w.end
     if hi - lo < 2:
         return None
     first = sv[lo]
@@ -72,8 +83,7 @@ def _extrapolated(
     if is_counter and result > 0 and first >= 0:
         # A counter does not go below zero: stop at where it would have been 0.
         to_zero = sampled * (first / result)
-        if to_zero < to_start:
-            to_start = to_zero
+        to_start = min(to_start, to_zero)
     if to_end >= threshold:
         to_end = average / 2
     factor = (sampled + to_start + to_end) / sampled
@@ -82,16 +92,16 @@ def _extrapolated(
     return result * factor
 
 
-def _rate(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
-    return _extrapolated(st, sv, lo, hi, start, end, is_counter=True, is_rate=True)
+def _rate(w: Window) -> _R:
+    return _extrapolated(w, is_counter=True, is_rate=True)
 
 
-def _increase(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
-    return _extrapolated(st, sv, lo, hi, start, end, is_counter=True, is_rate=False)
+def _increase(w: Window) -> _R:
+    return _extrapolated(w, is_counter=True, is_rate=False)
 
 
-def _delta(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
-    return _extrapolated(st, sv, lo, hi, start, end, is_counter=False, is_rate=False)
+def _delta(w: Window) -> _R:
+    return _extrapolated(w, is_counter=False, is_rate=False)
 
 
 def _instant(
@@ -109,11 +119,13 @@ def _instant(
     return result
 
 
-def _irate(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
+def _irate(w: Window) -> _R:
+    st, sv, lo, hi = w.st, w.sv, w.lo, w.hi
     return _instant(st, sv, lo, hi, is_rate=True)
 
 
-def _idelta(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
+def _idelta(w: Window) -> _R:
+    st, sv, lo, hi = w.st, w.sv, w.lo, w.hi
     return _instant(st, sv, lo, hi, is_rate=False)
 
 
@@ -150,20 +162,23 @@ def linear_regression(
     return slope, intercept
 
 
-def _deriv(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
+def _deriv(w: Window) -> _R:
+    st, sv, lo, hi = w.st, w.sv, w.lo, w.hi
     if hi - lo < 2:
         return None
     return linear_regression(st, sv, lo, hi, st[lo])[0]
 
 
-def _predict_linear(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
+def _predict_linear(w: Window) -> _R:
+    st, sv, lo, hi = w.st, w.sv, w.lo, w.hi
     if hi - lo < 2:
         return None
-    slope, intercept = linear_regression(st, sv, lo, hi, t)
-    return slope * p[0] + intercept
+    slope, intercept = linear_regression(st, sv, lo, hi, w.step_t)
+    return slope * w.params[0] + intercept
 
 
-def _resets(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
+def _resets(w: Window) -> _R:
+    sv, lo, hi = w.sv, w.lo, w.hi
     count = 0
     prev = sv[lo]
     for k in range(lo + 1, hi):
@@ -174,12 +189,13 @@ def _resets(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _
     return float(count)
 
 
-def _changes(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
+def _changes(w: Window) -> _R:
+    sv, lo, hi = w.sv, w.lo, w.hi
     count = 0
     prev = sv[lo]
     for k in range(lo + 1, hi):
         v = sv[k]
-        if not (v == prev or (v != v and prev != prev)):
+        if not (v == prev or (math.isnan(v) and math.isnan(prev))):
             count += 1
         prev = v
     return float(count)
@@ -189,90 +205,107 @@ def _values(sv: Sequence[float], lo: int, hi: int) -> list[float]:
     return list(sv[lo:hi])
 
 
-def _avg_over_time(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
+def _avg_over_time(w: Window) -> _R:
+    sv, lo, hi = w.sv, w.lo, w.hi
     return avg_values(_values(sv, lo, hi))
 
 
-def _sum_over_time(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
+def _sum_over_time(w: Window) -> _R:
+    sv, lo, hi = w.sv, w.lo, w.hi
     return sum_values(_values(sv, lo, hi))
 
 
-def _min_over_time(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
+def _min_over_time(w: Window) -> _R:
+    sv, lo, hi = w.sv, w.lo, w.hi
     out = sv[lo]
     for k in range(lo + 1, hi):
         v = sv[k]
-        if out > v or out != out:
+        if out > v or math.isnan(out):
             out = v
     return out
 
 
-def _max_over_time(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
+def _max_over_time(w: Window) -> _R:
+    sv, lo, hi = w.sv, w.lo, w.hi
     out = sv[lo]
     for k in range(lo + 1, hi):
         v = sv[k]
-        if out < v or out != out:
+        if out < v or math.isnan(out):
             out = v
     return out
 
 
-def _count_over_time(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
+def _count_over_time(w: Window) -> _R:
+    lo, hi = w.lo, w.hi
     return float(hi - lo)
 
 
-def _last_over_time(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
+def _last_over_time(w: Window) -> _R:
+    sv, hi = w.sv, w.hi
     return sv[hi - 1]
 
 
-def _first_over_time(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
+def _first_over_time(w: Window) -> _R:
+    sv, lo = w.sv, w.lo
     return sv[lo]
 
 
-def _ts_of_last(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
+def _ts_of_last(w: Window) -> _R:
+    st, hi = w.st, w.hi
     return st[hi - 1] / 1000
 
 
-def _ts_of_first(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
+def _ts_of_first(w: Window) -> _R:
+    st, lo = w.st, w.lo
     return st[lo] / 1000
 
 
 def _ts_of_extreme(pick_max: bool) -> WindowFunc:
-    def fn(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
+    def fn(w: Window) -> _R:
+        st, sv, lo, hi = w.st, w.sv, w.lo, w.hi
         best = sv[lo]
         best_t = st[lo]
         for k in range(lo + 1, hi):
             v = sv[k]
             better = v >= best if pick_max else v <= best
-            if better or best != best:
+            if better or math.isnan(best):
                 best, best_t = v, st[k]
         return best_t / 1000
 
     return fn
 
 
-def _present_over_time(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
+def _present_over_time(w: Window) -> _R:
     return 1.0
 
 
-def _stdvar_over_time(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
+def _stdvar_over_time(w: Window) -> _R:
+    sv, lo, hi = w.sv, w.lo, w.hi
     return stdvar_values(_values(sv, lo, hi))
 
 
-def _stddev_over_time(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
+def _stddev_over_time(w: Window) -> _R:
+    sv, lo, hi = w.sv, w.lo, w.hi
     return math.sqrt(stdvar_values(_values(sv, lo, hi)))
 
 
-def _quantile_over_time(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
-    return quantile(p[0], _values(sv, lo, hi))
+def _quantile_over_time(w: Window) -> _R:
+    sv, lo, hi = w.sv, w.lo, w.hi
+    return quantile(w.params[0], _values(sv, lo, hi))
 
 
-def _mad_over_time(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
+def _mad_over_time(w: Window) -> _R:
+    sv, lo, hi = w.sv, w.lo, w.hi
     values = _values(sv, lo, hi)
+    if any(math.isnan(v) for v in values):
+        return math.nan
     median = quantile(0.5, values)
     return quantile(0.5, [abs(v - median) for v in values])
 
 
-def _double_exponential_smoothing(st: _T, sv: _V, lo: int, hi: int, start: int, end: int, t: int, p: _P) -> _R:
-    sf, tf = p
+def _double_exponential_smoothing(w: Window) -> _R:
+    sv, lo, hi = w.sv, w.lo, w.hi
+    sf, tf = w.params
     if not 0 < sf < 1:
         raise EvaluationError(f"invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:f}")
     if not 0 < tf < 1:

@@ -119,9 +119,7 @@ def finalize_names(series: list[StepSeries]) -> list[StepSeries]:
     """Drop ``__name__`` from flagged series, then merge equal label sets."""
     if not any(s.drop_name for s in series):
         return series
-    out = [
-        StepSeries(s.labels.without_name(), s.vals) if s.drop_name else s for s in series
-    ]
+    out = [StepSeries(s.labels.without_name(), s.vals) if s.drop_name else s for s in series]
     return merge_same_labels(out)
 
 
