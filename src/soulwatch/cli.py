@@ -9,13 +9,13 @@ exit code (0 ok, 1 a check failed, 2 a usage or input error).
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from soulwatch import __version__
 from soulwatch.exceptions import SoulwatchError
+from soulwatch.promql.engine import Engine
 from soulwatch.promql.promqltest import Outcome, run_file
 
 Command = Callable[[argparse.Namespace], int]
@@ -55,8 +55,6 @@ def _cmd_version(args: argparse.Namespace) -> int:
 
 
 def _cmd_promql_test(args: argparse.Namespace) -> int:
-    # Imported by name: the engine lives on its own branch until merged.
-    engine_class = importlib.import_module("soulwatch.promql.engine").Engine
 
     any_failed = False
     for name in args.files:
@@ -64,7 +62,7 @@ def _cmd_promql_test(args: argparse.Namespace) -> int:
         if not path.is_file():
             print(f"soulwatch: error: {name}: no such file", file=sys.stderr)
             return 2
-        report = run_file(path, engine_class)
+        report = run_file(path, Engine)
         print(
             f"{name}: {report.passed} passed, {report.failed} failed, "
             f"{report.unsupported} unsupported"

@@ -203,12 +203,12 @@ class _Parser:
             op = self.binary_op()
             if op is None or _PRECEDENCE[op] < min_prec:
                 return lhs
-            op_token = self.advance()
+            self.advance()
             modifiers = self.binary_modifiers(op)
             # '^' is right-associative: its right side may hold another '^'.
             next_min = _PRECEDENCE[op] + (0 if op == "^" else 1)
             rhs = self.expression(next_min)
-            lhs = self.check_binary(op, lhs, rhs, modifiers, op_token.pos)
+            lhs = self.check_binary(op, lhs, rhs, modifiers, _start(lhs))
 
     def unary(self) -> Expr:
         token = self.tok
