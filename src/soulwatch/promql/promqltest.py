@@ -45,13 +45,6 @@ EPSILON = 1e-6
 #: Experimental Prometheus functions that soulwatch does not implement.
 UNSUPPORTED_FUNCTIONS: dict[str, str] = {
     "info": "info()",
-    "double_exponential_smoothing": "experimental function",
-    "mad_over_time": "experimental function",
-    "first_over_time": "experimental function",
-    "ts_of_first_over_time": "experimental function",
-    "ts_of_last_over_time": "experimental function",
-    "ts_of_max_over_time": "experimental function",
-    "ts_of_min_over_time": "experimental function",
     "histogram_avg": "native histograms",
     "histogram_count": "native histograms",
     "histogram_sum": "native histograms",
