@@ -44,7 +44,8 @@ def test_almost_equal_uses_prometheus_relative_tolerance(a: float, b: float, equ
     [
         ("sum(rate(x[5m]))", None),
         ("info(up)", "info()"),
-        ("mad_over_time(x[5m])", "experimental function"),
+        ("mad_over_time(x[5m])", None),
+        ("histogram_count(x)", "native histograms"),
         ("x[step()]", "duration expressions"),
         ("x[5m + 1m]", "duration expressions"),
         ("vector(range())", "duration expressions"),

@@ -462,7 +462,7 @@ class _Parser:
             if self.is_punct(","):
                 self.advance()
                 if self.is_punct(")"):
-                    raise self.unexpected("in function call argument list", "expression")
+                    raise self.error("trailing commas not allowed in function call args")
             elif not self.is_punct(")"):
                 raise self.unexpected("in function call argument list", '"," or ")"')
         self.advance()
@@ -510,14 +510,14 @@ class _Parser:
             raise self.unexpected("in aggregation", '"("')
         self.advance()
         args: list[Expr] = []
-        while True:
-            if self.is_punct(")") and args:
-                break
+        if self.is_punct(")"):
+            raise self.error("no arguments for aggregate expression provided", op_token.pos)
+        while not self.is_punct(")"):
             args.append(self.expression(0))
             if self.is_punct(","):
                 self.advance()
                 if self.is_punct(")"):
-                    break  # a trailing comma is allowed
+                    raise self.error("trailing commas not allowed in function call args")
             elif not self.is_punct(")"):
                 raise self.unexpected("in aggregation", '"," or ")"')
         self.advance()

@@ -15,7 +15,7 @@ Prometheus, again with ``@ <t>`` pinned on every selector at other times.
 Unsupported means the case needs a feature outside soulwatch's scope,
 detected explicitly (see :data:`UNSUPPORTED_FUNCTIONS` and
 :func:`unsupported_reason`): native histograms, ``info()``, duration
-expressions, ``fill`` modifiers and experimental functions.
+expressions and ``fill`` modifiers.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ EngineFactory = Callable[[Storage], QueryEngine]
 #: Relative tolerance for float comparison, as in Prometheus's runner.
 EPSILON = 1e-6
 
-#: Experimental Prometheus functions that soulwatch does not implement.
+#: Functions out of scope, with the category a case using them is counted in.
 UNSUPPORTED_FUNCTIONS: dict[str, str] = {
     "info": "info()",
     "histogram_avg": "native histograms",
