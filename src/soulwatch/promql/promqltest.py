@@ -28,14 +28,34 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
-from soulwatch.exceptions import ConfigError, ParseError, SoulwatchError
+from soulwatch.exceptions import ParseError, SoulwatchError
 from soulwatch.promql import ast
-from soulwatch.promql.lexer import TokenKind, tokenize
-from soulwatch.promql.parser import parse, parse_duration
+from soulwatch.promql.parser import parse
+from soulwatch.promql.testscript import (
+    ClearCommand,
+    EvalCommand,
+    LoadCommand,
+    Point,
+    parse_script,
+)
 from soulwatch.promql.values import QueryEngine, QueryResult, Sample, Scalar, String
 from soulwatch.tsdb.memory import MemoryStorage
-from soulwatch.tsdb.model import STALE_NAN, Labels, Series, matches_all
+from soulwatch.tsdb.model import Labels, Series, matches_all
 from soulwatch.tsdb.storage import Storage
+
+__all__ = [
+    "EPSILON",
+    "UNSUPPORTED_FUNCTIONS",
+    "CaseResult",
+    "EngineFactory",
+    "FileReport",
+    "Outcome",
+    "almost_equal",
+    "parse_script",
+    "run_file",
+    "run_script",
+    "unsupported_reason",
+]
 
 EngineFactory = Callable[[Storage], QueryEngine]
 
@@ -65,23 +85,6 @@ _DURATION_FUNCTIONS = re.compile(r"\b(?:step|range|min_of|max_of)\s*\(")
 _BARE_START_END = re.compile(r"(?<![@\s])\s*\b(?:start|end)\s*\(\s*\)")
 _FILL = re.compile(r"\bfill(?:_left|_right)?\s*\(")
 _STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
-_EVAL = re.compile(
-    r"^eval(?:_(?P<mod>fail|warn|ordered|info))?\s+"
-    r"(?:instant\s+(?:at\s+(?P<at>\S+))?|"
-    r"range\s+from\s+(?P<start>\S+)\s+to\s+(?P<end>\S+)\s+step\s+(?P<step>\S+))"
-    r"\s+(?P<query>.+)$"
-)
-_EXPECT = re.compile(
-    r"^expect\s+(?P<kind>ordered|fail|warn|no_warn|info|no_info)"
-    r"(?:\s+(?P<how>regex|msg):(?P<text>.+))?$"
-)
-_EXPECT_RANGE = re.compile(r"^expect range vector\s+from\s+(\S+)\s+to\s+(\S+)\s+step\s+(\S+)$")
-_LOAD = re.compile(r"^load(?:_(with_nhcb))?\s+(\S+)$")
-_STEP_POINTS = re.compile(
-    r"^(?P<start>[-+]?(?:[0-9.]+(?:e[-+]?[0-9]+)?|inf|nan))"
-    r"(?:(?P<sign>[-+])(?P<delta>[0-9.]+(?:e[-+]?[0-9]+)?|inf|nan))?x(?P<times>[0-9]+)$",
-    re.IGNORECASE,
-)
 
 
 class Outcome(Enum):
@@ -136,76 +139,7 @@ class FileReport:
         return [case for case in self.cases if case.outcome is Outcome.FAILED]
 
 
-# -- script model -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Point:
-    """An expected or loaded point: a float, omitted (``_``) or a native histogram."""
-
-    value: float = 0.0
-    omitted: bool = False
-    histogram: bool = False
-
-
-@dataclass
-class _Load:
-    line: int
-    step_ms: int
-    series: list[tuple[Labels, list[_Point]]]
-    nhcb: bool = False
-
-
-@dataclass
-class _Clear:
-    line: int
-
-
-@dataclass
-class _Expect:
-    kind: str
-    message: str | None = None
-    pattern: re.Pattern[str] | None = None
-
-    def matches(self, text: str) -> bool:
-        if self.pattern is not None:
-            return self.pattern.search(text) is not None
-        if self.message is not None:
-            return self.message == text
-        return True
-
-    def describe(self) -> str:
-        if self.pattern is not None:
-            return f"pattern {self.pattern.pattern!r}"
-        return f"message {self.message!r}"
-
-
-@dataclass
-class _Eval:
-    line: int
-    query: str
-    start_ms: int
-    end_ms: int = 0
-    step_ms: int = 0
-    is_range: bool = False
-    expects: list[_Expect] = field(default_factory=list)
-    expected: list[tuple[Labels | None, list[_Point], int]] = field(default_factory=list)
-    expected_string: str | None = None
-    range_vector: tuple[int, int, int] | None = None
-    histogram_expected: bool = False
-
-    def has(self, kind: str) -> bool:
-        return any(e.kind == kind for e in self.expects)
-
-    def of(self, kind: str) -> list[_Expect]:
-        return [e for e in self.expects if e.kind == kind]
-
-    @property
-    def expect_scalar(self) -> bool:
-        return bool(self.expected) and self.expected[0][0] is None
-
-
-_Command = _Load | _Clear | _Eval
+# -- running ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -215,308 +149,6 @@ class _Window:
     start_ms: int
     end_ms: int
     step_ms: int
-
-
-class _LineError(ValueError):
-    """A script error on a line other than the command's first."""
-
-    def __init__(self, message: str, line: int) -> None:
-        super().__init__(message)
-        self.line = line
-
-
-def parse_script(text: str, file: str = "<script>") -> list[_Command]:
-    """Parse a test script into its commands.
-
-    Raises :class:`~soulwatch.exceptions.ConfigError` naming the file and line
-    of a malformed command.
-    """
-    lines = [_strip_comment(raw) for raw in text.split("\n")]
-    commands: list[_Command] = []
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if not line:
-            i += 1
-            continue
-        word = line.split(None, 1)[0].lower()
-        try:
-            if word == "clear":
-                commands.append(_Clear(i + 1))
-                i += 1
-            elif word.startswith("load"):
-                i = _parse_load(lines, i, commands)
-            elif word.startswith("eval"):
-                i = _parse_eval(lines, i, commands)
-            else:
-                raise ValueError(f"invalid command {line!r}")
-        except _LineError as exc:
-            raise ConfigError(str(exc), file=file, line=exc.line) from None
-        except ValueError as exc:
-            raise ConfigError(str(exc), file=file, line=i + 1) from None
-    return commands
-
-
-def _strip_comment(raw: str) -> str:
-    line = raw.strip()
-    return "" if line.startswith("#") else line
-
-
-def _block(lines: list[str], start: int) -> Iterator[tuple[int, str]]:
-    """The non-empty lines after ``start`` up to the next empty line."""
-    j = start + 1
-    while j < len(lines) and lines[j]:
-        yield j, lines[j]
-        j += 1
-
-
-def _parse_load(lines: list[str], i: int, commands: list[_Command]) -> int:
-    match = _LOAD.match(lines[i])
-    if match is None:
-        raise ValueError("invalid load command (load[_with_nhcb] <step>)")
-    step_ms = _duration(match.group(2))
-    load = _Load(i + 1, step_ms, [], nhcb=match.group(1) is not None)
-    end = i
-    for end, text in _block(lines, i):
-        try:
-            load.series.append(_parse_series_line(text))
-        except ValueError as exc:
-            raise _LineError(str(exc), end + 1) from None
-    commands.append(load)
-    return end + 1
-
-
-def _parse_eval(lines: list[str], i: int, commands: list[_Command]) -> int:
-    match = _EVAL.match(lines[i])
-    if match is None:
-        raise ValueError(
-            "invalid evaluation command; expected 'eval instant at <time> <query>' "
-            "or 'eval range from <t0> to <t1> step <step> <query>'"
-        )
-    query = match.group("query")
-    if match.group("step") is not None:
-        cmd = _Eval(
-            i + 1,
-            query,
-            _duration(match.group("start")),
-            _duration(match.group("end")),
-            _duration(match.group("step")),
-            is_range=True,
-        )
-        if cmd.end_ms < cmd.start_ms:
-            raise ValueError("end timestamp is before start timestamp")
-    else:
-        cmd = _Eval(i + 1, query, _duration(match.group("at") or "0"))
-    mod = match.group("mod")
-    if mod is not None:
-        cmd.expects.append(_Expect(mod))
-    end = i
-    position = 0
-    for end, text in _block(lines, i):
-        range_match = _EXPECT_RANGE.match(text)
-        if range_match is not None:
-            cmd.range_vector = tuple(_duration(g) for g in range_match.groups())  # type: ignore[assignment]
-            continue
-        if text.startswith("expect string"):
-            cmd.expected_string = _go_unquote(text[len("expect string") :].strip())
-            continue
-        if text.split(" ")[0] == "expect":
-            expect = _EXPECT.match(text)
-            if expect is None:
-                raise _LineError(f"invalid expect statement {text!r}", end + 1)
-            cmd.expects.append(_make_expect(expect))
-            continue
-        if text.startswith(("expected_fail_message", "expected_fail_regexp")):
-            key, _, rest = text.partition(" ")
-            regex = key.endswith("regexp")
-            cmd.expects.append(
-                _Expect(
-                    "fail",
-                    None if regex else rest.strip(),
-                    re.compile(rest.strip()) if regex else None,
-                )
-            )
-            continue
-        number = _try_number(text)
-        if number is not None:
-            cmd.expected = [(None, [_Point(number)], 0)]
-            continue
-        position += 1
-        try:
-            labels, points = _parse_series_line(text)
-        except ValueError as exc:
-            raise _LineError(str(exc), end + 1) from None
-        cmd.histogram_expected |= any(p.histogram for p in points)
-        cmd.expected.append((labels, points, position))
-    commands.append(cmd)
-    return end + 1
-
-
-def _make_expect(match: re.Match[str]) -> _Expect:
-    kind = match.group("kind")
-    how, text = match.group("how"), match.group("text")
-    if how is None:
-        return _Expect(kind)
-    text = text.strip()
-    if how == "msg":
-        return _Expect(kind, message=text)
-    return _Expect(kind, pattern=re.compile(text))
-
-
-def _duration(text: str) -> int:
-    if text == "0":
-        return 0
-    return parse_duration(text)
-
-
-def _go_unquote(text: str) -> str:
-    tokens = tokenize(text)
-    if len(tokens) != 2 or tokens[0].kind is not TokenKind.STRING:
-        raise ValueError(f"expected a quoted string, got {text!r}")
-    return tokens[0].text
-
-
-def _try_number(text: str) -> float | None:
-    try:
-        return _parse_float(text)
-    except ValueError:
-        return None
-
-
-def _parse_float(text: str) -> float:
-    lower = text.lower()
-    if lower.lstrip("+-") in ("inf", "nan"):
-        return float(lower)
-    if lower.lstrip("+-").startswith("0x"):
-        sign = -1.0 if lower.startswith("-") else 1.0
-        return sign * int(lower.lstrip("+-"), 16)
-    if not re.fullmatch(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[-+]?[0-9]+)?", lower):
-        raise ValueError(f"invalid number {text!r}")
-    return float(lower)
-
-
-def _parse_series_line(text: str) -> tuple[Labels, list[_Point]]:
-    """``metric{a="b"} 1 2+3x4 _ stale {{...}}`` → labels and points."""
-    desc_end = _series_desc_end(text)
-    labels = _parse_labels(text[:desc_end])
-    return labels, _expand_points(text[desc_end:])
-
-
-def _series_desc_end(text: str) -> int:
-    brace = text.find("{")
-    space = re.search(r"\s", text)
-    if brace < 0 or (space is not None and space.start() < brace):
-        return space.start() if space is not None else len(text)
-    quote = ""
-    i = brace
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == "\\":
-                i += 1
-            elif ch == quote:
-                quote = ""
-        elif ch in "\"'`":
-            quote = ch
-        elif ch == "}":
-            return i + 1
-        i += 1
-    raise ValueError(f"unterminated label set in {text!r}")
-
-
-def _parse_labels(desc: str) -> Labels:
-    try:
-        tokens = tokenize(desc)
-    except ParseError as exc:
-        raise ValueError(f"invalid series {desc!r}: {exc.reason}") from None
-    pairs: dict[str, str] = {}
-    i = 0
-    if tokens[0].kind is TokenKind.IDENT:
-        pairs["__name__"] = tokens[0].text
-        i = 1
-    if tokens[i].kind is TokenKind.PUNCT and tokens[i].text == "{":
-        i += 1
-        while not (tokens[i].kind is TokenKind.PUNCT and tokens[i].text == "}"):
-            name_tok = tokens[i]
-            if name_tok.kind is TokenKind.STRING and tokens[i + 1].text in (",", "}"):
-                pairs["__name__"] = name_tok.text
-                i += 1
-            else:
-                eq, value = tokens[i + 1], tokens[i + 2]
-                if (
-                    name_tok.kind not in (TokenKind.IDENT, TokenKind.STRING)
-                    or eq.text != "="
-                    or value.kind is not TokenKind.STRING
-                ):
-                    raise ValueError(f"invalid series {desc!r}")
-                pairs[name_tok.text] = value.text
-                i += 3
-            if tokens[i].kind is TokenKind.PUNCT and tokens[i].text == ",":
-                i += 1
-        i += 1
-    if tokens[i].kind is not TokenKind.EOF:
-        raise ValueError(f"invalid series {desc!r}")
-    return Labels(sorted(pairs.items()))
-
-
-def _expand_points(text: str) -> list[_Point]:
-    points: list[_Point] = []
-    for item in _point_items(text):
-        if item.startswith("{{"):
-            times = 1
-            tail = item[item.rfind("}}") + 2 :]
-            if tail.startswith("x"):
-                times = int(tail[1:]) + 1
-            points.extend([_Point(histogram=True)] * times)
-        elif item == "_":
-            points.append(_Point(omitted=True))
-        elif item.startswith("_x"):
-            points.extend([_Point(omitted=True)] * int(item[2:]))
-        elif item == "stale":
-            points.append(_Point(STALE_NAN))
-        elif (match := _STEP_POINTS.match(item)) is not None:
-            value = _parse_float(match.group("start"))
-            delta = _parse_float(match.group("delta") or "0")
-            if match.group("sign") == "-":
-                delta = -delta
-            for _ in range(int(match.group("times")) + 1):
-                points.append(_Point(value))
-                value += delta
-        else:
-            points.append(_Point(_parse_float(item)))
-    return points
-
-
-def _point_items(text: str) -> Iterator[str]:
-    """Split on whitespace, keeping ``{{ ... }}xN`` histograms whole."""
-    i = 0
-    while i < len(text):
-        if text[i].isspace():
-            i += 1
-            continue
-        if text.startswith("{{", i):
-            end = text.find("}}", i)
-            if end < 0:
-                raise ValueError("unterminated native histogram")
-            j = end + 2
-            if text[j : j + 3] in ("+{{", "-{{"):  # {{a}}+{{b}}xN: an expanding histogram
-                end = text.find("}}", j)
-                if end < 0:
-                    raise ValueError("unterminated native histogram")
-                j = end + 2
-            while j < len(text) and not text[j].isspace():
-                j += 1
-            yield text[i:j]
-            i = j
-            continue
-        j = i
-        while j < len(text) and not text[j].isspace():
-            j += 1
-        yield text[i:j]
-        i = j
-
-
-# -- running ------------------------------------------------------------------
 
 
 class _CaseFailure(Exception):
@@ -545,17 +177,17 @@ def run_script(text: str, engine_factory: EngineFactory, *, file: str = "<script
     histogram_series: list[Labels] = []
     report = FileReport(file)
     for cmd in commands:
-        if isinstance(cmd, _Clear):
+        if isinstance(cmd, ClearCommand):
             storage.clear()
             histogram_series.clear()
-        elif isinstance(cmd, _Load):
+        elif isinstance(cmd, LoadCommand):
             histogram_series.extend(_load(storage, cmd))
         else:
             report.cases.append(_run_case(engine, cmd, file, histogram_series))
     return report
 
 
-def _load(storage: MemoryStorage, cmd: _Load) -> list[Labels]:
+def _load(storage: MemoryStorage, cmd: LoadCommand) -> list[Labels]:
     """Append a load block's float samples; return the series that hold native histograms."""
     histograms: list[Labels] = []
     for labels, points in cmd.series:
@@ -614,7 +246,7 @@ def _children(expr: ast.Expr) -> tuple[ast.Expr, ...]:
 
 
 def _run_case(
-    engine: QueryEngine, cmd: _Eval, file: str, histogram_series: list[Labels]
+    engine: QueryEngine, cmd: EvalCommand, file: str, histogram_series: list[Labels]
 ) -> CaseResult:
     reason = unsupported_reason(cmd.query, histogram_series)
     if reason is None and cmd.histogram_expected:
@@ -639,7 +271,9 @@ def _run_case(
     return CaseResult(file, cmd.line, cmd.query, Outcome.PASSED)
 
 
-def _execute(cmd: _Eval, run: Callable[[], QueryResult], mode: str = "") -> QueryResult | None:
+def _execute(
+    cmd: EvalCommand, run: Callable[[], QueryResult], mode: str = ""
+) -> QueryResult | None:
     """Run a query; ``None`` if it failed as the case expects."""
     try:
         result = run()
@@ -662,7 +296,7 @@ def _execute(cmd: _Eval, run: Callable[[], QueryResult], mode: str = "") -> Quer
     return result
 
 
-def _check_annotations(cmd: _Eval, result: QueryResult) -> None:
+def _check_annotations(cmd: EvalCommand, result: QueryResult) -> None:
     for kind, actual in (("warn", result.warnings), ("info", result.infos)):
         expects = cmd.of(kind)
         if expects:
@@ -682,14 +316,14 @@ def _check_annotations(cmd: _Eval, result: QueryResult) -> None:
             raise _CaseFailure(f"unexpected {kind} annotations", "none", "; ".join(actual))
 
 
-def _check_range(engine: QueryEngine, cmd: _Eval) -> None:
+def _check_range(engine: QueryEngine, cmd: EvalCommand) -> None:
     result = _execute(cmd, lambda: engine.range(cmd.query, cmd.start_ms, cmd.end_ms, cmd.step_ms))
     if result is None:
         return
     _compare(cmd, result, _Window(cmd.start_ms, cmd.end_ms, cmd.step_ms))
 
 
-def _check_instant(engine: QueryEngine, cmd: _Eval) -> None:
+def _check_instant(engine: QueryEngine, cmd: EvalCommand) -> None:
     result = _execute(cmd, lambda: engine.instant(cmd.query, cmd.start_ms))
     if result is None:
         return
@@ -773,7 +407,7 @@ def _check_sorted(result: QueryResult) -> None:
             )
 
 
-def _compare(cmd: _Eval, result: QueryResult, window: _Window, mode: str = "") -> None:
+def _compare(cmd: EvalCommand, result: QueryResult, window: _Window, mode: str = "") -> None:
     value = result.value
     if cmd.expected_string is not None:
         if not isinstance(value, String) or value.value != cmd.expected_string:
@@ -832,9 +466,9 @@ def _compare(cmd: _Eval, result: QueryResult, window: _Window, mode: str = "") -
 
 
 def _compare_matrix(
-    cmd: _Eval,
+    cmd: EvalCommand,
     result: QueryResult,
-    expected: dict[Labels, tuple[list[_Point], int]],
+    expected: dict[Labels, tuple[list[Point], int]],
     window: _Window,
     mode: str,
 ) -> None:
@@ -897,7 +531,7 @@ def _fmt(value: float) -> str:
     return repr(value) if value != int(value) or abs(value) >= 1e15 else str(int(value))
 
 
-def _show_expected(cmd: _Eval) -> str:
+def _show_expected(cmd: EvalCommand) -> str:
     if cmd.expected_string is not None:
         return repr(cmd.expected_string)
     if not cmd.expected:
