@@ -28,7 +28,7 @@ from soulwatch.promql.parser import parse
         ("foo{a!b}", 1, 6, "unexpected character after '!'"),
         ('"abc', 1, 1, "unterminated quoted string"),
         ('"a\\qb"', 1, 3, "unknown escape sequence"),
-        ("foo\n  + bar[5m]", 1, 1, "binary expression must contain only scalar and instant"),
+        ("foo\n  + bar[5m]", 2, 5, "binary expression must contain only scalar and instant"),
         ("x +\n  rate(y)", 2, 8, 'expected type range vector in call to function "rate"'),
         ("foo offset 5x", 1, 12, 'bad number or duration syntax: "5x"'),
         ("x[30m1h]", 1, 3, 'not a valid duration string: "30m1h"'),

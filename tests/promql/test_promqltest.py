@@ -118,7 +118,7 @@ eval instant at 0 "hello"
   expect string "hello"
 
 eval instant at 0 1 > 2
-  expect fail msg: 1:1: parse error: comparisons between scalars must use BOOL modifier
+  expect fail msg: 1:3: parse error: comparisons between scalars must use BOOL modifier
 
 eval_fail instant at 0 sum(rate(x))
 
