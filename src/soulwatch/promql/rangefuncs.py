@@ -9,6 +9,7 @@ slices keeps a range query from copying every window.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -64,7 +65,8 @@ def _extrapolated(
         return None
     first = sv[lo]
     result = sv[hi - 1] - first
-    if is_counter:
+    if is_counter and any(map(operator.lt, sv[lo + 1 : hi], sv[lo : hi - 1])):
+        # A counter reset: add back the value before each drop.
         prev = first
         for k in range(lo + 1, hi):
             v = sv[k]
