@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import random
 import shutil
 import statistics
@@ -34,6 +35,7 @@ from pathlib import Path
 import httpx
 
 from soulwatch.promql.engine import Engine
+from soulwatch.promql.values import Sample
 from soulwatch.tsdb.model import Labels, Matcher, Series, matches_all
 
 STEP_S = 15
@@ -120,23 +122,35 @@ def build_dataset(total: int, hours: float, end_s: int, seed: int = 7) -> Column
     put = storage.series.__setitem__
     fixed = 0
     for i in range(2):
-        put(Labels.of(__name__="probe_success", job="backend-health", instance=f"b{i}"),
-            array("d", [1.0] * n))
+        put(
+            Labels.of(__name__="probe_success", job="backend-health", instance=f"b{i}"),
+            array("d", [1.0] * n),
+        )
         put(Labels.of(__name__="redis_up", instance=f"r{i}"), array("d", [1.0] * n))
         fixed += 2
     put(Labels.of(__name__="e2b_sandbox_hours_used"), array("d", (i * 0.001 for i in range(n))))
     put(Labels.of(__name__="e2b_sandbox_hours_quota"), array("d", [100.0] * n))
     for status in ("pending", "running"):
-        put(Labels.of(__name__="soulcaster_agent_job_oldest_age_seconds", status=status),
-            array("d", (float(i % 80 * STEP_S) for i in range(n))))
+        put(
+            Labels.of(__name__="soulcaster_agent_job_oldest_age_seconds", status=status),
+            array("d", (float(i % 80 * STEP_S) for i in range(n))),
+        )
     for p in range(4):
-        put(Labels.of(__name__="soulcaster_reddit_newest_item_timestamp_seconds", project=f"p{p}"),
-            array("d", (float(start_s + i * STEP_S - 600) for i in range(n))))
+        put(
+            Labels.of(__name__="soulcaster_reddit_newest_item_timestamp_seconds", project=f"p{p}"),
+            array("d", (float(start_s + i * STEP_S - 600) for i in range(n))),
+        )
     fixed += 8
     for outcome in ("success", "failed"):
         for category in ("none", "pr_creation", "sandbox_timeout", "linter", "exit_code"):
-            put(Labels.of(__name__="soulcaster_agent_jobs_finished_total", outcome=outcome,
-                          category=category), _counter(rng, n, 0.01))
+            put(
+                Labels.of(
+                    __name__="soulcaster_agent_jobs_finished_total",
+                    outcome=outcome,
+                    category=category,
+                ),
+                _counter(rng, n, 0.01),
+            )
             fixed += 1
     remaining = total - fixed
     hist_routes = max(1, remaining * 2 // 5 // (len(BUCKETS) + 0))
@@ -145,17 +159,30 @@ def build_dataset(total: int, hours: float, end_s: int, seed: int = 7) -> Column
     for k in range(req_series):
         job = ("backend", "dashboard")[k % 2]
         route = f"/api/r{k // (len(methods) * len(statuses) * 2)}"
-        put(Labels.of(__name__="http_requests_total", job=job, method=methods[k // 2 % 4],
-                      route=route, status=statuses[k // 8 % 6]),
-            _counter(rng, n, 0.5 if k // 8 % 6 < 4 else 0.02))
+        put(
+            Labels.of(
+                __name__="http_requests_total",
+                job=job,
+                method=methods[k // 2 % 4],
+                route=route,
+                status=statuses[k // 8 % 6],
+            ),
+            _counter(rng, n, 0.5 if k // 8 % 6 < 4 else 0.02),
+        )
     for r in range(hist_routes):
         job = ("backend", "dashboard")[r % 2]
         counts = _counter(rng, n, 1.0)
         for b, le in enumerate(BUCKETS):
             share = (b + 1) / len(BUCKETS)
-            put(Labels.of(__name__="http_request_duration_seconds_bucket", job=job,
-                          route=f"/api/h{r}", le=le),
-                array("d", (float(int(c * share)) for c in counts)))
+            put(
+                Labels.of(
+                    __name__="http_request_duration_seconds_bucket",
+                    job=job,
+                    route=f"/api/h{r}",
+                    le=le,
+                ),
+                array("d", (float(int(c * share)) for c in counts)),
+            )
     storage.index()
     return storage
 
@@ -169,7 +196,9 @@ def write_openmetrics(storage: ColumnStorage, path: Path) -> int:
             inner = ",".join(f'{n}="{v}"' for n, v in labels if n != "__name__")
             prefix = f"{labels.name}{{{inner}}} "
             values = storage.series[labels]
-            out.write("\n".join(prefix + repr(v) + " " + s for v, s in zip(values, seconds)))
+            out.write(
+                "\n".join(prefix + repr(v) + " " + s for v, s in zip(values, seconds, strict=True))
+            )
             out.write("\n")
             count += len(values)
         out.write("# EOF\n")
@@ -200,7 +229,9 @@ class Prometheus:
         t0 = time.perf_counter()
         subprocess.run(
             ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(om), str(data)],
-            check=True, capture_output=True, timeout=3600,
+            check=True,
+            capture_output=True,
+            timeout=3600,
         )
         self.backfill_s = time.perf_counter() - t0
         om.unlink()
@@ -208,10 +239,16 @@ class Prometheus:
         config.write_text("global:\n  scrape_interval: 15s\n", encoding="utf-8")
         self.port = _free_port()
         self.proc = subprocess.Popen(
-            ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={data}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=60d",
-             "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "prometheus",
+                f"--config.file={config}",
+                f"--storage.tsdb.path={data}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--storage.tsdb.retention.time=60d",
+                "--log.level=warn",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=300)
         deadline = time.monotonic() + 120
@@ -260,7 +297,8 @@ def _free_port() -> int:
 
 
 def _fmt(samples: list[float]) -> str:
-    return f"{statistics.median(samples) * 1000:9.2f} ms ({min(samples) * 1000:.1f}-{max(samples) * 1000:.1f})"
+    median, low, high = (x * 1000 for x in (statistics.median(samples), min(samples), max(samples)))
+    return f"{median:.2f} ms ({low:.1f}-{high:.1f})"
 
 
 def run(total: int, hours: float, reps: int, with_prometheus: bool) -> list[str]:
@@ -270,8 +308,10 @@ def run(total: int, hours: float, reps: int, with_prometheus: bool) -> list[str]
     storage = build_dataset(total, hours, end_s)
     build_s = time.perf_counter() - t0
     n_series = len(storage.series)
-    print(f"# {n_series} series x {len(storage.timestamps)} samples, built in {build_s:.1f}s",
-          file=sys.stderr)
+    print(
+        f"# {n_series} series x {len(storage.timestamps)} samples, built in {build_s:.1f}s",
+        file=sys.stderr,
+    )
     engine = Engine(storage)  # type: ignore[arg-type]
     end_ms = end_s * 1000
     ours: dict[str, list[float]] = {}
@@ -290,8 +330,11 @@ def run(total: int, hours: float, reps: int, with_prometheus: bool) -> list[str]
         prom = None
         try:
             prom = Prometheus(storage, workdir)
-            print(f"# prometheus: {prom.samples} samples written in {prom.write_s:.0f}s, "
-                  f"backfilled in {prom.backfill_s:.0f}s", file=sys.stderr)
+            print(
+                f"# prometheus: {prom.samples} samples written in {prom.write_s:.0f}s, "
+                f"backfilled in {prom.backfill_s:.0f}s",
+                file=sys.stderr,
+            )
             _check_same(engine, prom, end_s)
             p = prom
             for name, expr in RULES.items():
@@ -311,27 +354,44 @@ def run(total: int, hours: float, reps: int, with_prometheus: bool) -> list[str]
     for name, samples in ours.items():
         if name in theirs:
             ratio = statistics.median(samples) / statistics.median(theirs[name])
-            rows.append(f"| {n_series} | {name} | {_fmt(samples)} | {_fmt(theirs[name])} | {ratio:.1f}x |")
+            rows.append(
+                f"| {n_series} | {name} | {_fmt(samples)} | {_fmt(theirs[name])} | {ratio:.1f}x |"
+            )
         else:
             rows.append(f"| {n_series} | {name} | {_fmt(samples)} | - | - |")
     return rows
 
 
+#: The rules' values before their thresholds: both engines must agree on them.
+CHECKS = (
+    'probe_success{job="backend-health"}',
+    'sum by (job) (rate(http_requests_total{status=~"5.."}[5m]))'
+    " / sum by (job) (rate(http_requests_total[5m]))",
+    'sum(increase(soulcaster_agent_jobs_finished_total{outcome="failed"}[15m]))'
+    " / sum(increase(soulcaster_agent_jobs_finished_total[15m]))",
+    "histogram_quantile(0.95, sum by (le, job) (rate(http_request_duration_seconds_bucket[5m])))",
+    "time() - soulcaster_reddit_newest_item_timestamp_seconds",
+    "e2b_sandbox_hours_used / e2b_sandbox_hours_quota",
+    "rate(http_requests_total[5m])",
+)
+
+
 def _check_same(engine: Engine, prom: Prometheus, end_s: int) -> None:
-    """Both engines must agree on the rule results before their speed is compared."""
-    for name, expr in RULES.items():
-        ours = engine.instant(expr.split(" > ")[0].split(" == ")[0], end_s * 1000).value
-        theirs = prom.query(expr.split(" > ")[0].split(" == ")[0], end_s)["data"]
-        assert isinstance(theirs, dict)
-        if isinstance(ours, list):
-            got = {str(s.labels.to_dict()): s.value for s in ours}  # type: ignore[union-attr]
-            want = {str(r["metric"]): float(r["value"][1]) for r in theirs["result"]}
-            assert len(got) == len(want), f"{name}: {len(got)} vs {len(want)} series"
-            for key, value in want.items():
-                mine = got[key]
-                assert abs(mine - value) <= 1e-6 * max(1.0, abs(value)) or mine != mine, (
-                    f"{name}: {key} {mine} vs {value}"
-                )
+    """Both engines must give the same values before their speed is compared."""
+    for expr in CHECKS:
+        ours = engine.instant(expr, end_s * 1000).value
+        assert isinstance(ours, list)
+        got = {str(s.labels): s.value for s in ours if isinstance(s, Sample)}
+        data = prom.query(expr, end_s)["data"]
+        assert isinstance(data, dict)
+        want = {str(Labels(r["metric"].items())): float(r["value"][1]) for r in data["result"]}
+        if set(got) != set(want):
+            raise AssertionError(f"{expr}: series differ: {sorted(set(got) ^ set(want))[:3]}")
+        for key, value in want.items():
+            mine = got[key]
+            same = mine == value or abs(mine - value) <= 1e-9 * max(1.0, abs(value))
+            if not same and not (math.isnan(mine) and math.isnan(value)):
+                raise AssertionError(f"{expr}: {key}: soulwatch {mine}, Prometheus {value}")
 
 
 def main() -> int:
@@ -343,7 +403,7 @@ def main() -> int:
     parser.add_argument("--no-prometheus", action="store_true")
     args = parser.parse_args()
     with_prom = not args.no_prometheus and shutil.which("prometheus") and shutil.which("promtool")
-    print("| series | query | soulwatch median (min-max) | Prometheus 2.42 median (min-max) | ratio |")
+    print("| series | query | soulwatch, median (min-max) | Prometheus 2.42 | ratio |")
     print("|---|---|---|---|---|")
     for total in args.series:
         for row in run(total, args.hours, args.reps, bool(with_prom)):

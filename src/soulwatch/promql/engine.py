@@ -93,10 +93,12 @@ class Engine:
         self.timeout_s = timeout_s
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.default_subquery_step_ms = default_subquery_step_ms
+        # Rules send the same few query strings every interval; parse each once.
+        self._parsed: dict[str, Expr] = {}
 
     def instant(self, query: str | Expr, t_ms: int) -> QueryResult:
         """Evaluate ``query`` at ``t_ms``: a vector, scalar, string, or matrix (range selector)."""
-        expr, text = _parse(query)
+        expr, text = self._parse(query)
         ev = Evaluator(self, expr, text, start_ms=t_ms, end_ms=t_ms, step_ms=0)
         value = ev.eval(expr, [t_ms])
         return ev.result(_to_instant(value, t_ms))
@@ -116,7 +118,7 @@ class Engine:
                 "exceeded maximum resolution of 11,000 points per timeseries. "
                 "Try decreasing the query resolution (?step=XX)"
             )
-        expr, text = _parse(query)
+        expr, text = self._parse(query)
         ts = [start_ms + i * step_ms for i in range(steps)]
         ev = Evaluator(self, expr, text, start_ms=start_ms, end_ms=end_ms, step_ms=step_ms)
         value = ev.eval(expr, ts)
@@ -128,11 +130,18 @@ class Engine:
             )
         return ev.result(_to_matrix(value, ts), value_type=ValueType.MATRIX)
 
+    def _parse(self, query: str | Expr) -> tuple[Expr, str]:
+        if isinstance(query, Expr):
+            return query, ""
+        expr = self._parsed.get(query)
+        if expr is None:
+            if len(self._parsed) >= _PARSE_CACHE_SIZE:
+                self._parsed.clear()
+            expr = self._parsed[query] = parse(query)
+        return expr, query
 
-def _parse(query: str | Expr) -> tuple[Expr, str]:
-    if isinstance(query, Expr):
-        return query, ""
-    return parse(query), query
+
+_PARSE_CACHE_SIZE = 1024
 
 
 def _to_instant(value: StepValue, t_ms: int) -> Scalar | String | Vector | Matrix:
