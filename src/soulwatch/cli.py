@@ -26,12 +26,64 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"soulwatch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("version", help="print the version").set_defaults(func=_cmd_version)
+    _add_rules_commands(sub)
     return parser
+
+
+def _add_rules_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    check = sub.add_parser("check", help="validate files").add_subparsers(
+        dest="check_what", metavar="WHAT", required=True
+    )
+    check_rules = check.add_parser(
+        "rules", help="validate Prometheus rule files like `promtool check rules`"
+    )
+    check_rules.add_argument("files", nargs="+", metavar="FILE")
+    check_rules.set_defaults(func=_cmd_check_rules)
+    test = sub.add_parser("test", help="run unit tests").add_subparsers(
+        dest="test_what", metavar="WHAT", required=True
+    )
+    test_rules = test.add_parser(
+        "rules", help="run rule unit tests in `promtool test rules` format"
+    )
+    test_rules.add_argument("files", nargs="+", metavar="FILE")
+    test_rules.set_defaults(func=_cmd_test_rules)
 
 
 def _cmd_version(args: argparse.Namespace) -> int:
     print(f"soulwatch {__version__}")
     return 0
+
+
+def _cmd_check_rules(args: argparse.Namespace) -> int:
+    from soulwatch.rules.loader import check_rule_file
+
+    failed = False
+    for path in args.files:
+        print(f"Checking {path}")
+        groups, problems = check_rule_file(path)
+        if problems:
+            failed = True
+            print(f"  FAILED: {len(problems)} problem(s)")
+            for problem in problems:
+                print(f"  {problem}")
+        else:
+            count = sum(len(g.rules) for g in groups)
+            print(f"  SUCCESS: {count} rules found")
+            if any(r.uses_extensions for g in groups for r in g.rules):
+                print("  NOTE: uses soulwatch extensions (recover_expr/no_data): soulwatch-only")
+        print()
+    return 1 if failed else 0
+
+
+def _cmd_test_rules(args: argparse.Namespace) -> int:
+    from soulwatch.rules.unittest import run_test_file
+
+    failed = False
+    for path in args.files:
+        result = run_test_file(path)
+        failed |= not result.ok
+        print(result.report())
+    return 1 if failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

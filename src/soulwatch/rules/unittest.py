@@ -39,7 +39,7 @@ EngineFactory = Callable[[MemoryStorage], QueryEngine]
 
 def default_engine_factory() -> EngineFactory:
     """soulwatch's PromQL engine (imported lazily)."""
-    from soulwatch.promql.engine import Engine  # noqa: PLC0415
+    from soulwatch.promql.engine import Engine
 
     def factory(storage: MemoryStorage) -> QueryEngine:
         engine: QueryEngine = Engine(storage)
@@ -65,7 +65,7 @@ class TestFileResult:
         head = f"Unit Testing:  {self.path}\n"
         if self.ok:
             return head + "  SUCCESS\n"
-        return head + "  FAILED:\n" + "\n".join(self.errors) + "\n"
+        return head + "  FAILED:\n" + "".join(f"{error}\n\n" for error in self.errors)
 
 
 def go_duration(seconds: float) -> str:
@@ -139,7 +139,9 @@ def _samples_str(items: list[tuple[Labels, float]]) -> str:
 
 def _same_samples(a: list[tuple[Labels, float]], b: list[tuple[Labels, float]]) -> bool:
     # reflect.DeepEqual semantics: NaN never equals NaN.
-    return len(a) == len(b) and all(x[0] == y[0] and x[1] == y[1] for x, y in zip(a, b, strict=True))
+    return len(a) == len(b) and all(
+        x[0] == y[0] and x[1] == y[1] for x, y in zip(a, b, strict=True)
+    )
 
 
 class _FileError(Exception):
