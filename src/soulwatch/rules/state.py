@@ -116,16 +116,23 @@ class AlertingRuleState:
         self.active = {a.labels: a for a in alerts}
 
     def evaluate(
-        self, vector: Sequence[Sample], ts: float, recovering: Sequence[Sample] | None = None
+        self,
+        vector: Sequence[Sample],
+        ts: float,
+        recovering: Sequence[Sample] | None = None,
+        *,
+        inputs_missing: bool = False,
     ) -> list[Transition]:
         """Apply one evaluation's result at ``ts`` (seconds); returns the state changes.
 
         ``recovering`` is the result of ``recover_expr`` when the rule has one.
+        ``inputs_missing`` says that none of the series the expression reads
+        exist (their inputs vanished), which is when the no-data policy applies.
         Raises :class:`EvaluationError` when two samples map to the same alert.
         """
-        if not vector:
+        if not vector and inputs_missing:
             policy = self.spec.no_data
-            if policy is NoDataPolicy.KEEP_LAST and self.active:
+            if policy is NoDataPolicy.KEEP_LAST:
                 return []
             if policy is NoDataPolicy.ALERTING:
                 vector = [Sample(Labels.of(nodata="true"), int(ts * 1000), math.nan)]
