@@ -203,6 +203,7 @@ class Group:
         try:
             vector = to_vector(engine.instant(rule.spec.expr, query_ms), query_ms)
             if rule.alerting is not None:
+                rule.alerting.resume(ts, self.interval_s)
                 recovering: Sequence[Sample] | None = None
                 if rule.spec.recover_expr:
                     recovering = to_vector(
