@@ -14,10 +14,11 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
+from functools import lru_cache
 
 from soulwatch.alerts import fingerprint
 from soulwatch.exceptions import QueryError, SoulwatchError, StorageError
-from soulwatch.promql.ast import MatrixSelector, VectorSelector
+from soulwatch.promql.ast import Expr, MatrixSelector, VectorSelector
 from soulwatch.promql.values import QueryEngine, QueryResult, Sample, Scalar, String
 from soulwatch.rules.model import GroupSpec, NoDataPolicy, RuleSpec
 from soulwatch.rules.state import AlertingRuleState, Transition
@@ -76,6 +77,14 @@ def inputs_present(
         if storage.series(list(selector.matchers), end - range_ms + 1, end):
             return True
     return False
+
+
+@lru_cache(maxsize=8192)
+def _parsed(expr: str) -> Expr:
+    """Parse a rule expression once; rule files are validated when loaded."""
+    from soulwatch.promql.parser import parse
+
+    return parse(expr)
 
 
 def _selectors(node: object, lookback_ms: int) -> Iterator[tuple[VectorSelector, int]]:
@@ -201,13 +210,13 @@ class Group:
         transitions: list[Transition] = []
         error: SoulwatchError | None = None
         try:
-            vector = to_vector(engine.instant(rule.spec.expr, query_ms), query_ms)
+            vector = to_vector(engine.instant(_parsed(rule.spec.expr), query_ms), query_ms)
             if rule.alerting is not None:
                 rule.alerting.resume(ts, self.interval_s)
                 recovering: Sequence[Sample] | None = None
                 if rule.spec.recover_expr:
                     recovering = to_vector(
-                        engine.instant(rule.spec.recover_expr, query_ms), query_ms
+                        engine.instant(_parsed(rule.spec.recover_expr), query_ms), query_ms
                     )
                 missing = (
                     not vector
