@@ -7,7 +7,8 @@ Soulcaster metrics the pack reads.
 
 soulwatch: the :class:`RuleManager` with the real PromQL engine over an
 in-memory storage indexed by metric name (5 minutes of samples every 15 s)
-and the SQLite alert-state store in a temp dir; a cycle is ``evaluate_all`` (every group once, in turn).
+and the SQLite alert-state store in a temp dir; a cycle is ``evaluate_all``
+(every group once, in turn).
 Prometheus: the same rule files, scraping the same series from a local
 exposition server every 5 s and evaluating every 5 s; its own
 ``prometheus_rule_group_last_duration_seconds`` per group is read from its
