@@ -29,7 +29,15 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"soulwatch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("version", help="print the version").set_defaults(func=_cmd_version)
+    # `check` and `test` are shared by several areas: each adds its own WHAT.
+    check = sub.add_parser("check", help="validate files").add_subparsers(
+        dest="check_what", metavar="WHAT", required=True
+    )
+    test = sub.add_parser("test", help="run unit tests").add_subparsers(
+        dest="test_what", metavar="WHAT", required=True
+    )
     _add_promql_parser(sub)
+    _add_rules_commands(check, test)
     return parser
 
 
@@ -47,6 +55,22 @@ def _add_promql_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         help="also list each unsupported case and why it is out of scope",
     )
     test.set_defaults(func=_cmd_promql_test)
+
+
+def _add_rules_commands(
+    check: argparse._SubParsersAction[argparse.ArgumentParser],
+    test: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    check_rules = check.add_parser(
+        "rules", help="validate Prometheus rule files like `promtool check rules`"
+    )
+    check_rules.add_argument("files", nargs="+", metavar="FILE")
+    check_rules.set_defaults(func=_cmd_check_rules)
+    test_rules = test.add_parser(
+        "rules", help="run rule unit tests in `promtool test rules` format"
+    )
+    test_rules.add_argument("files", nargs="+", metavar="FILE")
+    test_rules.set_defaults(func=_cmd_test_rules)
 
 
 def _cmd_version(args: argparse.Namespace) -> int:
@@ -78,6 +102,38 @@ def _cmd_promql_test(args: argparse.Namespace) -> int:
             elif case.outcome is Outcome.UNSUPPORTED and args.show_unsupported:
                 print(f"  UNSUPPORTED ({case.reason}) {case.file}:{case.line}: {case.query}")
     return 1 if any_failed else 0
+
+
+def _cmd_check_rules(args: argparse.Namespace) -> int:
+    from soulwatch.rules.loader import check_rule_file
+
+    failed = False
+    for path in args.files:
+        print(f"Checking {path}")
+        groups, problems = check_rule_file(path)
+        if problems:
+            failed = True
+            print(f"  FAILED: {len(problems)} problem(s)")
+            for problem in problems:
+                print(f"  {problem}")
+        else:
+            count = sum(len(g.rules) for g in groups)
+            print(f"  SUCCESS: {count} rules found")
+            if any(r.uses_extensions for g in groups for r in g.rules):
+                print("  NOTE: uses soulwatch extensions (recover_expr/no_data): soulwatch-only")
+        print()
+    return 1 if failed else 0
+
+
+def _cmd_test_rules(args: argparse.Namespace) -> int:
+    from soulwatch.rules.unittest import run_test_file
+
+    failed = False
+    for path in args.files:
+        result = run_test_file(path)
+        failed |= not result.ok
+        print(result.report())
+    return 1 if failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
