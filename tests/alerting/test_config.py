@@ -42,7 +42,10 @@ def test_bad_duration_points_at_value():
 
 
 def test_undefined_receiver_and_bad_matcher():
-    text = "route:\n  receiver: a\n  routes:\n    - receiver: bb\nreceivers:\n  - name: a\n  - name: b\n"
+    text = (
+        "route:\n  receiver: a\n  routes:\n    - receiver: bb\n"
+        "receivers:\n  - name: a\n  - name: b\n"
+    )
     err = _error(text)
     assert err.line == 4
     assert "undefined receiver" in str(err)

@@ -73,12 +73,14 @@ def _receiver(data: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
             warnings.append(f"receiver {name!r}: {key} is soulwatch-only, not exported")
             continue
         cleaned = []
-        for c in configs:
+        for original in configs:
+            c = dict(original)
             if c.pop("hmac_secret", None) or c.pop("hmac_secret_file", None):
                 warnings.append(f"receiver {name!r}: webhook hmac_secret is not exported")
             c.pop("hmac_secret_file", None)
             if key == "pagerduty_configs":
-                c = {k: v for k, v in c.items() if not (k == "client" and v == "soulwatch")}
+                if c.get("client") == "soulwatch":
+                    c.pop("client")
                 if not c.get("details"):
                     c.pop("details", None)
             if key == "email_configs" and not c.get("headers"):
