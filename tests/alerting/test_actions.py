@@ -45,8 +45,13 @@ actions:
 async def _harness(text, tmp_path, clock):
     config = parse_config(text)
     async with httpx.AsyncClient(timeout=5.0) as client:
-        outbox = Outbox(tmp_path / "a.db", clock=clock, registry=CollectorRegistry(),
-                        settings=config.delivery, rng=random.Random(1))
+        outbox = Outbox(
+            tmp_path / "a.db",
+            clock=clock,
+            registry=CollectorRegistry(),
+            settings=config.delivery,
+            rng=random.Random(1),
+        )
         outbox.notifiers = build_notifiers(config, client=client, clock=clock, issue_index=outbox)
         runner = ActionRunner(config.actions, db_path=tmp_path / "a.db", clock=clock, client=client)
         dispatcher = Dispatcher(config, clock=clock, outbox=outbox, actions=runner)
@@ -72,7 +77,9 @@ async def test_page_says_recovery_was_tried_when_alert_still_fires(tmp_path, clo
             await h.run_for(10, step=5)
             (page,) = hook.received("/page")
             note = page.json()["alerts"][0]["annotations"]["auto_recovery"]
-            assert note.startswith("auto-recovery tried at 22:13 UTC (trigger-poll: failed, HTTP 500)")
+            assert note.startswith(
+                "auto-recovery tried at 22:13 UTC (trigger-poll: failed, HTTP 500)"
+            )
             (run,) = runner.audit()
             assert run.outcome is ActionOutcome.FAILED
 
@@ -97,7 +104,10 @@ async def test_command_action_cooldown_and_audit(tmp_path, clock):
             await h.fire(a)
             await h.run_for(125, step=5)
             (page,) = hook.received("/page")
-            assert "restart: failed, exit 3" in page.json()["alerts"][0]["annotations"]["auto_recovery"]
+            assert (
+                "restart: failed, exit 3"
+                in page.json()["alerts"][0]["annotations"]["auto_recovery"]
+            )
             await h.resolve(a)
             await h.run_for(120, step=10)
             # Fires again within the cooldown (10m default): no second run, paged at once.

@@ -37,10 +37,22 @@ def test_create_list_get_expire_in_v2_shapes(tmp_path, clock):
     pending = store.create(_post(clock, 600, 3600))
     body = store.get(active).api_json()
     assert set(body) == {
-        "id", "matchers", "startsAt", "endsAt", "createdBy", "comment", "status", "updatedAt"
+        "id",
+        "matchers",
+        "startsAt",
+        "endsAt",
+        "createdBy",
+        "comment",
+        "status",
+        "updatedAt",
     }
     assert body["status"] == {"state": "active"}
-    assert body["matchers"][1] == {"name": "env", "value": "prod|stage", "isRegex": True, "isEqual": True}
+    assert body["matchers"][1] == {
+        "name": "env",
+        "value": "prod|stage",
+        "isRegex": True,
+        "isEqual": True,
+    }
     assert store.get(pending).status.state is SilenceState.PENDING
     labels = Labels.of(alertname="Down", env="stage")
     assert store.mutes(labels) == [active]
@@ -67,7 +79,10 @@ def test_bad_silences_are_rejected(tmp_path, clock):
         PostableSilence.model_validate(
             {
                 "matchers": [{"name": "a", "value": ".*", "isRegex": True}],
-                "startsAt": _iso(0), "endsAt": _iso(1), "createdBy": "x", "comment": "y",
+                "startsAt": _iso(0),
+                "endsAt": _iso(1),
+                "createdBy": "x",
+                "comment": "y",
             }
         )
 
@@ -76,7 +91,12 @@ def test_recurring_maintenance_window(tmp_path, clock):
     # The clock starts at 22:13:20 UTC; the window is 23:00-23:30 every day for a week.
     store = SilenceStore(tmp_path / "s.db", clock)
     sid = store.create(
-        _post(clock, 0, 7 * 86400, schedule=[{"times": [{"start_time": "23:00", "end_time": "23:30"}]}])
+        _post(
+            clock,
+            0,
+            7 * 86400,
+            schedule=[{"times": [{"start_time": "23:00", "end_time": "23:30"}]}],
+        )
     )
     labels = Labels.of(alertname="Down", env="prod")
     assert store.mutes(labels) == []
