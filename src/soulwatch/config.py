@@ -1,0 +1,341 @@
+"""The typed model of ``soulwatch.yaml`` and its loader.
+
+The ``global``, ``scrape_configs`` and ``rule_files`` sections follow
+``prometheus.yml``, so those sections of an existing Prometheus config load
+unchanged; ``alerting`` holds Alertmanager's keys inline or the path of an
+``alertmanager.yml``. soulwatch's own sections (``heartbeats``, ``probes``,
+``collectors``, ``storage``, ``auth``, ``api``, ``self_monitoring``) sit
+beside them. Every setting is documented in ``docs/configuration.md``.
+
+:func:`load_config` reports the first problem as ``file:line:col: message``;
+unknown keys are errors with a did-you-mean. Secrets come from ``${VAR}``,
+``<key>_env: VAR`` or ``<key>_file: path``, never required inline.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Mapping
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from soulwatch.config_loading import load_yaml, validation_error
+from soulwatch.duration import Duration
+from soulwatch.exceptions import ConfigError
+from soulwatch.sources.heartbeats import HeartbeatsConfig
+
+DEFAULT_LISTEN = "127.0.0.1:9797"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class GlobalConfig(_Model):
+    """``global``: defaults shared by scrape jobs and rule groups, as in prometheus.yml."""
+
+    scrape_interval: Duration = 60.0
+    scrape_timeout: Duration = 10.0
+    evaluation_interval: Duration = 60.0
+    external_labels: dict[str, str] = Field(default_factory=dict)
+    # Accepted so a prometheus.yml global section loads unchanged; soulwatch
+    # applies the limits it implements and ignores the rest (documented).
+    scrape_protocols: list[str] | None = None
+    rule_query_offset: Duration = 0.0
+    query_log_file: str | None = None
+    scrape_failure_log_file: str | None = None
+    body_size_limit: str | int | None = None
+    sample_limit: int = 0
+    label_limit: int = 0
+    label_name_length_limit: int = 0
+    label_value_length_limit: int = 0
+    target_limit: int = 0
+    keep_dropped_targets: int = 0
+    metric_name_validation_scheme: str | None = None
+
+    @model_validator(mode="after")
+    def _timeout_fits(self) -> GlobalConfig:
+        if self.scrape_timeout > self.scrape_interval:
+            raise ValueError("scrape_timeout must not be greater than scrape_interval")
+        return self
+
+
+class AlertingConfig(_Model):
+    """``alerting``: Alertmanager's configuration inline, or ``config_file``.
+
+    The keys are Alertmanager's (``route``, ``receivers``, ``inhibit_rules``,
+    ``time_intervals``...); they are validated by the alerting component.
+    ``alertmanagers`` (prometheus.yml's key) lists external Alertmanagers that
+    alerts are also forwarded to.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    config_file: Path | None = None
+    global_: dict[str, Any] | None = Field(default=None, alias="global")
+    route: dict[str, Any] | None = None
+    receivers: list[dict[str, Any]] | None = None
+    inhibit_rules: list[dict[str, Any]] | None = None
+    time_intervals: list[dict[str, Any]] | None = None
+    mute_time_intervals: list[dict[str, Any]] | None = None
+    templates: list[str] | None = None
+    alertmanagers: list[dict[str, Any]] | None = None
+    alert_relabel_configs: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _file_or_inline(self) -> AlertingConfig:
+        inline = (self.route, self.receivers, self.inhibit_rules, self.time_intervals)
+        if self.config_file is not None and any(v is not None for v in inline):
+            raise ValueError("set either config_file or the Alertmanager keys inline, not both")
+        return self
+
+    def alertmanager_dict(self) -> dict[str, Any] | None:
+        """The inline Alertmanager configuration as a dict, or ``None`` if not inline."""
+        if self.route is None and self.receivers is None:
+            return None
+        keys = ("global", "route", "receivers", "inhibit_rules", "time_intervals",
+                "mute_time_intervals", "templates")  # fmt: skip
+        data = self.model_dump(by_alias=True, exclude_none=True)
+        return {k: data[k] for k in keys if k in data}
+
+
+class Scope(Enum):
+    """What a bearer token may do. ``admin`` may do everything."""
+
+    ADMIN = "admin"
+    SILENCES = "silences"
+    PUSH = "push"
+    READ = "read"
+
+
+class TokenConfig(_Model):
+    """One API token: ``token`` (or ``token_env`` / ``token_file``) and its scopes."""
+
+    name: str = Field(min_length=1)
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    scopes: list[Scope] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TokenConfig:
+        if (self.token is None) == (self.token_file is None):
+            raise ValueError("set exactly one of token, token_env or token_file")
+        if self.token is not None and len(self.token.get_secret_value()) < 16:
+            raise ValueError("a token must be at least 16 characters")
+        return self
+
+    def secret(self) -> str:
+        """The token value."""
+        if self.token_file is not None:
+            return self.token_file.read_text().strip()
+        assert self.token is not None
+        return self.token.get_secret_value()
+
+
+class AuthConfig(_Model):
+    """``auth``: whether reads need a token, and the tokens."""
+
+    reads: Literal["open", "token"] = "open"
+    tokens: list[TokenConfig] = Field(default_factory=list)
+
+
+class ApiConfig(_Model):
+    """``api``: limits of the HTTP API."""
+
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    push_max_bytes: int = Field(default=10 << 20, ge=1024)
+    query_timeout: Duration = 120.0
+    max_points_per_series: int = Field(default=11_000, ge=1)
+    lookback_delta: Duration = 300.0
+
+
+class SelfMonitoringConfig(_Model):
+    """``self_monitoring``: soulwatch's own metrics and an outbound dead man's switch."""
+
+    interval: Duration = 60.0
+    deadman_url: SecretStr | None = None
+    deadman_url_file: Path | None = None
+    deadman_timeout: Duration = 10.0
+
+    def resolved_deadman_url(self) -> str | None:
+        """The dead man's switch URL, read from its file when given that way."""
+        if self.deadman_url_file is not None:
+            return self.deadman_url_file.read_text().strip()
+        return self.deadman_url.get_secret_value() if self.deadman_url else None
+
+
+class StorageSettings(_Model):
+    """``storage``: where samples live and for how long."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    retention: Duration = 15 * 86400.0
+
+
+class SoulwatchConfig(_Model):
+    """The whole ``soulwatch.yaml``."""
+
+    listen: str = DEFAULT_LISTEN
+    data_dir: Path = Path("data")
+    global_: GlobalConfig = Field(default_factory=GlobalConfig, alias="global")
+    rule_files: list[str] = Field(default_factory=list)
+    scrape_configs: list[dict[str, Any]] = Field(default_factory=list)
+    scrape_config_files: list[str] = Field(default_factory=list)
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    heartbeats: HeartbeatsConfig = Field(default_factory=HeartbeatsConfig)
+    probes: list[dict[str, Any]] = Field(default_factory=list)
+    collectors: dict[str, Any] = Field(default_factory=dict)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    self_monitoring: SelfMonitoringConfig = Field(default_factory=SelfMonitoringConfig)
+
+    _source: Path | None = PrivateAttr(default=None)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @model_validator(mode="after")
+    def _unique_jobs(self) -> SoulwatchConfig:
+        names = [str(job.get("job_name")) for job in self.scrape_configs]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate scrape job_name(s): {', '.join(dup)}")
+        return self
+
+    @property
+    def source(self) -> Path | None:
+        """The file this config was loaded from, if any."""
+        return self._source
+
+    @property
+    def base_dir(self) -> Path:
+        """Relative paths in the config are relative to this directory."""
+        return self._source.parent if self._source else Path.cwd()
+
+    def resolve(self, path: str | Path) -> Path:
+        """``path`` made absolute against the config file's directory."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def rule_paths(self) -> list[Path]:
+        """The rule files, glob patterns expanded, sorted within each pattern."""
+        out: list[Path] = []
+        for pattern in self.rule_files:
+            full = self.resolve(pattern)
+            matches = sorted(glob.glob(str(full)))
+            out.extend(Path(m) for m in matches)
+        return out
+
+    def with_overrides(
+        self, *, data_dir: str | Path | None = None, listen: str | None = None
+    ) -> SoulwatchConfig:
+        """A copy with command-line overrides applied."""
+        update: dict[str, Any] = {}
+        if data_dir is not None:
+            update["data_dir"] = Path(data_dir).resolve()
+        if listen is not None:
+            parse_listen(listen)
+            update["listen"] = listen
+        copy = self.model_copy(update=update)
+        copy._source = self._source
+        return copy
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``host:port`` (IPv6 in brackets) as a pair; raises ``ValueError``."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"listen must be host:port, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> SoulwatchConfig:
+    """Read and validate ``path``; raises :class:`ConfigError` with ``file:line:col``."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc.strerror}", file=str(file)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("config is not UTF-8 text", file=str(file)) from None
+    config = parse_config(text, str(file), environ, base_dir=file.resolve().parent)
+    config._source = file.resolve()
+    _check_files(config)
+    return config
+
+
+def parse_config(
+    text: str,
+    file: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+    *,
+    base_dir: Path | None = None,
+) -> SoulwatchConfig:
+    """Validate config ``text``; ``file`` names it in errors.
+
+    With ``base_dir``, relative paths of ``*_file`` settings are made absolute
+    against it, as Prometheus resolves them against the config's directory.
+    """
+    env = os.environ if environ is None else environ
+    data, positions = load_yaml(text, file, env)
+    if base_dir is not None:
+        data = _absolute_files(data, base_dir)
+    try:
+        return SoulwatchConfig.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc, SoulwatchConfig, positions) from None
+
+
+_CWD_RELATIVE = frozenset({"query_log_file", "scrape_failure_log_file"})
+
+
+def _absolute_files(value: Any, base: Path) -> Any:
+    if isinstance(value, list):
+        return [_absolute_files(v, base) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[Any, Any] = {}
+    for key, item in value.items():
+        if (
+            isinstance(key, str)
+            and key.endswith("_file")
+            and key not in _CWD_RELATIVE
+            and isinstance(item, str)
+            and item
+        ):
+            path = Path(item).expanduser()
+            out[key] = str(path if path.is_absolute() else base / path)
+        else:
+            out[key] = _absolute_files(item, base)
+    return out
+
+
+def _check_files(config: SoulwatchConfig) -> None:
+    # Referenced files must exist now, not at the first scrape or page.
+    where = str(config.source)
+    for pattern in config.rule_files:
+        if not any(ch in pattern for ch in "*?[") and not config.resolve(pattern).is_file():
+            raise ConfigError(f"rule file not found: {pattern}", file=where)
+    am = config.alerting.config_file
+    if am is not None and not config.resolve(am).is_file():
+        raise ConfigError(f"alerting.config_file not found: {am}", file=where)
+    for token in config.auth.tokens:
+        if token.token_file is not None and not token.token_file.is_file():
+            raise ConfigError(f"auth token_file not found: {token.token_file}", file=where)

@@ -1,0 +1,192 @@
+"""Heartbeat checks: healthchecks' schedule semantics, persistence, and metrics."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from soulwatch.clock import SimulatedClock
+from soulwatch.sources.heartbeats import (
+    CheckStatus,
+    HeartbeatCheckConfig,
+    HeartbeatMonitor,
+    HeartbeatsConfig,
+    HeartbeatStore,
+    ManagedByConfigError,
+    Ping,
+    PingKind,
+    PingOutcome,
+)
+from soulwatch.tsdb.memory import MemoryStorage
+from soulwatch.tsdb.model import Labels, Matcher, is_stale_nan
+
+UUID = "0b4a4e5c-1f3e-4d3a-9a63-0e6c3f7b1a11"
+
+
+def _monitor(tmp_path: Path, **check: object) -> HeartbeatMonitor:
+    spec = HeartbeatCheckConfig.model_validate({"name": "poller", "uuid": UUID, **check})
+    config = HeartbeatsConfig(checks=[spec], ping_key="k" * 22, auto_create=True)
+    return HeartbeatMonitor(HeartbeatStore(tmp_path / "hb.sqlite"), config)
+
+
+def _latest(storage: MemoryStorage, name: str, **labels: str) -> float:
+    matchers = [Matcher.equal("__name__", name)] + [Matcher.equal(k, v) for k, v in labels.items()]
+    series = list(storage.select(matchers, 0, 2**62))
+    assert len(series) == 1, f"expected one {name} series, got {len(series)}"
+    return series[0].values[-1]
+
+
+def test_period_and_grace(tmp_path: Path, clock: SimulatedClock) -> None:
+    mon = _monitor(tmp_path, period="5m", grace="1m")
+    check = mon.by_name("poller")
+    assert check is not None
+    assert check.status_at(clock.time()) is CheckStatus.NEW
+    assert mon.ping_uuid(UUID, Ping(clock.time(), PingKind.SUCCESS)) is PingOutcome.OK
+    clock.set_time(clock.time() + 299)
+    assert check.status_at(clock.time()) is CheckStatus.UP
+    clock.set_time(clock.time() + 30)
+    assert check.status_at(clock.time()) is CheckStatus.GRACE
+    assert mon.evaluate(clock.time()) == []
+    clock.set_time(clock.time() + 31)
+    flips = mon.evaluate(clock.time())
+    assert [(f.old, f.new) for _, f in flips] == [(CheckStatus.GRACE, CheckStatus.DOWN)]
+    # A ping after down resolves it.
+    mon.ping_uuid(UUID, Ping(clock.time(), PingKind.SUCCESS))
+    assert check.status_at(clock.time()) is CheckStatus.UP
+    assert [f.new for f in mon.flips("poller")] == [
+        CheckStatus.UP,
+        CheckStatus.DOWN,
+        CheckStatus.UP,
+    ]
+
+
+def test_fail_is_down_at_once_and_exit_codes(tmp_path: Path, clock: SimulatedClock) -> None:
+    mon = _monitor(tmp_path, period="1h")
+    mon.ping_uuid(UUID, Ping(clock.time(), PingKind.SUCCESS))
+    mon.ping_uuid(UUID, Ping(clock.time() + 1, PingKind.FAIL, exit_status=3))
+    check = mon.by_name("poller")
+    assert check is not None
+    assert check.status_at(clock.time() + 1) is CheckStatus.DOWN
+
+
+def test_start_without_finish_within_grace_is_down(tmp_path: Path, clock: SimulatedClock) -> None:
+    mon = _monitor(tmp_path, period="1h", grace="2m")
+    now = clock.time()
+    mon.ping_uuid(UUID, Ping(now, PingKind.SUCCESS))
+    mon.ping_uuid(UUID, Ping(now + 10, PingKind.START, rid="r1"))
+    assert mon.evaluate(now + 10 + 119) == []
+    flips = mon.evaluate(now + 10 + 121)
+    assert [f.new for _, f in flips] == [CheckStatus.DOWN]
+
+
+def test_rid_pairs_start_with_its_end(tmp_path: Path, clock: SimulatedClock) -> None:
+    mon = _monitor(tmp_path, period="1h")
+    now = clock.time()
+    mon.ping_uuid(UUID, Ping(now, PingKind.START, rid="a"))
+    # A finish of another run does not close run "a".
+    mon.ping_uuid(UUID, Ping(now + 5, PingKind.SUCCESS, rid="b"))
+    check = mon.by_name("poller")
+    assert check is not None
+    assert check.last_duration is None
+    assert check.last_start == now
+    mon.ping_uuid(UUID, Ping(now + 7, PingKind.SUCCESS, rid="a"))
+    assert check.last_duration == 7
+    assert check.last_start is None
+
+
+def test_cron_schedule_with_time_zone(tmp_path: Path) -> None:
+    # 2023-11-14 23:13:20 in Paris; the job runs daily at 03:00 Paris time.
+    mon = _monitor(tmp_path, schedule="0 3 * * *", tz="Europe/Paris", grace="10m")
+    last = 1_700_000_000.0
+    mon.ping_uuid(UUID, Ping(last, PingKind.SUCCESS))
+    check = mon.by_name("poller")
+    assert check is not None
+    due = 1_700_013_600.0  # 2023-11-15 03:00 +01:00
+    assert check.expected_at() == due
+    assert check.status_at(due + 599) is CheckStatus.GRACE
+    assert check.status_at(due + 601) is CheckStatus.DOWN
+
+
+def test_log_changes_nothing_but_is_kept(tmp_path: Path, clock: SimulatedClock) -> None:
+    mon = _monitor(tmp_path)
+    mon.ping_uuid(UUID, Ping(clock.time(), PingKind.LOG, body=b"x" * 20_000, method="POST"))
+    check = mon.by_name("poller")
+    assert check is not None
+    assert check.status is CheckStatus.NEW
+    [ping] = mon.pings("poller")
+    assert ping.kind is PingKind.LOG
+    assert len(ping.body) == 10_000  # the first max_body_bytes are kept
+
+
+def test_slug_pings_need_the_ping_key_and_can_auto_create(tmp_path: Path) -> None:
+    mon = _monitor(tmp_path)
+    ping = Ping(1.0, PingKind.SUCCESS)
+    assert mon.ping_slug("wrong", "poller", ping, create=False) is PingOutcome.NOT_FOUND
+    assert mon.ping_slug("k" * 22, "poller", ping, create=False) is PingOutcome.OK
+    assert mon.ping_slug("k" * 22, "backup", ping, create=False) is PingOutcome.NOT_FOUND
+    assert mon.ping_slug("k" * 22, "backup", ping, create=True) is PingOutcome.CREATED
+    assert mon.ping_slug("k" * 22, "backup", ping, create=True) is PingOutcome.OK
+    created = mon.by_name("backup")
+    assert created is not None
+    assert created.source == "auto"
+    # Two checks with one slug: the ping is refused, not guessed.
+    mon.create(HeartbeatCheckConfig(name="Backup copy", slug="backup"), now=2.0)
+    assert mon.ping_slug("k" * 22, "backup", ping, create=False) is PingOutcome.AMBIGUOUS
+
+
+def test_state_survives_a_restart(tmp_path: Path, clock: SimulatedClock) -> None:
+    mon = _monitor(tmp_path, period="1m", grace="1m")
+    mon.ping_uuid(UUID, Ping(clock.time(), PingKind.SUCCESS, body=b"hello"))
+    mon.create(HeartbeatCheckConfig(name="api-made", period=60), now=clock.time())
+    mon.store.close()
+    again = _monitor(tmp_path, period="1m", grace="1m")
+    check = again.by_name("poller")
+    assert check is not None
+    assert check.last_ping == clock.time()
+    assert check.status is CheckStatus.UP
+    assert again.pings("poller")[0].body == b"hello"
+    assert again.by_name("api-made") is not None
+
+
+def test_config_checks_are_not_edited_through_the_api(tmp_path: Path) -> None:
+    mon = _monitor(tmp_path)
+    with pytest.raises(ManagedByConfigError):
+        mon.delete("poller")
+    mon.create(HeartbeatCheckConfig(name="mine"), now=0.0)
+    mon.delete("mine")
+    assert mon.by_name("mine") is None
+
+
+def test_removed_from_config_is_removed(tmp_path: Path) -> None:
+    mon = _monitor(tmp_path)
+    mon.configure(HeartbeatsConfig(), now=0.0)
+    assert mon.by_name("poller") is None
+
+
+async def test_metrics_follow_the_checks(tmp_path: Path, clock: SimulatedClock) -> None:
+    storage = MemoryStorage()
+    mon = _monitor(tmp_path, period="1m", grace="30s")
+    start = clock.time()
+    mon.ping_uuid(UUID, Ping(start, PingKind.START))
+    mon.ping_uuid(UUID, Ping(start + 4, PingKind.SUCCESS))
+    mon.evaluate(clock.time(), storage)
+    assert _latest(storage, "heartbeat_up", check="poller") == 1.0
+    assert _latest(storage, "heartbeat_last_duration_seconds", check="poller") == 4.0
+    ts = "heartbeat_last_ping_timestamp_seconds"
+    assert _latest(storage, ts, check="poller", kind="success") == start + 4
+    assert _latest(storage, ts, check="poller", kind="start") == start
+
+    await clock.advance(95)
+    mon.evaluate(clock.time(), storage)
+    assert _latest(storage, "heartbeat_up", check="poller") == 0.0
+
+    # A check that goes away ends its series with a staleness marker.
+    mon.configure(HeartbeatsConfig(), now=clock.time())
+    mon.evaluate(clock.time() + 1, storage)
+    up = Labels.of(__name__="heartbeat_up", check="poller")
+    [series] = list(storage.select([Matcher.equal("check", "poller")], 0, 2**62))[-1:]
+    assert any(s.labels == up for s in storage.select([Matcher.equal("check", "poller")], 0, 2**62))
+    assert is_stale_nan(_latest(storage, "heartbeat_up", check="poller"))
+    assert not math.isnan(series.values[0])

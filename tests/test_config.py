@@ -1,0 +1,158 @@
+"""soulwatch.yaml: Prometheus sections load unchanged; errors point at file:line:col."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from soulwatch.config import Scope, load_config, parse_config
+from soulwatch.exceptions import ConfigError
+
+PROMETHEUS_YML = """\
+# A prometheus.yml as people write them.
+global:
+  scrape_interval: 15s
+  evaluation_interval: 30s
+  external_labels:
+    monitor: soulcaster
+
+rule_files:
+  - "rules/*.yml"
+
+scrape_configs:
+  - job_name: backend
+    metrics_path: /metrics
+    scrape_interval: 5s
+    static_configs:
+      - targets: ["127.0.0.1:8000"]
+        labels: {env: prod}
+    relabel_configs:
+      - source_labels: [__address__]
+        regex: "(.*):.*"
+        replacement: "${1}"
+        target_label: host
+"""
+
+
+def test_prometheus_sections_load_unchanged(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    cfg_file = tmp_path / "prometheus.yml"
+    cfg_file.write_text(PROMETHEUS_YML)
+    cfg = load_config(cfg_file, environ={})
+    assert cfg.global_.scrape_interval == 15.0
+    assert cfg.global_.evaluation_interval == 30.0
+    assert cfg.global_.external_labels == {"monitor": "soulcaster"}
+    job = cfg.scrape_configs[0]
+    assert job["job_name"] == "backend"
+    # Relabel capture-group references are not environment references.
+    assert job["relabel_configs"][0]["replacement"] == "${1}"
+    assert cfg.base_dir == tmp_path
+
+
+def test_unknown_key_is_an_error_with_position_and_suggestion() -> None:
+    text = "global:\n  scrape_intervl: 15s\n"
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, "sw.yaml", environ={})
+    assert str(err.value) == (
+        "sw.yaml:2:3: unknown setting 'scrape_intervl' in global (did you mean 'scrape_interval'?)"
+    )
+
+
+def test_unknown_top_level_key_suggests_the_section() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config("listen: 127.0.0.1:9797\nheartbeat: {}\n", "sw.yaml", environ={})
+    assert str(err.value).startswith("sw.yaml:2:1: unknown setting 'heartbeat' in the top level")
+    assert "did you mean 'heartbeats'" in str(err.value)
+
+
+def test_bad_value_names_the_setting_and_line() -> None:
+    text = "heartbeats:\n  checks:\n    - name: poller\n      period: 5 minutes\n"
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, "sw.yaml", environ={})
+    assert err.value.line == 4
+    assert err.value.column == 15
+    assert "heartbeats.checks.0.period" in str(err.value)
+    assert "not a valid duration: '5 minutes'" in str(err.value)
+
+
+def test_yaml_syntax_error_has_a_position() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config("global:\n  scrape_interval: [15s\n", "sw.yaml", environ={})
+    assert err.value.file == "sw.yaml"
+    assert err.value.line is not None
+    assert "invalid YAML" in str(err.value)
+
+
+def test_secrets_from_env_references_and_env_keys() -> None:
+    text = (
+        "auth:\n  reads: token\n  tokens:\n"
+        "    - name: ci\n      token_env: SW_TOKEN\n      scopes: [push]\n"
+        "self_monitoring:\n  deadman_url: https://hc.example/${DEADMAN}\n"
+    )
+    cfg = parse_config(text, environ={"SW_TOKEN": "x" * 20, "DEADMAN": "abc"})
+    assert cfg.auth.tokens[0].secret() == "x" * 20
+    assert cfg.auth.tokens[0].scopes == [Scope.PUSH]
+    assert cfg.self_monitoring.resolved_deadman_url() == "https://hc.example/abc"
+    # Secrets do not show in reprs, so they do not reach logs.
+    assert "x" * 20 not in repr(cfg)
+
+
+def test_missing_env_variable_is_reported_where_it_is_used() -> None:
+    text = "auth:\n  tokens:\n    - name: ci\n      token_env: NOPE\n      scopes: [admin]\n"
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, "sw.yaml", environ={})
+    assert str(err.value).startswith("sw.yaml:4:18: environment variable 'NOPE'")
+
+
+def test_token_file_is_relative_to_the_config(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("s3cr3t-token-0123456789\n")
+    cfg_file = tmp_path / "sw.yaml"
+    cfg_file.write_text("auth:\n  tokens:\n    - {name: a, token_file: secret, scopes: [admin]}\n")
+    cfg = load_config(cfg_file, environ={})
+    assert cfg.auth.tokens[0].secret() == "s3cr3t-token-0123456789"
+
+
+def test_missing_rule_file_is_an_error(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "sw.yaml"
+    cfg_file.write_text("rule_files: [alerts.yml]\n")
+    with pytest.raises(ConfigError, match=r"rule file not found: alerts\.yml"):
+        load_config(cfg_file, environ={})
+
+
+def test_alerting_inline_or_file_not_both() -> None:
+    text = "alerting:\n  config_file: am.yml\n  route: {receiver: x}\n"
+    with pytest.raises(ConfigError, match="either config_file or the Alertmanager keys"):
+        parse_config(text, environ={})
+
+
+def test_inline_alertmanager_keys_pass_through() -> None:
+    text = (
+        "alerting:\n  route: {receiver: team, group_by: [alertname]}\n"
+        "  receivers:\n    - name: team\n      webhook_configs: [{url: 'http://127.0.0.1:1/'}]\n"
+    )
+    am = parse_config(text, environ={}).alerting.alertmanager_dict()
+    assert am == {
+        "route": {"receiver": "team", "group_by": ["alertname"]},
+        "receivers": [{"name": "team", "webhook_configs": [{"url": "http://127.0.0.1:1/"}]}],
+    }
+
+
+def test_overrides_from_the_command_line(tmp_path: Path) -> None:
+    cfg = parse_config("listen: 127.0.0.1:1\n", environ={})
+    new = cfg.with_overrides(data_dir=tmp_path, listen="127.0.0.1:9999")
+    assert new.listen == "127.0.0.1:9999"
+    assert new.data_dir == tmp_path.resolve()
+    with pytest.raises(ValueError, match="host:port"):
+        cfg.with_overrides(listen="nonsense")
+
+
+def test_bad_listen_address() -> None:
+    with pytest.raises(ConfigError, match=r"1:9: listen: listen must be host:port"):
+        parse_config("listen: localhost\n", "sw.yaml", environ={})
+
+
+def test_duplicate_heartbeat_names() -> None:
+    text = "heartbeats:\n  checks:\n    - {name: a}\n    - {name: a}\n"
+    with pytest.raises(ConfigError, match="duplicate check name"):
+        parse_config(text, "sw.yaml", environ={})
