@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from soulwatch.clock import SimulatedClock
+from soulwatch.clock import ScaledClock, SimulatedClock
 
 
 async def test_sleepers_wake_in_deadline_order_at_their_deadline(clock: SimulatedClock) -> None:
@@ -41,3 +41,14 @@ async def test_a_loop_sees_every_tick(clock: SimulatedClock) -> None:
 def test_clock_cannot_go_back(clock: SimulatedClock) -> None:
     with pytest.raises(ValueError, match="cannot go back"):
         clock.set_time(0)
+
+
+async def test_scaled_clock_runs_faster_than_real_time() -> None:
+    clock = ScaledClock(100.0, start=1000.0)
+    before = clock.time()
+    await clock.sleep(5)  # 50 ms of real time
+    elapsed = clock.time() - before
+    assert elapsed >= 5.0
+    assert clock.monotonic() >= 5.0
+    with pytest.raises(ValueError, match="positive"):
+        ScaledClock(0)

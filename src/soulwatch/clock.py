@@ -47,6 +47,35 @@ class SystemClock:
         await asyncio.sleep(max(0.0, seconds))
 
 
+class ScaledClock:
+    """Real time, running ``factor`` times faster: the demo's fast mode.
+
+    ``time()`` starts at the real time and advances ``factor`` seconds per real
+    second; ``sleep(s)`` waits ``s / factor`` real seconds. Every component on
+    this clock sees the same accelerated timeline, so rules keep their real
+    ``for`` durations and windows while alerts show within seconds.
+    """
+
+    def __init__(self, factor: float, *, start: float | None = None) -> None:
+        if factor <= 0:
+            raise ValueError("the scale factor must be positive")
+        self.factor = float(factor)
+        self._real_start = time.monotonic()
+        self._start = time.time() if start is None else float(start)
+
+    def time(self) -> float:
+        """Accelerated wall-clock seconds since the epoch."""
+        return self._start + (time.monotonic() - self._real_start) * self.factor
+
+    def monotonic(self) -> float:
+        """Accelerated seconds since the clock was created."""
+        return (time.monotonic() - self._real_start) * self.factor
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of accelerated time."""
+        await asyncio.sleep(max(0.0, seconds) / self.factor)
+
+
 class SimulatedClock:
     """A clock that only moves when told to.
 

@@ -1,0 +1,32 @@
+"""The faults the demo can inject into its sample platform, and their switches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Faults:
+    """Live switches read by the sample backend, runner and poller on every request or tick.
+
+    The demo flips them to inject a fault and flips them back to remove it.
+    """
+
+    #: Fraction of backend requests answered with HTTP 500.
+    error_rate: float = 0.0
+    #: Seconds added to every backend request (real seconds: the SDK times real requests).
+    extra_latency: float = 0.0
+    #: Fraction of agent jobs that fail.
+    agent_failure_rate: float = 0.05
+    #: The runner stops picking up jobs: new ones stay ``pending``.
+    runner_stalled: bool = False
+    #: The runner keeps one job ``running`` forever (a sandbox that never returns).
+    hung_job: bool = False
+    #: The Reddit poller stops ingesting and stops sending heartbeats.
+    poller_stalled: bool = False
+
+    def clear(self) -> None:
+        """Back to a healthy platform."""
+        healthy = Faults()
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(healthy, name))

@@ -1,0 +1,388 @@
+"""Scrape configuration: Prometheus's ``scrape_configs`` schema as pydantic models.
+
+The ``global`` and ``scrape_configs`` sections of an existing ``prometheus.yml``
+load unchanged. A key Prometheus does not know is an error naming the key and
+its line; a key Prometheus knows but soulwatch does not implement (service
+discovery, OAuth2, proxies) is an error saying so, rather than being ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from soulwatch.exceptions import ConfigError
+
+_DURATION = re.compile(
+    r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
+)
+_DURATION_UNITS = (365 * 86400.0, 7 * 86400.0, 86400.0, 3600.0, 60.0, 1.0, 0.001)
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?$")
+_SIZE_UNITS = {
+    "B": 1,
+    "KB": 1024,
+    "MB": 1024**2,
+    "GB": 1024**3,
+    "TB": 1024**4,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+    "TiB": 1024**4,
+}
+
+
+def parse_duration(value: Any) -> float:
+    """A Prometheus duration (``"15s"``, ``"1m30s"``, ``"100ms"``) in seconds.
+
+    Bare numbers are taken as seconds.
+    """
+    if isinstance(value, bool):
+        raise ValueError("a duration such as '15s' is required")
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError("a duration such as '15s' is required")
+    text = value.strip()
+    if text == "0":
+        return 0.0
+    match = _DURATION.match(text)
+    if not text or match is None:
+        raise ValueError(f"not a valid duration: {value!r} (use e.g. '15s', '1m', '100ms')")
+    return sum(int(g) * unit for g, unit in zip(match.groups(), _DURATION_UNITS, strict=True) if g)
+
+
+def parse_size(value: Any) -> int:
+    """A byte size as Prometheus writes it (``"10MB"``, ``"512KiB"``; MB means MiB), or bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE.match(str(value).strip())
+    if match is None:
+        raise ValueError(f"not a valid size: {value!r} (use e.g. '10MB')")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2) or "B"])
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+ByteSize = Annotated[int, BeforeValidator(parse_size)]
+
+#: Keys Prometheus accepts in a scrape config that soulwatch does not implement.
+UNSUPPORTED_KEYS = frozenset(
+    {
+        "proxy_url",
+        "no_proxy",
+        "proxy_from_environment",
+        "proxy_connect_header",
+        "oauth2",
+        "sigv4",
+        "native_histogram_bucket_limit",
+        "scrape_protocols",
+        "scrape_classic_histograms",
+    }
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Authorization(_Model):
+    """The ``Authorization`` header: ``type`` and ``credentials`` (or a file holding them)."""
+
+    type: str = "Bearer"
+    credentials: str | None = None
+    credentials_file: str | None = None
+
+
+class BasicAuth(_Model):
+    """HTTP basic authentication."""
+
+    username: str
+    password: str | None = None
+    password_file: str | None = None
+
+
+class TLSConfig(_Model):
+    """TLS settings for an ``https`` target."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    server_name: str | None = None
+    insecure_skip_verify: bool = False
+    min_version: str | None = None
+
+
+class StaticConfig(_Model):
+    """A static list of ``host:port`` targets sharing extra labels."""
+
+    targets: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+RelabelAction = Literal[
+    "replace",
+    "keep",
+    "drop",
+    "keepequal",
+    "dropequal",
+    "hashmod",
+    "labelmap",
+    "labeldrop",
+    "labelkeep",
+    "lowercase",
+    "uppercase",
+]
+
+
+class RelabelConfig(_Model):
+    """One relabeling step, with Prometheus's defaults."""
+
+    source_labels: list[str] = Field(default_factory=list)
+    separator: str = ";"
+    regex: str = "(.*)"
+    target_label: str | None = None
+    replacement: str = "$1"
+    modulus: int | None = None
+    action: RelabelAction = "replace"
+
+    @model_validator(mode="after")
+    def _check(self) -> RelabelConfig:
+        try:
+            re.compile(self.regex)
+        except re.error as exc:
+            raise ValueError(f"invalid regex {self.regex!r}: {exc}") from None
+        needs_target = {"replace", "hashmod", "lowercase", "uppercase", "keepequal", "dropequal"}
+        if self.action in needs_target and not self.target_label:
+            raise ValueError(f"relabel action {self.action!r} requires 'target_label'")
+        if self.action == "hashmod" and not self.modulus:
+            raise ValueError("relabel action 'hashmod' requires a non-zero 'modulus'")
+        return self
+
+
+class GlobalConfig(_Model):
+    """The parts of Prometheus's ``global`` section that scraping uses (others are accepted)."""
+
+    scrape_interval: Duration = 60.0
+    scrape_timeout: Duration = 10.0
+    evaluation_interval: Duration = 60.0
+    external_labels: dict[str, str] = Field(default_factory=dict)
+    query_log_file: str | None = None
+    body_size_limit: ByteSize = 0
+    sample_limit: int = 0
+    label_limit: int = 0
+    label_name_length_limit: int = 0
+    label_value_length_limit: int = 0
+    target_limit: int = 0
+    keep_dropped_targets: int = 0
+
+
+#: soulwatch's default cap on a scrape body when none is configured (Prometheus has none).
+DEFAULT_BODY_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+class ScrapeConfig(_Model):
+    """One ``scrape_configs`` entry: a job and its targets.
+
+    ``scrape_interval``/``scrape_timeout`` left unset take the global values
+    when loaded through :func:`load_prometheus_config` (or :meth:`resolved`).
+    ``headers`` and ``series_limit`` are soulwatch additions.
+    """
+
+    job_name: str = Field(min_length=1)
+    scrape_interval: Duration | None = None
+    scrape_timeout: Duration | None = None
+    metrics_path: str = "/metrics"
+    scheme: Literal["http", "https"] = "http"
+    params: dict[str, list[str]] = Field(default_factory=dict)
+    honor_labels: bool = False
+    honor_timestamps: bool = True
+    track_timestamps_staleness: bool = False
+    static_configs: list[StaticConfig] = Field(default_factory=list)
+    relabel_configs: list[RelabelConfig] = Field(default_factory=list)
+    metric_relabel_configs: list[RelabelConfig] = Field(default_factory=list)
+    authorization: Authorization | None = None
+    bearer_token: str | None = None
+    bearer_token_file: str | None = None
+    basic_auth: BasicAuth | None = None
+    tls_config: TLSConfig | None = None
+    follow_redirects: bool = True
+    enable_http2: bool = True
+    headers: dict[str, str] = Field(default_factory=dict)
+    body_size_limit: ByteSize = 0
+    sample_limit: int = Field(default=0, ge=0)
+    label_limit: int = Field(default=0, ge=0)
+    label_name_length_limit: int = Field(default=0, ge=0)
+    label_value_length_limit: int = Field(default=0, ge=0)
+    target_limit: int = Field(default=0, ge=0)
+    series_limit: int = Field(default=0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unsupported(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in data:
+                if key in UNSUPPORTED_KEYS or (
+                    isinstance(key, str) and key.endswith("_sd_configs")
+                ):
+                    raise ValueError(f"{key!r} is a Prometheus setting soulwatch does not support")
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> ScrapeConfig:
+        auths = [
+            name
+            for name, value in (
+                ("authorization", self.authorization),
+                ("bearer_token", self.bearer_token),
+                ("bearer_token_file", self.bearer_token_file),
+                ("basic_auth", self.basic_auth),
+            )
+            if value is not None
+        ]
+        if len(auths) > 1:
+            raise ValueError(f"at most one of {', '.join(auths)} may be set")
+        if (
+            self.scrape_interval is not None
+            and self.scrape_timeout is not None
+            and self.scrape_timeout > self.scrape_interval
+        ):
+            raise ValueError(
+                f"scrape_timeout ({self.scrape_timeout}s) is greater than "
+                f"scrape_interval ({self.scrape_interval}s)"
+            )
+        return self
+
+    def resolved(self, global_: GlobalConfig | None = None) -> ScrapeConfig:
+        """A copy with interval, timeout and limits filled from ``global_`` as Prometheus does."""
+        g = global_ or GlobalConfig()
+        interval = self.scrape_interval if self.scrape_interval is not None else g.scrape_interval
+        timeout = self.scrape_timeout
+        if timeout is None:
+            timeout = min(g.scrape_timeout, interval)
+        if timeout > interval:
+            raise ValueError(
+                f"job {self.job_name!r}: scrape_timeout ({timeout}s) is greater than "
+                f"scrape_interval ({interval}s)"
+            )
+        update: dict[str, Any] = {"scrape_interval": interval, "scrape_timeout": timeout}
+        for name in (
+            "body_size_limit",
+            "sample_limit",
+            "label_limit",
+            "label_name_length_limit",
+            "label_value_length_limit",
+            "target_limit",
+        ):
+            if getattr(self, name) == 0:
+                update[name] = getattr(g, name)
+        return self.model_copy(update=update)
+
+    @property
+    def interval(self) -> float:
+        """The scrape interval in seconds (after :meth:`resolved`)."""
+        return self.scrape_interval if self.scrape_interval is not None else 60.0
+
+    @property
+    def timeout(self) -> float:
+        """The scrape timeout in seconds (after :meth:`resolved`)."""
+        return self.scrape_timeout if self.scrape_timeout is not None else min(10.0, self.interval)
+
+
+class PrometheusConfig(BaseModel):
+    """The ``global`` and ``scrape_configs`` of a ``prometheus.yml``.
+
+    Other top-level sections (``rule_files``, ``alerting``, ``remote_write``...)
+    belong to other parts of soulwatch and are not read here.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    global_: GlobalConfig = Field(default_factory=GlobalConfig, alias="global")
+    scrape_configs: list[ScrapeConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_jobs(self) -> PrometheusConfig:
+        seen: set[str] = set()
+        for sc in self.scrape_configs:
+            if sc.job_name in seen:
+                raise ValueError(f"found multiple scrape configs with job name {sc.job_name!r}")
+            seen.add(sc.job_name)
+        return self
+
+    def resolved_scrape_configs(self) -> list[ScrapeConfig]:
+        """Every scrape config with the global defaults applied."""
+        return [sc.resolved(self.global_) for sc in self.scrape_configs]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_yaml_model(text: str, model: type[M], *, file: str | None = None) -> M:
+    """Parse YAML ``text`` into ``model``; errors name the file, line, column and key."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise ConfigError(
+            f"invalid YAML: {exc.problem}",
+            file=file,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from None
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        line, column = _position(node, loc)
+        path = ".".join(str(p) for p in loc)
+        if err["type"] == "extra_forbidden":
+            message = f"unknown key {loc[-1]!r} at {path}"
+        else:
+            message = f"{path}: {err['msg']}" if path else str(err["msg"])
+        raise ConfigError(message, file=file, line=line, column=column) from None
+
+
+def _position(node: yaml.Node | None, loc: Sequence[Any]) -> tuple[int | None, int | None]:
+    """The line/column of the deepest YAML node that ``loc`` reaches."""
+    if node is None:
+        return None, None
+    best = node
+    current: yaml.Node | None = node
+    for part in loc:
+        nxt: yaml.Node | None = None
+        if isinstance(current, yaml.MappingNode):
+            for key_node, value_node in current.value:
+                if key_node.value == part or key_node.value == str(part).rstrip("_"):
+                    # an unknown key is reported where the key itself is written
+                    nxt = value_node if part != loc[-1] else key_node
+                    break
+        elif (
+            isinstance(current, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(current.value)
+        ):
+            nxt = current.value[part]
+        if nxt is None:
+            continue
+        best = current = nxt
+    return best.start_mark.line + 1, best.start_mark.column + 1
+
+
+def load_prometheus_config(text: str, *, file: str | None = None) -> PrometheusConfig:
+    """Load the scraping part of a ``prometheus.yml`` from its text."""
+    try:
+        return load_yaml_model(text, PrometheusConfig, file=file)
+    except ValueError as exc:  # pragma: no cover - pydantic wraps validator errors
+        raise ConfigError(str(exc), file=file) from None
+
+
+def load_prometheus_file(path: str | Path) -> PrometheusConfig:
+    """Load the scraping part of a ``prometheus.yml`` file."""
+    p = Path(path)
+    return load_prometheus_config(p.read_text(encoding="utf-8"), file=str(p))

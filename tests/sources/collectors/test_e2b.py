@@ -1,0 +1,66 @@
+"""The E2B collector against a local server answering like E2B's API."""
+
+from __future__ import annotations
+
+import json
+
+from soulwatch.sources.collectors import E2BCollector, E2BCollectorConfig
+from tests.helpers import RecordedRequest, Recorder, Reply
+
+
+def _e2b_like(running: int, page: int) -> Recorder:
+    sandboxes = [
+        {
+            "sandboxID": f"sbx{i}",
+            "templateID": "base",
+            "clientID": "c",
+            "state": "running",
+            "startedAt": "2026-05-28T10:00:00Z",
+            "cpuCount": 2,
+            "memoryMB": 512,
+        }
+        for i in range(running)
+    ]
+
+    def handle(req: RecordedRequest) -> Reply:
+        if req.headers.get("x-api-key") != "e2b_key":
+            return Reply(401, b'{"code":401,"message":"Invalid API key"}')
+        if not req.path.startswith("/v2/sandboxes"):
+            return Reply(404, b"{}")
+        start = (
+            int(req.path.split("nextToken=")[1].split("&")[0]) if "nextToken=" in req.path else 0
+        )
+        chunk = sandboxes[start : start + page]
+        headers = {"Content-Type": "application/json"}
+        if start + page < running:
+            headers["x-next-token"] = str(start + page)
+        return Reply(200, json.dumps(chunk).encode(), headers)
+
+    return Recorder(handler=handle)
+
+
+async def test_running_sandboxes_counted_over_every_page_with_quota_and_limit() -> None:
+    with _e2b_like(running=7, page=3) as e2b:
+        collector = E2BCollector(
+            E2BCollectorConfig(
+                api_url=e2b.url, api_key="e2b_key", sandbox_limit=10, monthly_hours_quota=50
+            ),
+            hours_used=lambda: 41.5,
+        )
+        samples = {lbls.name: v for lbls, v in await collector.collect()}
+        await collector.aclose()
+        assert len(e2b.requests) == 3
+        assert all("state=running" in r.path for r in e2b.requests)
+    assert samples == {
+        "e2b_sandboxes_running": 7,
+        "e2b_sandbox_limit": 10,
+        "e2b_sandbox_hours_quota": 50,
+        "e2b_sandbox_hours_used": 41.5,
+    }
+
+
+async def test_without_an_api_key_only_hours_are_reported() -> None:
+    collector = E2BCollector(E2BCollectorConfig(monthly_hours_quota=80), hours_used=lambda: 3.0)
+    names = {lbls.name for lbls, _ in await collector.collect()}
+    assert "e2b_sandboxes_running" not in names
+    assert "e2b_sandbox_hours_used" in names
