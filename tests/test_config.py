@@ -43,10 +43,12 @@ def test_prometheus_sections_load_unchanged(tmp_path: Path) -> None:
     assert cfg.global_.scrape_interval == 15.0
     assert cfg.global_.evaluation_interval == 30.0
     assert cfg.global_.external_labels == {"monitor": "soulcaster"}
-    job = cfg.scrape_configs[0]
-    assert job["job_name"] == "backend"
+    [job] = cfg.resolved_scrape_configs()
+    assert job.job_name == "backend"
+    assert job.interval == 5.0
+    assert job.timeout == 5.0  # the global 10s timeout, capped at the job's interval
     # Relabel capture-group references are not environment references.
-    assert job["relabel_configs"][0]["replacement"] == "${1}"
+    assert job.relabel_configs[0].replacement == "${1}"
     assert cfg.base_dir == tmp_path
 
 
@@ -156,3 +158,21 @@ def test_duplicate_heartbeat_names() -> None:
     text = "heartbeats:\n  checks:\n    - {name: a}\n    - {name: a}\n"
     with pytest.raises(ConfigError, match="duplicate check name"):
         parse_config(text, "sw.yaml", environ={})
+
+
+def test_unknown_key_inside_a_scrape_job() -> None:
+    text = "scrape_configs:\n  - job_name: a\n    metric_path: /m\n"
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, "sw.yaml", environ={})
+    assert str(err.value).startswith(
+        "sw.yaml:3:5: unknown setting 'metric_path' in scrape_configs.0"
+        " (did you mean 'metrics_path'?)"
+    )
+
+
+def test_collectors_section() -> None:
+    text = "collectors:\n  soulcaster:\n    redis_url: redis://127.0.0.1:6379/0\n"
+    cfg = parse_config(text, environ={})
+    assert cfg.collectors.soulcaster is not None
+    assert cfg.collectors.soulcaster.redis_url == "redis://127.0.0.1:6379/0"
+    assert cfg.collectors.e2b is None

@@ -35,7 +35,10 @@ from pydantic import (
 from soulwatch.config_loading import load_yaml, validation_error
 from soulwatch.duration import Duration
 from soulwatch.exceptions import ConfigError
+from soulwatch.sources.collectors.config import E2BCollectorConfig, SoulcasterCollectorConfig
 from soulwatch.sources.heartbeats import HeartbeatsConfig
+from soulwatch.sources.scrape.config import GlobalConfig as ScrapeGlobalConfig
+from soulwatch.sources.scrape.config import ScrapeConfig
 
 DEFAULT_LISTEN = "127.0.0.1:9797"
 
@@ -44,26 +47,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class GlobalConfig(_Model):
+class GlobalConfig(ScrapeGlobalConfig):
     """``global``: defaults shared by scrape jobs and rule groups, as in prometheus.yml."""
 
-    scrape_interval: Duration = 60.0
-    scrape_timeout: Duration = 10.0
-    evaluation_interval: Duration = 60.0
-    external_labels: dict[str, str] = Field(default_factory=dict)
     # Accepted so a prometheus.yml global section loads unchanged; soulwatch
-    # applies the limits it implements and ignores the rest (documented).
+    # applies the settings it implements and ignores these (documented).
     scrape_protocols: list[str] | None = None
     rule_query_offset: Duration = 0.0
-    query_log_file: str | None = None
     scrape_failure_log_file: str | None = None
-    body_size_limit: str | int | None = None
-    sample_limit: int = 0
-    label_limit: int = 0
-    label_name_length_limit: int = 0
-    label_value_length_limit: int = 0
-    target_limit: int = 0
-    keep_dropped_targets: int = 0
     metric_name_validation_scheme: str | None = None
 
     @model_validator(mode="after")
@@ -71,6 +62,13 @@ class GlobalConfig(_Model):
         if self.scrape_timeout > self.scrape_interval:
             raise ValueError("scrape_timeout must not be greater than scrape_interval")
         return self
+
+
+class CollectorsConfig(_Model):
+    """``collectors``: readers of systems that expose no metrics (each optional)."""
+
+    soulcaster: SoulcasterCollectorConfig | None = None
+    e2b: E2BCollectorConfig | None = None
 
 
 class AlertingConfig(_Model):
@@ -192,12 +190,12 @@ class SoulwatchConfig(_Model):
     data_dir: Path = Path("data")
     global_: GlobalConfig = Field(default_factory=GlobalConfig, alias="global")
     rule_files: list[str] = Field(default_factory=list)
-    scrape_configs: list[dict[str, Any]] = Field(default_factory=list)
+    scrape_configs: list[ScrapeConfig] = Field(default_factory=list)
     scrape_config_files: list[str] = Field(default_factory=list)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     heartbeats: HeartbeatsConfig = Field(default_factory=HeartbeatsConfig)
     probes: list[dict[str, Any]] = Field(default_factory=list)
-    collectors: dict[str, Any] = Field(default_factory=dict)
+    collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
@@ -213,11 +211,17 @@ class SoulwatchConfig(_Model):
 
     @model_validator(mode="after")
     def _unique_jobs(self) -> SoulwatchConfig:
-        names = [str(job.get("job_name")) for job in self.scrape_configs]
+        names = [job.job_name for job in self.scrape_configs]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"duplicate scrape job_name(s): {', '.join(dup)}")
+        for job in self.scrape_configs:
+            job.resolved(self.global_)  # raises for a timeout past the interval
         return self
+
+    def resolved_scrape_configs(self) -> list[ScrapeConfig]:
+        """The scrape jobs with interval, timeout and limits filled from ``global``."""
+        return [job.resolved(self.global_) for job in self.scrape_configs]
 
     @property
     def source(self) -> Path | None:
