@@ -124,20 +124,46 @@ def test_missing_rule_file_is_an_error(tmp_path: Path) -> None:
 
 def test_alerting_inline_or_file_not_both() -> None:
     text = "alerting:\n  config_file: am.yml\n  route: {receiver: x}\n"
-    with pytest.raises(ConfigError, match="either config_file or the Alertmanager keys"):
+    with pytest.raises(ConfigError, match="either alerting.config_file or the Alertmanager keys"):
         parse_config(text, environ={})
 
 
-def test_inline_alertmanager_keys_pass_through() -> None:
+def test_inline_alertmanager_keys_are_validated_by_the_routing_model() -> None:
     text = (
         "alerting:\n  route: {receiver: team, group_by: [alertname]}\n"
         "  receivers:\n    - name: team\n      webhook_configs: [{url: 'http://127.0.0.1:1/'}]\n"
     )
-    am = parse_config(text, environ={}).alerting.alertmanager_dict()
-    assert am == {
-        "route": {"receiver": "team", "group_by": ["alertname"]},
-        "receivers": [{"name": "team", "webhook_configs": [{"url": "http://127.0.0.1:1/"}]}],
-    }
+    routing = parse_config(text, environ={}).routing
+    assert routing is not None
+    assert routing.route.receiver == "team"
+    assert routing.receivers[0].webhook_configs[0].url == "http://127.0.0.1:1/"
+
+
+def test_inline_alertmanager_errors_have_positions_in_this_file() -> None:
+    text = (
+        "listen: 127.0.0.1:9797\n"
+        "alerting:\n  route: {receiver: team}\n"
+        "  receivers:\n    - name: team\n      webhook_config: []\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, "sw.yaml", environ={})
+    assert str(err.value).startswith("sw.yaml:6:7: unknown setting 'webhook_config'")
+    assert "did you mean 'webhook_configs'" in str(err.value)
+    text = "alerting:\n  route: {receiver: nobody}\n  receivers:\n    - name: team\n"
+    with pytest.raises(ConfigError, match="undefined receiver 'nobody'") as err:
+        parse_config(text, "sw.yaml", environ={})
+    assert err.value.line == 2
+
+
+def test_alertmanager_yml_by_path(tmp_path: Path) -> None:
+    (tmp_path / "alertmanager.yml").write_text(
+        "route: {receiver: team}\nreceivers:\n  - name: team\n"
+    )
+    cfg_file = tmp_path / "sw.yaml"
+    cfg_file.write_text("alerting:\n  config_file: alertmanager.yml\n")
+    routing = load_config(cfg_file, environ={}).routing
+    assert routing is not None
+    assert routing.receivers[0].name == "team"
 
 
 def test_overrides_from_the_command_line(tmp_path: Path) -> None:

@@ -138,7 +138,11 @@ def _expand_str(text: str, path: Path_, positions: Positions, environ: Mapping[s
 
 
 def validation_error(
-    exc: ValidationError, model: type[BaseModel], positions: Positions
+    exc: ValidationError,
+    model: type[BaseModel],
+    positions: Positions,
+    *,
+    prefix: Path_ = (),
 ) -> ConfigError:
     """The first error of ``exc`` as a positioned :class:`ConfigError`.
 
@@ -148,11 +152,12 @@ def validation_error(
     errors = exc.errors(include_url=False)
     first = errors[0]
     loc: Path_ = tuple(p for p in first["loc"] if isinstance(p, str | int))
-    path = _data_path(loc)
+    inner = _data_path(loc)
+    path = (*prefix, *inner)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     if first["type"] == "extra_forbidden":
         name = str(path[-1]) if path else "?"
-        known = _fields_at(model, path[:-1])
+        known = _fields_at(model, inner[:-1])
         hint = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
         suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
         where = ".".join(str(p) for p in path[:-1]) or "the top level"

@@ -139,7 +139,9 @@ def _samples_str(items: list[tuple[Labels, float]]) -> str:
 
 def _same_samples(a: list[tuple[Labels, float]], b: list[tuple[Labels, float]]) -> bool:
     # reflect.DeepEqual semantics: NaN never equals NaN.
-    return len(a) == len(b) and all(x[0] == y[0] and x[1] == y[1] for x, y in zip(a, b, strict=True))
+    return len(a) == len(b) and all(
+        x[0] == y[0] and x[1] == y[1] for x, y in zip(a, b, strict=True)
+    )
 
 
 class _FileError(Exception):
