@@ -124,7 +124,7 @@ def test_missing_rule_file_is_an_error(tmp_path: Path) -> None:
 
 def test_alerting_inline_or_file_not_both() -> None:
     text = "alerting:\n  config_file: am.yml\n  route: {receiver: x}\n"
-    with pytest.raises(ConfigError, match="either alerting.config_file or the Alertmanager keys"):
+    with pytest.raises(ConfigError, match=r"either alerting\.config_file or the Alertmanager keys"):
         parse_config(text, environ={})
 
 

@@ -42,6 +42,7 @@ from soulwatch.sources.collectors.config import E2BCollectorConfig, SoulcasterCo
 from soulwatch.sources.heartbeats import HeartbeatsConfig
 from soulwatch.sources.scrape.config import GlobalConfig as ScrapeGlobalConfig
 from soulwatch.sources.scrape.config import ScrapeConfig
+from soulwatch.tsdb.config import StorageConfig
 
 DEFAULT_LISTEN = "127.0.0.1:9797"
 
@@ -160,14 +161,6 @@ class SelfMonitoringConfig(_Model):
         return self.deadman_url.get_secret_value() if self.deadman_url else None
 
 
-class StorageSettings(_Model):
-    """``storage``: where samples live and for how long."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    retention: Duration = 15 * 86400.0
-
-
 class SoulwatchConfig(_Model):
     """The whole ``soulwatch.yaml``."""
 
@@ -181,7 +174,7 @@ class SoulwatchConfig(_Model):
     heartbeats: HeartbeatsConfig = Field(default_factory=HeartbeatsConfig)
     probes: list[dict[str, Any]] = Field(default_factory=list)
     collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)
-    storage: StorageSettings = Field(default_factory=StorageSettings)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     self_monitoring: SelfMonitoringConfig = Field(default_factory=SelfMonitoringConfig)

@@ -23,7 +23,9 @@ from soulwatch.tsdb.model import Labels
 
 def alert(starts_at: float, ends_at: float | None = None, **labels: str) -> Alert:
     """An alert with the given labels."""
-    return Alert(Labels.of(labels), {"summary": f"{labels.get('alertname')} is broken"}, starts_at, ends_at)
+    return Alert(
+        Labels.of(labels), {"summary": f"{labels.get('alertname')} is broken"}, starts_at, ends_at
+    )
 
 
 @dataclass

@@ -97,7 +97,9 @@ async def test_group_by_all_labels_makes_one_group_per_alert(tmp_path, clock):
         cfg = _config(rec.url).replace("group_by: [alertname]", "group_by: ['...']")
         async with harness(cfg, tmp_path, clock) as h:
             t0 = clock.time()
-            await h.send(alert(t0, alertname="Down", instance="a"), alert(t0, alertname="Down", instance="b"))
+            await h.send(
+                alert(t0, alertname="Down", instance="a"), alert(t0, alertname="Down", instance="b")
+            )
             await h.run_for(31)
             bodies = _bodies(rec)
             assert sorted(_fired(b)[0] for b in bodies) == ["a", "b"]

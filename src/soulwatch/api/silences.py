@@ -8,49 +8,16 @@ expiring a silence needs a token with the ``silences`` scope.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from soulwatch.alerting.silences import PostableSilence
 from soulwatch.api.context import ApiContext, SilenceNotFoundError, SilencesView
 from soulwatch.api.http import HttpError, json_response, parse_json
 from soulwatch.config import Scope
-
-
-class PostableMatcher(BaseModel):
-    """One matcher of a silence."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    name: str = Field(min_length=1)
-    value: str
-    isRegex: bool
-    isEqual: bool = True
-
-
-class PostableSilence(BaseModel):
-    """Alertmanager's ``PostableSilence``."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    id: str | None = None
-    matchers: list[PostableMatcher] = Field(min_length=1)
-    startsAt: datetime
-    endsAt: datetime
-    createdBy: str = Field(min_length=1)
-    comment: str = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> PostableSilence:
-        if self.startsAt.tzinfo is None or self.endsAt.tzinfo is None:
-            raise ValueError("startsAt and endsAt need a time zone (RFC 3339)")
-        if self.endsAt < self.startsAt:
-            raise ValueError("end time must not be before start time")
-        return self
 
 
 class SilenceApi:
@@ -97,7 +64,7 @@ class SilenceApi:
         """``POST /api/v2/silences``: create or update; ``{"silenceID": id}``."""
         self._auth().require(request, Scope.SILENCES)
         silence = await parse_json(request, PostableSilence, self.ctx.api.max_body_bytes)
-        postable = silence.model_dump(mode="json", exclude_none=True)
+        postable = silence.model_dump(mode="json", by_alias=True, exclude_none=True)
         try:
             silence_id = await asyncio.to_thread(store.put_silence, postable)
         except ValueError as exc:

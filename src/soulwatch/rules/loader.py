@@ -51,7 +51,7 @@ class RuleFileProblems(RuleFileError):
 
 def default_expr_validator() -> ExprValidator:
     """The PromQL parser's ``parse`` (imported lazily: the loader works without the engine)."""
-    from soulwatch.promql.parser import parse  # noqa: PLC0415
+    from soulwatch.promql.parser import parse
 
     return parse
 

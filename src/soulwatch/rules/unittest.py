@@ -39,7 +39,7 @@ EngineFactory = Callable[[MemoryStorage], QueryEngine]
 
 def default_engine_factory() -> EngineFactory:
     """soulwatch's PromQL engine (imported lazily)."""
-    from soulwatch.promql.engine import Engine  # noqa: PLC0415
+    from soulwatch.promql.engine import Engine
 
     def factory(storage: MemoryStorage) -> QueryEngine:
         engine: QueryEngine = Engine(storage)
