@@ -73,7 +73,7 @@ def _rule(rule: RuleStatus) -> JSONDict:
     }
     if rule.last_error:
         common["lastError"] = rule.last_error
-    if rule.kind != "alerting":
+    if rule.kind != "alert":
         return {**common, "type": "recording"}
     states = {a.state.value for a in rule.alerts}
     state = "firing" if "firing" in states else "pending" if "pending" in states else "inactive"
