@@ -31,19 +31,9 @@ from soulwatch.exceptions import StorageError
 #: The most samples one chunk holds (the count is stored in 16 bits).
 MAX_SAMPLES = 0xFFFF
 
-_DOUBLE = struct.Struct("<d")
-_UINT64 = struct.Struct("<Q")
 _MASK64 = (1 << 64) - 1
 # Prometheus's delta-of-delta buckets: (prefix bits, prefix length, payload bits).
 _BUCKETS = ((0b10, 2, 14), (0b110, 3, 17), (0b1110, 4, 20))
-
-
-def _float_bits(value: float) -> int:
-    return int(_UINT64.unpack(_DOUBLE.pack(value))[0])
-
-
-def _bits_float(bits: int) -> float:
-    return float(_DOUBLE.unpack(_UINT64.pack(bits))[0])
 
 
 def _uvarint(value: int) -> bytes:
@@ -73,7 +63,10 @@ def encode(timestamps: Sequence[int], values: Sequence[float]) -> bytes:
     head = bytearray(n.to_bytes(2, "big"))
     t0 = timestamps[0]
     head += _uvarint(_zigzag(t0))
-    prev_bits = _float_bits(values[0])
+    # Every value's raw 64 bits in one conversion (no per-value struct call).
+    raw: array[int] = array("Q")
+    raw.frombytes(array("d", values).tobytes())
+    prev_bits = raw[0]
     head += prev_bits.to_bytes(8, "big")
     if n == 1:
         return bytes(head)
@@ -106,7 +99,7 @@ def encode(timestamps: Sequence[int], values: Sequence[float]) -> bytes:
                 else:
                     acc = (((acc << 4) | 0b1111) << 64) | (dod & _MASK64)
                     nbits += 68
-        bits = _float_bits(values[i])
+        bits = raw[i]
         xor = bits ^ prev_bits
         prev_bits = bits
         if xor == 0:
@@ -148,7 +141,7 @@ def _read_uvarint(data: bytes, pos: int) -> tuple[int, int]:
 def decode(data: bytes) -> tuple[array[int], array[float]]:
     """Decompress a chunk into ``(timestamps, values)`` arrays."""
     ts: array[int] = array("q")
-    vals: array[float] = array("d")
+    raw: array[int] = array("Q")
     try:
         n = int.from_bytes(data[:2], "big")
         zz, pos = _read_uvarint(data, 2)
@@ -156,9 +149,9 @@ def decode(data: bytes) -> tuple[array[int], array[float]]:
         prev_bits = int.from_bytes(data[pos : pos + 8], "big")
         pos += 8
         ts.append(t)
-        vals.append(_bits_float(prev_bits))
+        raw.append(prev_bits)
         if n == 1:
-            return ts, vals
+            return ts, _as_floats(raw)
         delta, pos = _read_uvarint(data, pos)
         stream = data[pos:]
         total = len(stream) * 8
@@ -196,10 +189,16 @@ def decode(data: bytes) -> tuple[array[int], array[float]]:
                     width = read(6) or 64
                     trailing = 64 - leading - width
                 prev_bits ^= read(64 - leading - trailing) << trailing
-            vals.append(_bits_float(prev_bits))
-    except (IndexError, struct.error) as exc:
+            raw.append(prev_bits)
+    except (IndexError, struct.error, OverflowError) as exc:
         raise StorageError(f"corrupt chunk: {exc}") from exc
-    return ts, vals
+    return ts, _as_floats(raw)
+
+
+def _as_floats(raw: array[int]) -> array[float]:
+    vals: array[float] = array("d")
+    vals.frombytes(raw.tobytes())
+    return vals
 
 
 def _signed(raw: int, width: int) -> int:

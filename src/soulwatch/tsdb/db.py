@@ -318,39 +318,8 @@ class TSDB:
             resolved: dict[int, HeadSeries | None] = {}
             if appender._new or appender._generation != self._generation:
                 self._resolve_new(appender, resolved, records)
-            ids = array("q")
-            ts_out = array("q")
-            vals_out = array("d")
-            rejected = appender.rejected
+            ids, ts_out, vals_out = self._apply(appender, resolved)
             stats = self._stats
-            for pending, t, v in zip(appender._series, appender._ts, appender._vals, strict=True):
-                series: HeadSeries | None = pending
-                if pending.id <= 0 or resolved:
-                    series = resolved.get(id(pending), pending)
-                if series is None:
-                    continue  # already counted as rejected by a series limit
-                if t <= series.last_t:
-                    if t == series.last_t and _same_value(v, series.last_v):
-                        stats.duplicates_ignored += 1
-                        continue
-                    reason = (
-                        RejectReason.DUPLICATE_TIMESTAMP
-                        if t == series.last_t
-                        else RejectReason.OUT_OF_ORDER
-                    )
-                    rejected.append(RejectedSample(series.labels, t, v, reason))
-                    stats.samples_rejected[reason] = stats.samples_rejected.get(reason, 0) + 1
-                    continue
-                ts = series.ts
-                if not ts and series.first_t == NO_TIME:
-                    series.first_t = t
-                ts.append(t)
-                series.vals.append(v)
-                series.last_t = t
-                series.last_v = v
-                ids.append(series.id)
-                ts_out.append(t)
-                vals_out.append(v)
             if ids:
                 records.append(frame(RecordType.SAMPLES, encode_samples(ids, ts_out, vals_out)))
             stats.samples_appended += len(ids)
@@ -362,6 +331,48 @@ class TSDB:
                     raise StorageError(
                         f"cannot write the WAL ({exc}): the batch is visible but not durable"
                     ) from exc
+
+    def _apply(
+        self, appender: TSDBAppender, resolved: dict[int, HeadSeries | None]
+    ) -> tuple[array[int], array[int], array[float]]:
+        # The hot loop of a commit (head lock held): one pass, locals only.
+        ids = array("q")
+        ts_out = array("q")
+        vals_out = array("d")
+        ids_append, ts_append, vals_append = ids.append, ts_out.append, vals_out.append
+        lookup = resolved.get if resolved else None
+        no_time = NO_TIME
+        for pending, t, v in zip(appender._series, appender._ts, appender._vals, strict=True):
+            series = pending if lookup is None else lookup(id(pending), pending)
+            if series is None:
+                continue  # refused by a series limit (already listed)
+            if t <= series.last_t:
+                self._refuse_at_commit(appender, series, t, v)
+                continue
+            series.ts.append(t)
+            series.vals.append(v)
+            series.last_t = t
+            series.last_v = v
+            if series.first_t == no_time:
+                series.first_t = t
+            ids_append(series.id)
+            ts_append(t)
+            vals_append(v)
+        return ids, ts_out, vals_out
+
+    def _refuse_at_commit(
+        self, appender: TSDBAppender, series: HeadSeries, t: int, v: float
+    ) -> None:
+        # Another batch committed this series first (head lock held).
+        stats = self._stats
+        if t == series.last_t and _same_value(v, series.last_v):
+            stats.duplicates_ignored += 1
+            return
+        reason = (
+            RejectReason.DUPLICATE_TIMESTAMP if t == series.last_t else RejectReason.OUT_OF_ORDER
+        )
+        appender.rejected.append(RejectedSample(series.labels, t, v, reason))
+        stats.samples_rejected[reason] = stats.samples_rejected.get(reason, 0) + 1
 
     def _resolve_new(
         self, appender: TSDBAppender, resolved: dict[int, HeadSeries | None], records: list[bytes]
@@ -721,33 +732,32 @@ class TSDBAppender:
         self._ts: array[int] = array("q")
         self._vals: array[float] = array("d")
         self._new: dict[Labels, HeadSeries] = {}
-        self._last: dict[int, tuple[int, float]] = {}
+        self._last: dict[HeadSeries, tuple[int, float]] = {}  # within this batch
+        self._lookup = db._index.get
         self._generation = db._generation
         self._min_t = db._cutoff_ms()
         self.rejected: list[RejectedSample] = []
 
     def append(self, labels: Labels, t_ms: int, value: float) -> None:
         """Buffer one sample; raises a :class:`SampleRejectedError` or a series limit error."""
-        db = self._db
-        series = db._index.get(labels) or self._new.get(labels)
+        series = self._lookup(labels) or self._new.get(labels)
         if series is None:
-            db._check_limits(labels, self._source, len(self._new), len(self._new))
+            self._db._check_limits(labels, self._source, len(self._new), len(self._new))
             series = HeadSeries(0, labels, self._source)
             self._new[labels] = series
-        key = id(series)
-        prev = self._last.get(key)
-        last_t, last_v = prev if prev is not None else (series.last_t, series.last_v)
+        prev = self._last.get(series)
+        last_t, last_v = (series.last_t, series.last_v) if prev is None else prev
         if t_ms <= last_t:
             self._reject(labels, t_ms, value, last_t, last_v)
             return
         if t_ms < self._min_t:
-            db._count_rejected(RejectReason.TOO_OLD)
+            self._db._count_rejected(RejectReason.TOO_OLD)
             raise SampleTooOldError(
                 f"timestamp {t_ms} is older than the retention window (from {self._min_t})",
                 labels=labels,
                 t_ms=t_ms,
             )
-        self._last[key] = (t_ms, value)
+        self._last[series] = (t_ms, value)
         self._series.append(series)
         self._ts.append(t_ms)
         self._vals.append(value)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from soulwatch.tsdb.model import Labels, Matcher, MatchType
 
@@ -63,12 +63,12 @@ class HeadIndex:
         self._per_source: dict[str, int] = {}
         self.next_id = 1
 
+        # The series with exactly these labels, if known (the bound dict method:
+        # this is on every append's path).
+        self.get: Callable[[Labels], HeadSeries | None] = self._by_labels.get
+
     def __len__(self) -> int:
         return len(self._by_id)
-
-    def get(self, labels: Labels) -> HeadSeries | None:
-        """The series with exactly these labels, if known."""
-        return self._by_labels.get(labels)
 
     def by_id(self, series_id: int) -> HeadSeries | None:
         """The series with this id, if known."""
