@@ -202,3 +202,14 @@ def test_collectors_section() -> None:
     assert cfg.collectors.soulcaster is not None
     assert cfg.collectors.soulcaster.redis_url == "redis://127.0.0.1:6379/0"
     assert cfg.collectors.e2b is None
+
+
+def test_env_keys_a_component_reads_itself_are_left_alone() -> None:
+    text = (
+        "probes:\n  - job_name: upstash\n    prober: http\n    url_env: UPSTASH_URL\n"
+        "auth:\n  tokens:\n    - {name: ci, token_env: SW_TOKEN, scopes: [push]}\n"
+    )
+    cfg = parse_config(text, environ={"SW_TOKEN": "t" * 20})
+    # The probe resolves url_env when it starts; the token is read now.
+    assert cfg.probes[0].url_env == "UPSTASH_URL"
+    assert cfg.auth.tokens[0].secret() == "t" * 20

@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -40,6 +40,7 @@ from soulwatch.duration import Duration
 from soulwatch.exceptions import ConfigError
 from soulwatch.sources.collectors.config import E2BCollectorConfig, SoulcasterCollectorConfig
 from soulwatch.sources.heartbeats import HeartbeatsConfig
+from soulwatch.sources.probes.config import ProbeConfig
 from soulwatch.sources.scrape.config import GlobalConfig as ScrapeGlobalConfig
 from soulwatch.sources.scrape.config import ScrapeConfig
 from soulwatch.tsdb.config import StorageConfig
@@ -53,13 +54,6 @@ class _Model(BaseModel):
 
 class GlobalConfig(ScrapeGlobalConfig):
     """``global``: defaults shared by scrape jobs and rule groups, as in prometheus.yml."""
-
-    # Accepted so a prometheus.yml global section loads unchanged; soulwatch
-    # applies the settings it implements and ignores these (documented).
-    scrape_protocols: list[str] | None = None
-    rule_query_offset: Duration = 0.0
-    scrape_failure_log_file: str | None = None
-    metric_name_validation_scheme: str | None = None
 
     @model_validator(mode="after")
     def _timeout_fits(self) -> GlobalConfig:
@@ -86,6 +80,7 @@ class AlertingSection(BaseModel):
     """
 
     model_config = ConfigDict(extra="allow", frozen=True)
+    extra_keys_model: ClassVar[type[BaseModel]] = AlertingConfig
 
     config_file: Path | None = None
     alertmanagers: list[dict[str, Any]] | None = None
@@ -172,7 +167,7 @@ class SoulwatchConfig(_Model):
     scrape_config_files: list[str] = Field(default_factory=list)
     alerting: AlertingSection = Field(default_factory=AlertingSection)
     heartbeats: HeartbeatsConfig = Field(default_factory=HeartbeatsConfig)
-    probes: list[dict[str, Any]] = Field(default_factory=list)
+    probes: list[ProbeConfig] = Field(default_factory=list)
     collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
@@ -196,6 +191,10 @@ class SoulwatchConfig(_Model):
             raise ValueError(f"duplicate scrape job_name(s): {', '.join(dup)}")
         for job in self.scrape_configs:
             job.resolved(self.global_)  # raises for a timeout past the interval
+        probes = [p.job_name for p in self.probes]
+        dup = sorted({n for n in probes if probes.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate probe job_name(s): {', '.join(dup)}")
         return self
 
     def resolved_scrape_configs(self) -> list[ScrapeConfig]:
@@ -283,7 +282,7 @@ def parse_config(
     against it, as Prometheus resolves them against the config's directory.
     """
     env = os.environ if environ is None else environ
-    data, positions = load_yaml(text, file, env)
+    data, positions = load_yaml(text, file, env, SoulwatchConfig)
     if base_dir is not None:
         data = _absolute_files(data, base_dir)
     try:

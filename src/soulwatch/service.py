@@ -47,12 +47,13 @@ from soulwatch.rules.evaluator import RuleManager
 from soulwatch.rules.loader import load_rule_files
 from soulwatch.rules.model import GroupSpec
 from soulwatch.rules.store import AlertStateStore
-from soulwatch.sources.base import Scheduler, Source
+from soulwatch.sources.base import Scheduler, Source, SourceStatus
 from soulwatch.sources.collectors.e2b import E2BCollector
 from soulwatch.sources.collectors.redis_reader import RedisPyReader, UpstashRestReader
 from soulwatch.sources.collectors.soulcaster import SoulcasterCollector
 from soulwatch.sources.collectors.source import CollectorSource
 from soulwatch.sources.heartbeats import HeartbeatMonitor, HeartbeatStore
+from soulwatch.sources.probes.manager import ProbeManager
 from soulwatch.sources.scrape.manager import ScrapeManager
 from soulwatch.tsdb.db import TSDB
 
@@ -136,6 +137,7 @@ class Monitor:
         self.heartbeats: HeartbeatMonitor
         self.scrape: ScrapeManager
         self.collectors: Scheduler
+        self.probes: ProbeManager
         self.rules: RuleManager
         self.silences: SilenceStore
         self.outbox: Outbox
@@ -183,6 +185,7 @@ class Monitor:
             config.resolved_scrape_configs(), self.storage, clock=self.clock
         )
         self.collectors = Scheduler(self.clock, self._collector_sources(config))
+        self.probes = ProbeManager(config.probes, self.storage, clock=self.clock)
         self.ctx = ApiContext(
             storage=self.storage,
             engine=self.engine,
@@ -191,7 +194,7 @@ class Monitor:
             auth=config.auth,
             heartbeats=self.heartbeats,
             rules=RuleManagerView(self.rules),
-            targets=ScrapeView(self._target_statuses),
+            targets=ScrapeView(self._target_statuses, self._probe_statuses),
             receivers=OutboxView(config.routing, self.outbox) if config.routing else None,
             silences=SilenceStoreView(self.silences),
             reload=self.reload,
@@ -202,6 +205,7 @@ class Monitor:
             external_labels=tuple(config.global_.external_labels.items()),
         )
         self.scrape.start()
+        self.probes.start()
         self.collectors.start()
         await self.rules.start()
         self._spawn("outbox", self.outbox.run)
@@ -230,6 +234,7 @@ class Monitor:
         self._stopping = True
         stages: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
             ("scrape", self.scrape.stop),
+            ("probes", self.probes.stop),
             ("collectors", self.collectors.stop),
             ("rules", self.rules.stop),
             ("tasks", self._cancel_tasks),
@@ -266,36 +271,51 @@ class Monitor:
             try:
                 new = config if config is not None else await asyncio.to_thread(self._reread)
                 specs = self.check_rules(new)
+                await self._apply(new, specs)
             except ConfigError:
                 self.metrics.reload_ok.set(0)
                 raise
-            old = self.config
-            for key in ("listen", "data_dir", "storage"):
-                if getattr(new, key) != getattr(old, key):
-                    _log.warning("setting changed; it takes effect after a restart", setting=key)
-            if new.resolved_scrape_configs() != old.resolved_scrape_configs():
-                await self.scrape.stop()
-                self.scrape = ScrapeManager(
-                    new.resolved_scrape_configs(), self.storage, clock=self.clock
-                )
-                self.scrape.start()
-            if new.collectors != old.collectors:
-                await self.collectors.stop()
-                self.collectors = Scheduler(self.clock, self._collector_sources(new))
-                self.collectors.start()
-            self.heartbeats.configure(new.heartbeats, now=self.clock.time())
-            if new.routing != old.routing:
-                await self._swap_dispatcher(new.routing)
-            self.rules.set_groups(specs)
-            self._rule_specs = specs
-            self.ctx.auth = new.auth
-            self.ctx.api = new.api
-            self.ctx.config = new
-            self.ctx.receivers = OutboxView(new.routing, self.outbox) if new.routing else None
-            self.config = new
             self.metrics.reload_ok.set(1)
             self.metrics.reload_time.set(self.clock.time())
             _log.info("configuration reloaded", rule_groups=len(specs))
+
+    async def _apply(self, new: SoulwatchConfig, specs: list[GroupSpec]) -> None:
+        """Swap in the parts that changed (``new`` is already valid)."""
+        old = self.config
+        for key in ("listen", "data_dir", "storage"):
+            if getattr(new, key) != getattr(old, key):
+                _log.warning("setting changed; it takes effect after a restart", setting=key)
+        # Build the new parts before touching the running ones, so a
+        # failure here (an unset url_env, an unreadable CA file) changes nothing.
+        scrape = probes = collectors = None
+        if new.resolved_scrape_configs() != old.resolved_scrape_configs():
+            scrape = ScrapeManager(new.resolved_scrape_configs(), self.storage, clock=self.clock)
+        if new.probes != old.probes:
+            probes = ProbeManager(new.probes, self.storage, clock=self.clock)
+        if new.collectors != old.collectors:
+            collectors = Scheduler(self.clock, self._collector_sources(new))
+        if scrape is not None:
+            await self.scrape.stop()
+            self.scrape = scrape
+            self.scrape.start()
+        if probes is not None:
+            await self.probes.stop()
+            self.probes = probes
+            self.probes.start()
+        if collectors is not None:
+            await self.collectors.stop()
+            self.collectors = collectors
+            self.collectors.start()
+        self.heartbeats.configure(new.heartbeats, now=self.clock.time())
+        if new.routing != old.routing:
+            await self._swap_dispatcher(new.routing)
+        self.rules.set_groups(specs)
+        self._rule_specs = specs
+        self.ctx.auth = new.auth
+        self.ctx.api = new.api
+        self.ctx.config = new
+        self.ctx.receivers = OutboxView(new.routing, self.outbox) if new.routing else None
+        self.config = new
 
     def _reread(self) -> SoulwatchConfig:
         source = self.config.source
@@ -367,6 +387,9 @@ class Monitor:
                 )
             )
         return sources
+
+    def _probe_statuses(self) -> list[tuple[str, SourceStatus]]:
+        return sorted(self.probes.statuses().items())
 
     def _target_statuses(self) -> list[Any]:
         return [(t.status, t.config.interval, t.config.timeout) for t in self.scrape.targets]

@@ -1,4 +1,4 @@
-"""`soulwatch run` end to end: a real instrumented app, scraped; heartbeats; an alert paged.
+"""`soulwatch run` end to end: a real instrumented app, scraped and probed; heartbeats; a page.
 
 soulwatch runs as a subprocess with 1 s scrape and evaluation intervals. The
 watched app is a real uvicorn server instrumented with the SDK; its heartbeat
@@ -78,6 +78,12 @@ def _config(tmp_path: Path, app_port: int, listen: int, hook: str) -> Path:
               - job_name: shop
                 static_configs:
                   - targets: ["127.0.0.1:{app_port}"]
+            probes:
+              - job_name: shop-health
+                prober: http
+                targets: ["http://127.0.0.1:{app_port}/health"]
+                interval: 1s
+                timeout: 1s
             alerting:
               route:
                 receiver: pager
@@ -162,6 +168,13 @@ def test_run_scrapes_alerts_pages_and_recovers(tmp_path: Path) -> None:
                 assert target["health"] == "up"
                 assert target["labels"]["job"] == "shop"
                 wait_until(
+                    lambda: _query(api, 'probe_success{job="shop-health"} == 1'),
+                    timeout=20,
+                    what="the /health probe",
+                )
+                [probe] = api.get("/api/v1/probes").json()["probes"]
+                assert probe["health"] == "up"
+                wait_until(
                     lambda: _query(api, 'heartbeat_up{check="shop-loop"} == 1'),
                     timeout=20,
                     what="heartbeat_up",
@@ -175,6 +188,14 @@ def test_run_scrapes_alerts_pages_and_recovers(tmp_path: Path) -> None:
                 [target] = api.get("/api/v1/targets").json()["data"]["activeTargets"]
                 assert target["health"] == "down"
                 assert target["lastError"]
+                wait_until(
+                    lambda: _query(api, 'probe_success{job="shop-health"} == 0'),
+                    timeout=20,
+                    what="the failing probe",
+                )
+                [probe] = api.get("/api/v1/probes").json()["probes"]
+                assert probe["health"] == "down"
+                assert probe["lastError"]
                 page = _pages(hook, "firing")[0]
                 assert page["alerts"][0]["annotations"]["summary"] == (
                     f"127.0.0.1:{app_port} is down"
@@ -186,6 +207,11 @@ def test_run_scrapes_alerts_pages_and_recovers(tmp_path: Path) -> None:
                 server = UvicornThread(app, port=app_port).start()
                 wait_until(lambda: _query(api, 'up{job="shop"} == 1'), timeout=20, what="up")
                 wait_until(lambda: not _alert_states(api), timeout=20, what="no alert")
+                wait_until(
+                    lambda: _query(api, 'probe_success{job="shop-health"} == 1'),
+                    timeout=20,
+                    what="the probe back up",
+                )
                 wait_until(lambda: _pages(hook, "resolved"), timeout=20, what="resolved page")
                 history = api.get("/api/v1/alerts/history").json()["history"]
                 moves = [(h["from"], h["to"]) for h in history if h["alertname"] == "AppDown"]
