@@ -45,7 +45,6 @@ from soulwatch.tsdb.model import Labels, Matcher, Series
 
 _T = TypeVar("_T")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_MAX_POINTS = 11_000
 
 Handler = Callable[[Request], Any]
 
@@ -152,10 +151,11 @@ class PrometheusApi:
                 "Try a positive integer",
             )
         step_ms = int(step * 1000)
-        if step_ms <= 0 or (end - start) / step_ms > _MAX_POINTS:
+        limit = self.ctx.api.max_points_per_series
+        if step_ms <= 0 or (end - start) / step_ms > limit:
             raise ApiError(
                 ErrorType.BAD_DATA,
-                "exceeded maximum resolution of 11,000 points per timeseries. "
+                f"exceeded maximum resolution of {limit:,} points per timeseries. "
                 "Try decreasing the query resolution (?step=XX)",
             )
         query = first(params, "query") or ""
