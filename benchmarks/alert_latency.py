@@ -324,6 +324,8 @@ class Measure:
     """One configuration's figures in one repetition (``None``: did not happen in time)."""
 
     fault_to_page: float | None = None
+    #: Fault to ``activeAt``: the first failing scrape, then the first evaluation after it.
+    fault_to_pending: float | None = None
     after_for: float | None = None
     firing_to_page: float | None = None
 
@@ -476,6 +478,7 @@ def run_repetition(
                 measure.fault_to_page = page.at - fault_at
                 active = active_at[cfg_name]
                 if active is not None:
+                    measure.fault_to_pending = active - fault_at
                     measure.after_for = page.at - (active + for_s)
                 if page.starts_at is not None:
                     measure.firing_to_page = page.at - page.starts_at
@@ -541,10 +544,10 @@ def table(reps: Sequence[Repetition], for_s: float) -> str:
     column = {c: [r.measures[c] for r in reps] for c in CONFIGS}
     sw = _stats([m.fault_to_page for m in column[SOULWATCH]])
     lines = [
-        "| configuration | fault → page, s: median (min–max) | page after `for` expired, s:"
-        " median (min–max) | firing → page, s: median (min–max) | expected fault → page, s"
+        "| configuration | fault → page, s: median (min–max) | fault → pending (`activeAt`), s"
+        " | page after `for` expired, s | firing → page, s | expected fault → page, s"
         " | ratio to soulwatch (median) |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for name in CONFIGS:
         ms = column[name]
@@ -553,6 +556,7 @@ def table(reps: Sequence[Repetition], for_s: float) -> str:
         lo, hi = expected[name]
         lines.append(
             f"| {name} | {_span([m.fault_to_page for m in ms])}"
+            f" | {_span([m.fault_to_pending for m in ms], 2)}"
             f" | {_span([m.after_for for m in ms], 2)}"
             f" | {_span([m.firing_to_page for m in ms], 3)}"
             f" | {lo:g}–{hi:g} | {ratio} |"
