@@ -28,7 +28,7 @@ class Inhibitor:
             if not matches(rule.target, alert.labels):
                 continue
             for source in candidates:
-                if source.fingerprint == alert.fingerprint:
+                if source.labels == alert.labels:  # the same alert
                     continue
                 if not matches(rule.source, source.labels):
                     continue

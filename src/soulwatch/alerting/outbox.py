@@ -263,6 +263,12 @@ class Outbox:
             for r in rows
         ]
 
+    def pending_count(self) -> int:
+        """How many notifications wait to be delivered."""
+        with self._lock:
+            row = self._db.execute("SELECT COUNT(*) FROM outbox WHERE state='pending'").fetchone()
+        return int(row[0])
+
     def integration_errors(self) -> dict[str, tuple[str, float, bool]]:
         """``integration -> (last error, when, failing now)``."""
         with self._lock:
