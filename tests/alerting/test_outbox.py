@@ -121,3 +121,38 @@ async def test_latency_metric_counts_from_firing_to_accepted(tmp_path, clock):
                 )
                 == 1.0
             )
+
+
+async def test_pagerduty_dedup_key_is_stable_across_restarts(tmp_path, clock):
+    with Recorder() as pd:
+        cfg = f"""
+route:
+  receiver: page
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1m
+receivers:
+  - name: page
+    pagerduty_configs: [{{routing_key: k, url: "{pd.url}/v2/enqueue"}}]
+"""
+        a = alert(clock.time(), alertname="BackendDown", priority="P1", instance="i")
+        async with harness(cfg, tmp_path, clock) as h:
+            await h.fire(a)
+        async with harness(cfg, tmp_path, clock) as h:
+            await h.fire(a)
+            await h.run_for(120, step=10)
+            await h.resolve(a)
+            await h.run_for(120, step=10)
+        events = [r.json() for r in pd.received("/v2/enqueue")]
+    assert [e["event_action"] for e in events] == ["trigger", "resolve"]
+    assert events[0]["dedup_key"] == events[1]["dedup_key"]
+
+
+async def test_finished_rows_are_pruned_after_retention(tmp_path, clock):
+    with Recorder() as hook, Recorder() as chat:
+        async with harness(_config(hook.url, chat.url), tmp_path, clock) as h:
+            await h.fire(alert(clock.time(), alertname="A", instance="i"))
+            assert len(h.outbox.rows(RowState.DELIVERED)) == 1
+            clock.set_time(clock.time() + 8 * 86400)
+            assert h.outbox.prune() == 1
+            assert h.outbox.rows() == []

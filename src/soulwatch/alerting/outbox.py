@@ -298,10 +298,23 @@ class Outbox:
 
     # --- delivering --------------------------------------------------------------
 
+    def prune(self) -> int:
+        """Delete finished rows older than the retention; returns how many."""
+        cutoff = self._clock.time() - self._settings.retention
+        with self._lock:
+            cur = self._db.execute(
+                "DELETE FROM outbox WHERE state != 'pending' AND created_at < ?", (cutoff,)
+            )
+        return int(cur.rowcount)
+
     async def run(self) -> None:
         """Deliver forever (cancel to stop); resumes whatever a previous process left pending."""
+        last_prune = float("-inf")
         try:
             while True:
+                if self._clock.time() - last_prune >= 3600:
+                    self.prune()
+                    last_prune = self._clock.time()
                 self._wake.clear()
                 next_due = self._launch_due()
                 now = self._clock.time()
