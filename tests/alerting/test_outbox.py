@@ -156,3 +156,17 @@ async def test_finished_rows_are_pruned_after_retention(tmp_path, clock):
             clock.set_time(clock.time() + 8 * 86400)
             assert h.outbox.prune() == 1
             assert h.outbox.rows() == []
+
+
+async def test_meta_alert_resolves_when_the_receiver_works_again(tmp_path, clock):
+    with Recorder() as hook, Recorder() as chat:
+        hook.replies = [Reply(410, b"gone")]
+        async with harness(_config(hook.url, chat.url), tmp_path, clock) as h:
+            await h.fire(alert(clock.time(), alertname="A", instance="i"))
+            await h.run_for(60, step=10)
+            await h.fire(alert(clock.time(), alertname="B", instance="i"))
+            await h.run_for(120, step=10)
+            texts = [r.json()["text"] for r in chat.received("/slack")]
+    assert texts[0].startswith("🔥 FIRING · P2: NotificationFailing")
+    assert texts[-1] == "✅ RESOLVED: NotificationFailing"
+    assert [r.json()["groupLabels"]["alertname"] for r in hook.received("/hook")] == ["A", "B"]

@@ -510,4 +510,4 @@ def _needs_update(  # noqa: PLR0917 - mirrors Alertmanager's needsUpdate
         return bool(entry.firing)
     if send_resolved and not resolved <= entry.resolved:
         return True
-    return entry.sent_at <= now - repeat_interval
+    return entry.sent_at < now - repeat_interval
