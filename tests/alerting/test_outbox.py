@@ -170,3 +170,15 @@ async def test_meta_alert_resolves_when_the_receiver_works_again(tmp_path, clock
     assert texts[0].startswith("🔥 FIRING · P2: NotificationFailing")
     assert texts[-1] == "✅ RESOLVED: NotificationFailing"
     assert [r.json()["groupLabels"]["alertname"] for r in hook.received("/hook")] == ["A", "B"]
+
+
+async def test_outbox_write_failure_is_retried_not_lost(tmp_path, clock):
+    with Recorder() as hook, Recorder() as chat:
+        async with harness(_config(hook.url, chat.url), tmp_path, clock) as h:
+            h.outbox._db.execute("PRAGMA query_only=ON")  # writes now fail, like a full disk
+            await h.fire(alert(clock.time(), alertname="A", instance="i"))
+            assert hook.received() == []
+            assert "readonly" in (h.dispatcher.last_error or "")
+            h.outbox._db.execute("PRAGMA query_only=OFF")
+            await h.run_for(10, step=1)
+            assert len(hook.received("/hook")) == 1

@@ -38,9 +38,11 @@ from soulwatch.alerting.silences import SilenceStore
 from soulwatch.alerting.timeintervals import interval_contains, next_change
 from soulwatch.alerts import Alert
 from soulwatch.clock import Clock
+from soulwatch.exceptions import StorageError
 from soulwatch.tsdb.model import Labels
 
 META_ALERTNAME = "NotificationFailing"
+_STORAGE_RETRY = 5.0
 
 
 @dataclass
@@ -105,6 +107,8 @@ class Dispatcher:
         self._groups: dict[str, _Group] = {}
         self._holds: dict[str, _Hold] = {}
         self._firing_cache: tuple[float, list[Alert]] | None = None
+        #: the last error writing to the outbox (shown by the API), if any
+        self.last_error: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         outbox.on_failure = self._on_delivery_failure
@@ -296,7 +300,13 @@ class Dispatcher:
         if wakes:
             group.due = min(group.due, *wakes)
         if kept:
-            self._notify(group, kept, notes, now)
+            try:
+                self._notify(group, kept, notes, now)
+            except StorageError as exc:
+                # Nothing was recorded as sent: retry this group soon, keep its alerts.
+                self.last_error = str(exc)
+                group.due = now + _STORAGE_RETRY
+                return
         # Resolved alerts that were part of this flush leave the group, unless
         # they fired again meanwhile.
         for fp, alert in alerts:

@@ -133,6 +133,8 @@ class DeliveryMetrics:
         )
 
 
+_DB_RETRY = 5.0
+
 FailureCallback = Callable[[str, str, str, bool], Awaitable[None]]
 
 
@@ -168,6 +170,8 @@ class Outbox:
         self._tasks: set[asyncio.Task[None]] = set()
         self._max_in_flight = max_in_flight
         self.on_failure: FailureCallback | None = None
+        #: the last error of the outbox database itself, if any
+        self.last_error: str | None = None
         self.on_recovery: Callable[[str, str], Awaitable[None]] | None = None
 
     def close(self) -> None:
@@ -232,7 +236,8 @@ class Outbox:
                     )
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise StorageError(f"cannot write to the outbox: {exc}") from exc
         self._wake.set()
 
@@ -312,11 +317,18 @@ class Outbox:
         last_prune = float("-inf")
         try:
             while True:
-                if self._clock.time() - last_prune >= 3600:
-                    self.prune()
-                    last_prune = self._clock.time()
                 self._wake.clear()
-                next_due = self._launch_due()
+                try:
+                    if self._clock.time() - last_prune >= 3600:
+                        self.prune()
+                        last_prune = self._clock.time()
+                    next_due = self._launch_due()
+                except sqlite3.Error as exc:
+                    # The database is unavailable (disk full, locked): keep the
+                    # error for the API and try again shortly; nothing is lost.
+                    self.last_error = f"outbox database: {exc}"
+                    await self._clock.sleep(_DB_RETRY)
+                    continue
                 now = self._clock.time()
                 timeout = None if next_due is None else max(0.0, next_due - now)
                 await self._wait(timeout)
@@ -373,6 +385,9 @@ class Outbox:
     async def _deliver(self, row_id: int, lane: tuple[str, str]) -> None:
         try:
             await self._deliver_row(row_id)
+        except sqlite3.Error as exc:
+            # The row stays pending and is sent again: at-least-once, never lost.
+            self.last_error = f"outbox database: {exc}"
         finally:
             self._in_flight.discard(lane)
             self._wake.set()
