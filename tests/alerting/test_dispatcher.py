@@ -63,10 +63,12 @@ async def test_unchanged_group_repeats_after_repeat_interval_only(tmp_path, cloc
         async with harness(_config(rec.url), tmp_path, clock) as h:
             t0 = clock.time()
             await h.fire(alert(t0, alertname="Down", instance="a"))
-            await h.run_for(3600, step=15)
+            # First flush at t0+30s; ticks every 5m. As in Alertmanager, a repeat goes out at
+            # the first tick *strictly* after repeat_interval: t0+30s+1h is not, t0+30s+65m is.
+            await h.run_for(3900, step=15)
             assert len(_bodies(rec)) == 1, "nothing changed: no repeat before repeat_interval"
-            await h.run_for(300, step=15)
-            assert len(_bodies(rec)) == 2, "one repeat at the first group_interval tick after 1h"
+            await h.run_for(60, step=15)
+            assert len(_bodies(rec)) == 2, "one repeat at the first tick after 1h"
 
 
 async def test_resolved_notification_and_group_cleanup(tmp_path, clock):
