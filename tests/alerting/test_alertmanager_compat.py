@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,3 +175,21 @@ def test_inhibition_agrees_with_alertmanager(tmp_path):
         ("Disk", "db"),
         ("Net", ""),
     ]
+
+
+def test_routes_export_cli_writes_a_file_amtool_accepts(tmp_path, capsys):
+    from tests.alerting.test_routing import FULL
+
+    src = tmp_path / "soulwatch-routing.yml"
+    src.write_text(FULL)
+    out = tmp_path / "alertmanager.yml"
+    assert main(["routes", "export", "-c", str(src), "-o", str(out)]) == 0
+    assert "github_configs is soulwatch-only" in capsys.readouterr().err
+    check = subprocess.run(
+        [need_binary("amtool"), "check-config", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
