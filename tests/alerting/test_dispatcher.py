@@ -160,6 +160,8 @@ async def test_silence_hides_alert_and_its_end_sends_at_once(tmp_path, clock):
             assert _bodies(rec) == []
             await h.run_for(2)
             assert len(_bodies(rec)) == 1, "sent when the silence ended, not at the next tick"
+            (row,) = h.outbox.rows()
+            assert row.delivered_at == now + 600
 
 
 async def test_expiring_a_silence_sends_immediately(tmp_path, clock):

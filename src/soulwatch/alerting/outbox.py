@@ -111,6 +111,8 @@ class OutboxRow:
     idempotency_key: str
     notification: Notification
     last_error: str | None
+    created_at: float = 0.0
+    delivered_at: float | None = None
 
 
 class DeliveryMetrics:
@@ -246,8 +248,8 @@ class Outbox:
     def rows(self, state: RowState | None = None) -> list[OutboxRow]:
         """Stored rows, oldest first (for the UI, the CLI and tests)."""
         query = (
-            "SELECT id, integration, state, attempts, idempotency_key, payload, last_error"
-            " FROM outbox"
+            "SELECT id, integration, state, attempts, idempotency_key, payload, last_error,"
+            " created_at, delivered_at FROM outbox"
         )
         args: tuple[str, ...] = ()
         if state is not None:
@@ -264,6 +266,8 @@ class Outbox:
                 str(r[4]),
                 Notification.from_json(str(r[5])),
                 r[6],
+                float(r[7]),
+                None if r[8] is None else float(r[8]),
             )
             for r in rows
         ]
