@@ -100,7 +100,7 @@ def test_silence_cli_against_alertmanager(tmp_path, capsys):
             ("alertname", "BackendDown", False),
             ("env", "prod|stage", True),
         }
-        assert main(["silence", "--url", am, "list"]) == 0
+        assert main(["silence", "list", "--url", am]) == 0
         out = capsys.readouterr().out
         assert silence_id in out
         assert "active" in out
