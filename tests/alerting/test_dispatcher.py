@@ -225,3 +225,23 @@ async def test_restart_does_not_notify_twice(tmp_path, clock):
             await h.fire(alert(clock.time(), alertname="Down", instance="b"))
             await h.run_for(300)
             assert len(_bodies(rec)) == 2
+
+
+async def test_inhibited_alert_goes_out_as_soon_as_the_source_resolves(tmp_path, clock):
+    with Recorder() as rec:
+        cfg = _config(rec.url, extra=INHIBIT).replace("group_by: [alertname]", "group_by: ['...']")
+        async with harness(cfg, tmp_path, clock) as h:
+            t0 = clock.time() - 60
+            source = alert(
+                t0, alertname="DiskFull", severity="critical", cluster="eu", instance="x"
+            )
+            target = alert(
+                t0, alertname="DiskFilling", severity="warning", cluster="eu", instance="y"
+            )
+            await h.fire(source, target)
+            await h.run_for(60)
+            assert [_fired(b) for b in _bodies(rec)] == [["x"]]
+            await h.resolve(source)
+            await h.run_for(1)
+            sent = [(b["status"], b["alerts"][0]["labels"]["instance"]) for b in _bodies(rec)]
+            assert ("firing", "y") in sent, "not held until the next group_interval tick"

@@ -53,6 +53,7 @@ class _Group:
     due: float
     alerts: dict[str, Alert] = field(default_factory=dict)
     has_flushed: bool = False
+    inhibited: bool = False  # some alert was muted by inhibition at the last flush
 
 
 @dataclass
@@ -122,9 +123,17 @@ class Dispatcher:
         """Accept firing and resolved alerts (re-sent every evaluation, as Prometheus does)."""
         now = self._clock.time()
         forward: dict[str, list[Alert]] = {}
+        source_ended = False
         for alert in alerts:
             fp = alert.fingerprint
             previous = self._alerts.get(fp)
+            if (
+                alert.is_resolved(now)
+                and previous is not None
+                and not previous.is_resolved(now)
+                and self._inhibitor.is_source(alert)
+            ):
+                source_ended = True
             self._alerts[fp] = alert
             self._updated[fp] = now
             newly_firing = not alert.is_resolved(now) and (
@@ -141,6 +150,11 @@ class Dispatcher:
                 self._insert(node, alert, fp, now)
         if forward:
             self._forward(forward, now)
+        if source_ended:
+            # An inhibiting alert resolved: what it muted goes out now, not at the next tick.
+            for group in self._groups.values():
+                if group.inhibited:
+                    group.due = min(group.due, now)
         self._wake.set()
 
     # --- running -----------------------------------------------------------------
@@ -276,9 +290,11 @@ class Dispatcher:
         kept: list[tuple[str, Alert]] = []
         wakes: list[float] = []
         notes: dict[str, str] = {}
+        group.inhibited = False
         for fp, alert in alerts:
             resolved = alert.is_resolved(now)
             if not resolved and self._inhibitor.is_inhibited(alert, firing_all, now):
+                group.inhibited = True
                 continue
             if self._silences is not None:
                 ids = self._silences.mutes(alert.labels, now)

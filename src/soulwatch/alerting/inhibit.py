@@ -36,6 +36,10 @@ class Inhibitor:
                     return source
         return None
 
+    def is_source(self, alert: Alert) -> bool:
+        """Whether ``alert`` matches the source side of any rule."""
+        return any(matches(rule.source, alert.labels) for rule in self._rules)
+
     def is_inhibited(self, alert: Alert, firing: Iterable[Alert], now: float) -> bool:
         """Whether ``alert`` is muted by an inhibition rule."""
         return self.inhibited_by(alert, firing, now) is not None
