@@ -10,9 +10,9 @@ per integration, whether anything changed: a new firing alert, newly resolved
 alerts (with ``send_resolved``), all resolved, or ``repeat_interval`` passed.
 That is Alertmanager's dispatch and dedup logic.
 
-Beyond Alertmanager: when a silence, mute interval or auto-recovery hold ends
-while an alert still fires, the group flushes at that moment instead of at
-its next ``group_interval`` tick. ``NotificationFailing`` meta-alerts raised
+Beyond Alertmanager: when a silence, mute interval, inhibiting alert or
+auto-recovery hold ends while an alert still fires, the group flushes at that
+moment instead of at its next ``group_interval`` tick. ``NotificationFailing`` meta-alerts raised
 by the outbox go to every receiver except the failing one.
 
 All timing is on the injected clock, so the whole thing runs on a
