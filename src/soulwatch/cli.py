@@ -311,25 +311,41 @@ def _add_silence_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     silence = sub.add_parser(
         "silence", help="add, list or expire silences on a running monitor (Alertmanager v2 API)"
     )
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument(
+        "--url",
+        default=argparse.SUPPRESS,
+        help="the monitor's base URL (env SOULWATCH_URL, default http://127.0.0.1:9797)",
+    )
+    connection.add_argument(
+        "--token",
+        default=argparse.SUPPRESS,
+        help="bearer token for write endpoints (env SOULWATCH_TOKEN)",
+    )
+    # Accepted before or after the subcommand: `silence --url U add` or `silence add --url U`.
     silence.add_argument(
         "--url",
-        default=os.environ.get("SOULWATCH_URL", "http://127.0.0.1:9090"),
+        default=os.environ.get("SOULWATCH_URL", "http://127.0.0.1:9797"),
         help="the monitor's base URL (env SOULWATCH_URL)",
     )
     silence.add_argument(
         "--token",
         default=os.environ.get("SOULWATCH_TOKEN"),
-        help="bearer token for write endpoints (env SOULWATCH_TOKEN)",
+        help="bearer token (env SOULWATCH_TOKEN)",
     )
     ssub = silence.add_subparsers(dest="silence_command", metavar="SUBCOMMAND", required=True)
-    add = ssub.add_parser("add", help="silence alerts matching all the given matchers")
+    add = ssub.add_parser(
+        "add", parents=[connection], help="silence alerts matching all the given matchers"
+    )
     add.add_argument("matchers", nargs="+", help="e.g. alertname=BackendDown 'env=~\"prod|stage\"'")
     add.add_argument("-d", "--duration", default="1h", help="how long (e.g. 30m, 2h; default 1h)")
     add.add_argument("-a", "--author", default=os.environ.get("USER", "soulwatch"))
     add.add_argument("-m", "--comment", required=True, help="why")
     add.set_defaults(func=_cmd_silence_add)
-    ssub.add_parser("list", help="list silences").set_defaults(func=_cmd_silence_list)
-    expire = ssub.add_parser("expire", help="expire silences by id")
+    ssub.add_parser("list", parents=[connection], help="list silences").set_defaults(
+        func=_cmd_silence_list
+    )
+    expire = ssub.add_parser("expire", parents=[connection], help="expire silences by id")
     expire.add_argument("ids", nargs="+")
     expire.set_defaults(func=_cmd_silence_expire)
 
