@@ -271,8 +271,9 @@ class RuleManager:
         alerts: list[Alert] = [a.to_alert(self.external_url) for a in due]
         try:
             await self.sink.send(alerts)
-        except (SoulwatchError, OSError) as exc:
-            # Not marked as sent: the next evaluation sends them again.
+        except Exception as exc:
+            # Whatever the sink's failure, the group loop goes on; the alerts
+            # are not marked as sent, so the next evaluation sends them again.
             self._metrics.send_failures.inc()
             log.warning("sending %d alerts of %s failed: %s", len(alerts), rule.key, exc)
             return

@@ -218,9 +218,8 @@ class AlertingRuleState:
         count = sum(1 for a in self.active.values() if a.state is not AlertState.INACTIVE)
         return count if 0 < limit < count else 0
 
-    def series(self, ts_ms: int) -> list[tuple[Labels, float]]:
+    def series(self) -> list[tuple[Labels, float]]:
         """The ``ALERTS`` and ``ALERTS_FOR_STATE`` samples to write for this evaluation."""
-        del ts_ms  # the caller stamps the samples; kept for symmetry with recording rules
         out: list[tuple[Labels, float]] = []
         for alert in self.active.values():
             if alert.state is AlertState.INACTIVE:
