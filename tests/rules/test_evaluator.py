@@ -336,3 +336,12 @@ async def test_alerts_the_sink_refused_are_sent_again(
     await manager.evaluate_group(group, START + 15)
     [(t, alert)] = sink.firing("X")
     assert (t, alert.starts_at) == (START + 15, START)
+
+
+def test_generator_url_links_to_the_expression() -> None:
+    from soulwatch.rules.evaluator import generator_url
+
+    assert generator_url("", "up == 0") == ""
+    assert generator_url("http://sw:9090/", "up == 0") == (
+        "http://sw:9090/graph?g0.expr=up%20%3D%3D%200&g0.tab=1"
+    )

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -268,7 +269,8 @@ class RuleManager:
         due = rule.alerting.due(ts, self.resend_delay_s)
         if not due:
             return
-        alerts: list[Alert] = [a.to_alert(self.external_url) for a in due]
+        url = generator_url(self.external_url, rule.spec.expr)
+        alerts: list[Alert] = [a.to_alert(url) for a in due]
         try:
             await self.sink.send(alerts)
         except Exception as exc:
@@ -325,6 +327,13 @@ class RuleManager:
                         a for a in rule.alerting.active.values() if a.state.value != "inactive"
                     )
         return out
+
+
+def generator_url(external_url: str, expr: str) -> str:
+    """Prometheus's link from an alert to its expression (empty without an external URL)."""
+    if not external_url:
+        return ""
+    return f"{external_url.rstrip('/')}/graph?g0.expr={quote(expr)}&g0.tab=1"
 
 
 def _status(rule: Rule) -> RuleStatus:
