@@ -143,6 +143,8 @@ class RuleManager:
         self._groups: list[Group] = []
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._evaluating: set[str] = set()
+        # Rules whose saved state is known to be empty: quiet evaluations skip the write.
+        self._saved_empty: set[str] = set()
         self._running = False
         self._paths: list[Path] = []
 
@@ -286,8 +288,15 @@ class RuleManager:
     def _persist(self, rule: Rule, transitions: list[Transition], ts: float) -> None:
         if self.store is None or rule.alerting is None:
             return
+        quiet = not rule.alerting.active and not transitions
+        if quiet and rule.key in self._saved_empty:
+            return  # nothing to save, and nothing saved that needs replacing
         try:
             self.store.save(rule.key, rule.alerting.active.values(), transitions, ts)
+            if quiet:
+                self._saved_empty.add(rule.key)
+            else:
+                self._saved_empty.discard(rule.key)
         except SoulwatchError as exc:
             rule.health = RuleHealth.ERR
             rule.last_error = str(exc)
