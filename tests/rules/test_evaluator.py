@@ -343,5 +343,25 @@ def test_generator_url_links_to_the_expression() -> None:
 
     assert generator_url("", "up == 0") == ""
     assert generator_url("http://sw:9090/", "up == 0") == (
-        "http://sw:9090/graph?g0.expr=up%20%3D%3D%200&g0.tab=1"
+        "http://sw:9090/graph?g0.expr=up+%3D%3D+0&g0.tab=1"
     )
+
+
+async def test_reload_carries_state_over_and_a_longer_for_returns_to_pending(
+    tmp_path: Path, clock: SimulatedClock
+) -> None:
+    storage = MemoryStorage()
+    fill(storage, Labels.of(__name__="x"), START - 60, START + 900, 1)
+    text = "groups: [{name: g, interval: 1m, rules: [{alert: X, expr: x, for: %s}]}]"
+    manager, _ = _manager(tmp_path, clock, text % "1m", storage)
+    for minute in range(3):
+        await manager.evaluate_group(manager._groups[0], START + 60 * minute)
+    assert [a.state for a in manager.active_alerts()] == [AlertState.FIRING]
+    write(tmp_path / "rules.yml", text % "10m")
+    manager.reload()
+    [alert] = manager.active_alerts()
+    assert alert.active_at == START  # carried over
+    await manager.evaluate_group(manager._groups[0], START + 180)
+    assert [a.state for a in manager.active_alerts()] == [AlertState.PENDING]
+    await manager.evaluate_group(manager._groups[0], START + 600)
+    assert [a.state for a in manager.active_alerts()] == [AlertState.FIRING]

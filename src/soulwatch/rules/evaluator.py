@@ -21,7 +21,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote_plus
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -342,7 +342,7 @@ def generator_url(external_url: str, expr: str) -> str:
     """Prometheus's link from an alert to its expression (empty without an external URL)."""
     if not external_url:
         return ""
-    return f"{external_url.rstrip('/')}/graph?g0.expr={quote(expr)}&g0.tab=1"
+    return f"{external_url.rstrip('/')}/graph?g0.expr={quote_plus(expr)}&g0.tab=1"
 
 
 def _status(rule: Rule) -> RuleStatus:

@@ -198,6 +198,10 @@ class AlertingRuleState:
                     alert.resolved_at = ts
                 if not keep:
                     continue
+            if alert.state is AlertState.FIRING and ts - alert.active_at < self.spec.for_s:
+                # A reload raised `for`: the alert has not been active long enough.
+                alert.state = AlertState.PENDING
+                alert.fired_at = alert.last_sent_at = alert.keep_firing_since = None
             if alert.state is AlertState.PENDING and ts - alert.active_at >= self.spec.for_s:
                 alert.state = AlertState.FIRING
                 alert.fired_at = ts
