@@ -377,3 +377,20 @@ async def test_a_100_mib_streamed_body_is_cut_at_the_limit_not_read(clock: Simul
     assert only(storage, "up")[0][1] == 0.0
     assert samples_of(storage, "filler_metric") == {}
     assert sent_when_cut < 20, f"the scrape gave up after {sent_when_cut} MiB, not 100"
+
+
+async def test_a_removed_target_has_every_series_marked_stale(
+    clock: SimulatedClock, server: UvicornThread
+) -> None:
+    storage = MemoryStorage()
+    manager = ScrapeManager([job(server.port)], storage, clock=clock)
+    manager.start()
+    try:
+        await tick(clock, manager)
+    finally:
+        await clock.advance(5)
+        await manager.stop()
+    for name in ("temperature", "up", "scrape_duration_seconds", "scrape_series_added"):
+        values = only(storage, name)
+        assert len(values) == 2
+        assert is_stale_nan(values[-1][1]), name
