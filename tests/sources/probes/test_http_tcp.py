@@ -19,7 +19,7 @@ from soulwatch.sources.base import Health
 from soulwatch.sources.probes import ProbeConfig, ProbeManager, load_probes_config
 from soulwatch.tsdb.memory import MemoryStorage
 from soulwatch.tsdb.model import is_stale_nan
-from tests.helpers import UvicornThread, free_port, need_binary
+from tests.helpers import Recorder, UvicornThread, free_port, need_binary
 from tests.sources.support import eventually, only, samples_of
 
 
@@ -261,3 +261,24 @@ probe_configs:
     assert statuses[f"tcp-open/127.0.0.1:{site.port}"].health is Health.UP
     closed = next(s for k, s in statuses.items() if k.startswith("tcp-closed"))
     assert "ConnectionRefusedError" in closed.last_error
+
+
+async def test_http_probe_sends_method_headers_and_body(
+    clock: SimulatedClock, recorder: Recorder
+) -> None:
+    storage = MemoryStorage()
+    cfg = http(
+        "post",
+        recorder.url + "/hook",
+        method="POST",
+        headers={"X-Probe": "soulwatch"},
+        body='{"ping": true}',
+        valid_status_codes=[200],
+    )
+    manager = ProbeManager([cfg], storage, clock=clock, env={})
+    await run(clock, manager)
+    (request,) = recorder.received("/hook")
+    assert request.method == "POST"
+    assert request.headers["x-probe"] == "soulwatch"
+    assert request.json() == {"ping": True}
+    assert only(storage, "probe_success")[0][1] == 1.0

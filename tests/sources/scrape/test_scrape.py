@@ -394,3 +394,42 @@ async def test_a_removed_target_has_every_series_marked_stale(
         values = only(storage, name)
         assert len(values) == 2
         assert is_stale_nan(values[-1][1]), name
+
+
+async def test_auth_headers_params_and_honor_timestamps_false(clock: SimulatedClock) -> None:
+    expo = Exposition("with_ts 1 1600000000000\n")
+    with UvicornThread(metrics_app(metrics=expo)) as srv:
+        storage = MemoryStorage()
+        cfg = job(
+            srv.port,
+            authorization={"credentials": "s3cret"},
+            headers={"X-Tenant": "soulcaster"},
+            params={"format": ["prometheus"]},
+            honor_timestamps=False,
+        )
+        manager = ScrapeManager([cfg], storage, clock=clock)
+        manager.start()
+        try:
+            await tick(clock, manager)
+        finally:
+            await manager.stop()
+    sent = expo.requests[0]
+    assert sent["authorization"] == "Bearer s3cret"
+    assert sent["x-tenant"] == "soulcaster"
+    assert sent["x-prometheus-scrape-timeout-seconds"] == "2"
+    assert manager.targets[0].url.endswith("/metrics?format=prometheus")
+    (sample,) = only(storage, "with_ts")[:1]
+    assert sample[0] == only(storage, "up")[0][0], "the exposition's timestamp was ignored"
+
+
+async def test_label_limit_fails_the_scrape(clock: SimulatedClock, server: UvicornThread) -> None:
+    storage = MemoryStorage()
+    manager = ScrapeManager([job(server.port, label_limit=4)], storage, clock=clock)
+    manager.start()
+    try:
+        await tick(clock, manager)
+    finally:
+        await manager.stop()
+    # __name__, job, instance, env, method, code: 6 labels
+    assert manager.targets[0].status.last_error == "label_limit exceeded at line 3: 6 > 4"
+    assert only(storage, "up")[0][1] == 0.0
