@@ -167,3 +167,14 @@ def test_probe_config_errors() -> None:
     cfg = ProbeConfig(job_name="r", prober="redis", url_env="REDIS_URL")
     with pytest.raises(ConfigError, match="environment variable REDIS_URL is not set"):
         ProbeManager([cfg], MemoryStorage(), clock=SimulatedClock(), env={})
+
+
+def test_raw_probe_entries_from_soulwatch_yaml() -> None:
+    from soulwatch.sources.probes import resolve_probe_configs
+
+    (cfg,) = resolve_probe_configs([{"job_name": "h", "prober": "http", "targets": ["http://a"]}])
+    assert (cfg.interval, cfg.timeout) == (30.0, 10.0)
+    with pytest.raises(ConfigError, match=r"unknown key 'intervall' at probes\.0\.intervall"):
+        resolve_probe_configs(
+            [{"job_name": "h", "prober": "tcp", "targets": ["a:1"], "intervall": 1}]
+        )
