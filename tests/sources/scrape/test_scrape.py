@@ -189,13 +189,19 @@ async def test_garbage_target_is_down_with_the_line_of_the_error(
             await tick(clock, manager)
             expo.set(body)
             await tick(clock, manager)
+            error_seen = manager.targets[0].status.last_error
+            expo.set(BODY + "ok 1\n")  # `ok` was also read before the error, then rolled back
+            await tick(clock, manager)
         finally:
             await manager.stop()
-    assert manager.targets[0].status.last_error == error
-    assert [v for _, v in only(storage, "up")[:2]] == [1.0, 0.0]
+    assert error_seen == error
+    assert [v for _, v in only(storage, "up")[:3]] == [1.0, 0.0, 1.0]
     # nothing of the garbage scrape is stored, and the good series are marked stale
-    assert samples_of(storage, "ok") == {}
-    assert is_stale_nan(only(storage, "temperature")[1][1])
+    assert only(storage, "ok")[0] == (only(storage, "up")[2][0], 1.0)
+    temps = only(storage, "temperature")
+    assert is_stale_nan(temps[1][1])
+    assert temps[2][1] == 21.5, "and come back when the target recovers"
+    assert manager.targets[0].status.duplicates_dropped == 0
 
 
 async def test_non_2xx_marks_the_target_down(clock: SimulatedClock) -> None:
@@ -248,6 +254,9 @@ async def test_sample_limit_fails_the_scrape_like_prometheus(
     assert manager.targets[0].status.last_error == "sample limit exceeded (limit 2)"
     assert only(storage, "up")[0][1] == 0.0
     assert samples_of(storage, "temperature") == {}
+    # as Prometheus reports it: the whole exposition counted, none of it kept
+    assert only(storage, "scrape_samples_scraped")[0][1] == 3.0
+    assert only(storage, "scrape_samples_post_metric_relabeling")[0][1] == 3.0
 
 
 async def test_honor_labels_and_exported_prefix(clock: SimulatedClock) -> None:
