@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ssl
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from soulwatch.sources.probes import ProbeConfig, ProbeManager, load_probes_conf
 from soulwatch.tsdb.memory import MemoryStorage
 from soulwatch.tsdb.model import is_stale_nan
 from tests.helpers import Recorder, UvicornThread, free_port, need_binary
-from tests.sources.support import eventually, only, samples_of
+from tests.sources.support import eventually, make_certificate, only, samples_of
 
 
 def _app() -> Starlette:
@@ -150,26 +148,7 @@ async def test_server_down_gives_status_code_zero_and_a_503_is_reported(
 
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[Path, Path, float]:
-    openssl = need_binary("openssl")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30"),
-            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
-            *("-addext", "subjectAltName=IP:127.0.0.1"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    end = subprocess.run(
-        [openssl, "x509", "-enddate", "-noout", "-in", str(cert)],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    ).stdout.strip()
-    return cert, key, ssl.cert_time_to_seconds(end.split("=", 1)[1])
+    return make_certificate(tmp_path, need_binary("openssl"))
 
 
 async def test_https_probe_reports_certificate_expiry(
