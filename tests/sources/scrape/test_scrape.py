@@ -442,3 +442,18 @@ async def test_label_limit_fails_the_scrape(clock: SimulatedClock, server: Uvico
     # __name__, job, instance, env, method, code: 6 labels
     assert manager.targets[0].status.last_error == "label_limit exceeded at line 3: 6 > 4"
     assert only(storage, "up")[0][1] == 0.0
+
+
+async def test_the_same_target_listed_twice_is_scraped_once(clock: SimulatedClock) -> None:
+    cfg = ScrapeConfig.model_validate(
+        {
+            "job_name": "dup",
+            "static_configs": [
+                {"targets": ["127.0.0.1:1", "127.0.0.1:1"]},
+                {"targets": ["127.0.0.1:1"]},
+            ],
+        }
+    ).resolved()
+    manager = ScrapeManager([cfg], MemoryStorage(), clock=clock)
+    await manager.stop()
+    assert [t.url for t in manager.targets] == ["http://127.0.0.1:1/metrics"]
