@@ -333,8 +333,11 @@ class ScrapeConfig(_Model):
     def resolved(self, global_: GlobalConfig | None = None) -> ScrapeConfig:
         """A copy with interval, timeout and limits filled from ``global_`` as Prometheus does."""
         g = global_ or GlobalConfig()
-        interval = self.scrape_interval if self.scrape_interval is not None else g.scrape_interval
-        timeout = self.scrape_timeout
+        # as in Prometheus, a zero duration is the same as leaving the key out
+        interval = self.scrape_interval or g.scrape_interval
+        if interval <= 0:
+            raise ValueError(f"job {self.job_name!r}: scrape_interval must be positive")
+        timeout = self.scrape_timeout or None
         if timeout is None:
             timeout = min(g.scrape_timeout, interval)
         if timeout > interval:
