@@ -149,12 +149,12 @@ class ScrapeTarget:
             "X-Prometheus-Scrape-Timeout-Seconds": f"{config.timeout:g}",
             **(headers or {}),
         }
-        # series text -> its entry (None: dropped by relabeling); only validated texts.
+        # series text -> its entry (labels None: dropped by relabeling); validated texts only.
         # Per-sample bookkeeping works on entries, so no label set is hashed per sample.
         self._cache: dict[str, _Entry] = {}
         self._last_count = 0
         self._by_labels: dict[Labels, _Entry] = {}
-        self._scrape = 1  # number of the current successful scrape
+        self._scrape = 1  # the number the next scrape will use
         self._prev: list[_Entry] = []  # series of the last scrape that get staleness markers
         self._report_labels = {name: labels.with_(__name__=name) for name in REPORT_METRICS}
         self._status = TargetStatus(url=url, labels=labels.to_dict())
@@ -162,7 +162,7 @@ class ScrapeTarget:
 
     @property
     def key(self) -> str:
-        """``job/instance``: the target's identity (it seeds its offset in the interval)."""
+        """``job/instance|url``: the target's identity (it seeds its offset in the interval)."""
         return f"{self.labels.get('job')}/{self.labels.get('instance')}|{self.url}"
 
     @property
