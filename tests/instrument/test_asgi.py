@@ -127,6 +127,8 @@ def test_streaming_response_is_timed_to_its_last_chunk(client: httpx.Client) -> 
     assert value(text, "http_request_duration_seconds_bucket", route="/stream", le="0.25") == 0
     assert value(text, "http_request_duration_seconds_count", route="/stream") == 1
     assert (value(text, "http_request_duration_seconds_sum", route="/stream") or 0) >= 0.45
+    # The worker was busy at least as long as the stream ran.
+    assert (value(text, "http_server_busy_seconds_total") or 0) >= 0.45
 
 
 def test_background_tasks_are_not_part_of_the_latency(client: httpx.Client) -> None:
