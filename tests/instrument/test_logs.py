@@ -114,3 +114,21 @@ def test_secrets_are_redacted_in_text_and_structures() -> None:
     assert cleaned["extra"]["password"] == "[redacted]"
     assert cleaned["extra"]["count"] == 3
     assert "pw" not in cleaned["extra"]["url"]
+
+
+def test_trace_and_span_ids_are_added_when_an_opentelemetry_span_is_active() -> None:
+    from opentelemetry import trace
+
+    from soulwatch.instrument.logs import add_trace_ids
+
+    context = trace.SpanContext(
+        trace_id=0x0AF7651916CD43DD8448EB211C80319C,
+        span_id=0xB7AD6B7169203331,
+        is_remote=False,
+        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+    )
+    assert "trace_id" not in add_trace_ids(None, "info", {"event": "outside"})
+    with trace.use_span(trace.NonRecordingSpan(context)):
+        fields = add_trace_ids(None, "info", {"event": "inside"})
+    assert fields["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert fields["span_id"] == "b7ad6b7169203331"
