@@ -9,6 +9,7 @@ a label name or a metric name (as Prometheus does in its grammar).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
@@ -35,16 +36,33 @@ class Token:
     text: str
     pos: int
 
-    def describe(self) -> str:
-        """The token as error messages name it (``identifier "foo"``, ``"("``...)."""
+    def describe(self, source: str) -> str:
+        """The token as Prometheus's messages name it: ``identifier "foo"``, ``"("``, ``<op:+>``.
+
+        ``source`` is the query text, for the token's original spelling.
+        """
         if self.kind is TokenKind.EOF:
             return "end of input"
-        if self.kind in (TokenKind.OPERATOR, TokenKind.PUNCT):
+        if self.kind is TokenKind.OPERATOR:
+            return '"="' if self.text == "=" else f"<op:{self.text}>"
+        if self.kind is TokenKind.PUNCT:
             return f'"{self.text}"'
-        shown = self.text if len(self.text) <= 20 else self.text[:20] + "..."
-        return f"{self.kind.value} {shown!r}" if '"' in shown else f'{self.kind.value} "{shown}"'
+        raw = source[self.pos : self.pos + _source_length(source, self)]
+        kind = self.kind.value
+        if self.kind is TokenKind.IDENT and ":" in raw:
+            kind = "metric identifier"
+        if self.kind is TokenKind.STRING and len(raw) > 10:
+            return f"{kind} {_go_quote(raw[:10])}..."  # Prometheus's %.10q
+        return f"{kind} {_go_quote(raw)}"
 
 
+def _go_quote(raw: str) -> str:
+    # Like Go's %q.
+    return '"' + raw.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_DIGITS = frozenset("0123456789")
+_IDENT_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 _OPERATORS = ("==", "!=", "=~", "!~", "<=", ">=", "+", "-", "*", "/", "%", "^", "<", ">", "=")
 _PUNCT = "(){}[],:@"
 _NUMBER = re.compile(
@@ -80,46 +98,104 @@ def error_at(text: str, pos: int, message: str) -> ParseError:
 
 
 def tokenize(text: str) -> list[Token]:
-    """Split ``text`` into tokens, ending with an ``EOF`` token.
+    """Split ``text`` into tokens, ending with an ``EOF`` token (see :func:`iter_tokens`)."""
+    return list(iter_tokens(text))
 
-    Raises :class:`ParseError` for characters that start no token, unterminated
-    strings, bad escapes and malformed numbers or durations.
+
+def iter_tokens(text: str) -> Iterator[Token]:
+    """Yield the tokens of ``text`` one by one, ending with an ``EOF`` token.
+
+    Lazy, like Prometheus's lexer, so that a parser reports the first problem
+    in reading order. Raises :class:`ParseError` (in Prometheus's wording) for
+    characters that start no token, unbalanced parentheses and brackets,
+    unterminated strings, bad escapes and malformed numbers or durations.
     """
-    tokens: list[Token] = []
     pos = 0
+    parens = 0
     brackets = 0  # inside [...] a ':' separates a subquery's range and step
+    in_braces = False
     while pos < len(text):
         ch = text[pos]
-        if ch.isspace():
+        if ch in " \t\n\r":
             pos += 1
             continue
         if ch == "#":  # a comment runs to the end of the line
             end = text.find("\n", pos)
             pos = len(text) if end < 0 else end
             continue
-        if ch.isdigit() or (ch == "." and text[pos + 1 : pos + 2].isdigit()):
+        if in_braces:
+            token = _brace_token(text, pos)
+            in_braces = token.text != "}"
+        elif ch in _DIGITS or (ch == "." and text[pos + 1 : pos + 2] in _DIGITS):
             token = _number_or_duration(text, pos)
         elif ch in "\"'`":
             token = _string(text, pos)
-        elif ch.isalpha() or ch == "_" or (ch == ":" and not brackets):
+        elif ch in _IDENT_START or (ch == ":" and not brackets):
             pattern = _IDENT_IN_BRACKETS if brackets else _IDENT
             match = pattern.match(text, pos)
             assert match is not None  # the first character always matches
             token = Token(TokenKind.IDENT, match.group(), pos)
         elif ch in _PUNCT:
-            brackets += {"[": 1, "]": -1}.get(ch, 0)
             token = Token(TokenKind.PUNCT, ch, pos)
-        else:
-            op = next((o for o in _OPERATORS if text.startswith(o, pos)), None)
-            if op is None:
-                if ch == "!":
-                    raise error_at(text, pos, "unexpected character after '!': expected '=' or '~'")
+            if ch == "(":
+                parens += 1
+            elif ch == ")":
+                parens -= 1
+                if parens < 0:  # Prometheus points just past it
+                    raise error_at(text, pos + 1, f"unexpected right parenthesis {ch!r}")
+            elif ch == "[":
+                brackets += 1
+            elif ch == "]":
+                brackets -= 1
+                if brackets < 0:
+                    raise error_at(text, pos, f"unexpected right bracket {ch!r}")
+            elif ch == "{":
+                in_braces = True
+            elif ch == "}":
                 raise error_at(text, pos, f"unexpected character: {ch!r}")
-            token = Token(TokenKind.OPERATOR, op, pos)
-        tokens.append(token)
+        else:
+            token = _operator(text, pos)
+        yield token
         pos = token.pos + _source_length(text, token)
-    tokens.append(Token(TokenKind.EOF, "", len(text)))
-    return tokens
+    if in_braces:
+        raise error_at(text, pos, "unexpected end of input inside braces")
+    if parens > 0:
+        raise error_at(text, pos, "unclosed left parenthesis")
+    if brackets > 0:
+        raise error_at(text, pos, "unclosed left bracket")
+    yield Token(TokenKind.EOF, "", len(text))
+
+
+def _operator(text: str, pos: int) -> Token:
+    op = next((o for o in _OPERATORS if text.startswith(o, pos)), None)
+    if op is None:
+        ch = text[pos]
+        if ch == "!":
+            after = text[pos + 1 : pos + 2] or "\ufffd"  # Go's rune for end of input
+            raise error_at(text, pos, f"unexpected character after '!': {after!r}")
+        raise error_at(text, pos, f"unexpected character: {ch!r}")
+    return Token(TokenKind.OPERATOR, op, pos)
+
+
+def _brace_token(text: str, pos: int) -> Token:
+    """A token inside ``{...}``: label names, strings, matcher operators, commas."""
+    ch = text[pos]
+    if ch in _IDENT_START:
+        match = _IDENT_IN_BRACKETS.match(text, pos)
+        assert match is not None
+        return Token(TokenKind.IDENT, match.group(), pos)
+    if ch in "\"'`":
+        return _string(text, pos)
+    if ch in ",}":
+        return Token(TokenKind.PUNCT, ch, pos)
+    if ch == "{":
+        raise error_at(text, pos, f"unexpected left brace {ch!r}")
+    if ch == "!" and text[pos + 1 : pos + 2] not in ("=", "~"):
+        after = text[pos + 1 : pos + 2]
+        raise error_at(text, pos, f"unexpected character after '!' inside braces: {after!r}")
+    if ch in "=!":
+        return _operator(text, pos)
+    raise error_at(text, pos, f"unexpected character inside braces: {ch!r}")
 
 
 def _source_length(text: str, token: Token) -> int:
@@ -145,12 +221,16 @@ def _number_or_duration(text: str, pos: int) -> Token:
     else:
         token = Token(TokenKind.NUMBER, number.group(), pos)
     end = pos + len(token.text)
-    if end < len(text) and (text[end].isalnum() or text[end] in "_."):
+    if end < len(text) and _continues_word(text[end]):
         bad_end = end
-        while bad_end < len(text) and (text[bad_end].isalnum() or text[bad_end] in "_."):
+        while bad_end < len(text) and _continues_word(text[bad_end]):
             bad_end += 1
         raise error_at(text, pos, f'bad number or duration syntax: "{text[pos:bad_end]}"')
     return token
+
+
+def _continues_word(ch: str) -> bool:
+    return ch in _IDENT_START or ch in _DIGITS or ch == "."
 
 
 def _string(text: str, pos: int) -> Token:
@@ -174,10 +254,12 @@ def _string(text: str, pos: int) -> Token:
             continue
         i += 1
         esc = text[i : i + 1]
+        if not esc:
+            raise error_at(text, pos, "unterminated quoted string")
         if esc in _ESCAPES or esc == quote:
             out += _ESCAPES.get(esc, esc).encode()
             i += 1
-        elif esc in _ESCAPE_DIGITS or esc.isdigit():
+        elif esc in _ESCAPE_DIGITS or esc in "01234567":
             width, base = _ESCAPE_DIGITS.get(esc, (3, 8))
             start = i + 1 if esc in _ESCAPE_DIGITS else i
             digits = text[start : start + width]
