@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from enum import Enum
 from typing import Protocol, runtime_checkable
 
 from soulwatch.clock import Clock
+from soulwatch.tsdb.storage import Appender, Storage
 
 
 class Health(Enum):
@@ -74,6 +76,22 @@ class Source(Protocol):
     async def close(self) -> None:
         """Called once when the scheduler stops the source (write staleness, free clients)."""
         ...
+
+
+def open_appender(storage: Storage, source: str) -> Appender:
+    """An appender of ``storage`` for ``source``.
+
+    A storage whose ``appender`` takes a ``source`` (the embedded TSDB, for its
+    per-source series limit) is given it; any other gets the plain call.
+    """
+    factory = storage.appender
+    try:
+        accepts = "source" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    if accepts:
+        return factory(source=source)  # type: ignore[call-arg]
+    return factory()
 
 
 def fnv1a_64(data: bytes) -> int:

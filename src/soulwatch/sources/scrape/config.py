@@ -78,11 +78,58 @@ UNSUPPORTED_KEYS = frozenset(
         "proxy_connect_header",
         "oauth2",
         "sigv4",
-        "native_histogram_bucket_limit",
-        "scrape_protocols",
-        "scrape_classic_histograms",
     }
 )
+
+ScrapeProtocol = Literal[
+    "OpenMetricsText1.0.0",
+    "OpenMetricsText0.0.1",
+    "PrometheusText1.0.0",
+    "PrometheusText0.0.4",
+    "PrometheusProto",
+]
+_PROTOCOL_MEDIA = {
+    "OpenMetricsText1.0.0": "application/openmetrics-text;version=1.0.0",
+    "OpenMetricsText0.0.1": "application/openmetrics-text;version=0.0.1",
+    "PrometheusText1.0.0": "text/plain;version=1.0.0",
+    "PrometheusText0.0.4": "text/plain;version=0.0.4",
+}
+#: Prometheus 2.x's default order of preference.
+DEFAULT_SCRAPE_PROTOCOLS: tuple[ScrapeProtocol, ...] = (
+    "OpenMetricsText1.0.0",
+    "OpenMetricsText0.0.1",
+    "PrometheusText0.0.4",
+)
+
+
+def accept_header(protocols: Sequence[str]) -> str:
+    """The ``Accept`` header for ``scrape_protocols``, weighted in order as Prometheus does."""
+    parts = []
+    for i, proto in enumerate(protocols):
+        media = _PROTOCOL_MEDIA[proto]
+        parts.append(media if i == 0 else f"{media};q={max(0.2, 1 - 0.25 * i):.2g}")
+    parts.append("*/*;q=0.1")
+    return ",".join(parts)
+
+
+def _check_protocols(protocols: list[ScrapeProtocol] | None) -> None:
+    if protocols is not None:
+        if not protocols:
+            raise ValueError("scrape_protocols must not be empty")
+        if "PrometheusProto" in protocols:
+            raise ValueError("scrape protocol 'PrometheusProto' is not supported by soulwatch")
+        if len(set(protocols)) != len(protocols):
+            raise ValueError("scrape_protocols has duplicates")
+
+
+class HTTPHeader(BaseModel):
+    """One entry of Prometheus 3's ``http_headers``: literal values, secrets or files."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    values: list[str] = Field(default_factory=list)
+    secrets: list[str] = Field(default_factory=list)
+    files: list[str] = Field(default_factory=list)
 
 
 class _Model(BaseModel):
@@ -178,6 +225,18 @@ class GlobalConfig(_Model):
     label_value_length_limit: int = 0
     target_limit: int = 0
     keep_dropped_targets: int = 0
+    scrape_protocols: list[ScrapeProtocol] | None = None
+    rule_query_offset: Duration = 0.0
+    scrape_failure_log_file: str | None = None
+    metric_name_validation_scheme: Literal["legacy", "utf8"] = "legacy"
+    metric_name_escaping_scheme: str | None = None
+    always_scrape_classic_histograms: bool = False
+    convert_classic_histograms_to_nhcb: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> GlobalConfig:
+        _check_protocols(self.scrape_protocols)
+        return self
 
 
 #: soulwatch's default cap on a scrape body when none is configured (Prometheus has none).
@@ -212,6 +271,20 @@ class ScrapeConfig(_Model):
     follow_redirects: bool = True
     enable_http2: bool = True
     headers: dict[str, str] = Field(default_factory=dict)
+    http_headers: dict[str, HTTPHeader] = Field(default_factory=dict)
+    scrape_protocols: list[ScrapeProtocol] | None = None
+    fallback_scrape_protocol: ScrapeProtocol | None = None
+    enable_compression: bool = True
+    scrape_failure_log_file: str | None = None
+    metric_name_validation_scheme: Literal["legacy"] | None = None
+    metric_name_escaping_scheme: str | None = None
+    scrape_classic_histograms: bool = False
+    always_scrape_classic_histograms: bool = False
+    scrape_native_histograms: Literal[False] = False
+    convert_classic_histograms_to_nhcb: Literal[False] = False
+    native_histogram_bucket_limit: int = 0
+    native_histogram_min_bucket_factor: float = 0.0
+    keep_dropped_targets: int = 0
     body_size_limit: ByteSize = 0
     sample_limit: int = Field(default=0, ge=0)
     label_limit: int = Field(default=0, ge=0)
@@ -233,6 +306,7 @@ class ScrapeConfig(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> ScrapeConfig:
+        _check_protocols(self.scrape_protocols)
         auths = [
             name
             for name, value in (
@@ -269,6 +343,8 @@ class ScrapeConfig(_Model):
                 f"scrape_interval ({interval}s)"
             )
         update: dict[str, Any] = {"scrape_interval": interval, "scrape_timeout": timeout}
+        if self.scrape_protocols is None and g.scrape_protocols is not None:
+            update["scrape_protocols"] = g.scrape_protocols
         for name in (
             "body_size_limit",
             "sample_limit",
@@ -280,6 +356,22 @@ class ScrapeConfig(_Model):
             if getattr(self, name) == 0:
                 update[name] = getattr(g, name)
         return self.model_copy(update=update)
+
+    @property
+    def accept(self) -> str:
+        """The ``Accept`` header this job sends."""
+        return accept_header(self.scrape_protocols or DEFAULT_SCRAPE_PROTOCOLS)
+
+    def header_values(self) -> dict[str, str]:
+        """Extra request headers: ``headers`` and the literal values of ``http_headers``."""
+        out = dict(self.headers)
+        for name, header in self.http_headers.items():
+            values = header.values + header.secrets
+            for path in header.files:
+                values.append(Path(path).read_text(encoding="utf-8").strip())
+            if values:
+                out[name] = ", ".join(values)
+        return out
 
     @property
     def interval(self) -> float:

@@ -129,7 +129,7 @@ class ScrapeManager:
         for config in configs:
             client = self._client(config, transport)
             self._clients.append(client)
-            headers = {**config.headers, **_auth_headers(config)}
+            headers = {**config.header_values(), **_auth_headers(config)}
             for group in config.static_configs:
                 for address in group.targets:
                     built = target_labels(config, address, group.labels)

@@ -1,0 +1,177 @@
+"""The in-memory head: every known series, its recent samples, and the postings index.
+
+A series keeps its not-yet-persisted samples in two compact arrays
+(``array('q')`` timestamps, ``array('d')`` values: 16 bytes a sample, no
+Python object per sample). The postings index maps ``label name -> label
+value -> series ids`` so a matcher is resolved over the values of one label,
+never by scanning every series. Ids are handed out in increasing order, so
+each postings array stays sorted as it grows.
+
+The head holds no lock of its own: :class:`soulwatch.tsdb.db.TSDB` guards it.
+"""
+
+from __future__ import annotations
+
+import sys
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+from soulwatch.tsdb.model import Labels, Matcher, MatchType
+
+#: No sample yet (smaller than any real timestamp).
+NO_TIME = -(2**63)
+
+
+class HeadSeries:
+    """One series: identity, limits bookkeeping and the samples not yet in a chunk."""
+
+    __slots__ = (
+        "first_t",
+        "id",
+        "labels",
+        "last_t",
+        "last_v",
+        "persisted_maxt",
+        "source",
+        "ts",
+        "vals",
+    )
+
+    def __init__(self, series_id: int, labels: Labels, source: str) -> None:
+        self.id = series_id
+        self.labels = labels
+        self.source = source
+        self.ts: array[int] = array("q")
+        self.vals: array[float] = array("d")
+        self.first_t = NO_TIME  # the oldest sample anywhere (head or chunks)
+        self.last_t = NO_TIME  # the newest sample ever accepted
+        self.last_v = 0.0
+        self.persisted_maxt = NO_TIME  # the newest sample already in a chunk
+
+    def has_data(self) -> bool:
+        """True if any sample of the series is kept (head or chunks)."""
+        return self.first_t != NO_TIME
+
+
+class HeadIndex:
+    """Series by id and by labels, per-source counts, and the postings index."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, HeadSeries] = {}
+        self._by_labels: dict[Labels, HeadSeries] = {}
+        self._postings: dict[str, dict[str, array[int]]] = {}
+        self._per_source: dict[str, int] = {}
+        self.next_id = 1
+
+        # The series with exactly these labels, if known (the bound dict method:
+        # this is on every append's path).
+        self.get: Callable[[Labels], HeadSeries | None] = self._by_labels.get
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def by_id(self, series_id: int) -> HeadSeries | None:
+        """The series with this id, if known."""
+        return self._by_id.get(series_id)
+
+    def all(self) -> Iterable[HeadSeries]:
+        """Every series (unordered)."""
+        return self._by_id.values()
+
+    def source_count(self, source: str) -> int:
+        """How many series ``source`` created."""
+        return self._per_source.get(source, 0)
+
+    def add(self, labels: Labels, source: str, series_id: int | None = None) -> HeadSeries:
+        """Register a new series (a fresh id unless one is given, as on replay)."""
+        if series_id is None:
+            series_id = self.next_id
+        self.next_id = max(self.next_id, series_id + 1)
+        # Label names and values repeat across series: share one string object.
+        interned = Labels((sys.intern(n), sys.intern(v)) for n, v in labels)
+        series = HeadSeries(series_id, interned, sys.intern(source))
+        self._by_id[series_id] = series
+        self._by_labels[interned] = series
+        self._per_source[series.source] = self._per_source.get(series.source, 0) + 1
+        for name, value in interned:
+            values = self._postings.setdefault(name, {})
+            ids = values.get(value)
+            if ids is None:
+                values[value] = array("q", [series_id])
+            elif ids[-1] < series_id:
+                ids.append(series_id)
+            else:  # replay may add ids out of order
+                ids.append(series_id)
+                values[value] = array("q", sorted(ids))
+        return series
+
+    def remove(self, dead: Sequence[HeadSeries]) -> None:
+        """Forget series that hold no data any more (after retention)."""
+        if not dead:
+            return
+        gone = {s.id for s in dead}
+        for series in dead:
+            del self._by_id[series.id]
+            del self._by_labels[series.labels]
+            left = self._per_source[series.source] - 1
+            if left:
+                self._per_source[series.source] = left
+            else:
+                del self._per_source[series.source]
+            for name, value in series.labels:
+                values = self._postings[name]
+                ids = values.get(value)
+                if ids is None:
+                    continue
+                kept = array("q", (i for i in ids if i not in gone))
+                if kept:
+                    values[value] = kept
+                else:
+                    del values[value]
+                    if not values:
+                        del self._postings[name]
+
+    def label_names(self) -> list[str]:
+        """Every label name in use, sorted."""
+        return sorted(self._postings)
+
+    def label_values(self, name: str) -> list[str]:
+        """Every value of label ``name`` in use, sorted."""
+        return sorted(self._postings.get(name, {}))
+
+    def matching(self, matchers: Sequence[Matcher]) -> Iterator[HeadSeries]:
+        """Series satisfying every matcher, resolved through the postings index."""
+        ids: set[int] | None = None
+        # Matchers that reject "" narrow by union of postings; run them first.
+        ordered = sorted(matchers, key=lambda m: m.matches(""))
+        for matcher in ordered:
+            values = self._postings.get(matcher.name, {})
+            if matcher.matches(""):
+                # Also true for series without the label: subtract the values it rejects.
+                if ids is None:
+                    ids = set(self._by_id)
+                for value, posting in values.items():
+                    if not matcher.matches(value):
+                        ids.difference_update(posting)
+            else:
+                hit: set[int] = set()
+                for posting in _candidates(matcher, values):
+                    hit.update(posting)
+                ids = hit if ids is None else ids & hit
+            if not ids:
+                return
+        if ids is None:
+            ids = set(self._by_id)
+        for series_id in ids:
+            yield self._by_id[series_id]
+
+
+def _candidates(matcher: Matcher, values: dict[str, array[int]]) -> Iterator[array[int]]:
+    if matcher.type is MatchType.EQUAL:
+        posting = values.get(matcher.value)
+        if posting is not None:
+            yield posting
+        return
+    for value, posting in values.items():
+        if matcher.matches(value):
+            yield posting
