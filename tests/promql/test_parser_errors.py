@@ -139,3 +139,9 @@ def test_which_error_is_reported_first_follows_prometheus(
         parse(query)
     assert caught.value.column == column, str(caught.value)
     assert message in caught.value.reason
+
+
+def test_absurd_nesting_is_a_parse_error_not_a_crash() -> None:
+    with pytest.raises(ParseError, match="nested too deeply"):
+        parse("(" * 5000 + "1" + ")" * 5000)
+    assert parse("(" * 50 + "1" + ")" * 50) is not None

@@ -101,7 +101,11 @@ def parse(query: str) -> Expr:
     Raises :class:`~soulwatch.exceptions.ParseError` with the 1-based line and
     column of the problem and, for syntax errors, what was expected.
     """
-    return _Parser(query).parse()
+    try:
+        return _Parser(query).parse()
+    except RecursionError:
+        # Thousands of nested parentheses: refuse rather than crash.
+        raise ParseError("expression nested too deeply", line=1, column=1) from None
 
 
 def parse_duration(text: str) -> int:
@@ -126,7 +130,8 @@ class _Parser:
         # The first error of a grammar rule: parsing goes on, as in Prometheus,
         # but this is what gets reported.
         self.first_error: ParseError | None = None
-        # What a missing operand is reported "in" (innermost call or aggregation).
+        # What a missing operand is reported "in": the innermost aggregation
+        # (Prometheus names no other construct in these errors).
         self.contexts = [""]
 
     # -- token helpers -------------------------------------------------------
