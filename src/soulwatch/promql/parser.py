@@ -25,6 +25,7 @@ modifiers) is rejected as a syntax error.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import replace
@@ -99,8 +100,15 @@ def parse(query: str) -> Expr:
     """Parse and type-check a PromQL expression.
 
     Raises :class:`~soulwatch.exceptions.ParseError` with the 1-based line and
-    column of the problem and, for syntax errors, what was expected.
+    column of the problem and, for syntax errors, what was expected. Trees are
+    immutable, so recent results are cached: a rule evaluated every interval
+    is parsed once.
     """
+    return _parse_cached(query)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cached(query: str) -> Expr:
     try:
         return _Parser(query).parse()
     except RecursionError:
