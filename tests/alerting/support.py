@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +95,13 @@ async def harness(
     config = parse_config(yaml_text)
     registry = CollectorRegistry()
     async with httpx.AsyncClient(timeout=5.0) as client:
-        outbox = Outbox(tmp_path / db, clock=clock, registry=registry)
+        outbox = Outbox(
+            tmp_path / db,
+            clock=clock,
+            registry=registry,
+            settings=config.delivery,
+            rng=random.Random(7),
+        )
         outbox.notifiers = build_notifiers(config, client=client, clock=clock, issue_index=outbox)
         silences = SilenceStore(tmp_path / "silences.db", clock)
         dispatcher = Dispatcher(config, clock=clock, outbox=outbox, silences=silences)

@@ -44,7 +44,8 @@ async def test_group_wait_batches_alerts_then_group_interval_adds_new_ones(tmp_p
             assert _bodies(rec) == [], "nothing before group_wait has passed"
             await h.run_for(2)
             bodies = _bodies(rec)
-            assert len(bodies) == 1 and _fired(bodies[0]) == ["a", "b"]
+            assert len(bodies) == 1
+            assert _fired(bodies[0]) == ["a", "b"]
             assert bodies[0]["groupLabels"] == {"alertname": "Down"}
             # A new alert joins the group: it waits for the next group_interval tick.
             await h.run_for(60)
@@ -53,7 +54,8 @@ async def test_group_wait_batches_alerts_then_group_interval_adds_new_ones(tmp_p
             assert len(_bodies(rec)) == 1
             await h.run_for(45)
             bodies = _bodies(rec)
-            assert len(bodies) == 2 and _fired(bodies[1]) == ["a", "b", "c"]
+            assert len(bodies) == 2
+            assert _fired(bodies[1]) == ["a", "b", "c"]
 
 
 async def test_unchanged_group_repeats_after_repeat_interval_only(tmp_path, clock):

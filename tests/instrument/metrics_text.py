@@ -11,7 +11,7 @@ def samples(text: str) -> list[Sample]:
     return [s for family in text_string_to_metric_families(text) for s in family.samples]
 
 
-def value(text: str, name: str, **labels: str) -> float | None:
+def value(text: str, name: str, /, **labels: str) -> float | None:
     """The value of the sample ``name`` whose labels include ``labels``; None if absent."""
     found = [
         s.value for s in samples(text) if s.name == name and labels.items() <= s.labels.items()
@@ -21,7 +21,7 @@ def value(text: str, name: str, **labels: str) -> float | None:
     return found[0] if found else None
 
 
-def total(text: str, name: str, **labels: str) -> float:
+def total(text: str, name: str, /, **labels: str) -> float:
     """The sum over every sample ``name`` whose labels include ``labels``."""
     return sum(
         s.value for s in samples(text) if s.name == name and labels.items() <= s.labels.items()

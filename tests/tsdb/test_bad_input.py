@@ -54,7 +54,7 @@ def test_out_of_order_sample_is_refused_and_the_rest_of_the_batch_kept(
         app = db.appender()
         app.append(UP, T0 + 2000, 1.0)
         app.commit()
-        app = db.appender()
+        app = db.appender(strict=True)
         with pytest.raises(OutOfOrderSampleError, match=r'up\{job="api"\}: timestamp .* older'):
             app.append(UP, T0 + 1000, 5.0)
         other = Labels.of(__name__="other", job="api")
@@ -74,7 +74,7 @@ def test_same_timestamp_same_value_is_ignored_a_different_value_refused(
     open_db: Callable[..., TSDB],
 ) -> None:
     db = open_db()
-    app = db.appender()
+    app = db.appender(strict=True)
     app.append(UP, T0, 1.0)
     app.append(UP, T0, 1.0)  # a retried sample: no error, stored once
     with pytest.raises(DuplicateSampleError, match="different value"):
@@ -111,7 +111,7 @@ def test_conflicts_between_concurrent_batches_are_listed_after_commit(
 
 def test_a_sample_older_than_retention_is_refused(open_db: Callable[..., TSDB]) -> None:
     db = open_db(retention_time=3600)
-    app = db.appender()
+    app = db.appender(strict=True)
     with pytest.raises(SampleTooOldError, match="retention"):
         app.append(UP, T0 - 3_601_000, 1.0)
     app.append(UP, T0 - 3_599_000, 1.0)
@@ -122,7 +122,7 @@ def test_a_sample_older_than_retention_is_refused(open_db: Callable[..., TSDB]) 
 def test_every_refusal_is_a_storage_error(open_db: Callable[..., TSDB]) -> None:
     # A scrape loop catches StorageError per sample and carries on.
     db = open_db()
-    app = db.appender()
+    app = db.appender(strict=True)
     app.append(UP, T0, 1.0)
     app.commit()
     for t, v in [(T0 - 1, 1.0), (T0, 2.0)]:
@@ -137,3 +137,33 @@ def test_a_closed_store_refuses_to_commit(open_db: Callable[..., TSDB]) -> None:
     db.close()
     with pytest.raises(StorageError, match="closed"):
         app.commit()
+
+
+def test_by_default_refusals_are_listed_after_commit_not_raised(
+    open_db: Callable[..., TSDB],
+) -> None:
+    # What a scrape loop sees: one commit, every valid sample stored, the rest accounted for.
+    db = open_db(retention_time=3600)
+    app = db.appender()
+    app.append(UP, T0, 1.0)
+    app.commit()
+    assert app.rejected == []
+    app.append(UP, T0 - 5, 2.0)  # out of order
+    app.append(UP, T0, 3.0)  # another value at a stored timestamp
+    app.append(Labels.of(__name__="old", job="api"), T0 - 7_200_000, 4.0)  # past retention
+    app.append(UP, T0 + 15_000, STALE_NAN)
+    app.commit()
+    assert [(r.labels.name, r.t_ms, r.reason) for r in app.rejected] == [
+        ("up", T0 - 5, RejectReason.OUT_OF_ORDER),
+        ("up", T0, RejectReason.DUPLICATE_TIMESTAMP),
+        ("old", T0 - 7_200_000, RejectReason.TOO_OLD),
+    ]
+    stored = _values(db)
+    assert stored[0] == (T0, 1.0)
+    assert is_stale_nan(stored[1][1])
+    assert len(stored) == 2
+    assert db.stats().samples_rejected == {
+        RejectReason.OUT_OF_ORDER: 1,
+        RejectReason.DUPLICATE_TIMESTAMP: 1,
+        RejectReason.TOO_OLD: 1,
+    }

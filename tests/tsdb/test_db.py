@@ -146,3 +146,20 @@ def test_a_second_process_cannot_open_the_same_directory(open_db: Callable[..., 
     open_db()
     with pytest.raises(StorageError, match="in use by another process"):
         open_db()
+
+
+def test_any_label_text_survives_chunks_and_restart(open_db: Callable[..., TSDB]) -> None:
+    odd = Labels.of(
+        __name__="odd", path='/a "quoted"\\path\n', emoji="naïve ☃", sep="\x1e\x1f,=}", job="x"
+    )
+    db = open_db()
+    app = db.appender(source="x/ü")
+    app.append(odd, T0, 1.5)
+    app.commit()
+    db.maintain(force=True)  # the series goes to SQLite's catalogue, the sample to a chunk
+    db.close()
+    reopened = open_db()
+    assert reopened.replay.series_loaded == 1
+    (series,) = reopened.select([Matcher.equal("emoji", "naïve ☃")], T0, T0)
+    assert series.labels == odd
+    assert series.values == [1.5]

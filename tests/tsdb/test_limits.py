@@ -30,7 +30,7 @@ def test_per_source_and_total_limits_refuse_and_count(
 ) -> None:
     registry = CollectorRegistry()
     with _open(tmp_path, clock, registry, series_limit_total=5, series_limit_per_source=3) as db:
-        a = db.appender(source="a/1")
+        a = db.appender(source="a/1", strict=True)
         for i in range(3):
             a.append(_lbls("a", i), T0, 1.0)
         with pytest.raises(SeriesLimitError, match=r"series_limit_per_source \(3\).*'a/1'"):
@@ -40,7 +40,7 @@ def test_per_source_and_total_limits_refuse_and_count(
         a.append(_lbls("a", 0), T0 + 1, 2.0)
         a.commit()
 
-        b = db.appender(source="b/1")
+        b = db.appender(source="b/1", strict=True)
         b.append(_lbls("b", 0), T0, 1.0)
         b.append(_lbls("b", 1), T0, 1.0)
         with pytest.raises(SeriesLimitError, match=r"series_limit_total \(5\)"):
@@ -48,7 +48,7 @@ def test_per_source_and_total_limits_refuse_and_count(
         b.commit()
         # No source: the per-source limit does not apply, the total one does.
         with pytest.raises(SeriesLimitError, match="series_limit_total"):
-            db.appender().append(_lbls("rules", 0), T0, 1.0)
+            db.appender(strict=True).append(_lbls("rules", 0), T0, 1.0)
 
         assert len(db.series([Matcher.equal("__name__", "m")], T0, T0 + 1)) == 5
         value = registry.get_sample_value
@@ -94,3 +94,25 @@ def test_closing_unregisters_the_collector(tmp_path: Path, clock: SimulatedClock
     with _open(tmp_path, clock, registry):
         assert registry.get_sample_value("soulwatch_tsdb_head_series") == 0
     assert registry.get_sample_value("soulwatch_tsdb_head_series") is None
+
+
+def test_by_default_a_refused_series_is_listed_and_the_batch_commits(
+    tmp_path: Path, clock: SimulatedClock
+) -> None:
+    registry = CollectorRegistry()
+    with _open(tmp_path, clock, registry, series_limit_per_source=2) as db:
+        app = db.appender(source="t/1")
+        for i in range(4):
+            app.append(_lbls("t", i), T0, float(i))
+        app.commit()
+        assert [(r.labels.get("i"), r.reason) for r in app.rejected] == [
+            ("2", RejectReason.SERIES_LIMIT),
+            ("3", RejectReason.SERIES_LIMIT),
+        ]
+        assert db.label_values("i") == ["0", "1"]
+        assert (
+            registry.get_sample_value(
+                "soulwatch_tsdb_series_rejected_total", {"limit": "per_source"}
+            )
+            == 2
+        )

@@ -511,7 +511,7 @@ def parse_config(
         config = AlertingConfig.model_validate(data)
     except ValidationError as exc:
         raise _first_error(exc, positions, file) from None
-    _check_references(config, positions, file)
+    check_references(config, positions, file)
     return config
 
 
@@ -568,11 +568,16 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _check_references(
+def check_references(
     config: AlertingConfig,
     positions: Mapping[tuple[str | int, ...], tuple[int, int]],
     file: str | None,
 ) -> None:
+    """Check what a schema cannot: referenced receivers and intervals exist, names are unique.
+
+    ``positions`` maps key paths to ``(line, column)`` for the error message.
+    """
+
     def fail(message: str, loc: tuple[str | int, ...]) -> ConfigError:
         where = locate(positions, loc)
         return ConfigError(
@@ -615,3 +620,7 @@ def _check_references(
             walk(child, (*loc, "routes", j))
 
     walk(config.route, ("route",))
+
+
+# The name the main config loader first imported; kept so it keeps working.
+_check_references = check_references

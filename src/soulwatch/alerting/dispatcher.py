@@ -477,7 +477,13 @@ class Dispatcher:
         await self.send([Alert(existing.labels, existing.annotations, existing.starts_at, now)])
 
     async def aclose(self) -> None:
-        """Wait for running actions to finish."""
+        """Detach from the silence store and outbox (before a reload replaces this
+        dispatcher) and wait for running actions to finish."""
+        if self._silences is not None:
+            self._silences.remove_listener(self._silences_changed)
+        if self._outbox.on_failure == self._on_delivery_failure:
+            self._outbox.on_failure = None
+            self._outbox.on_recovery = None
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -113,9 +113,5 @@ def _build(
 
 
 def receivers_for(tree: RouteNode, labels: Labels) -> list[str]:
-    """The receivers an alert reaches, in order, deduplicated (as ``amtool config routes test``)."""
-    seen: list[str] = []
-    for node in tree.match(labels):
-        if node.options.receiver not in seen:
-            seen.append(node.options.receiver)
-    return seen
+    """The receiver of every route an alert reaches, in order (as ``amtool config routes test``)."""
+    return [node.options.receiver for node in tree.match(labels)]

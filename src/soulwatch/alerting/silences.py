@@ -145,6 +145,11 @@ class SilenceStore:
         """Call ``callback`` after every create or expire (the dispatcher re-checks mutes)."""
         self._listeners.append(callback)
 
+    def remove_listener(self, callback: Callable[[], None]) -> None:
+        """Stop calling ``callback`` (a dispatcher replaced on reload)."""
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
     def _changed(self) -> None:
         for callback in self._listeners:
             callback()

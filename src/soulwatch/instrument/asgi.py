@@ -152,9 +152,8 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [
-                    (k, v) for k, v in message.get("headers", ()) if k.lower() != _REQUEST_ID_HEADER
-                ]
+                # ASGI header names are lower-case; drop one the app set itself.
+                headers = [h for h in message.get("headers", ()) if h[0] != _REQUEST_ID_HEADER]
                 headers.append(header)
                 message = {**message, "headers": headers}
             await send(message)

@@ -6,6 +6,7 @@ code of the host app read it with :func:`current_request_id`.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from contextvars import ContextVar
@@ -25,9 +26,28 @@ def current_request_id() -> str | None:
     return _request_id.get()
 
 
-def new_request_id() -> str:
-    """A fresh random request id (32 hex characters)."""
-    return secrets.token_hex(16)
+class _IdSource:
+    """Unique ids cheaply: a random 16-hex prefix per process and a 16-hex counter.
+
+    Ids need to be unique, not secret, and this is on every request's path. The
+    prefix is redrawn in a forked child so workers never share a sequence.
+    """
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._prefix = ""
+        self._next = 0
+
+    def __call__(self) -> str:
+        pid = os.getpid()
+        if pid != self._pid:
+            self._pid, self._prefix, self._next = pid, secrets.token_hex(8), 0
+        self._next += 1
+        return f"{self._prefix}{self._next:016x}"
+
+
+new_request_id = _IdSource()
+"""A fresh request id: 32 hex characters, unique across processes."""
 
 
 def accept_request_id(raw: bytes | None) -> str:

@@ -21,10 +21,11 @@ from collections.abc import MutableMapping
 from typing import Any, Final, Literal, TextIO
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from soulwatch.instrument.context import current_request_id
-from soulwatch.instrument.redact import REDACTED, is_sensitive_key, redact_text
+from soulwatch.instrument.redact import REDACTED, is_sensitive_key, redact
 
 LogFormat = Literal["json", "console"]
 """``json`` for production, ``console`` for development."""
@@ -62,27 +63,31 @@ def add_trace_ids(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict
 
 def uvicorn_access_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """Processor: turns uvicorn's access-log arguments into fields."""
+    args = event_dict.pop("positional_args", None)
     record = event_dict.get("_record")
-    if record is not None and record.name.endswith(".access"):
-        args = record.args
-        if isinstance(args, tuple) and len(args) == 5:
-            client, method, path, http_version, status = args
-            event_dict["event"] = "request"
-            event_dict.update(
-                client=client, method=method, path=path, http_version=http_version, status=status
-            )
+    if (
+        record is not None
+        and record.name.endswith(".access")
+        and isinstance(args, tuple)
+        and len(args) == 5
+    ):
+        client, method, path, http_version, status = args
+        event_dict["event"] = "request"
+        event_dict.update(
+            client=client, method=method, path=path, http_version=http_version, status=status
+        )
     return event_dict
 
 
 def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """Processor: masks secret-looking fields and credentials inside strings."""
+    """Processor: masks secret-looking fields and credentials inside strings and structures."""
     for key, value in event_dict.items():
         if key.startswith("_"):
             continue
         if is_sensitive_key(key) and value:
             event_dict[key] = REDACTED
-        elif isinstance(value, str):
-            event_dict[key] = redact_text(value)
+        elif isinstance(value, str | list | dict):
+            event_dict[key] = redact(value)
     return event_dict
 
 
@@ -144,13 +149,18 @@ def configure_logging(
     pre_chain = shared_processors(service)
     renderer: Processor
     if fmt == "json":
-        final: list[Processor] = [structlog.processors.dict_tracebacks, redact_secrets]
+        # Locals are left out of tracebacks: they are where secrets live.
+        tracebacks = structlog.processors.ExceptionRenderer(
+            ExceptionDictTransformer(show_locals=False)
+        )
+        final: list[Processor] = [tracebacks, redact_secrets]
         renderer = structlog.processors.JSONRenderer()
     else:
         final = [redact_secrets]
         renderer = structlog.dev.ConsoleRenderer()
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=pre_chain,
+        pass_foreign_args=True,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final, renderer],
     )
     handler = logging.StreamHandler(stream or sys.stdout)

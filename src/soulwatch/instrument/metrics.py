@@ -17,11 +17,13 @@ Every label value is bounded: methods outside the standard set become
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from typing import Final
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from soulwatch.instrument._state import shared
 
@@ -63,8 +65,14 @@ class HttpMetrics:
     """
 
     def __init__(
-        self, registry: CollectorRegistry, buckets: Sequence[float] = DEFAULT_BUCKETS
+        self,
+        registry: CollectorRegistry,
+        buckets: Sequence[float] = DEFAULT_BUCKETS,
+        *,
+        multiprocess: bool | None = None,
     ) -> None:
+        if multiprocess is None:
+            multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = registry
         self.buckets = tuple(float(b) for b in buckets)
         self.requests = Counter(
@@ -80,17 +88,26 @@ class HttpMetrics:
             buckets=self.buckets,
             registry=registry,
         )
+        # With one process, the in-flight count and busy time are read at scrape
+        # time from plain attributes, so a request pays nothing for them; with
+        # several workers each must write them to its multiprocess file.
+        self.multiprocess = multiprocess
         self.in_progress = Gauge(
             "http_requests_in_progress",
             "HTTP requests being served now.",
             registry=registry,
             multiprocess_mode="livesum",
         )
-        self.busy = Counter(
-            "http_server_busy_seconds",
-            "Wall time with at least one request in flight; rate() of it is utilisation.",
-            registry=registry,
-        )
+        self.busy: Counter | None = None
+        if multiprocess:
+            self.busy = Counter(
+                "http_server_busy_seconds",
+                "Wall time with at least one request in flight; rate() of it is utilisation.",
+                registry=registry,
+            )
+        else:
+            self.in_progress.set_function(lambda: float(self._inflight))
+            registry.register(_BusyCollector(self))
         self.exceptions = Counter(
             "http_exceptions_total",
             "Unhandled exceptions raised while serving a request, by route and class.",
@@ -101,6 +118,7 @@ class HttpMetrics:
         self._duration_children: dict[tuple[str, str], Histogram] = {}
         self._inflight = 0
         self._busy_since = 0.0
+        self._busy_total = 0.0
 
     @classmethod
     def for_registry(
@@ -122,15 +140,17 @@ class HttpMetrics:
         if self._inflight == 0:
             self._busy_since = now
         self._inflight += 1
-        self.in_progress.inc()
+        if self.multiprocess:
+            self.in_progress.inc()
 
     def request_finished(self, method: str, route: str, status: int, started: float) -> None:
         """Record a finished request that started at ``started`` (``perf_counter``)."""
         now = time.perf_counter()
         self._inflight -= 1
-        self.in_progress.dec()
+        if self.multiprocess:
+            self.in_progress.dec()
         if self._inflight == 0:
-            self.busy.inc(now - self._busy_since)
+            self._add_busy(now - self._busy_since)
         key = (method, route, status)
         counter = self._request_children.get(key)
         if counter is None:
@@ -142,13 +162,47 @@ class HttpMetrics:
             histogram = self._duration_children[hkey] = self.duration.labels(method, route)
         histogram.observe(now - started)
 
+    def _add_busy(self, seconds: float) -> None:
+        if self.busy is not None:
+            self.busy.inc(seconds)
+        else:
+            self._busy_total += seconds
+
     def exception_raised(self, route: str, exc: BaseException) -> None:
         """Count an unhandled exception by route and exception class name."""
         self.exceptions.labels(route, type(exc).__name__).inc()
 
-    def flush_busy(self) -> None:
-        """Add the busy time of requests still in flight, so a scrape sees it now."""
+    def busy_seconds(self) -> float:
+        """Busy time so far, including the running stretch (single-process mode)."""
+        total = self._busy_total
         if self._inflight > 0:
+            total += time.perf_counter() - self._busy_since
+        return total
+
+    def flush_busy(self) -> None:
+        """Write the running busy stretch to the counter, so a scrape sees it now."""
+        if self.busy is not None and self._inflight > 0:
             now = time.perf_counter()
             self.busy.inc(now - self._busy_since)
             self._busy_since = now
+
+
+class _BusyCollector:
+    """Exposes ``http_server_busy_seconds_total`` from :class:`HttpMetrics` at scrape time."""
+
+    def __init__(self, metrics: HttpMetrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return [self._family(0.0)]
+
+    def collect(self) -> list[Metric]:
+        return [self._family(self._metrics.busy_seconds())]
+
+    @staticmethod
+    def _family(value: float) -> Metric:
+        return CounterMetricFamily(
+            "http_server_busy_seconds",
+            "Wall time with at least one request in flight; rate() of it is utilisation.",
+            value=value,
+        )

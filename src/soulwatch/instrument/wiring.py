@@ -113,11 +113,10 @@ class Instrumentation:
         self.health = HealthChecks(
             service=service, version=cfg.version, clock=self.clock, registry=self.registry
         )
-        self.worker_metrics = (
-            WorkerProcessMetrics.for_registry(self.registry)
-            if cfg.multiprocess_dir is not None
-            else None
-        )
+        self.worker_metrics: WorkerProcessMetrics | None = None
+        if cfg.multiprocess_dir is not None:
+            self.worker_metrics = WorkerProcessMetrics.for_registry(self.registry)
+            self.worker_metrics.interval = cfg.worker_metrics_interval
         hooks: list[Callable[[], None]] = [self.metrics.flush_busy]
         if self.worker_metrics is not None:
             hooks.append(self.worker_metrics.refresh)

@@ -17,6 +17,8 @@ from soulwatch.promql.stepvec import (
     ScalarSteps,
     StepSeries,
     StepValue,
+    drop_labels,
+    keep_labels,
     merge_same_labels,
 )
 from soulwatch.tsdb.model import METRIC_NAME, Labels
@@ -224,7 +226,8 @@ def _result_labels(
 ) -> Labels:
     labels = many
     if card is Cardinality.ONE_TO_ONE:
-        labels = labels.only(*matching.labels) if matching.on else labels.without(*matching.labels)
+        names = frozenset(matching.labels)
+        labels = keep_labels(labels, names) if matching.on else drop_labels(labels, names)
     if matching.include:
         changes = {name: one.get(name) for name in matching.include}
         labels = labels.with_(changes)

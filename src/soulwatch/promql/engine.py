@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Sequence
+from dataclasses import fields
 
 from soulwatch.clock import Clock, SystemClock
 from soulwatch.exceptions import EvaluationError, QueryError, QueryLimitError
@@ -38,6 +39,7 @@ from soulwatch.promql.ast import (
 )
 from soulwatch.promql.parser import parse
 from soulwatch.promql.stepvec import (
+    NAME_ONLY,
     Annotations,
     RangeSeries,
     RangeValue,
@@ -45,6 +47,7 @@ from soulwatch.promql.stepvec import (
     StepSeries,
     StepValue,
     StringValue,
+    drop_labels,
     finalize_names,
 )
 from soulwatch.promql.values import (
@@ -90,11 +93,13 @@ class Engine:
         self.timeout_s = timeout_s
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.default_subquery_step_ms = default_subquery_step_ms
+        # Rules send the same few query strings every interval; parse each once.
+        self._parsed: dict[str, Expr] = {}
 
     def instant(self, query: str | Expr, t_ms: int) -> QueryResult:
         """Evaluate ``query`` at ``t_ms``: a vector, scalar, string, or matrix (range selector)."""
-        expr, text = _parse(query)
-        ev = Evaluator(self, text, t_ms, t_ms, 0)
+        expr, text = self._parse(query)
+        ev = Evaluator(self, expr, text, start_ms=t_ms, end_ms=t_ms, step_ms=0)
         value = ev.eval(expr, [t_ms])
         return ev.result(_to_instant(value, t_ms))
 
@@ -113,9 +118,9 @@ class Engine:
                 "exceeded maximum resolution of 11,000 points per timeseries. "
                 "Try decreasing the query resolution (?step=XX)"
             )
-        expr, text = _parse(query)
+        expr, text = self._parse(query)
         ts = [start_ms + i * step_ms for i in range(steps)]
-        ev = Evaluator(self, text, start_ms, end_ms, step_ms)
+        ev = Evaluator(self, expr, text, start_ms=start_ms, end_ms=end_ms, step_ms=step_ms)
         value = ev.eval(expr, ts)
         if isinstance(value, StringValue | RangeValue):
             kind = "string" if isinstance(value, StringValue) else "range vector"
@@ -125,11 +130,18 @@ class Engine:
             )
         return ev.result(_to_matrix(value, ts), value_type=ValueType.MATRIX)
 
+    def _parse(self, query: str | Expr) -> tuple[Expr, str]:
+        if isinstance(query, Expr):
+            return query, ""
+        expr = self._parsed.get(query)
+        if expr is None:
+            if len(self._parsed) >= _PARSE_CACHE_SIZE:
+                self._parsed.clear()
+            expr = self._parsed[query] = parse(query)
+        return expr, query
 
-def _parse(query: str | Expr) -> tuple[Expr, str]:
-    if isinstance(query, Expr):
-        return query, ""
-    return parse(query), query
+
+_PARSE_CACHE_SIZE = 1024
 
 
 def _to_instant(value: StepValue, t_ms: int) -> Scalar | String | Vector | Matrix:
@@ -150,7 +162,10 @@ def _to_instant(value: StepValue, t_ms: int) -> Scalar | String | Vector | Matri
 
 def finalize_range(series: list[RangeSeries]) -> list[RangeSeries]:
     """Drop flagged ``__name__`` labels of a range vector; duplicate label sets are an error."""
-    out = [RangeSeries(s.labels.without_name(), s.ts, s.vals) if s.drop_name else s for s in series]
+    out = [
+        RangeSeries(drop_labels(s.labels, NAME_ONLY), s.ts, s.vals) if s.drop_name else s
+        for s in series
+    ]
     if len({s.labels for s in out}) != len(out):
         raise EvaluationError("vector cannot contain metrics with the same labelset")
     return out
@@ -169,10 +184,60 @@ def _to_matrix(value: StepValue, ts: list[int]) -> Matrix:
     return out
 
 
+def _children(node: Expr) -> tuple[Expr, ...]:
+    if isinstance(node, ParenExpr | UnaryExpr | SubqueryExpr):
+        return (node.expr,)
+    if isinstance(node, BinaryExpr):
+        return (node.lhs, node.rhs)
+    if isinstance(node, AggregateExpr):
+        return (node.expr,) if node.param is None else (node.param, node.expr)
+    if isinstance(node, Call):
+        return node.args
+    return ()
+
+
+def _structure(node: Expr, keys: dict[int, object]) -> object:
+    """A hashable key equal for subtrees written the same way (positions ignored)."""
+    key = keys.get(id(node))
+    if key is not None:
+        return key
+    parts: list[object] = [type(node).__name__]
+    for f in fields(node):
+        if f.name == "pos":
+            continue
+        value = getattr(node, f.name)
+        if isinstance(value, Expr):
+            value = _structure(value, keys)
+        elif isinstance(value, tuple) and value and isinstance(value[0], Expr):
+            value = tuple(_structure(v, keys) for v in value)
+        parts.append(value)
+    key = keys[id(node)] = tuple(parts)
+    return key
+
+
+def _repeated_subtrees(expr: Expr) -> dict[int, object]:
+    """Structural keys of the nodes whose subtree occurs more than once in ``expr``."""
+    keys: dict[int, object] = {}
+    _structure(expr, keys)
+    counts: dict[object, int] = {}
+    stack = [expr]
+    nodes: list[Expr] = []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, NumberLiteral | StringLiteral):
+            continue
+        nodes.append(node)
+        counts[keys[id(node)]] = counts.get(keys[id(node)], 0) + 1
+        stack.extend(_children(node))
+    return {id(n): keys[id(n)] for n in nodes if counts[keys[id(n)]] > 1}
+
+
 class Evaluator:
     """The state of one query: its bounds, limits, loaded data and annotations."""
 
-    def __init__(self, engine: Engine, text: str, start_ms: int, end_ms: int, step_ms: int):
+    def __init__(
+        self, engine: Engine, expr: Expr, text: str, *, start_ms: int, end_ms: int, step_ms: int
+    ) -> None:
         self.engine = engine
         self.start_ms = start_ms
         self.end_ms = end_ms
@@ -182,6 +247,10 @@ class Evaluator:
         self.samples = 0
         self.deadline = engine.clock.monotonic() + engine.timeout_s
         self._cache: dict[tuple[tuple[Matcher, ...], int, int], list[Series]] = {}
+        # Subexpressions written more than once (``a / sum(a)``, the 5xx ratio's
+        # denominator and guard) are evaluated once per step range.
+        self._shared = _repeated_subtrees(expr)
+        self._results: dict[tuple[object, int, int, int], StepValue] = {}
 
     # -- limits ---------------------------------------------------------------
 
@@ -223,7 +292,17 @@ class Evaluator:
     # -- evaluation -----------------------------------------------------------
 
     def eval(self, node: Expr, ts: list[int]) -> StepValue:
-        """Evaluate ``node`` at the (ascending) step times ``ts``."""
+        """Evaluate ``node`` at the (ascending, evenly spaced) step times ``ts``."""
+        shared = self._shared.get(id(node))
+        if shared is None:
+            return self._eval(node, ts)
+        key = (shared, ts[0], ts[-1], len(ts))
+        value = self._results.get(key)
+        if value is None:
+            value = self._results[key] = self._eval(node, ts)
+        return value
+
+    def _eval(self, node: Expr, ts: list[int]) -> StepValue:
         if isinstance(node, NumberLiteral):
             return ScalarSteps([node.value] * len(ts))
         if isinstance(node, StringLiteral):

@@ -115,11 +115,17 @@ def _range_call(ev: Evaluator, node: Call, rf: RangeFunction, ts: list[int]) -> 
     for count, s in enumerate(series):
         if count % 512 == 0:
             ev.check_time()
-        st = w.st = s.ts
-        w.sv = s.vals
+        st = s.ts
+        w.series(st, s.vals)
         vals: list[float | None] = []
         found = False
-        for k in range(steps):
+        if rf.series_fn is not None:
+            vals = rf.series_fn(st, s.vals, ends[:steps], range_ms)
+            found = any(v is not None for v in vals)
+            steps_left = 0
+        else:
+            steps_left = steps
+        for k in range(steps_left):
             end = ends[k]
             start = end - range_ms
             lo = bisect_right(st, start)

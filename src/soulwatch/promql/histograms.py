@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from soulwatch.promql.stepvec import StepSeries
+from soulwatch.promql.stepvec import StepSeries, drop_labels
 from soulwatch.tsdb.model import Labels
 
 if TYPE_CHECKING:
     from soulwatch.promql.engine import Evaluator
 
 SMALL_DELTA_TOLERANCE = 1e-12
+_LE_AND_NAME = frozenset({"le", "__name__"})
 _MIN_NORMAL = 2.2250738585072014e-308
 
 Bucket = list[float]  # [upper_bound, count]
@@ -159,7 +160,7 @@ def _bucket_groups(
                 pos,
             )
             continue
-        key = s.labels.without("le", "__name__")
+        key = drop_labels(s.labels, _LE_AND_NAME)
         groups.setdefault(key, []).append((bound, s))
     return groups
 

@@ -15,11 +15,12 @@ name goes when the result leaves the engine (or when an aggregation groups).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from soulwatch.exceptions import EvaluationError
-from soulwatch.tsdb.model import Labels
+from soulwatch.tsdb.model import METRIC_NAME, Labels
 
 DUPLICATE_LABELSET = "vector cannot contain metrics with the same labelset"
 
@@ -91,21 +92,49 @@ class Annotations:
         self.infos[f"PromQL info: {message} {self.where(pos)}"] = None
 
 
+def sorted_labels(pairs: Iterable[tuple[str, str]]) -> Labels:
+    """A :class:`Labels` from pairs already sorted and non-empty (a subset of a label set).
+
+    Skips the sort and the empty-value filter of ``Labels()``: label work is
+    the engine's hottest path.
+    """
+    return tuple.__new__(Labels, pairs)
+
+
+def drop_labels(labels: Labels, names: frozenset[str]) -> Labels:
+    """``labels`` without ``names``."""
+    return tuple.__new__(Labels, [p for p in labels if p[0] not in names])
+
+
+def keep_labels(labels: Labels, names: frozenset[str]) -> Labels:
+    """Only the ``names`` of ``labels``."""
+    return tuple.__new__(Labels, [p for p in labels if p[0] in names])
+
+
+NAME_ONLY = frozenset({METRIC_NAME})
+
+
 def merge_same_labels(series: list[StepSeries]) -> list[StepSeries]:
     """Merge series that ended up with the same labels; overlap at a step is an error.
 
     Prometheus collects per-step results into series by label set and fails
     when one step holds two samples with the same labels.
     """
-    seen: dict[Labels, StepSeries] = {}
+    seen: dict[Labels, int] = {}
     out: list[StepSeries] = []
+    copied: set[int] = set()
     for s in series:
-        prev = seen.get(s.labels)
-        if prev is None:
-            seen[s.labels] = s
+        index = seen.get(s.labels)
+        if index is None:
+            seen[s.labels] = len(out)
             out.append(s)
             continue
-        pv = prev.vals
+        if index not in copied:
+            # Inputs may be shared (cached subexpressions): merge into a copy.
+            first = out[index]
+            out[index] = StepSeries(first.labels, list(first.vals), first.drop_name)
+            copied.add(index)
+        pv = out[index].vals
         for i, v in enumerate(s.vals):
             if v is None:
                 continue
@@ -119,7 +148,9 @@ def finalize_names(series: list[StepSeries]) -> list[StepSeries]:
     """Drop ``__name__`` from flagged series, then merge equal label sets."""
     if not any(s.drop_name for s in series):
         return series
-    out = [StepSeries(s.labels.without_name(), s.vals) if s.drop_name else s for s in series]
+    out = [
+        StepSeries(drop_labels(s.labels, NAME_ONLY), s.vals) if s.drop_name else s for s in series
+    ]
     return merge_same_labels(out)
 
 

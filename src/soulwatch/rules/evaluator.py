@@ -162,6 +162,9 @@ class RuleManager:
         """Replace the groups, carrying over the state of rules that still exist."""
         old_rules = {rule.key: rule for group in self._groups for rule in group.rules}
         persisted = self.store.load() if self.store is not None and not old_rules else {}
+        last_evaluations = (
+            self.store.last_evaluations() if self.store is not None and not old_rules else {}
+        )
         groups = [
             Group(
                 spec,
@@ -183,7 +186,7 @@ class RuleManager:
                 if previous is not None and previous.alerting is not None:
                     rule.alerting.restore(copy_alert(a) for a in previous.alerting.active.values())
                 elif rule.key in persisted:
-                    rule.alerting.restore(persisted[rule.key])
+                    rule.alerting.restore(persisted[rule.key], last_evaluations.get(rule.key))
         running = self._running
         if running:
             self._cancel_tasks()

@@ -11,14 +11,16 @@ alerts, the unit-test runner drives it directly.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
+from functools import lru_cache
 
 from soulwatch.alerts import fingerprint
 from soulwatch.exceptions import QueryError, SoulwatchError, StorageError
+from soulwatch.promql.ast import Expr, MatrixSelector, VectorSelector
 from soulwatch.promql.values import QueryEngine, QueryResult, Sample, Scalar, String
-from soulwatch.rules.model import GroupSpec, RuleSpec
+from soulwatch.rules.model import GroupSpec, NoDataPolicy, RuleSpec
 from soulwatch.rules.state import AlertingRuleState, Transition
 from soulwatch.tsdb.model import METRIC_NAME, STALE_NAN, Labels
 from soulwatch.tsdb.storage import Storage
@@ -49,6 +51,56 @@ def to_vector(result: QueryResult, t_ms: int) -> list[Sample]:
             raise RuleEvaluationError("rule result is a range vector, not a vector or scalar")
         out.append(item)
     return out
+
+
+#: How far back an instant selector looks (Prometheus's default lookback delta).
+LOOKBACK_MS = 300_000
+
+
+def inputs_present(
+    expr: str, t_ms: int, storage: Storage, *, lookback_ms: int = LOOKBACK_MS
+) -> bool:
+    """Whether any series an expression reads has a sample in its window at ``t_ms``.
+
+    This is how the no-data policy tells "the condition is false" (inputs
+    present, nothing matched the threshold) from "the inputs vanished".
+    An expression without selectors (``vector(1)``) always has data.
+    """
+    from soulwatch.promql.parser import parse
+
+    selectors = list(_selectors(parse(expr), lookback_ms))
+    if not selectors:
+        return True
+    for selector, range_ms in selectors:
+        end = t_ms - selector.offset_ms
+        # Left-open window, as Prometheus 3 selects: (end - range, end].
+        if storage.series(list(selector.matchers), end - range_ms + 1, end):
+            return True
+    return False
+
+
+@lru_cache(maxsize=8192)
+def _parsed(expr: str) -> Expr:
+    """Parse a rule expression once; rule files are validated when loaded."""
+    from soulwatch.promql.parser import parse
+
+    return parse(expr)
+
+
+def _selectors(node: object, lookback_ms: int) -> Iterator[tuple[VectorSelector, int]]:
+    if isinstance(node, MatrixSelector):
+        yield node.selector, node.range_ms
+        return
+    if isinstance(node, VectorSelector):
+        yield node, lookback_ms
+        return
+    if isinstance(node, tuple):
+        for item in node:
+            yield from _selectors(item, lookback_ms)
+        return
+    if is_dataclass(node):
+        for f in fields(node):
+            yield from _selectors(getattr(node, f.name), lookback_ms)
 
 
 def rule_key(group: GroupSpec, spec: RuleSpec, seen: dict[str, int]) -> str:
@@ -158,14 +210,26 @@ class Group:
         transitions: list[Transition] = []
         error: SoulwatchError | None = None
         try:
-            vector = to_vector(engine.instant(rule.spec.expr, query_ms), query_ms)
+            vector = to_vector(engine.instant(_parsed(rule.spec.expr), query_ms), query_ms)
             if rule.alerting is not None:
+                rule.alerting.resume(ts, self.interval_s)
                 recovering: Sequence[Sample] | None = None
                 if rule.spec.recover_expr:
                     recovering = to_vector(
-                        engine.instant(rule.spec.recover_expr, query_ms), query_ms
+                        engine.instant(_parsed(rule.spec.recover_expr), query_ms), query_ms
                     )
-                transitions = rule.alerting.evaluate(vector, ts, recovering)
+                missing = (
+                    not vector
+                    and rule.spec.no_data is not NoDataPolicy.OK
+                    and not inputs_present(
+                        rule.spec.expr,
+                        query_ms,
+                        storage,
+                        # The engine's own lookback when it exposes one.
+                        lookback_ms=getattr(engine, "lookback_delta_ms", LOOKBACK_MS),
+                    )
+                )
+                transitions = rule.alerting.evaluate(vector, ts, recovering, inputs_missing=missing)
                 count = rule.alerting.limit_exceeded(self.spec.limit)
                 if count:
                     rule.alerting.active.clear()

@@ -333,10 +333,21 @@ def _position_in_value(node: ScalarNode | Node, line: int, column: int) -> tuple
     start_col = node.start_mark.column + 1
     style = getattr(node, "style", None)
     if style in ("|", ">"):
-        # Block scalars start on the line after the indicator; assume the
-        # usual two-space indentation relative to the key.
-        return start_line + line, start_col + 1 + column
+        # Block scalars start on the line after the indicator, indented.
+        indent = _block_indent(node)
+        return start_line + line, indent + column
     if line == 1:
         quote = 1 if style in ("'", '"') else 0
         return start_line, start_col + quote + column - 1
     return start_line + line - 1, column
+
+
+def _block_indent(node: Node) -> int:
+    """The indentation of a block scalar's first content line (from the YAML source)."""
+    buffer = getattr(node.start_mark, "buffer", None)
+    if isinstance(buffer, str):
+        lines = buffer.split("\n")
+        for text in lines[node.start_mark.line + 1 :]:
+            if text.strip():
+                return len(text) - len(text.lstrip())
+    return node.start_mark.column + 2

@@ -90,6 +90,6 @@ def parse_metric(text: str) -> Labels:
             pos = label.end()
     if source[pos:].strip():
         raise NotationError(f"unexpected {source[pos:].strip()!r} in {source!r}")
-    if not pairs:
+    if not pairs and not source.strip().startswith("{"):
         raise NotationError(f"no metric name or labels in {source!r}")
     return Labels(pairs)

@@ -105,27 +105,60 @@ class AlertingRuleState:
     external_labels: Mapping[str, str] = field(default_factory=dict)
     external_url: str = ""
     active: dict[Labels, ActiveAlert] = field(default_factory=dict)
+    #: When the rule was last evaluated before a restart (set by :meth:`restore`).
+    restored_from: float | None = None
 
     @property
     def labels(self) -> dict[str, str]:
         """Group labels overridden by the rule's own labels."""
         return {**self.group_labels, **self.spec.labels}
 
-    def restore(self, alerts: Iterable[ActiveAlert]) -> None:
-        """Take over persisted instances (after a restart or a reload)."""
+    def restore(self, alerts: Iterable[ActiveAlert], last_evaluation: float | None = None) -> None:
+        """Take over persisted instances (after a restart or a reload).
+
+        ``last_evaluation`` is when the previous process last evaluated the
+        rule; the first evaluation after the restart then discounts the
+        downtime from pending timers (see :meth:`resume`).
+        """
         self.active = {a.labels: a for a in alerts}
+        self.restored_from = last_evaluation
+
+    def resume(self, ts: float, interval_s: float) -> None:
+        """At the first evaluation after a restart, continue pending timers where they stopped.
+
+        A pending alert that had been pending for 90 s when the process
+        stopped is pending for 90 s plus one interval at the next evaluation,
+        however long the process was down: its ``for`` is not shortened by
+        time nobody observed. Firing and resolved alerts keep their times.
+        """
+        if self.restored_from is None:
+            return
+        gap = ts - self.restored_from - interval_s
+        self.restored_from = None
+        if gap <= 0:
+            return
+        for alert in self.active.values():
+            if alert.state is AlertState.PENDING:
+                alert.active_at += gap
 
     def evaluate(
-        self, vector: Sequence[Sample], ts: float, recovering: Sequence[Sample] | None = None
+        self,
+        vector: Sequence[Sample],
+        ts: float,
+        recovering: Sequence[Sample] | None = None,
+        *,
+        inputs_missing: bool = False,
     ) -> list[Transition]:
         """Apply one evaluation's result at ``ts`` (seconds); returns the state changes.
 
         ``recovering`` is the result of ``recover_expr`` when the rule has one.
+        ``inputs_missing`` says that none of the series the expression reads
+        exist (their inputs vanished), which is when the no-data policy applies.
         Raises :class:`EvaluationError` when two samples map to the same alert.
         """
-        if not vector:
+        if not vector and inputs_missing:
             policy = self.spec.no_data
-            if policy is NoDataPolicy.KEEP_LAST and self.active:
+            if policy is NoDataPolicy.KEEP_LAST:
                 return []
             if policy is NoDataPolicy.ALERTING:
                 vector = [Sample(Labels.of(nodata="true"), int(ts * 1000), math.nan)]

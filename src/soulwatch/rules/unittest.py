@@ -31,7 +31,6 @@ from soulwatch.rules.loader import ExprValidator, load_rule_files
 from soulwatch.rules.model import format_duration, parse_duration
 from soulwatch.rules.series_notation import NotationError, parse_metric, parse_values
 from soulwatch.tsdb.memory import MemoryStorage
-from soulwatch.tsdb.model import Labels
 
 #: Builds a query engine over a storage (the PromQL engine by default).
 EngineFactory = Callable[[MemoryStorage], QueryEngine]
@@ -65,7 +64,7 @@ class TestFileResult:
         head = f"Unit Testing:  {self.path}\n"
         if self.ok:
             return head + "  SUCCESS\n"
-        return head + "  FAILED:\n" + "\n".join(self.errors) + "\n"
+        return head + "  FAILED:\n" + "".join(f"{error}\n\n" for error in self.errors)
 
 
 def go_duration(seconds: float) -> str:
@@ -112,12 +111,20 @@ def _shortest_e(text: str) -> tuple[str, int]:
     return digits[0] + ("." + digits[1:] if len(digits) > 1 else ""), exp
 
 
-def _labels_str(labels: Labels) -> str:
+#: A label set as Go's ``labels.FromMap`` keeps it: sorted pairs, empty values included.
+_Pairs = tuple[tuple[str, str], ...]
+
+
+def _pairs(mapping: Mapping[str, str]) -> _Pairs:
+    return tuple(sorted(mapping.items()))
+
+
+def _labels_str(labels: _Pairs) -> str:
     inner = ", ".join(f'{n}="{v}"' for n, v in labels)
     return "{" + inner + "}"
 
 
-def _alerts_str(items: list[tuple[Labels, Labels]]) -> str:
+def _alerts_str(items: list[tuple[_Pairs, _Pairs]]) -> str:
     if not items:
         return "[]"
     parts = []
@@ -131,13 +138,13 @@ def _indent(text: str, prefix: str) -> str:
     return text.replace("\n", "\n" + prefix)
 
 
-def _samples_str(items: list[tuple[Labels, float]]) -> str:
+def _samples_str(items: list[tuple[_Pairs, float]]) -> str:
     if not items:
         return "nil"
     return ", ".join(f"{_labels_str(lbls)} {format_e(v)}" for lbls, v in items)
 
 
-def _same_samples(a: list[tuple[Labels, float]], b: list[tuple[Labels, float]]) -> bool:
+def _same_samples(a: list[tuple[_Pairs, float]], b: list[tuple[_Pairs, float]]) -> bool:
     # reflect.DeepEqual semantics: NaN never equals NaN.
     return len(a) == len(b) and all(
         x[0] == y[0] and x[1] == y[1] for x, y in zip(a, b, strict=True)
@@ -273,13 +280,13 @@ def _run_test(
         while curr < len(pending_times) and ts <= pending_times[curr] < ts + eval_interval:
             t = pending_times[curr]
             curr += 1
-            got: dict[str, list[tuple[Labels, Labels]]] = {}
+            got: dict[str, list[tuple[_Pairs, _Pairs]]] = {}
             for group in groups:
                 for rule in group.rules:
                     if rule.alerting is None:
                         continue
                     got.setdefault(rule.name, []).extend(
-                        (a.labels, Labels(a.annotations.items())) for a in rule.alerting.firing()
+                        (tuple(a.labels), _pairs(a.annotations)) for a in rule.alerting.firing()
                     )
             for case in alert_tests[t]:
                 alertname = str(case.get("alertname", ""))
@@ -288,7 +295,7 @@ def _run_test(
                     lbls = {str(k): str(v) for k, v in (item.get("exp_labels") or {}).items()}
                     lbls["alertname"] = alertname
                     ann = {str(k): str(v) for k, v in (item.get("exp_annotations") or {}).items()}
-                    exp.append((Labels(lbls.items()), Labels(ann.items())))
+                    exp.append((_pairs(lbls), _pairs(ann)))
                 actual = sorted(got.get(alertname, []))
                 exp.sort()
                 if exp != actual:
@@ -305,7 +312,7 @@ def _run_test(
         try:
             t_ms = round(t * 1000)
             got_samples = sorted(
-                (s.labels, s.value) for s in to_vector(engine.instant(expr, t_ms), t_ms)
+                (tuple(s.labels), s.value) for s in to_vector(engine.instant(expr, t_ms), t_ms)
             )
         except ParseError as exc:
             errors.append(f"{where}, err: {exc}")
@@ -315,7 +322,10 @@ def _run_test(
             continue
         try:
             exp_samples = sorted(
-                (parse_metric(s["labels"]) if s.get("labels") else Labels(), float(s["value"]))
+                (
+                    tuple(parse_metric(s["labels"])) if s.get("labels") else (),
+                    float(s["value"]),
+                )
                 for s in case.get("exp_samples") or []
             )
         except NotationError as exc:

@@ -2,12 +2,15 @@
 
 Tables:
 
+* ``symbols(id, text)``: every label name, label value and source once;
 * ``series(id, labels, source, persisted_maxt)``: every series with data on
-  disk; ``persisted_maxt`` is the newest sample already in a chunk, so the WAL
+  disk, its labels as varint symbol ids (name, value, name, value...);
+  ``persisted_maxt`` is the newest sample already in a chunk, so the WAL
   replay knows what it may skip;
-* ``chunks(series_id, mint, maxt, data)``: Gorilla chunks (see
-  :mod:`soulwatch.tsdb.chunks`), keyed by series and first timestamp, with an
-  index on ``maxt`` for retention.
+* ``chunks(id, series_id, mint, maxt, data)``: Gorilla chunks (see
+  :mod:`soulwatch.tsdb.chunks`). A rowid table, so that appended chunks fill
+  whole pages (an index-keyed table splits pages half full on append), with
+  indexes on ``(series_id, mint)`` for reads and on ``maxt`` for retention.
 
 The writer connection is used by one thread at a time (the TSDB's maintenance
 lock); each reading thread gets its own connection, so readers never wait for
@@ -16,7 +19,6 @@ the writer (SQLite's WAL mode).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -30,19 +32,21 @@ SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS symbols (id INTEGER PRIMARY KEY, text TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS series (
     id INTEGER PRIMARY KEY,
-    labels TEXT NOT NULL,
-    source TEXT NOT NULL,
+    labels BLOB NOT NULL,
+    source INTEGER NOT NULL,
     persisted_maxt INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
     series_id INTEGER NOT NULL,
     mint INTEGER NOT NULL,
     maxt INTEGER NOT NULL,
-    data BLOB NOT NULL,
-    PRIMARY KEY (series_id, mint)
-) WITHOUT ROWID;
+    data BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS chunks_by_series ON chunks (series_id, mint);
 CREATE INDEX IF NOT EXISTS chunks_by_maxt ON chunks (maxt);
 """
 
@@ -68,9 +72,27 @@ class NewChunk:
     data: bytes
 
 
-def labels_json(labels: Labels) -> str:
-    """The stored form of a label set."""
-    return json.dumps(list(labels), separators=(",", ":"), ensure_ascii=False)
+def _varints(numbers: Iterable[int]) -> bytes:
+    out = bytearray()
+    for number in numbers:
+        value = number
+        while value >= 0x80:
+            out.append((value & 0x7F) | 0x80)
+            value >>= 7
+        out.append(value)
+    return bytes(out)
+
+
+def _read_varints(data: bytes) -> list[int]:
+    out, value, shift = [], 0, 0
+    for byte in data:
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            out.append(value)
+            value = shift = 0
+        else:
+            shift += 7
+    return out
 
 
 class ChunkStore:
@@ -82,6 +104,7 @@ class ChunkStore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._symbols: dict[str, int] = {}  # the writer's view of the symbols table
         try:
             self._writer = self._connect()
             self._writer.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes on a new file
@@ -99,6 +122,8 @@ class ChunkStore:
                     raise StorageError(
                         f"{path}: schema version {row[0]}, this soulwatch reads {SCHEMA_VERSION}"
                     )
+            for sym_id, text in self._writer.execute("SELECT id, text FROM symbols"):
+                self._symbols[text] = sym_id
         except sqlite3.Error as exc:
             raise StorageError(f"{path}: cannot open the chunk database: {exc}") from exc
 
@@ -124,13 +149,22 @@ class ChunkStore:
         first = dict(
             self._writer.execute("SELECT series_id, min(mint) FROM chunks GROUP BY series_id")
         )
+        text = {sym_id: name for name, sym_id in self._symbols.items()}
         out = []
         for sid, labels, source, persisted_maxt in self._writer.execute(
             "SELECT id, labels, source, persisted_maxt FROM series ORDER BY id"
         ):
-            pairs = Labels((str(n), str(v)) for n, v in json.loads(labels))
-            out.append(StoredSeries(sid, pairs, source, persisted_maxt, first.get(sid)))
+            ids = _read_varints(labels)
+            pairs = Labels((text[ids[i]], text[ids[i + 1]]) for i in range(0, len(ids), 2))
+            out.append(StoredSeries(sid, pairs, text[source], persisted_maxt, first.get(sid)))
         return out
+
+    def _symbol(self, text: str, added: list[tuple[int, str]]) -> int:
+        sym_id = self._symbols.get(text)
+        if sym_id is None:
+            sym_id = self._symbols[text] = len(self._symbols) + 1
+            added.append((sym_id, text))
+        return sym_id
 
     def write(
         self,
@@ -140,15 +174,25 @@ class ChunkStore:
     ) -> None:
         """In one transaction: add series, add chunks, record each series' ``persisted_maxt``."""
         conn = self._writer
+        added: list[tuple[int, str]] = []
+        rows = [
+            (
+                sid,
+                _varints(self._symbol(part, added) for pair in lbls for part in pair),
+                self._symbol(src, added),
+            )
+            for sid, lbls, src in new_series
+        ]
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                conn.executemany("INSERT INTO symbols VALUES (?, ?)", added)
                 conn.executemany(
-                    "INSERT OR IGNORE INTO series VALUES (?, ?, ?, -9223372036854775808)",
-                    ((sid, labels_json(lbls), src) for sid, lbls, src in new_series),
+                    "INSERT OR IGNORE INTO series VALUES (?, ?, ?, -9223372036854775808)", rows
                 )
                 conn.executemany(
-                    "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO chunks (series_id, mint, maxt, data)"
+                    " VALUES (?, ?, ?, ?)",
                     ((c.series_id, c.mint, c.maxt, c.data) for c in chunks),
                 )
                 conn.executemany(
@@ -160,6 +204,8 @@ class ChunkStore:
                 raise
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            for _, text in added:  # not stored after all
+                del self._symbols[text]
             raise StorageError(f"{self.path}: cannot write chunks: {exc}") from exc
 
     def read_chunks(self, series_id: int, mint: int, maxt: int) -> list[bytes]:
@@ -181,8 +227,8 @@ class ChunkStore:
     def delete_oldest(self, count: int) -> tuple[int, set[int]]:
         """Delete the ``count`` chunks with the oldest ``maxt``: (count, series ids)."""
         return self._delete(
-            "DELETE FROM chunks WHERE (series_id, mint) IN"
-            " (SELECT series_id, mint FROM chunks ORDER BY maxt LIMIT ?) RETURNING series_id",
+            "DELETE FROM chunks WHERE id IN"
+            " (SELECT id FROM chunks ORDER BY maxt LIMIT ?) RETURNING series_id",
             (count,),
         )
 

@@ -273,12 +273,17 @@ class TSDB:
 
     # --------------------------------------------------------------- append
 
-    def appender(self, source: str = "") -> TSDBAppender:
-        """A batch for one scrape or evaluation; ``source`` (``"job/instance"``) is what
-        ``series_limit_per_source`` counts against (no per-source limit when empty)."""
-        return TSDBAppender(self, source)
+    def appender(self, source: str = "", *, strict: bool = False) -> TSDBAppender:
+        """A batch for one scrape or evaluation.
 
-    def _check_limits(self, labels: Labels, source: str, pending: int, pending_source: int) -> None:
+        ``source`` (``"job/instance"``) is what ``series_limit_per_source`` counts
+        against (no per-source limit when empty). Refused samples are listed in
+        the appender's ``rejected`` after commit; ``strict`` makes ``append``
+        raise for them instead.
+        """
+        return TSDBAppender(self, source, strict=strict)
+
+    def _check_limits(self, labels: Labels, t_ms: int, source: str, pending: int) -> None:
         # Caller holds no lock for the append-time check; commit re-checks under the lock.
         cfg = self.config
         total = cfg.series_limit_total
@@ -287,14 +292,16 @@ class TSDB:
             raise SeriesLimitExceededError(
                 f"series_limit_total ({total}) reached; new series rejected",
                 labels=labels,
+                t_ms=t_ms,
                 limit="total",
             )
         per = cfg.series_limit_per_source
-        if source and per is not None and self._index.source_count(source) + pending_source >= per:
+        if source and per is not None and self._index.source_count(source) + pending >= per:
             self._count_series_rejected("per_source")
             raise SeriesLimitExceededError(
                 f"series_limit_per_source ({per}) reached for {source!r}; new series rejected",
                 labels=labels,
+                t_ms=t_ms,
                 limit="per_source",
             )
 
@@ -371,7 +378,7 @@ class TSDB:
         reason = (
             RejectReason.DUPLICATE_TIMESTAMP if t == series.last_t else RejectReason.OUT_OF_ORDER
         )
-        appender.rejected.append(RejectedSample(series.labels, t, v, reason))
+        appender._refused.append(RejectedSample(series.labels, t, v, reason))
         stats.samples_rejected[reason] = stats.samples_rejected.get(reason, 0) + 1
 
     def _resolve_new(
@@ -407,7 +414,7 @@ class TSDB:
                 self._stats.series_rejected[limit] = self._stats.series_rejected.get(limit, 0) + 1
                 for s, t, v in zip(appender._series, appender._ts, appender._vals, strict=True):
                     if s is series:
-                        appender.rejected.append(
+                        appender._refused.append(
                             RejectedSample(series.labels, t, v, RejectReason.SERIES_LIMIT)
                         )
                 continue
@@ -718,16 +725,19 @@ class TSDB:
 class TSDBAppender:
     """One batch for :class:`TSDB`; reusable after :meth:`commit` or :meth:`rollback`.
 
-    :meth:`append` raises a :class:`~soulwatch.exceptions.StorageError` subclass
-    for a sample it refuses (out of order, a different value at the same
-    timestamp, older than retention, a new series over a limit); the other
-    samples of the batch are kept. Conflicts only visible at commit (another
-    batch committed the same series first) are listed in :attr:`rejected`.
+    A refused sample (out of order, a different value at the same timestamp,
+    older than retention, a new series over a limit) never costs the batch its
+    other samples. It is counted in the metrics and listed in :attr:`rejected`
+    after the commit; with ``strict=True``, :meth:`append` raises the
+    :class:`~soulwatch.exceptions.StorageError` subclass for it instead.
+    Conflicts only visible at commit time (another batch committed the same
+    series first) are always listed, never raised.
     """
 
-    def __init__(self, db: TSDB, source: str) -> None:
+    def __init__(self, db: TSDB, source: str, *, strict: bool = False) -> None:
         self._db = db
         self._source = source
+        self._strict = strict
         self._series: list[HeadSeries] = []
         self._ts: array[int] = array("q")
         self._vals: array[float] = array("d")
@@ -736,33 +746,45 @@ class TSDBAppender:
         self._lookup = db._index.get
         self._generation = db._generation
         self._min_t = db._cutoff_ms()
+        self._refused: list[RejectedSample] = []  # this batch's, so far
+        #: The samples the last :meth:`commit` (or :meth:`rollback`) did not store, and why.
         self.rejected: list[RejectedSample] = []
 
     def append(self, labels: Labels, t_ms: int, value: float) -> None:
-        """Buffer one sample; raises a :class:`SampleRejectedError` or a series limit error."""
+        """Buffer one sample (``strict``: raise if it is refused)."""
         series = self._lookup(labels) or self._new.get(labels)
         if series is None:
-            self._db._check_limits(labels, self._source, len(self._new), len(self._new))
+            try:
+                self._db._check_limits(labels, t_ms, self._source, len(self._new))
+            except SeriesLimitExceededError as exc:
+                self._refuse(exc, value)
+                return
             series = HeadSeries(0, labels, self._source)
             self._new[labels] = series
         prev = self._last.get(series)
         last_t, last_v = (series.last_t, series.last_v) if prev is None else prev
         if t_ms <= last_t:
-            self._reject(labels, t_ms, value, last_t, last_v)
+            self._out_of_order(labels, t_ms, value, last_t, last_v)
             return
         if t_ms < self._min_t:
             self._db._count_rejected(RejectReason.TOO_OLD)
-            raise SampleTooOldError(
-                f"timestamp {t_ms} is older than the retention window (from {self._min_t})",
-                labels=labels,
-                t_ms=t_ms,
+            self._refuse(
+                SampleTooOldError(
+                    f"timestamp {t_ms} is older than the retention window (from {self._min_t})",
+                    labels=labels,
+                    t_ms=t_ms,
+                ),
+                value,
             )
+            return
         self._last[series] = (t_ms, value)
         self._series.append(series)
         self._ts.append(t_ms)
         self._vals.append(value)
 
-    def _reject(self, labels: Labels, t_ms: int, value: float, last_t: int, last_v: float) -> None:
+    def _out_of_order(
+        self, labels: Labels, t_ms: int, value: float, last_t: int, last_v: float
+    ) -> None:
         if t_ms == last_t and _same_value(value, last_v):
             return  # the same sample again (a retried batch): nothing to do
         error: SampleRejectedError
@@ -777,11 +799,15 @@ class TSDBAppender:
                 t_ms=t_ms,
             )
         self._db._count_rejected(error.reason)
-        raise error
+        self._refuse(error, value)
+
+    def _refuse(self, error: SampleRejectedError | SeriesLimitExceededError, value: float) -> None:
+        if self._strict:
+            raise error
+        self._refused.append(RejectedSample(error.labels, error.t_ms, value, error.reason))
 
     def commit(self) -> None:
         """Store the batch: visible to readers and in the WAL when this returns."""
-        self.rejected = []
         try:
             self._db._commit(self)
         finally:
@@ -792,6 +818,8 @@ class TSDBAppender:
         self._clear()
 
     def _clear(self) -> None:
+        self.rejected = self._refused
+        self._refused = []
         self._series = []
         self._ts = array("q")
         self._vals = array("d")

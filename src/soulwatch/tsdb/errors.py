@@ -1,8 +1,9 @@
-"""Why the TSDB refused a sample, as errors (raised by ``append``) and as data (after ``commit``).
+"""Why the TSDB refused a sample: as data (:class:`RejectedSample`, listed after
+``commit``) and as errors (raised by ``append`` of a strict appender).
 
-All the errors are :class:`~soulwatch.exceptions.StorageError`\\ s, so a caller
-that appends a scrape catches one type per sample, counts it, and goes on with
-the rest of the batch.
+All the errors are :class:`~soulwatch.exceptions.StorageError` subclasses, so a
+strict caller catches one type per sample, counts it, and goes on with the rest
+of the batch.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ class SeriesLimitExceededError(SeriesLimitError):
 
     reason = RejectReason.SERIES_LIMIT
 
-    def __init__(self, message: str, *, labels: Labels, limit: str) -> None:
+    def __init__(self, message: str, *, labels: Labels, t_ms: int, limit: str) -> None:
         self.labels = labels
+        self.t_ms = t_ms
         self.limit = limit  # "total" or "per_source"
         super().__init__(f"{labels}: {message}")
