@@ -1,0 +1,95 @@
+"""The monitor wired in-process on a simulated clock: loops, dead man's switch, reload, stop."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from soulwatch.clock import SimulatedClock
+from soulwatch.config import parse_config
+from soulwatch.exceptions import ConfigError
+from soulwatch.service import Monitor
+from soulwatch.sources.heartbeats import Ping, PingKind
+from soulwatch.tsdb.model import Matcher
+from tests.helpers import Recorder
+
+UUID = "0b4a4e5c-1f3e-4d3a-9a63-0e6c3f7b1a11"
+
+
+def _config(tmp_path: Path, deadman: str, rules: str = "rules.yml") -> str:
+    return (
+        f"data_dir: {tmp_path / 'data'}\n"
+        "global: {evaluation_interval: 10s}\n"
+        f"rule_files: [{tmp_path / rules}]\n"
+        f"heartbeats:\n  checks:\n    - {{name: poller, uuid: {UUID}, period: 1m, grace: 30s}}\n"
+        f"self_monitoring: {{interval: 1m, deadman_url: '{deadman}'}}\n"
+    )
+
+
+def _latest(monitor: Monitor, name: str) -> float:
+    series = list(monitor.storage.select([Matcher.equal("__name__", name)], 0, 2**62))
+    assert len(series) == 1
+    return series[0].values[-1]
+
+
+async def test_monitor_runs_its_loops_on_the_clock(
+    tmp_path: Path, clock: SimulatedClock, recorder: Recorder
+) -> None:
+    (tmp_path / "rules.yml").write_text(
+        "groups:\n  - name: hb\n    rules:\n"
+        "      - record: heartbeat_up:min\n        expr: min(heartbeat_up)\n"
+    )
+    config = parse_config(_config(tmp_path, f"{recorder.url}/ping/deadman"), environ={})
+    monitor = Monitor(config, clock=clock)
+    await monitor.start()
+    try:
+        assert monitor.heartbeats.by_name("poller") is not None
+        monitor.heartbeats.ping_uuid(UUID, Ping(clock.time(), PingKind.SUCCESS))
+        await clock.advance(20)
+        assert _latest(monitor, "heartbeat_up") == 1.0
+        # Past period + grace: the heartbeat loop marks it down and writes 0.
+        await clock.advance(100)
+        assert _latest(monitor, "heartbeat_up") == 0.0
+        # The recording rule ran on the same clock over the same storage.
+        assert _latest(monitor, "heartbeat_up:min") == 0.0
+        # The dead man's switch was pinged at start and every interval.
+        assert len(recorder.received("/ping/deadman")) >= 2
+        assert monitor.health()["status"] == "ok"
+    finally:
+        await monitor.stop()
+    assert monitor.health()["status"] == "degraded"
+
+
+async def test_a_bad_reload_keeps_the_old_config(
+    tmp_path: Path, clock: SimulatedClock, recorder: Recorder
+) -> None:
+    (tmp_path / "rules.yml").write_text("groups: []\n")
+    (tmp_path / "bad.yml").write_text(
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: rate(x)\n"
+    )
+    config = parse_config(_config(tmp_path, f"{recorder.url}/d"), environ={})
+    monitor = Monitor(config, clock=clock)
+    await monitor.start()
+    try:
+        bad = parse_config(_config(tmp_path, f"{recorder.url}/d", rules="bad.yml"), environ={})
+        with pytest.raises(ConfigError, match=r"bad\.yml"):
+            await monitor.reload(bad)
+        assert monitor.config is config
+        assert _gauge(monitor, "soulwatch_config_last_reload_successful") == 0.0
+        good = parse_config(
+            _config(tmp_path, f"{recorder.url}/d").replace("poller", "backup"), environ={}
+        )
+        await monitor.reload(good)
+        assert [c.name for c in monitor.heartbeats.checks()] == ["backup"]
+        assert _gauge(monitor, "soulwatch_config_last_reload_successful") == 1.0
+    finally:
+        await monitor.stop()
+
+
+def _gauge(monitor: Monitor, name: str) -> float:
+    value = monitor.registry.get_sample_value(name)
+    assert value is not None
+    assert not math.isnan(value)
+    return value
