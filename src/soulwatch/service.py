@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -497,9 +498,22 @@ async def serve(
     """Run a monitor behind uvicorn until SIGTERM/SIGINT; SIGHUP reloads the config."""
     import uvicorn
 
-    monitor = Monitor(config, clock=clock)
-    await monitor.start()
     host, port = parse_listen(config.listen)
+    # Bind first: a taken port is reported before anything is opened.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SoulwatchError(f"cannot listen on {config.listen}: {exc.strerror}") from None
+    monitor = Monitor(config, clock=clock)
+    try:
+        await monitor.start()
+    except BaseException:
+        sock.close()
+        raise
 
     class _Server(uvicorn.Server):
         # Our signal handlers stop the whole monitor, not only the HTTP server.
@@ -531,7 +545,7 @@ async def serve(
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))
-    server_task = loop.create_task(server.serve())
+    server_task = loop.create_task(server.serve(sockets=[sock]))
     stop_task = loop.create_task(stop.wait())
     try:
         done, _ = await asyncio.wait({server_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -18,13 +19,15 @@ from starlette.routing import Route
 from soulwatch.api.auth import Authenticator
 from soulwatch.api.context import ApiContext
 from soulwatch.api.heartbeats import HeartbeatApi
-from soulwatch.api.http import HttpError, json_response
+from soulwatch.api.http import ApiError, ErrorType, HttpError, json_response
 from soulwatch.api.openapi import openapi_document
 from soulwatch.api.prometheus import PrometheusApi
 from soulwatch.api.push import PushApi
 from soulwatch.api.silences import SilenceApi
 from soulwatch.config import AuthConfig, Scope
 from soulwatch.exceptions import ConfigError
+
+_log = structlog.get_logger("soulwatch.api")
 
 
 class _AuthHolder:
@@ -53,7 +56,23 @@ def create_app(ctx: ApiContext) -> Starlette:
         *PushApi(ctx, auth).routes(),
         *own.routes(),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={Exception: _internal_error})
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    # A bug must still answer in the endpoint's error shape, and be logged.
+    _log.error("unhandled error", method=request.method, path=request.url.path, error=repr(exc))
+    if request.url.path.startswith("/api/v1/") and not request.url.path.startswith(
+        (
+            "/api/v1/heartbeats",
+            "/api/v1/push",
+            "/api/v1/alerts/history",
+            "/api/v1/receivers",
+            "/api/v1/probes",
+        )
+    ):
+        return ApiError(ErrorType.INTERNAL, "internal error").response()
+    return JSONResponse({"error": "internal error"}, status_code=500)
 
 
 class _OwnApi:
