@@ -22,6 +22,7 @@ from soulwatch.alerting.outbox import Outbox
 from soulwatch.alerting.silences import PostableSilence, SilenceStore
 from soulwatch.api.context import JSONDict, SilenceNotFoundError
 from soulwatch.api.http import format_value
+from soulwatch.duration import format_duration
 from soulwatch.exceptions import ConfigError
 from soulwatch.rules.evaluator import RuleManager, RuleStatus
 from soulwatch.rules.state import ActiveAlert
@@ -74,6 +75,9 @@ def _rule(rule: RuleStatus) -> JSONDict:
     if rule.last_error:
         common["lastError"] = rule.last_error
     if rule.kind != "alert":
+        # Prometheus omits a recording rule's labels when there are none.
+        if not rule.labels:
+            del common["labels"]
         return {**common, "type": "recording"}
     states = {a.state.value for a in rule.alerts}
     state = "firing" if "firing" in states else "pending" if "pending" in states else "inactive"
@@ -142,8 +146,8 @@ def _target(status: TargetStatus, interval: float, timeout: float) -> JSONDict:
         "lastScrape": rfc3339(status.last_run),
         "lastScrapeDuration": status.duration or 0.0,
         "health": status.health.value,
-        "scrapeInterval": f"{interval:g}s",
-        "scrapeTimeout": f"{timeout:g}s",
+        "scrapeInterval": format_duration(interval),
+        "scrapeTimeout": format_duration(timeout),
     }
 
 
