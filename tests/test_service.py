@@ -110,3 +110,44 @@ def _gauge(monitor: Monitor, name: str) -> float:
     assert value is not None
     assert not math.isnan(value)
     return value
+
+
+async def test_receivers_show_their_last_delivery_error(
+    tmp_path: Path, clock: SimulatedClock
+) -> None:
+    from tests.helpers import Reply
+
+    (tmp_path / "rules.yml").write_text(
+        "groups:\n  - name: g\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1)\n"
+    )
+    with Recorder(default=Reply(status=500, body=b"boom")) as hook:
+        text = (
+            f"data_dir: {tmp_path / 'data'}\n"
+            "global: {evaluation_interval: 10s}\n"
+            f"rule_files: [{tmp_path / 'rules.yml'}]\n"
+            "alerting:\n  route: {receiver: hook, group_wait: 0s}\n"
+            f"  receivers:\n    - name: hook\n      webhook_configs: [{{url: '{hook.url}/x'}}]\n"
+        )
+        monitor = Monitor(parse_config(text, environ={}), clock=clock)
+        await monitor.start()
+        try:
+            assert monitor.ctx.receivers is not None
+            view = monitor.ctx.receivers
+
+            def failing() -> bool:
+                [receiver] = view.receivers()
+                [integration] = receiver["integrations"]
+                return bool(integration["lastError"]) and integration["failing"]
+
+            for _ in range(10):
+                await clock.advance(10)
+                with contextlib.suppress(AssertionError):
+                    await _eventually(failing, 2.0)
+                    break
+            assert failing()
+            assert hook.received("/x")
+            [receiver] = view.receivers()
+            assert receiver["name"] == "hook"
+            assert "500" in receiver["integrations"][0]["lastError"]
+        finally:
+            await monitor.stop()
