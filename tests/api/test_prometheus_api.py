@@ -201,3 +201,17 @@ def test_an_engine_bug_is_a_500_in_prometheus_shape(served: Served) -> None:
     r = served.http.get("/api/v1/query", params={"query": "up"})
     assert r.status_code == 500
     assert r.json() == {"status": "error", "errorType": "internal", "error": "internal error"}
+
+
+def test_limits_answer_as_prometheus_does(served: Served) -> None:
+    from soulwatch.promql.engine import Engine
+
+    storage = served.ctx.storage
+    served.ctx.engine = Engine(storage, timeout_s=0.0, max_samples=10**9)
+    r = served.http.get("/api/v1/query", params={"query": "sum(rate(up[10m]))", "time": T0})
+    assert r.status_code == 503
+    assert r.json()["errorType"] == "timeout"
+    served.ctx.engine = Engine(storage, max_samples=5)
+    r = served.http.get("/api/v1/query", params={"query": "sum(rate(up[10m]))", "time": T0})
+    assert r.status_code == 422
+    assert r.json()["errorType"] == "execution"
