@@ -8,6 +8,7 @@ the OpenAPI document of soulwatch's own endpoints at ``/api/v1/openapi.json``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
@@ -138,12 +139,15 @@ class _OwnApi:
         text = request.query_params.get("limit", "100")
         if not text.isdigit() or not 0 < int(text) <= 10_000:
             raise HttpError(400, "limit must be an integer from 1 to 10000", field="limit")
-        history = self.ctx.rules.alert_history(int(text)) if self.ctx.rules else []
+        rules = self.ctx.rules
+        history = await asyncio.to_thread(rules.alert_history, int(text)) if rules else []
         return json_response({"history": history})
 
     async def receivers(self, request: Request) -> Response:
         self.auth().require_read(request)
-        data = self.ctx.receivers.receivers() if self.ctx.receivers else []
+        # Both read SQLite: off the event loop.
+        receivers = self.ctx.receivers
+        data = await asyncio.to_thread(receivers.receivers) if receivers else []
         return json_response({"receivers": data})
 
     async def probes(self, request: Request) -> Response:
