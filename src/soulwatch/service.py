@@ -178,6 +178,7 @@ class Monitor:
             registry=self.registry,
             default_interval_s=config.global_.evaluation_interval,
             external_labels=config.global_.external_labels,
+            external_url=config.external_url or f"http://{config.listen}",
             validate_expr=parse_promql,
         )
         self.rules.set_groups(specs)
