@@ -130,7 +130,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
     from soulwatch.config import load_config
-    from soulwatch.service import configure_logging, serve
+    from soulwatch.server import configure_logging, serve
 
     json_logs = args.log_format == "json" or (args.log_format == "auto" and not sys.stderr.isatty())
     configure_logging(json=json_logs)

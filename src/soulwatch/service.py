@@ -9,19 +9,14 @@ config only once all of it (rule files and routing included) is valid: a bad
 one raises :class:`~soulwatch.exceptions.ConfigError` and the old keeps
 running. :meth:`Monitor.stop` stops everything within a bounded time.
 
-:func:`serve` runs a monitor behind uvicorn, with SIGHUP reloading and
-SIGTERM/SIGINT stopping it.
+:func:`soulwatch.server.serve` runs a monitor behind uvicorn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import signal
-import sys
-import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +34,7 @@ from soulwatch.api.app import create_app
 from soulwatch.api.context import ApiContext, JSONDict
 from soulwatch.api.views import OutboxView, RuleManagerView, ScrapeView, SilenceStoreView
 from soulwatch.clock import Clock, SystemClock
-from soulwatch.config import SoulwatchConfig, load_config, parse_listen
+from soulwatch.config import SoulwatchConfig, load_config
 from soulwatch.exceptions import ConfigError, SoulwatchError
 from soulwatch.promql.engine import Engine
 from soulwatch.promql.parser import parse as parse_promql
@@ -177,6 +172,7 @@ class Monitor:
             registry=self.registry,
             default_interval_s=config.global_.evaluation_interval,
             external_labels=config.global_.external_labels,
+            external_url=config.external_url or f"http://{config.listen}",
             validate_expr=parse_promql,
         )
         self.rules.set_groups(specs)
@@ -492,75 +488,3 @@ class Monitor:
     def app(self) -> Any:
         """The ASGI app (after :meth:`start`)."""
         return create_app(self.ctx)
-
-
-async def serve(
-    config: SoulwatchConfig, *, clock: Clock | None = None, install_signals: bool = True
-) -> None:
-    """Run a monitor behind uvicorn until SIGTERM/SIGINT; SIGHUP reloads the config."""
-    import uvicorn
-
-    monitor = Monitor(config, clock=clock)
-    await monitor.start()
-    host, port = parse_listen(config.listen)
-
-    class _Server(uvicorn.Server):
-        # Our signal handlers stop the whole monitor, not only the HTTP server.
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-    server = _Server(
-        uvicorn.Config(
-            monitor.app(),
-            host=host,
-            port=port,
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-            timeout_graceful_shutdown=5,
-        )
-    )
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-
-    async def reload() -> None:
-        try:
-            await monitor.reload()
-        except ConfigError as exc:
-            _log.error("config not reloaded; the old one keeps running", error=str(exc))
-
-    if install_signals:
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))
-    server_task = loop.create_task(server.serve())
-    stop_task = loop.create_task(stop.wait())
-    try:
-        done, _ = await asyncio.wait({server_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-        if server_task in done and server_task.exception() is not None:
-            raise SoulwatchError(f"HTTP server failed: {server_task.exception()}")
-    finally:
-        started = time.monotonic()
-        server.should_exit = True
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(server_task, 10)
-        stop_task.cancel()
-        await monitor.stop()
-        _log.info("shutdown complete", seconds=round(time.monotonic() - started, 3))
-
-
-def configure_logging(*, json: bool) -> None:
-    """structlog to stderr: JSON lines, or console output on a terminal (called by the CLI)."""
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
-        ],
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
-    )
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
