@@ -448,9 +448,7 @@ class Monitor:
             return hb if hb is not None else self.config.global_.evaluation_interval
 
         async def step() -> None:
-            flips = await self._blocking(
-                self.heartbeats.evaluate, self.clock.time(), self.storage
-            )
+            flips = await self._blocking(self.heartbeats.evaluate, self.clock.time(), self.storage)
             for check, flip in flips:
                 _log.info(
                     "heartbeat status changed",

@@ -1,0 +1,93 @@
+"""The Soulcaster example scenarios pass, and what they check is what a user would see."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from soulwatch.alerting.defaults import default_config
+from soulwatch.config import load_config
+from soulwatch.scenario import load_scenario, run_scenario
+from tests.scenario.support import EXAMPLES, PRESET_CONFIG
+
+SCENARIOS = sorted(EXAMPLES.glob("*.scenario.yml"))
+
+
+def test_there_are_examples_for_each_behaviour() -> None:
+    names = {p.name.removesuffix(".scenario.yml") for p in SCENARIOS}
+    assert {
+        "backend_down",
+        "silence_ends_while_firing",
+        "silence_expired_early",
+        "inhibition",
+        "heartbeat_missing",
+    } <= names
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
+async def test_example_passes(path: Path) -> None:
+    result = await run_scenario(load_scenario(path))
+    failures = [(s.at, s.problems) for s in result.steps if not s.passed]
+    assert result.ok, failures
+    # Every notification that went out was checked by some expect step.
+    checked = [n for s in result.steps for n in s.sent]
+    assert checked == result.sent
+
+
+async def test_backend_down_pages_at_exactly_for_plus_evaluation() -> None:
+    scenario = load_scenario(EXAMPLES / "backend_down.scenario.yml")
+    result = await run_scenario(scenario)
+    firing = [s for s in result.sent if s.status.value == "firing"]
+    assert sorted(s.receiver for s in firing) == ["chat", "page"]
+    for sent in firing:
+        (alert,) = sent.alerts
+        fired = alert.starts_at - scenario.start
+        # The probe fails from 2m: the first evaluation that sees it (within one
+        # 15s interval) starts the 2m `for`; the page goes out at the very
+        # evaluation that fires, with no group wait.
+        assert 120 <= fired - 120 < 135
+        assert sent.offset == pytest.approx(fired)
+
+
+async def test_silence_end_releases_the_page_at_that_moment() -> None:
+    scenario = load_scenario(EXAMPLES / "silence_ends_while_firing.scenario.yml")
+    result = await run_scenario(scenario)
+    firing = [s for s in result.sent if s.status.value == "firing"]
+    # Fired at about 4m under a silence until 11m: sent at 11m exactly, not at
+    # the group's next group_interval tick (as Alertmanager would).
+    assert [(s.receiver, s.offset) for s in firing] == [("page", 660.0), ("chat", 660.0)]
+    assert all(s.alerts[0].starts_at - scenario.start < 300 for s in firing)
+
+
+async def test_inhibited_alert_never_reaches_a_receiver_while_its_source_fires() -> None:
+    scenario = load_scenario(EXAMPLES / "inhibition.scenario.yml")
+    result = await run_scenario(scenario)
+    backend_resolved = min(
+        s.offset
+        for s in result.sent
+        if s.alertname == "BackendDown" and s.status.value == "resolved"
+    )
+    error_rate = [s for s in result.sent if s.alertname == "HighErrorRate"]
+    assert {s.receiver for s in error_rate} == {"page", "chat"}
+    # It fired minutes earlier (for: 5m from about 2m30s) but went out only
+    # after the backend was back.
+    assert all(s.alerts[0].starts_at - scenario.start < 8 * 60 for s in error_rate)
+    assert all(s.offset > 12 * 60 for s in error_rate)
+    assert backend_resolved > 12 * 60
+
+
+def test_scenario_config_uses_the_default_routing() -> None:
+    config = load_config(PRESET_CONFIG)
+    default = default_config(
+        {
+            "PAGERDUTY_ROUTING_KEY": "k",
+            "SLACK_WEBHOOK_URL": "https://hooks.slack.example/x",
+            "GITHUB_REPOSITORY": "o/r",
+            "GITHUB_TOKEN": "t",
+        }
+    )
+    assert config.routing is not None
+    assert config.routing.route == default.route
+    assert config.routing.inhibit_rules[: len(default.inhibit_rules)] == default.inhibit_rules
+    assert [r.name for r in config.routing.receivers] == [r.name for r in default.receivers]
