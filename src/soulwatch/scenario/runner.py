@@ -60,6 +60,8 @@ class ScenarioResult:
     name: str
     steps: list[StepResult] = field(default_factory=list)
     sent: list[SentNotification] = field(default_factory=list)
+    #: ``METHOD URL`` of every HTTP request the notifiers made (answered in-process).
+    requests: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -201,6 +203,7 @@ class _Run:
                 )
         finally:
             await self.monitor.stop()
+        self.result.requests = [f"{r.method} {r.url}" for r in self.transport.requests]
         return self.result
 
     # -- time ---------------------------------------------------------------------------
