@@ -71,3 +71,45 @@ async def test_inline_config_runs_and_never_contacts_the_receiver(
     # The real webhook notifier built and sent both requests, in-process.
     assert result.requests == [f"POST {recorder.url}/hook"] * 2
     assert recorder.received() == []
+
+
+HEARTBEATS = """\
+config:
+  global: {evaluation_interval: 10s}
+  rule_files: [hb.yml]
+  heartbeats:
+    checks:
+      - {name: poller, period: 10m, grace: 5m}
+      - {name: backup, period: 1d, grace: 1h}
+  alerting:
+    route: {receiver: team, group_by: [check], group_wait: 0s}
+    receivers:
+      - name: team
+        slack_configs:
+          - api_url: https://hooks.slack.example/x
+timeline:
+  - at: 0s
+    ping: [poller, {check: backup, kind: fail}]
+  - at: 1m
+    expect:
+      - {receiver: team, status: firing, alertname: HeartbeatDown, labels: {check: backup}}
+  - at: 2m
+    ping: {check: backup, kind: success}
+  - at: 10m
+    expect:
+      - {receiver: team, status: resolved, alertname: HeartbeatDown, labels: {check: backup}}
+"""
+
+
+async def test_pings_in_a_list_and_a_failure_ping(tmp_path: Path) -> None:
+    (tmp_path / "hb.yml").write_text(
+        "groups:\n  - name: hb\n    rules:\n"
+        "      - {alert: HeartbeatDown, expr: heartbeat_up == 0}\n"
+    )
+    path = tmp_path / "hb.scenario.yml"
+    path.write_text(HEARTBEATS)
+    result = await run_scenario(load_scenario(path))
+    assert result.ok, [s.problems for s in result.steps]
+    # The failure ping is down at once: the page goes out within one evaluation.
+    assert result.sent[0].offset <= 20
+    assert result.requests[0] == "POST https://hooks.slack.example/x"

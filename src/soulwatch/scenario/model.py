@@ -134,6 +134,8 @@ class Step(_Model):
         # `ping: reddit-poller` is a success ping of that check.
         if isinstance(value, str):
             return {"check": value}
+        if isinstance(value, list):
+            return [{"check": v} if isinstance(v, str) else v for v in value]
         return value
 
     @model_validator(mode="after")
