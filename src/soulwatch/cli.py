@@ -42,7 +42,32 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_routes_parser(sub)
     _add_silence_parser(sub)
     _add_monitor_commands(sub, check)
+    _add_demo_command(sub)
     return parser
+
+
+def _add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = sub.add_parser(
+        "demo", help="run a sample Soulcaster-like platform watched by soulwatch, with faults"
+    )
+    demo.add_argument(
+        "--scenario", action="append", metavar="NAME", help="run only this scenario (repeatable)"
+    )
+    demo.add_argument(
+        "--check", action="store_true",
+        help="no live display; exit 0 only if every expected alert fired, was delivered "
+        "and resolved",
+    )  # fmt: skip
+    demo.add_argument(
+        "--speed", type=float, default=60.0, metavar="X",
+        help="how many times faster than real time the demo clock runs (default 60)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--embedded-redis", action="store_true",
+        help="use the embedded Redis stand-in even when redis-server is installed",
+    )  # fmt: skip
+    demo.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    demo.set_defaults(func=_cmd_demo)
 
 
 def _add_promql_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -142,9 +167,19 @@ def _cmd_init(args: argparse.Namespace) -> int:
     if target.exists() and not args.force:
         print(f"soulwatch: error: {target} exists (use --force to overwrite)", file=sys.stderr)
         return 2
-    text = files("soulwatch.presets").joinpath(args.preset, "soulwatch.yaml").read_text()
-    target.write_text(text)
-    print(f"wrote {target}; check it with: soulwatch check config {target}")
+    preset = files("soulwatch.presets").joinpath(args.preset)
+    target.write_text(preset.joinpath("soulwatch.yaml").read_text())
+    print(f"wrote {target}")
+    # The rule pack and its unit tests go beside the config, to be read and edited.
+    rules = target.parent / "rules"
+    for source in (preset.joinpath("rules"), preset.joinpath("rules", "tests")):
+        dest = rules / source.name if source.name == "tests" else rules
+        dest.mkdir(parents=True, exist_ok=True)
+        for item in source.iterdir():
+            if item.name.endswith(".yml") and (args.force or not (dest / item.name).exists()):
+                (dest / item.name).write_text(item.read_text())
+    print(f"wrote the rule pack to {rules}/ (unit tests in {rules}/tests/)")
+    print(f"check it with: soulwatch check config {target}")
     return 0
 
 
@@ -325,25 +360,41 @@ def _add_silence_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     silence = sub.add_parser(
         "silence", help="add, list or expire silences on a running monitor (Alertmanager v2 API)"
     )
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument(
+        "--url",
+        default=argparse.SUPPRESS,
+        help="the monitor's base URL (env SOULWATCH_URL, default http://127.0.0.1:9797)",
+    )
+    connection.add_argument(
+        "--token",
+        default=argparse.SUPPRESS,
+        help="bearer token for write endpoints (env SOULWATCH_TOKEN)",
+    )
+    # Accepted before or after the subcommand: `silence --url U add` or `silence add --url U`.
     silence.add_argument(
         "--url",
-        default=os.environ.get("SOULWATCH_URL", "http://127.0.0.1:9090"),
+        default=os.environ.get("SOULWATCH_URL", "http://127.0.0.1:9797"),
         help="the monitor's base URL (env SOULWATCH_URL)",
     )
     silence.add_argument(
         "--token",
         default=os.environ.get("SOULWATCH_TOKEN"),
-        help="bearer token for write endpoints (env SOULWATCH_TOKEN)",
+        help="bearer token (env SOULWATCH_TOKEN)",
     )
     ssub = silence.add_subparsers(dest="silence_command", metavar="SUBCOMMAND", required=True)
-    add = ssub.add_parser("add", help="silence alerts matching all the given matchers")
+    add = ssub.add_parser(
+        "add", parents=[connection], help="silence alerts matching all the given matchers"
+    )
     add.add_argument("matchers", nargs="+", help="e.g. alertname=BackendDown 'env=~\"prod|stage\"'")
     add.add_argument("-d", "--duration", default="1h", help="how long (e.g. 30m, 2h; default 1h)")
     add.add_argument("-a", "--author", default=os.environ.get("USER", "soulwatch"))
     add.add_argument("-m", "--comment", required=True, help="why")
     add.set_defaults(func=_cmd_silence_add)
-    ssub.add_parser("list", help="list silences").set_defaults(func=_cmd_silence_list)
-    expire = ssub.add_parser("expire", help="expire silences by id")
+    ssub.add_parser("list", parents=[connection], help="list silences").set_defaults(
+        func=_cmd_silence_list
+    )
+    expire = ssub.add_parser("expire", parents=[connection], help="expire silences by id")
     expire.add_argument("ids", nargs="+")
     expire.set_defaults(func=_cmd_silence_expire)
 
@@ -389,6 +440,74 @@ def _cmd_silence_expire(args: argparse.Namespace) -> int:
             client.expire(silence_id)
             print(f"expired {silence_id}")
     return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from soulwatch.demo.display import render
+    from soulwatch.demo.run import Demo, DemoState
+    from soulwatch.demo.scenarios import SCENARIOS
+
+    if args.list:
+        for scenario in SCENARIOS.values():
+            print(f"{scenario.name:16} {scenario.title}  → {', '.join(scenario.expect)}")
+        return 0
+    if args.speed <= 0:
+        print("soulwatch: error: --speed must be positive", file=sys.stderr)
+        return 2
+    import logging
+
+    import structlog
+
+    # soulwatch's own info logs would scroll through the live view: warnings only.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    console = Console()
+    printed = 0
+
+    def show_log(state: DemoState) -> None:
+        nonlocal printed
+        for line in state.log[printed:]:
+            print(line, flush=True)
+        printed = len(state.log)
+
+    try:
+        if args.check:
+            demo = Demo(
+                args.scenario,
+                speed=args.speed,
+                embedded_redis=args.embedded_redis,
+                on_change=show_log,
+            )
+            outcomes = asyncio.run(demo.run())
+        else:
+            with Live(console=console, refresh_per_second=4, screen=False) as live:
+                demo = Demo(
+                    args.scenario,
+                    speed=args.speed,
+                    embedded_redis=args.embedded_redis,
+                    on_change=lambda s: live.update(render(s)),
+                )
+                outcomes = asyncio.run(demo.run())
+            console.print(render(demo.state))
+    except ValueError as exc:
+        print(f"soulwatch: error: {exc}", file=sys.stderr)
+        return 2
+    print()
+    for o in outcomes:
+        verdict = "PASS" if o.ok else "FAIL"
+        timing = ""
+        if o.delivered_after is not None:
+            timing = f" paged after {o.delivered_after:.0f}s of demo time"
+        if o.resolved_after is not None:
+            timing += f", resolved {o.resolved_after:.0f}s after the fix"
+        print(f"{verdict}  {o.scenario.name}: {', '.join(o.scenario.expect)}{timing} {o.detail}")
+    passed = sum(o.ok for o in outcomes)
+    print(f"{passed}/{len(outcomes)} scenarios passed")
+    return 0 if passed == len(outcomes) else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

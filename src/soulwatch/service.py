@@ -386,6 +386,7 @@ class Monitor:
     def _collector_sources(self, config: SoulwatchConfig) -> list[Source]:
         sources: list[Source] = []
         sc = config.collectors.soulcaster
+        hours_used: Callable[[], float] | None = None
         if sc is not None:
             if sc.redis_url:
                 reader: Any = RedisPyReader(sc.redis_url)
@@ -394,6 +395,8 @@ class Monitor:
             else:
                 raise ConfigError("collectors.soulcaster needs redis_url or upstash_rest_url")
             collector = SoulcasterCollector(reader, sc, clock=self.clock)
+            # Sandbox-hours this month come from the agent jobs' durations.
+            hours_used = collector.sandbox_hours_this_month
             sources.append(
                 CollectorSource(
                     collector, self.storage, interval=sc.interval_seconds, clock=self.clock
@@ -403,7 +406,7 @@ class Monitor:
         if e2b is not None:
             sources.append(
                 CollectorSource(
-                    E2BCollector(e2b),
+                    E2BCollector(e2b, hours_used=hours_used),
                     self.storage,
                     interval=e2b.interval_seconds,
                     timeout=e2b.timeout_seconds,

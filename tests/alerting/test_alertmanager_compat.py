@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +24,11 @@ receivers:
 
 
 @contextlib.contextmanager
-def _alertmanager(tmp_path: Path) -> Iterator[str]:
+def _alertmanager(tmp_path: Path, config: str = AM_CONFIG) -> Iterator[str]:
     binary = need_binary("prometheus-alertmanager")
     port = free_port()
     cfg = tmp_path / "am.yml"
-    cfg.write_text(AM_CONFIG)
+    cfg.write_text(config)
     url = f"http://127.0.0.1:{port}"
     argv = [
         binary,
@@ -99,7 +100,7 @@ def test_silence_cli_against_alertmanager(tmp_path, capsys):
             ("alertname", "BackendDown", False),
             ("env", "prod|stage", True),
         }
-        assert main(["silence", "--url", am, "list"]) == 0
+        assert main(["silence", "list", "--url", am]) == 0
         out = capsys.readouterr().out
         assert silence_id in out
         assert "active" in out
@@ -125,3 +126,70 @@ def test_routes_test_cli(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "bad.yml:2:3" in err
     assert 'did you mean "receiver"' in err
+
+
+INHIBIT_AM = """
+route:
+  receiver: devnull
+receivers:
+  - name: devnull
+inhibit_rules:
+  - source_matchers: [severity="critical"]
+    target_matchers: [severity="warning"]
+    equal: [alertname, cluster, service]
+"""
+
+INHIBIT_CASES = [
+    {"alertname": "Disk", "severity": "critical", "cluster": "eu", "service": "db"},
+    {"alertname": "Disk", "severity": "warning", "cluster": "eu", "service": "db"},
+    {"alertname": "Disk", "severity": "warning", "cluster": "us", "service": "db"},
+    {"alertname": "Cpu", "severity": "warning", "cluster": "eu", "service": "db"},
+    {"alertname": "Net", "severity": "critical", "cluster": "eu"},
+    {"alertname": "Net", "severity": "warning", "cluster": "eu"},
+    {"alertname": "Net", "severity": "warning", "cluster": "eu", "service": "web"},
+    {"alertname": "Net", "severity": "info", "cluster": "eu"},
+]
+
+
+@pytest.mark.slow
+def test_inhibition_agrees_with_alertmanager(tmp_path):
+    from soulwatch.alerting.config import parse_config
+    from soulwatch.alerting.inhibit import Inhibitor
+    from soulwatch.alerts import Alert
+    from soulwatch.tsdb.model import Labels
+
+    now = time.time()
+    alerts = [Alert(Labels.of(c), {}, now - 60) for c in INHIBIT_CASES]
+    inhibitor = Inhibitor(parse_config(INHIBIT_AM).inhibit_rules)
+    ours = {a.fingerprint for a in alerts if inhibitor.is_inhibited(a, alerts, now)}
+    with _alertmanager(tmp_path, INHIBIT_AM) as am:
+        httpx.post(
+            f"{am}/api/v2/alerts", json=[{"labels": c} for c in INHIBIT_CASES]
+        ).raise_for_status()
+        got = httpx.get(f"{am}/api/v2/alerts").json()
+    theirs = {a["fingerprint"] for a in got if a["status"]["inhibitedBy"]}
+    assert len(got) == len(INHIBIT_CASES)
+    assert ours == theirs
+    names = {a.fingerprint: a.labels.to_dict() for a in alerts}
+    assert sorted((names[f]["alertname"], names[f].get("service", "")) for f in ours) == [
+        ("Disk", "db"),
+        ("Net", ""),
+    ]
+
+
+def test_routes_export_cli_writes_a_file_amtool_accepts(tmp_path, capsys):
+    from tests.alerting.test_routing import FULL
+
+    src = tmp_path / "soulwatch-routing.yml"
+    src.write_text(FULL)
+    out = tmp_path / "alertmanager.yml"
+    assert main(["routes", "export", "-c", str(src), "-o", str(out)]) == 0
+    assert "github_configs is soulwatch-only" in capsys.readouterr().err
+    check = subprocess.run(
+        [need_binary("amtool"), "check-config", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr

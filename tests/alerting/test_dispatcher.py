@@ -63,10 +63,12 @@ async def test_unchanged_group_repeats_after_repeat_interval_only(tmp_path, cloc
         async with harness(_config(rec.url), tmp_path, clock) as h:
             t0 = clock.time()
             await h.fire(alert(t0, alertname="Down", instance="a"))
-            await h.run_for(3600, step=15)
+            # First flush at t0+30s; ticks every 5m. As in Alertmanager, a repeat goes out at
+            # the first tick *strictly* after repeat_interval: t0+30s+1h is not, t0+30s+65m is.
+            await h.run_for(3900, step=15)
             assert len(_bodies(rec)) == 1, "nothing changed: no repeat before repeat_interval"
-            await h.run_for(300, step=15)
-            assert len(_bodies(rec)) == 2, "one repeat at the first group_interval tick after 1h"
+            await h.run_for(60, step=15)
+            assert len(_bodies(rec)) == 2, "one repeat at the first tick after 1h"
 
 
 async def test_resolved_notification_and_group_cleanup(tmp_path, clock):
@@ -158,6 +160,8 @@ async def test_silence_hides_alert_and_its_end_sends_at_once(tmp_path, clock):
             assert _bodies(rec) == []
             await h.run_for(2)
             assert len(_bodies(rec)) == 1, "sent when the silence ended, not at the next tick"
+            (row,) = h.outbox.rows()
+            assert row.delivered_at == now + 600
 
 
 async def test_expiring_a_silence_sends_immediately(tmp_path, clock):
@@ -221,3 +225,23 @@ async def test_restart_does_not_notify_twice(tmp_path, clock):
             await h.fire(alert(clock.time(), alertname="Down", instance="b"))
             await h.run_for(300)
             assert len(_bodies(rec)) == 2
+
+
+async def test_inhibited_alert_goes_out_as_soon_as_the_source_resolves(tmp_path, clock):
+    with Recorder() as rec:
+        cfg = _config(rec.url, extra=INHIBIT).replace("group_by: [alertname]", "group_by: ['...']")
+        async with harness(cfg, tmp_path, clock) as h:
+            t0 = clock.time() - 60
+            source = alert(
+                t0, alertname="DiskFull", severity="critical", cluster="eu", instance="x"
+            )
+            target = alert(
+                t0, alertname="DiskFilling", severity="warning", cluster="eu", instance="y"
+            )
+            await h.fire(source, target)
+            await h.run_for(60)
+            assert [_fired(b) for b in _bodies(rec)] == [["x"]]
+            await h.resolve(source)
+            await h.run_for(1)
+            sent = [(b["status"], b["alerts"][0]["labels"]["instance"]) for b in _bodies(rec)]
+            assert ("firing", "y") in sent, "not held until the next group_interval tick"

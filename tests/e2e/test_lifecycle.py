@@ -83,28 +83,53 @@ def test_reload_and_clean_shutdown(tmp_path: Path) -> None:
         assert time.monotonic() - started_at < 20
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         soulwatch_command(*args),
         capture_output=True,
         text=True,
-        env=subprocess_env(),
+        env=subprocess_env(**env),
         cwd=cwd,
         timeout=60,
         check=False,
     )
 
 
-def test_init_writes_a_starter_that_checks_clean(tmp_path: Path) -> None:
+#: The variables the Soulcaster preset reads its secrets from.
+PRESET_ENV = {
+    "SOULCASTER_REDIS_URL": "redis://127.0.0.1:6379/0",
+    "UPSTASH_VECTOR_REST_URL": "http://127.0.0.1:1",
+    "UPSTASH_VECTOR_REST_TOKEN": "vector-token",
+    "E2B_API_KEY": "e2b-key",
+    "SLACK_WEBHOOK_URL": "http://127.0.0.1:2/slack",
+    "PAGERDUTY_ROUTING_KEY": "pd-routing-key",
+    "GITHUB_TOKEN": "gh-token",
+    "SOULWATCH_ADMIN_TOKEN": "0123456789abcdef0123",
+}
+
+
+def test_init_writes_the_soulcaster_preset_that_checks_clean(tmp_path: Path) -> None:
     out = _cli("init", "--preset", "soulcaster", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "soulwatch.yaml").read_text().startswith("# soulwatch.yaml")
+    rules = sorted(p.name for p in (tmp_path / "rules").glob("*.yml"))
+    assert rules == ["agents.yml", "backend.yml", "meta.yml", "platform.yml"]
     again = _cli("init", cwd=tmp_path)
     assert again.returncode == 2
     assert "exists" in again.stderr
-    check = _cli("check", "config", "soulwatch.yaml", cwd=tmp_path)
+    # Secrets come only from the environment: without them the check names the first one.
+    bare = _cli("check", "config", "soulwatch.yaml", cwd=tmp_path)
+    assert bare.returncode == 2
+    assert "environment variable 'SOULCASTER_REDIS_URL'" in bare.stderr
+    assert "soulwatch.yaml:" in bare.stderr
+    check = _cli("check", "config", "soulwatch.yaml", cwd=tmp_path, **PRESET_ENV)
     assert check.returncode == 0, check.stderr
-    assert check.stdout.startswith("soulwatch.yaml: OK")
+    assert check.stdout.startswith("soulwatch.yaml: OK (3 scrape job(s), 4 rule group(s)")
+    assert "routing on" in check.stdout
+    tests = sorted(str(p) for p in (tmp_path / "rules" / "tests").glob("*.yml"))
+    assert len(tests) >= 12
+    unit = _cli("test", "rules", *tests, cwd=tmp_path)
+    assert unit.returncode == 0, unit.stdout[-3000:]
 
 
 def test_check_config_reports_file_line_column(tmp_path: Path) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from soulwatch.alerts import AlertState
+from soulwatch.alerts import Alert, AlertState
 from soulwatch.clock import SimulatedClock
+from soulwatch.exceptions import DeliveryError
 from soulwatch.promql.engine import Engine
 from soulwatch.rules.evaluator import RuleManager
 from soulwatch.rules.group import RuleHealth
@@ -295,3 +297,71 @@ groups:
     assert rule.health is RuleHealth.ERR
     assert rule.last_error == "exceeded limit of 2 with 3 alerts"
     assert rule.alerts == ()
+
+
+class _FlakySink(RecordingSink):
+    """Refuses the first batch, then records."""
+
+    refused: int = 0
+
+    async def send(self, alerts: Sequence[Alert]) -> None:
+        if self.refused == 0:
+            self.refused += 1
+            raise DeliveryError("receiver down", permanent=False)
+        await super().send(alerts)
+
+
+async def test_alerts_the_sink_refused_are_sent_again(
+    tmp_path: Path, clock: SimulatedClock
+) -> None:
+    storage = MemoryStorage()
+    fill(storage, Labels.of(__name__="x"), START - 60, START + 600, 1)
+    registry = CollectorRegistry()
+    sink = _FlakySink(clock)
+    manager = RuleManager(
+        engine=Engine(storage, clock=clock),
+        storage=storage,
+        sink=sink,
+        clock=clock,
+        registry=registry,
+    )
+    manager.load([write(tmp_path / "r.yml", "groups: [{name: g, rules: [{alert: X, expr: x}]}]")])
+    group = manager._groups[0]
+    clock.set_time(START)
+    await manager.evaluate_group(group, START)
+    assert sink.batches == []
+    assert registry.get_sample_value("soulwatch_rule_alert_send_failures_total") == 1
+    # Not marked as sent, so the next evaluation sends it (no resend delay wait).
+    clock.set_time(START + 15)
+    await manager.evaluate_group(group, START + 15)
+    [(t, alert)] = sink.firing("X")
+    assert (t, alert.starts_at) == (START + 15, START)
+
+
+def test_generator_url_links_to_the_expression() -> None:
+    from soulwatch.rules.evaluator import generator_url
+
+    assert generator_url("", "up == 0") == ""
+    assert generator_url("http://sw:9090/", "up == 0") == (
+        "http://sw:9090/graph?g0.expr=up+%3D%3D+0&g0.tab=1"
+    )
+
+
+async def test_reload_carries_state_over_and_a_longer_for_returns_to_pending(
+    tmp_path: Path, clock: SimulatedClock
+) -> None:
+    storage = MemoryStorage()
+    fill(storage, Labels.of(__name__="x"), START - 60, START + 900, 1)
+    text = "groups: [{name: g, interval: 1m, rules: [{alert: X, expr: x, for: %s}]}]"
+    manager, _ = _manager(tmp_path, clock, text % "1m", storage)
+    for minute in range(3):
+        await manager.evaluate_group(manager._groups[0], START + 60 * minute)
+    assert [a.state for a in manager.active_alerts()] == [AlertState.FIRING]
+    write(tmp_path / "rules.yml", text % "10m")
+    manager.reload()
+    [alert] = manager.active_alerts()
+    assert alert.active_at == START  # carried over
+    await manager.evaluate_group(manager._groups[0], START + 180)
+    assert [a.state for a in manager.active_alerts()] == [AlertState.PENDING]
+    await manager.evaluate_group(manager._groups[0], START + 600)
+    assert [a.state for a in manager.active_alerts()] == [AlertState.FIRING]

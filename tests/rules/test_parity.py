@@ -52,3 +52,13 @@ def test_soulwatch_agrees_with_promtool(path: Path) -> None:
     assert ours.ok == (proc.returncode == 0), f"promtool:\n{expected}\nsoulwatch:\n{ours_report}"
     assert path.name.endswith("_pass.test.yml") == ours.ok
     assert _normalise(ours_report) == _normalise(expected)
+
+
+def test_test_rules_command_exits_1_on_failure(capsys: pytest.CaptureFixture[str]) -> None:
+    from soulwatch.cli import main
+
+    assert main(["test", "rules", str(PARITY / "for_pass.test.yml")]) == 0
+    assert main(["test", "rules", str(PARITY / "for_fail.test.yml")]) == 1
+    out = capsys.readouterr().out
+    assert "  SUCCESS" in out
+    assert "alertname: Slow, time: 5m, " in out

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -105,6 +108,29 @@ def only(storage: Storage, name: str, **labels: str) -> list[tuple[int, float]]:
     found = samples_of(storage, name, **labels)
     assert len(found) == 1, f"expected one {name} series, found {list(found)}"
     return next(iter(found.values()))
+
+
+def make_certificate(directory: Path, openssl: str) -> tuple[Path, Path, float]:
+    """A self-signed certificate for 127.0.0.1 (30 days): cert path, key path, notAfter."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    end = subprocess.run(
+        [openssl, "x509", "-enddate", "-noout", "-in", str(cert)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.strip()
+    return cert, key, ssl.cert_time_to_seconds(end.split("=", 1)[1])
 
 
 def show(value: float) -> str:

@@ -419,6 +419,8 @@ class DeliveryConfig(_Model):
     max_backoff: Duration = 300.0
     deadline: Duration = 6 * 3600.0
     timeout: Duration = 10.0
+    #: delivered, failed and expired rows are deleted after this long
+    retention: Duration = 7 * 86400.0
 
 
 class GlobalConfig(_Model):

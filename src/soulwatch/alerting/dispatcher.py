@@ -10,9 +10,9 @@ per integration, whether anything changed: a new firing alert, newly resolved
 alerts (with ``send_resolved``), all resolved, or ``repeat_interval`` passed.
 That is Alertmanager's dispatch and dedup logic.
 
-Beyond Alertmanager: when a silence, mute interval or auto-recovery hold ends
-while an alert still fires, the group flushes at that moment instead of at
-its next ``group_interval`` tick. ``NotificationFailing`` meta-alerts raised
+Beyond Alertmanager: when a silence, mute interval, inhibiting alert or
+auto-recovery hold ends while an alert still fires, the group flushes at that
+moment instead of at its next ``group_interval`` tick. ``NotificationFailing`` meta-alerts raised
 by the outbox go to every receiver except the failing one.
 
 All timing is on the injected clock, so the whole thing runs on a
@@ -38,9 +38,11 @@ from soulwatch.alerting.silences import SilenceStore
 from soulwatch.alerting.timeintervals import interval_contains, next_change
 from soulwatch.alerts import Alert
 from soulwatch.clock import Clock
+from soulwatch.exceptions import StorageError
 from soulwatch.tsdb.model import Labels
 
 META_ALERTNAME = "NotificationFailing"
+_STORAGE_RETRY = 5.0
 
 
 @dataclass
@@ -51,6 +53,7 @@ class _Group:
     due: float
     alerts: dict[str, Alert] = field(default_factory=dict)
     has_flushed: bool = False
+    inhibited: bool = False  # some alert was muted by inhibition at the last flush
 
 
 @dataclass
@@ -104,6 +107,9 @@ class Dispatcher:
         self._sticky: set[str] = set()
         self._groups: dict[str, _Group] = {}
         self._holds: dict[str, _Hold] = {}
+        self._firing_cache: tuple[float, list[Alert]] | None = None
+        #: the last error writing to the outbox (shown by the API), if any
+        self.last_error: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         outbox.on_failure = self._on_delivery_failure
@@ -117,13 +123,22 @@ class Dispatcher:
         """Accept firing and resolved alerts (re-sent every evaluation, as Prometheus does)."""
         now = self._clock.time()
         forward: dict[str, list[Alert]] = {}
+        source_ended = False
         for alert in alerts:
-            previous = self._alerts.get(alert.fingerprint)
-            self._alerts[alert.fingerprint] = alert
-            self._updated[alert.fingerprint] = now
+            fp = alert.fingerprint
+            previous = self._alerts.get(fp)
+            if (
+                alert.is_resolved(now)
+                and previous is not None
+                and not previous.is_resolved(now)
+                and self._inhibitor.is_source(alert)
+            ):
+                source_ended = True
+            self._alerts[fp] = alert
+            self._updated[fp] = now
             newly_firing = not alert.is_resolved(now) and (
                 previous is None
-                or self._resolved(previous, now)
+                or self._resolved(previous, now, fp)
                 or previous.starts_at != alert.starts_at
             )
             if newly_firing:
@@ -132,9 +147,14 @@ class Dispatcher:
                 for integ in self._integrations.get(node.options.receiver, []):
                     if integ.kind == "alertmanager":
                         forward.setdefault(integ.id, []).append(alert)
-                self._insert(node, alert, now)
+                self._insert(node, alert, fp, now)
         if forward:
             self._forward(forward, now)
+        if source_ended:
+            # An inhibiting alert resolved: what it muted goes out now, not at the next tick.
+            for group in self._groups.values():
+                if group.inhibited:
+                    group.due = min(group.due, now)
         self._wake.set()
 
     # --- running -----------------------------------------------------------------
@@ -170,9 +190,14 @@ class Dispatcher:
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         now = self._clock.time()
+        self._firing_cache = None
+        flushed = False
         for group in sorted(self._groups.values(), key=lambda g: (g.due, g.key)):
             if group.due <= now:
                 self._flush(group, now)
+                flushed = True
+        if flushed:
+            self._prune(now)
 
     def groups(self) -> list[tuple[str, str, list[Alert]]]:
         """``(group key, receiver, alerts)`` of every aggregation group (for the API and UI)."""
@@ -213,30 +238,32 @@ class Dispatcher:
             if name != failing and integs
         ]
 
-    def _insert(self, node: RouteNode, alert: Alert, now: float) -> None:
+    def _insert(self, node: RouteNode, alert: Alert, fp: str, now: float) -> None:
         labels = node.group_labels(alert.labels)
         key = f"{node.key}:{_labels_str(labels)}"
         group = self._groups.get(key)
         if group is None:
             group = _Group(key=key, node=node, labels=labels, due=now + node.options.group_wait)
             self._groups[key] = group
-        group.alerts[alert.fingerprint] = alert
+        group.alerts[fp] = alert
         # Alertmanager: flush at once if this alert has already waited out group_wait.
         if not group.has_flushed and alert.starts_at + node.options.group_wait < now:
             group.due = min(group.due, now)
 
-    def _resolved(self, alert: Alert, now: float) -> bool:
+    def _resolved(self, alert: Alert, now: float, fp: str | None = None) -> bool:
         if alert.is_resolved(now):
             return True
-        if alert.fingerprint in self._sticky:
+        fp = fp or alert.fingerprint
+        if fp in self._sticky:
             return False
         # An alert no longer re-sent resolves after resolve_timeout, as in Alertmanager.
-        updated = self._updated.get(alert.fingerprint, now)
+        updated = self._updated.get(fp, now)
         return now - updated >= self._config.global_.resolve_timeout
 
-    def _effective(self, alert: Alert, now: float) -> Alert:
-        if self._resolved(alert, now) and alert.ends_at is None:
-            ends = self._updated.get(alert.fingerprint, now) + self._config.global_.resolve_timeout
+    def _effective(self, alert: Alert, now: float, fp: str | None = None) -> Alert:
+        fp = fp or alert.fingerprint
+        if alert.ends_at is None and self._resolved(alert, now, fp):
+            ends = self._updated.get(fp, now) + self._config.global_.resolve_timeout
             return Alert(
                 alert.labels,
                 alert.annotations,
@@ -253,23 +280,21 @@ class Dispatcher:
         opts = group.node.options
         group.has_flushed = True
         group.due = now + opts.group_interval
-        alerts = [self._effective(a, now) for a in group.alerts.values()]
+        alerts = [(fp, self._effective(a, now, fp)) for fp, a in group.alerts.items()]
         wake = self._time_muted_until(opts, now)
         if wake is not False:
             if wake is not None:
                 group.due = min(group.due, wake)
             return
-        firing_all = [
-            a
-            for a in (self._effective(x, now) for x in self._alerts.values())
-            if not a.is_resolved(now)
-        ]
-        kept: list[Alert] = []
+        firing_all = self._firing_now(now) if self._config.inhibit_rules else []
+        kept: list[tuple[str, Alert]] = []
         wakes: list[float] = []
         notes: dict[str, str] = {}
-        for alert in alerts:
+        group.inhibited = False
+        for fp, alert in alerts:
             resolved = alert.is_resolved(now)
             if not resolved and self._inhibitor.is_inhibited(alert, firing_all, now):
+                group.inhibited = True
                 continue
             if self._silences is not None:
                 ids = self._silences.mutes(alert.labels, now)
@@ -278,29 +303,49 @@ class Dispatcher:
                     if end is not None and not resolved:
                         wakes.append(end)
                     continue
-            hold = self._holds.get(alert.fingerprint)
+            hold = self._holds.get(fp)
             if hold is not None and not resolved:
                 if now < hold.until:
                     wakes.append(hold.until)
                     continue
                 if hold.run is not None:
-                    notes[alert.fingerprint] = hold.run.note(hold.verify_after)
+                    notes[fp] = hold.run.note(hold.verify_after)
             if alert.name == META_ALERTNAME and alert.labels.get("receiver") == opts.receiver:
                 continue
-            kept.append(alert)
+            kept.append((fp, alert))
         if wakes:
             group.due = min(group.due, *wakes)
         if kept:
-            self._notify(group, kept, notes, now)
-        # Resolved alerts that were part of this flush leave the group.
-        for alert in alerts:
-            if alert.is_resolved(now) and group.alerts.get(alert.fingerprint) is not None:
-                current = self._effective(group.alerts[alert.fingerprint], now)
-                if current.is_resolved(now):
-                    del group.alerts[alert.fingerprint]
+            try:
+                self._notify(group, kept, notes, now)
+            except StorageError as exc:
+                # Nothing was recorded as sent: retry this group soon, keep its alerts.
+                self.last_error = str(exc)
+                group.due = now + _STORAGE_RETRY
+                return
+        # Resolved alerts that were part of this flush leave the group, unless
+        # they fired again meanwhile.
+        for fp, alert in alerts:
+            current = group.alerts.get(fp)
+            if (
+                alert.is_resolved(now)
+                and current is not None
+                and self._effective(current, now, fp).is_resolved(now)
+            ):
+                del group.alerts[fp]
         if not group.alerts:
             del self._groups[group.key]
-        self._prune(now)
+
+    def _firing_now(self, now: float) -> list[Alert]:
+        """Every firing alert (inhibition sources), computed once per flush round."""
+        if self._firing_cache is None or self._firing_cache[0] != now:
+            firing = [
+                a
+                for fp, a in self._alerts.items()
+                if not self._effective(a, now, fp).is_resolved(now)
+            ]
+            self._firing_cache = (now, firing)
+        return self._firing_cache[1]
 
     def _time_muted_until(self, opts: RouteOptions, now: float) -> float | bool | None:
         """``False`` when not muted; else when the mute may end (``None``: not within a week)."""
@@ -319,39 +364,28 @@ class Dispatcher:
         return min(known) if known else None
 
     def _notify(
-        self, group: _Group, alerts: list[Alert], notes: dict[str, str], now: float
+        self, group: _Group, pairs: list[tuple[str, Alert]], notes: dict[str, str], now: float
     ) -> None:
-        firing = frozenset(a.fingerprint for a in alerts if not a.is_resolved(now))
-        resolved = frozenset(a.fingerprint for a in alerts if a.is_resolved(now))
+        firing = frozenset(fp for fp, a in pairs if not a.is_resolved(now))
+        resolved = frozenset(fp for fp, a in pairs if a.is_resolved(now))
         items: list[tuple[Notification | None, str, str, frozenset[str], frozenset[str]]] = []
         for integ in self._integrations.get(group.node.options.receiver, []):
             if integ.kind == "alertmanager":
                 continue
             entry = self._outbox.log_entry(integ.id, group.key)
-            if not _needs_update(
-                entry,
-                firing,
-                resolved,
-                integ.send_resolved,
-                group.node.options.repeat_interval,
-                now,
-            ):
+            repeat = group.node.options.repeat_interval
+            if not _needs_update(entry, firing, resolved, integ.send_resolved, repeat, now):
                 continue
-            chosen = (
-                alerts if integ.send_resolved else [a for a in alerts if not a.is_resolved(now)]
-            )
+            chosen = [(fp, a) for fp, a in pairs if integ.send_resolved or not a.is_resolved(now)]
             if not chosen:
                 items.append((None, integ.id, group.key, firing, resolved))
                 continue
             infos = [
-                AlertInfo.of(
-                    a,
-                    now,
-                    {"auto_recovery": notes[a.fingerprint]} if a.fingerprint in notes else None,
-                )
-                for a in chosen
+                AlertInfo.of(a, now, {"auto_recovery": notes[fp]} if fp in notes else None)
+                for fp, a in chosen
             ]
             status = Status.FIRING if firing else Status.RESOLVED
+            reported = [f"{i.fingerprint}:{i.status.value}" for i in infos]
             n = Notification(
                 receiver=integ.receiver,
                 integration=integ.id,
@@ -361,13 +395,8 @@ class Dispatcher:
                 alerts=infos,
                 external_url=self._config.external_url,
                 created_at=now,
-                idempotency_key=idempotency_key(
-                    group.key,
-                    integ.id,
-                    status,
-                    [f"{a.fingerprint}:{a.status.value}" for a in infos],
-                ),
-                notes=[notes[a.fingerprint] for a in chosen if a.fingerprint in notes],
+                idempotency_key=idempotency_key(group.key, integ.id, status, reported),
+                notes=[notes[fp] for fp, _ in chosen if fp in notes],
             )
             items.append((n, integ.id, group.key, firing, resolved))
         if items:
@@ -406,7 +435,7 @@ class Dispatcher:
     def _prune(self, now: float) -> None:
         in_groups = {fp for g in self._groups.values() for fp in g.alerts}
         for fp in [fp for fp in self._alerts if fp not in in_groups]:
-            if self._resolved(self._alerts[fp], now):
+            if self._resolved(self._alerts[fp], now, fp):
                 del self._alerts[fp]
                 self._updated.pop(fp, None)
                 self._holds.pop(fp, None)
@@ -507,4 +536,4 @@ def _needs_update(  # noqa: PLR0917 - mirrors Alertmanager's needsUpdate
         return bool(entry.firing)
     if send_resolved and not resolved <= entry.resolved:
         return True
-    return entry.sent_at <= now - repeat_interval
+    return entry.sent_at < now - repeat_interval

@@ -28,13 +28,17 @@ class Inhibitor:
             if not matches(rule.target, alert.labels):
                 continue
             for source in candidates:
-                if source.fingerprint == alert.fingerprint:
+                if source.labels == alert.labels:  # the same alert
                     continue
                 if not matches(rule.source, source.labels):
                     continue
                 if all(source.labels.get(n) == alert.labels.get(n) for n in rule.equal):
                     return source
         return None
+
+    def is_source(self, alert: Alert) -> bool:
+        """Whether ``alert`` matches the source side of any rule."""
+        return any(matches(rule.source, alert.labels) for rule in self._rules)
 
     def is_inhibited(self, alert: Alert, firing: Iterable[Alert], now: float) -> bool:
         """Whether ``alert`` is muted by an inhibition rule."""

@@ -111,6 +111,8 @@ class OutboxRow:
     idempotency_key: str
     notification: Notification
     last_error: str | None
+    created_at: float = 0.0
+    delivered_at: float | None = None
 
 
 class DeliveryMetrics:
@@ -132,6 +134,8 @@ class DeliveryMetrics:
             registry=registry,
         )
 
+
+_DB_RETRY = 5.0
 
 FailureCallback = Callable[[str, str, str, bool], Awaitable[None]]
 
@@ -168,6 +172,8 @@ class Outbox:
         self._tasks: set[asyncio.Task[None]] = set()
         self._max_in_flight = max_in_flight
         self.on_failure: FailureCallback | None = None
+        #: the last error of the outbox database itself, if any
+        self.last_error: str | None = None
         self.on_recovery: Callable[[str, str], Awaitable[None]] | None = None
 
     def close(self) -> None:
@@ -232,7 +238,8 @@ class Outbox:
                     )
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise StorageError(f"cannot write to the outbox: {exc}") from exc
         self._wake.set()
 
@@ -241,8 +248,8 @@ class Outbox:
     def rows(self, state: RowState | None = None) -> list[OutboxRow]:
         """Stored rows, oldest first (for the UI, the CLI and tests)."""
         query = (
-            "SELECT id, integration, state, attempts, idempotency_key, payload, last_error"
-            " FROM outbox"
+            "SELECT id, integration, state, attempts, idempotency_key, payload, last_error,"
+            " created_at, delivered_at FROM outbox"
         )
         args: tuple[str, ...] = ()
         if state is not None:
@@ -259,9 +266,17 @@ class Outbox:
                 str(r[4]),
                 Notification.from_json(str(r[5])),
                 r[6],
+                float(r[7]),
+                None if r[8] is None else float(r[8]),
             )
             for r in rows
         ]
+
+    def pending_count(self) -> int:
+        """How many notifications wait to be delivered."""
+        with self._lock:
+            row = self._db.execute("SELECT COUNT(*) FROM outbox WHERE state='pending'").fetchone()
+        return int(row[0])
 
     def integration_errors(self) -> dict[str, tuple[str, float, bool]]:
         """``integration -> (last error, when, failing now)``."""
@@ -292,12 +307,32 @@ class Outbox:
 
     # --- delivering --------------------------------------------------------------
 
+    def prune(self) -> int:
+        """Delete finished rows older than the retention; returns how many."""
+        cutoff = self._clock.time() - self._settings.retention
+        with self._lock:
+            cur = self._db.execute(
+                "DELETE FROM outbox WHERE state != 'pending' AND created_at < ?", (cutoff,)
+            )
+        return int(cur.rowcount)
+
     async def run(self) -> None:
         """Deliver forever (cancel to stop); resumes whatever a previous process left pending."""
+        last_prune = float("-inf")
         try:
             while True:
                 self._wake.clear()
-                next_due = self._launch_due()
+                try:
+                    if self._clock.time() - last_prune >= 3600:
+                        self.prune()
+                        last_prune = self._clock.time()
+                    next_due = self._launch_due()
+                except sqlite3.Error as exc:
+                    # The database is unavailable (disk full, locked): keep the
+                    # error for the API and try again shortly; nothing is lost.
+                    self.last_error = f"outbox database: {exc}"
+                    await self._clock.sleep(_DB_RETRY)
+                    continue
                 now = self._clock.time()
                 timeout = None if next_due is None else max(0.0, next_due - now)
                 await self._wait(timeout)
@@ -354,6 +389,9 @@ class Outbox:
     async def _deliver(self, row_id: int, lane: tuple[str, str]) -> None:
         try:
             await self._deliver_row(row_id)
+        except sqlite3.Error as exc:
+            # The row stays pending and is sent again: at-least-once, never lost.
+            self.last_error = f"outbox database: {exc}"
         finally:
             self._in_flight.discard(lane)
             self._wake.set()

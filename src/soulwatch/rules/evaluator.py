@@ -21,6 +21,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote_plus
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -142,6 +143,8 @@ class RuleManager:
         self._groups: list[Group] = []
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._evaluating: set[str] = set()
+        # Rules whose saved state is known to be empty: quiet evaluations skip the write.
+        self._saved_empty: set[str] = set()
         self._running = False
         self._paths: list[Path] = []
 
@@ -268,11 +271,13 @@ class RuleManager:
         due = rule.alerting.due(ts, self.resend_delay_s)
         if not due:
             return
-        alerts: list[Alert] = [a.to_alert(self.external_url) for a in due]
+        url = generator_url(self.external_url, rule.spec.expr)
+        alerts: list[Alert] = [a.to_alert(url) for a in due]
         try:
             await self.sink.send(alerts)
-        except (SoulwatchError, OSError) as exc:
-            # Not marked as sent: the next evaluation sends them again.
+        except Exception as exc:
+            # Whatever the sink's failure, the group loop goes on; the alerts
+            # are not marked as sent, so the next evaluation sends them again.
             self._metrics.send_failures.inc()
             log.warning("sending %d alerts of %s failed: %s", len(alerts), rule.key, exc)
             return
@@ -283,8 +288,15 @@ class RuleManager:
     def _persist(self, rule: Rule, transitions: list[Transition], ts: float) -> None:
         if self.store is None or rule.alerting is None:
             return
+        quiet = not rule.alerting.active and not transitions
+        if quiet and rule.key in self._saved_empty:
+            return  # nothing to save, and nothing saved that needs replacing
         try:
             self.store.save(rule.key, rule.alerting.active.values(), transitions, ts)
+            if quiet:
+                self._saved_empty.add(rule.key)
+            else:
+                self._saved_empty.discard(rule.key)
         except SoulwatchError as exc:
             rule.health = RuleHealth.ERR
             rule.last_error = str(exc)
@@ -324,6 +336,13 @@ class RuleManager:
                         a for a in rule.alerting.active.values() if a.state.value != "inactive"
                     )
         return out
+
+
+def generator_url(external_url: str, expr: str) -> str:
+    """Prometheus's link from an alert to its expression (empty without an external URL)."""
+    if not external_url:
+        return ""
+    return f"{external_url.rstrip('/')}/graph?g0.expr={quote_plus(expr)}&g0.tab=1"
 
 
 def _status(rule: Rule) -> RuleStatus:

@@ -236,12 +236,16 @@ class Group:
                     raise RuleEvaluationError(
                         f"exceeded limit of {self.spec.limit} with {count} alerts"
                     )
-                samples = rule.alerting.series(query_ms)
+                samples = rule.alerting.series()
             else:
                 samples = self._recorded(rule, vector)
             self._write(rule, samples, query_ms, storage)
         except SoulwatchError as exc:
             error = exc
+        except Exception as exc:
+            # A bug in one rule's evaluation (or in the engine) must not stop
+            # the group: record it on the rule like any evaluation error.
+            error = RuleEvaluationError(f"{type(exc).__name__}: {exc}")
         rule.last_evaluation = ts
         rule.evaluation_seconds = time.perf_counter() - started
         rule.health = RuleHealth.ERR if error else RuleHealth.OK

@@ -271,7 +271,8 @@ class _Parser:
                 self.error(fields["no_data"][1], f"no_data must be one of {choices}, not {text!r}")
         labels: dict[str, str] = {}
         if "labels" in fields:
-            labels = self.string_map(fields["labels"][1], "label", templates=True)
+            # Only alerting rules template their labels (as in Prometheus).
+            labels = self.string_map(fields["labels"][1], "label", templates=kind is RuleKind.ALERT)
             if "__name__" in labels:
                 self.error(fields["labels"][1], "invalid label name: __name__")
         annotations: dict[str, str] = {}

@@ -198,6 +198,10 @@ class AlertingRuleState:
                     alert.resolved_at = ts
                 if not keep:
                     continue
+            if alert.state is AlertState.FIRING and ts - alert.active_at < self.spec.for_s:
+                # A reload raised `for`: the alert has not been active long enough.
+                alert.state = AlertState.PENDING
+                alert.fired_at = alert.last_sent_at = alert.keep_firing_since = None
             if alert.state is AlertState.PENDING and ts - alert.active_at >= self.spec.for_s:
                 alert.state = AlertState.FIRING
                 alert.fired_at = ts
@@ -218,9 +222,8 @@ class AlertingRuleState:
         count = sum(1 for a in self.active.values() if a.state is not AlertState.INACTIVE)
         return count if 0 < limit < count else 0
 
-    def series(self, ts_ms: int) -> list[tuple[Labels, float]]:
+    def series(self) -> list[tuple[Labels, float]]:
         """The ``ALERTS`` and ``ALERTS_FOR_STATE`` samples to write for this evaluation."""
-        del ts_ms  # the caller stamps the samples; kept for symmetry with recording rules
         out: list[tuple[Labels, float]] = []
         for alert in self.active.values():
             if alert.state is AlertState.INACTIVE:

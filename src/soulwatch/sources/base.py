@@ -148,6 +148,8 @@ class Scheduler:
         """Schedule ``source`` (started at once if the scheduler runs)."""
         if source.key in self._sources:
             raise ValueError(f"duplicate source {source.key!r}")
+        if not source.interval > 0:
+            raise ValueError(f"source {source.key!r}: the interval must be positive")
         self._sources[source.key] = source
         if self._tasks:
             self._start_one(source)

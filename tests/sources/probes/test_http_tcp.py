@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ssl
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,8 +17,8 @@ from soulwatch.sources.base import Health
 from soulwatch.sources.probes import ProbeConfig, ProbeManager, load_probes_config
 from soulwatch.tsdb.memory import MemoryStorage
 from soulwatch.tsdb.model import is_stale_nan
-from tests.helpers import UvicornThread, free_port, need_binary
-from tests.sources.support import eventually, only, samples_of
+from tests.helpers import Recorder, UvicornThread, free_port, need_binary
+from tests.sources.support import eventually, make_certificate, only, samples_of
 
 
 def _app() -> Starlette:
@@ -150,26 +148,7 @@ async def test_server_down_gives_status_code_zero_and_a_503_is_reported(
 
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[Path, Path, float]:
-    openssl = need_binary("openssl")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30"),
-            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
-            *("-addext", "subjectAltName=IP:127.0.0.1"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    end = subprocess.run(
-        [openssl, "x509", "-enddate", "-noout", "-in", str(cert)],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    ).stdout.strip()
-    return cert, key, ssl.cert_time_to_seconds(end.split("=", 1)[1])
+    return make_certificate(tmp_path, need_binary("openssl"))
 
 
 async def test_https_probe_reports_certificate_expiry(
@@ -261,3 +240,24 @@ probe_configs:
     assert statuses[f"tcp-open/127.0.0.1:{site.port}"].health is Health.UP
     closed = next(s for k, s in statuses.items() if k.startswith("tcp-closed"))
     assert "ConnectionRefusedError" in closed.last_error
+
+
+async def test_http_probe_sends_method_headers_and_body(
+    clock: SimulatedClock, recorder: Recorder
+) -> None:
+    storage = MemoryStorage()
+    cfg = http(
+        "post",
+        recorder.url + "/hook",
+        method="POST",
+        headers={"X-Probe": "soulwatch"},
+        body='{"ping": true}',
+        valid_status_codes=[200],
+    )
+    manager = ProbeManager([cfg], storage, clock=clock, env={})
+    await run(clock, manager)
+    (request,) = recorder.received("/hook")
+    assert request.method == "POST"
+    assert request.headers["x-probe"] == "soulwatch"
+    assert request.json() == {"ping": True}
+    assert only(storage, "probe_success")[0][1] == 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -12,8 +13,17 @@ from soulwatch.sources.probes import ProbeConfig, ProbeManager, load_probes_conf
 from soulwatch.sources.probes.redis import redacted
 from soulwatch.tsdb.memory import MemoryStorage
 from soulwatch.tsdb.model import is_stale_nan
-from tests.helpers import RecordedRequest, Recorder, RedisServer, Reply
-from tests.sources.support import only, samples_of
+from tests.helpers import (
+    RecordedRequest,
+    Recorder,
+    RedisServer,
+    Reply,
+    free_port,
+    need_binary,
+    port_open,
+    started,
+)
+from tests.sources.support import make_certificate, only, samples_of
 
 TOKEN = "upstash-secret-token"
 
@@ -167,3 +177,47 @@ def test_probe_config_errors() -> None:
     cfg = ProbeConfig(job_name="r", prober="redis", url_env="REDIS_URL")
     with pytest.raises(ConfigError, match="environment variable REDIS_URL is not set"):
         ProbeManager([cfg], MemoryStorage(), clock=SimulatedClock(), env={})
+
+
+def test_raw_probe_entries_from_soulwatch_yaml() -> None:
+    from soulwatch.sources.probes import resolve_probe_configs
+
+    (cfg,) = resolve_probe_configs([{"job_name": "h", "prober": "http", "targets": ["http://a"]}])
+    assert (cfg.interval, cfg.timeout) == (30.0, 10.0)
+    with pytest.raises(ConfigError, match=r"unknown key 'intervall' at probes\.0\.intervall"):
+        resolve_probe_configs(
+            [{"job_name": "h", "prober": "tcp", "targets": ["a:1"], "intervall": 1}]
+        )
+
+
+async def test_redis_probe_over_tls_with_a_password(clock: SimulatedClock, tmp_path: Path) -> None:
+    binary = need_binary("redis-server")
+    cert, key, _ = make_certificate(tmp_path, need_binary("openssl"))
+    port = free_port()
+    argv = [
+        *(binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1"),
+        *("--tls-cert-file", str(cert), "--tls-key-file", str(key)),
+        *("--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"),
+        *("--requirepass", "hunter2", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)),
+    ]
+    with started(argv, ready=lambda: port_open(port)):
+        storage = MemoryStorage()
+        cfg = ProbeConfig(
+            job_name="redis-tls",
+            prober="redis",
+            targets=[f"rediss://:hunter2@127.0.0.1:{port}/0"],
+            interval=10,
+            timeout=3,
+            redis={"tls_config": {"ca_file": str(cert)}},
+        )
+        manager = ProbeManager([cfg], storage, clock=clock, env={})
+        manager.start()
+        try:
+            await step(clock, manager)
+        finally:
+            await manager.stop()
+    assert manager.sources[0].status.last_error == ""
+    instance = f"rediss://:***@127.0.0.1:{port}/0"
+    assert only(storage, "redis_up", instance=instance)[0][1] == 1.0
+    assert only(storage, "redis_used_memory_bytes", instance=instance)[0][1] > 0
+    assert all("hunter2" not in v for labels in samples_of(storage, "redis_up") for _, v in labels)

@@ -177,3 +177,25 @@ scrape_configs:
         load_prometheus_config(
             "scrape_configs:\n  - job_name: x\n    scrape_native_histograms: true\n"
         )
+
+
+def test_raw_entries_from_soulwatch_yaml_resolve_with_its_global_section() -> None:
+    from soulwatch.sources.scrape import resolve_scrape_configs
+
+    entries = [{"job_name": "a", "static_configs": [{"targets": ["127.0.0.1:1"]}]}]
+    (cfg,) = resolve_scrape_configs(entries, {"scrape_interval": "20s", "unrelated": 1})
+    assert (cfg.interval, cfg.timeout) == (20.0, 10.0)
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'sample_limt' at scrape_configs\.1\.sample_limt"
+    ):
+        resolve_scrape_configs([entries[0], {"job_name": "b", "sample_limt": 1}])
+
+
+def test_a_zero_interval_means_the_global_one_and_a_zero_global_is_refused() -> None:
+    text = (
+        "global: {scrape_interval: 30s}\nscrape_configs:\n  - {job_name: a, scrape_interval: 0s}\n"
+    )
+    (cfg,) = load_prometheus_config(text).resolved_scrape_configs()
+    assert cfg.interval == 30.0
+    with pytest.raises(ValueError, match="scrape_interval must be positive"):
+        load_prometheus_config(text.replace("30s", "0s")).resolved_scrape_configs()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
 
 from soulwatch.clock import SimulatedClock
-from soulwatch.sources.scrape import ScrapeConfig, ScrapeManager
+from soulwatch.sources.scrape import ScrapeConfig, ScrapeManager, load_prometheus_config
 from soulwatch.tsdb.memory import MemoryStorage
 from soulwatch.tsdb.model import Labels, Matcher, is_stale_nan
 from tests.helpers import UvicornThread, free_port, need_binary, started
@@ -50,6 +52,34 @@ def _ready(port: int) -> bool:
         return bool(resp.status == 200)
 
 
+def _values(got: dict[Labels, float], name: str) -> list[float]:
+    return [v for k, v in got.items() if k.name == name]
+
+
+def _prometheus_until(
+    port: int, done: Callable[[dict[Labels, float]], bool], timeout: float = 20
+) -> dict[Labels, float]:
+    """Prometheus's current series of the job, polled (bounded) until ``done`` holds."""
+    deadline = time.monotonic() + timeout
+    got: dict[Labels, float] = {}
+    while time.monotonic() < deadline:
+        result = _query(port, '{job="compat"}')
+        got = {Labels(r["metric"].items()): float(r["value"][1]) for r in result}
+        if done(got):
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"Prometheus never reached the expected state; last answer: {got}")
+
+
+def _live(storage: MemoryStorage, job: str) -> dict[Labels, float]:
+    """Series whose newest sample is not a staleness marker, with that sample's value."""
+    out = {}
+    for series in storage.select([Matcher.equal("job", job)], 0, 2**62):
+        if not is_stale_nan(series.values[-1]):
+            out[series.labels] = series.values[-1]
+    return out
+
+
 def _latest(storage: MemoryStorage, job: str) -> dict[Labels, float]:
     out = {}
     for series in storage.select([Matcher.equal("job", job)], 0, 2**62):
@@ -83,8 +113,6 @@ async def test_soulwatch_and_prometheus_store_the_same_series_and_values(
         ]
         with started(argv, ready=lambda: _ready(port), timeout=30):
             # soulwatch reads the very same config text
-            from soulwatch.sources.scrape import load_prometheus_config
-
             (cfg,) = load_prometheus_config(config.read_text()).resolved_scrape_configs()
             assert isinstance(cfg, ScrapeConfig)
             storage = MemoryStorage()
@@ -94,21 +122,19 @@ async def test_soulwatch_and_prometheus_store_the_same_series_and_values(
                 for _ in range(3):
                     await clock.advance(1)
                     await manager.settled()
+                ours = _latest(storage, "compat")
+                theirs = _prometheus_until(
+                    port, lambda got: _values(got, "scrape_series_added") == [0.0]
+                )  # Prometheus has scraped at least twice
+
+                # phase 2: the target goes down; both mark its series stale, keep `up 0`
+                target.stop()
+                await clock.advance(1)
+                await manager.settled()
+                ours_down = _live(storage, "compat")
+                theirs_down = _prometheus_until(port, lambda got: _values(got, "up") == [0.0])
             finally:
                 await manager.stop()
-            ours = _latest(storage, "compat")
-
-            import time
-
-            deadline = time.monotonic() + 20
-            theirs: dict[Labels, float] = {}
-            while time.monotonic() < deadline:
-                result = _query(port, '{job="compat"}')
-                theirs = {Labels(r["metric"].items()): float(r["value"][1]) for r in result}
-                added = [v for k, v in theirs.items() if k.name == "scrape_series_added"]
-                if added == [0.0]:  # Prometheus has scraped at least twice
-                    break
-                time.sleep(0.2)
 
     assert theirs, "Prometheus stored nothing"
     assert set(ours) == set(theirs), (
@@ -131,3 +157,11 @@ async def test_soulwatch_and_prometheus_store_the_same_series_and_values(
     )
     assert ours[bucket] == 3.0
     assert ours[Labels.of(__name__="up", job="compat", instance=address)] == 1.0
+
+    report = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
+    report |= {"scrape_samples_post_metric_relabeling", "scrape_series_added"}
+    assert {labels.name for labels in theirs_down} == report, "Prometheus: only report series"
+    assert set(ours_down) == set(theirs_down)
+    for labels, value in ours_down.items():
+        if labels.name != "scrape_duration_seconds":
+            assert value == theirs_down[labels], (labels, value, theirs_down[labels])

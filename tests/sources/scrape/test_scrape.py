@@ -189,13 +189,19 @@ async def test_garbage_target_is_down_with_the_line_of_the_error(
             await tick(clock, manager)
             expo.set(body)
             await tick(clock, manager)
+            error_seen = manager.targets[0].status.last_error
+            expo.set(BODY + "ok 1\n")  # `ok` was also read before the error, then rolled back
+            await tick(clock, manager)
         finally:
             await manager.stop()
-    assert manager.targets[0].status.last_error == error
-    assert [v for _, v in only(storage, "up")[:2]] == [1.0, 0.0]
+    assert error_seen == error
+    assert [v for _, v in only(storage, "up")[:3]] == [1.0, 0.0, 1.0]
     # nothing of the garbage scrape is stored, and the good series are marked stale
-    assert samples_of(storage, "ok") == {}
-    assert is_stale_nan(only(storage, "temperature")[1][1])
+    assert only(storage, "ok")[0] == (only(storage, "up")[2][0], 1.0)
+    temps = only(storage, "temperature")
+    assert is_stale_nan(temps[1][1])
+    assert temps[2][1] == 21.5, "and come back when the target recovers"
+    assert manager.targets[0].status.duplicates_dropped == 0
 
 
 async def test_non_2xx_marks_the_target_down(clock: SimulatedClock) -> None:
@@ -248,6 +254,9 @@ async def test_sample_limit_fails_the_scrape_like_prometheus(
     assert manager.targets[0].status.last_error == "sample limit exceeded (limit 2)"
     assert only(storage, "up")[0][1] == 0.0
     assert samples_of(storage, "temperature") == {}
+    # as Prometheus reports it: the whole exposition counted, none of it kept
+    assert only(storage, "scrape_samples_scraped")[0][1] == 3.0
+    assert only(storage, "scrape_samples_post_metric_relabeling")[0][1] == 3.0
 
 
 async def test_honor_labels_and_exported_prefix(clock: SimulatedClock) -> None:
@@ -377,3 +386,74 @@ async def test_a_100_mib_streamed_body_is_cut_at_the_limit_not_read(clock: Simul
     assert only(storage, "up")[0][1] == 0.0
     assert samples_of(storage, "filler_metric") == {}
     assert sent_when_cut < 20, f"the scrape gave up after {sent_when_cut} MiB, not 100"
+
+
+async def test_a_removed_target_has_every_series_marked_stale(
+    clock: SimulatedClock, server: UvicornThread
+) -> None:
+    storage = MemoryStorage()
+    manager = ScrapeManager([job(server.port)], storage, clock=clock)
+    manager.start()
+    try:
+        await tick(clock, manager)
+    finally:
+        await clock.advance(5)
+        await manager.stop()
+    for name in ("temperature", "up", "scrape_duration_seconds", "scrape_series_added"):
+        values = only(storage, name)
+        assert len(values) == 2
+        assert is_stale_nan(values[-1][1]), name
+
+
+async def test_auth_headers_params_and_honor_timestamps_false(clock: SimulatedClock) -> None:
+    expo = Exposition("with_ts 1 1600000000000\n")
+    with UvicornThread(metrics_app(metrics=expo)) as srv:
+        storage = MemoryStorage()
+        cfg = job(
+            srv.port,
+            authorization={"credentials": "s3cret"},
+            headers={"X-Tenant": "soulcaster"},
+            params={"format": ["prometheus"]},
+            honor_timestamps=False,
+        )
+        manager = ScrapeManager([cfg], storage, clock=clock)
+        manager.start()
+        try:
+            await tick(clock, manager)
+        finally:
+            await manager.stop()
+    sent = expo.requests[0]
+    assert sent["authorization"] == "Bearer s3cret"
+    assert sent["x-tenant"] == "soulcaster"
+    assert sent["x-prometheus-scrape-timeout-seconds"] == "2"
+    assert manager.targets[0].url.endswith("/metrics?format=prometheus")
+    (sample,) = only(storage, "with_ts")[:1]
+    assert sample[0] == only(storage, "up")[0][0], "the exposition's timestamp was ignored"
+
+
+async def test_label_limit_fails_the_scrape(clock: SimulatedClock, server: UvicornThread) -> None:
+    storage = MemoryStorage()
+    manager = ScrapeManager([job(server.port, label_limit=4)], storage, clock=clock)
+    manager.start()
+    try:
+        await tick(clock, manager)
+    finally:
+        await manager.stop()
+    # __name__, job, instance, env, method, code: 6 labels
+    assert manager.targets[0].status.last_error == "label_limit exceeded at line 3: 6 > 4"
+    assert only(storage, "up")[0][1] == 0.0
+
+
+async def test_the_same_target_listed_twice_is_scraped_once(clock: SimulatedClock) -> None:
+    cfg = ScrapeConfig.model_validate(
+        {
+            "job_name": "dup",
+            "static_configs": [
+                {"targets": ["127.0.0.1:1", "127.0.0.1:1"]},
+                {"targets": ["127.0.0.1:1"]},
+            ],
+        }
+    ).resolved()
+    manager = ScrapeManager([cfg], MemoryStorage(), clock=clock)
+    await manager.stop()
+    assert [t.url for t in manager.targets] == ["http://127.0.0.1:1/metrics"]

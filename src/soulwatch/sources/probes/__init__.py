@@ -7,6 +7,7 @@ from soulwatch.sources.probes.config import (
     ProbesFile,
     load_probes_config,
     load_probes_file,
+    resolve_probe_configs,
 )
 from soulwatch.sources.probes.manager import ProbeManager, make_prober
 
@@ -21,4 +22,5 @@ __all__ = [
     "load_probes_config",
     "load_probes_file",
     "make_prober",
+    "resolve_probe_configs",
 ]

@@ -21,11 +21,11 @@ targets in the same entry, as a Prometheus job scraping blackbox would have::
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from soulwatch.exceptions import ConfigError
 from soulwatch.sources.scrape.config import ByteSize, Duration, TLSConfig, load_yaml_model
@@ -165,3 +165,24 @@ def load_probes_file(path: str | Path) -> ProbesFile:
     """Load ``probe_configs`` from a YAML file."""
     p = Path(path)
     return load_probes_config(p.read_text(encoding="utf-8"), file=str(p))
+
+
+def resolve_probe_configs(
+    entries: Sequence[Mapping[str, Any]], *, file: str | None = None, section: str = "probes"
+) -> list[ProbeConfig]:
+    """Validate raw probe entries (soulwatch.yaml's ``probes:``); errors name ``probes.<i>``."""
+    out: list[ProbeConfig] = []
+    for i, entry in enumerate(entries):
+        try:
+            out.append(ProbeConfig.model_validate(entry))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in (f"{section}.{i}", *err["loc"]))
+            if err["type"] == "extra_forbidden":
+                raise ConfigError(f"unknown key {err['loc'][-1]!r} at {where}", file=file) from None
+            raise ConfigError(f"{where}: {err['msg']}", file=file) from None
+    names = [p.job_name for p in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"duplicate probe job names: {', '.join(dupes)}", file=file)
+    return out

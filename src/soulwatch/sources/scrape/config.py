@@ -9,7 +9,7 @@ discovery, OAuth2, proxies) is an error saying so, rather than being ignored.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -333,8 +333,11 @@ class ScrapeConfig(_Model):
     def resolved(self, global_: GlobalConfig | None = None) -> ScrapeConfig:
         """A copy with interval, timeout and limits filled from ``global_`` as Prometheus does."""
         g = global_ or GlobalConfig()
-        interval = self.scrape_interval if self.scrape_interval is not None else g.scrape_interval
-        timeout = self.scrape_timeout
+        # as in Prometheus, a zero duration is the same as leaving the key out
+        interval = self.scrape_interval or g.scrape_interval
+        if interval <= 0:
+            raise ValueError(f"job {self.job_name!r}: scrape_interval must be positive")
+        timeout = self.scrape_timeout or None
         if timeout is None:
             timeout = min(g.scrape_timeout, interval)
         if timeout > interval:
@@ -478,3 +481,38 @@ def load_prometheus_file(path: str | Path) -> PrometheusConfig:
     """Load the scraping part of a ``prometheus.yml`` file."""
     p = Path(path)
     return load_prometheus_config(p.read_text(encoding="utf-8"), file=str(p))
+
+
+def resolve_scrape_configs(
+    entries: Sequence[Mapping[str, Any]], global_: Any = None, *, file: str | None = None
+) -> list[ScrapeConfig]:
+    """Validate raw ``scrape_configs`` entries and apply the global defaults.
+
+    ``global_`` is a mapping (the ``global`` section) or any object with the
+    same attribute names (e.g. soulwatch.yaml's own global model); keys this
+    module does not use are ignored. Errors name ``scrape_configs.<i>``.
+    """
+    known = GlobalConfig.model_fields
+    if global_ is None:
+        raw: dict[str, Any] = {}
+    elif isinstance(global_, Mapping):
+        raw = {k: v for k, v in global_.items() if k in known}
+    else:
+        raw = {k: getattr(global_, k) for k in known if getattr(global_, k, None) is not None}
+    try:
+        g = GlobalConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"global: {exc.errors()[0]['msg']}", file=file) from None
+    out: list[ScrapeConfig] = []
+    for i, entry in enumerate(entries):
+        try:
+            out.append(ScrapeConfig.model_validate(entry).resolved(g))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in (f"scrape_configs.{i}", *err["loc"]))
+            if err["type"] == "extra_forbidden":
+                raise ConfigError(f"unknown key {err['loc'][-1]!r} at {where}", file=file) from None
+            raise ConfigError(f"{where}: {err['msg']}", file=file) from None
+        except ValueError as exc:
+            raise ConfigError(f"scrape_configs.{i}: {exc}", file=file) from None
+    return out

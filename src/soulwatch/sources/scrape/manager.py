@@ -126,6 +126,7 @@ class ScrapeManager:
         self._clients: list[httpx.AsyncClient] = []
         self._lock = threading.Lock()
         self.targets: list[ScrapeTarget] = []
+        seen: set[tuple[str, Labels]] = set()
         for config in configs:
             client = self._client(config, transport)
             self._clients.append(client)
@@ -136,6 +137,9 @@ class ScrapeManager:
                     if built is None:
                         continue
                     url, labels = built
+                    if (url, labels) in seen:
+                        continue  # the same target listed twice is scraped once, as in Prometheus
+                    seen.add((url, labels))
                     self.targets.append(
                         ScrapeTarget(
                             config,

@@ -77,6 +77,14 @@ class _ScrapeFailure(Exception):
     """A scrape failed; the message is what the status shows."""
 
 
+class _BodyFailure(Exception):
+    """The body failed the scrape; ``counts`` is what was counted before (Prometheus reports it)."""
+
+    def __init__(self, message: str, counts: _Counts) -> None:
+        super().__init__(message)
+        self.counts = counts
+
+
 class _Entry:
     """One series of the target: its stored labels and what the last scrapes saw of it."""
 
@@ -141,12 +149,12 @@ class ScrapeTarget:
             "X-Prometheus-Scrape-Timeout-Seconds": f"{config.timeout:g}",
             **(headers or {}),
         }
-        # series text -> its entry (None: dropped by relabeling); only validated texts.
+        # series text -> its entry (labels None: dropped by relabeling); validated texts only.
         # Per-sample bookkeeping works on entries, so no label set is hashed per sample.
         self._cache: dict[str, _Entry] = {}
         self._last_count = 0
         self._by_labels: dict[Labels, _Entry] = {}
-        self._scrape = 1  # number of the current successful scrape
+        self._scrape = 1  # the number the next scrape will use
         self._prev: list[_Entry] = []  # series of the last scrape that get staleness markers
         self._report_labels = {name: labels.with_(__name__=name) for name in REPORT_METRICS}
         self._status = TargetStatus(url=url, labels=labels.to_dict())
@@ -154,7 +162,7 @@ class ScrapeTarget:
 
     @property
     def key(self) -> str:
-        """``job/instance``: the target's identity (it seeds its offset in the interval)."""
+        """``job/instance|url``: the target's identity (it seeds its offset in the interval)."""
         return f"{self.labels.get('job')}/{self.labels.get('instance')}|{self.url}"
 
     @property
@@ -218,9 +226,10 @@ class ScrapeTarget:
             if body is not None and not error:
                 try:
                     counts = self._append_body(app, body, fmt, t_ms)
-                except (ExpositionError, _ScrapeFailure) as exc:
+                except _BodyFailure as exc:
                     app.rollback()
                     error = str(exc)
+                    counts = exc.counts
             if error:
                 for entry in self._prev:
                     if entry.labels is not None:
@@ -252,7 +261,6 @@ class ScrapeTarget:
 
     def _append_body(self, app: Appender, body: bytes, fmt: Format, t_ms: int) -> _Counts:
         append = app.append
-        text = decode_body(body)
         scrape = self._scrape
         if len(self._cache) > 2 * self._last_count + 1024:
             self._forget(scrape - 1)
@@ -264,54 +272,72 @@ class ScrapeTarget:
         cur: list[_Entry] = []
         add_cur = cur.append
         scraped = post_relabel = series_added = 0
+        over_limit = False
         status = self._status
-        for key, value, ts, lineno in samples(text, fmt, cache):
-            scraped += 1
-            entry = cache.get(key)
-            if entry is None:
-                entry = cache[key] = self._entry_for(key, lineno)
-            labels = entry.labels
-            if labels is None:  # dropped by metric_relabel_configs
+        # a failed scrape still uses up its number, so marks it left on entries are not
+        # mistaken for this scrape's by the next one
+        self._scrape = scrape + 1
+        new_last_ts: list[tuple[_Entry, int]] = []  # kept only if the scrape succeeds
+        try:
+            text = decode_body(body)
+            for key, value, ts, lineno in samples(text, fmt, cache):
+                scraped += 1
+                entry = cache.get(key)
+                if entry is None:
+                    entry = cache[key] = self._entry_for(key, lineno)
+                labels = entry.labels
+                if labels is None:  # dropped by metric_relabel_configs
+                    entry.seen = scrape
+                    continue
+                post_relabel += 1
+                if sample_limit and post_relabel > sample_limit:
+                    over_limit = True
+                if over_limit:
+                    continue
+                if entry.seen == scrape:
+                    status.duplicates_dropped += 1
+                    continue
+                if entry.seen != scrape - 1:
+                    if series_limit and len(cur) >= series_limit:
+                        status.series_rejected += 1
+                        continue
+                    series_added += 1
                 entry.seen = scrape
-                continue
-            post_relabel += 1
-            if sample_limit and post_relabel > sample_limit:
-                raise _ScrapeFailure(f"sample limit exceeded (limit {sample_limit})")
-            if entry.seen == scrape:
-                status.duplicates_dropped += 1
-                continue
-            if entry.seen != scrape - 1:
-                if series_limit and len(cur) >= series_limit:
+                add_cur(entry)
+                if ts is not None and honor_ts:
+                    # series with their own timestamps get no staleness markers (as in
+                    # Prometheus), unless track_timestamps_staleness asks for them
+                    entry.explicit = not track_explicit
+                    if entry.last_ts is not None and ts <= entry.last_ts:
+                        status.out_of_order_dropped += 1
+                        continue
+                    new_last_ts.append((entry, ts))
+                    t = ts
+                else:
+                    entry.explicit = False
+                    t = t_ms
+                try:
+                    append(labels, t, value)
+                except SeriesLimitError:
                     status.series_rejected += 1
-                    continue
-                series_added += 1
-            entry.seen = scrape
-            add_cur(entry)
-            if ts is not None and honor_ts:
-                # series with their own timestamps get no staleness markers (as in
-                # Prometheus), unless track_timestamps_staleness asks for them
-                entry.explicit = not track_explicit
-                if entry.last_ts is not None and ts <= entry.last_ts:
-                    status.out_of_order_dropped += 1
-                    continue
-                entry.last_ts = ts
-                t = ts
-            else:
-                entry.explicit = False
-                t = t_ms
-            try:
-                append(labels, t, value)
-            except SeriesLimitError:
-                status.series_rejected += 1
-            except StorageError:
-                # out of order, or a different value at a stored timestamp: dropped, as in
-                # Prometheus, and the rest of the scrape goes on
-                status.samples_rejected += 1
+                except StorageError:
+                    # out of order, or a different value at a stored timestamp: dropped, as in
+                    # Prometheus, and the rest of the scrape goes on
+                    status.samples_rejected += 1
+        except (ExpositionError, _ScrapeFailure) as exc:
+            raise _BodyFailure(str(exc), _Counts(scraped, post_relabel, series_added)) from None
+        if over_limit:
+            # like Prometheus: the whole exposition is counted, nothing of it is kept
+            raise _BodyFailure(
+                f"sample limit exceeded (limit {sample_limit})",
+                _Counts(scraped, post_relabel, series_added),
+            )
+        for entry, ts in new_last_ts:
+            entry.last_ts = ts
         for gone in self._prev:
             if gone.seen != scrape and gone.labels is not None:
                 _append_quietly(app, gone.labels, t_ms, STALE_NAN)
         self._prev = [e for e in cur if not e.explicit]
-        self._scrape = scrape + 1
         self._last_count = scraped
         return _Counts(scraped, post_relabel, series_added)
 
