@@ -9,7 +9,14 @@ from pathlib import Path
 from soulwatch.scenario import ScenarioResult, load_scenario, run_scenario
 
 EXAMPLES = Path(str(files("soulwatch.presets").joinpath("soulcaster", "scenarios")))
-PRESET_CONFIG = EXAMPLES / "soulwatch.yaml"
+PRESET_CONFIG = EXAMPLES.parent / "soulwatch.yaml"
+
+#: Placeholders for the secrets the preset's configuration reads from the environment.
+PRESET_ENV = (
+    "env: {PAGERDUTY_ROUTING_KEY: k, SLACK_WEBHOOK_URL: 'https://hooks.slack.example/x',"
+    " GITHUB_TOKEN: t, SOULCASTER_REDIS_URL: 'redis://127.0.0.1:6379', E2B_API_KEY: e,"
+    " SOULWATCH_ADMIN_TOKEN: admin-token-0123456789}\n"
+)
 
 #: 30 minutes of data for the preset's rules: Redis up, the backend's probe failing from 2m.
 OUTAGE = """\
@@ -21,10 +28,13 @@ OUTAGE = """\
 """
 
 
-def write(tmp_path: Path, text: str, name: str = "case.scenario.yml") -> Path:
-    """Write a scenario file (whose ``config`` is the Soulcaster scenarios' config)."""
+def write(tmp_path: Path, text: str, name: str = "case.scenario.yml", *, env: bool = True) -> Path:
+    """Write a scenario file; ``@CONFIG@`` is the preset's configuration.
+
+    The preset's ``env`` placeholders go last, so the lines of ``text`` keep their numbers.
+    """
     path = tmp_path / name
-    path.write_text(text.replace("@CONFIG@", str(PRESET_CONFIG)))
+    path.write_text(text.replace("@CONFIG@", str(PRESET_CONFIG)) + (PRESET_ENV if env else ""))
     return path
 
 

@@ -13,8 +13,8 @@ from tests.scenario.support import write
 STEP = "  - at: 0s\n    samples: {up: '1x10'}\n"
 
 
-def _error(tmp_path: Path, text: str) -> ConfigError:
-    path = write(tmp_path, text)
+def _error(tmp_path: Path, text: str, *, env: bool = True) -> ConfigError:
+    path = write(tmp_path, text, env=env)
     with pytest.raises(ConfigError) as info:
         load_scenario(path)
     assert info.value.file == str(path)
@@ -22,7 +22,7 @@ def _error(tmp_path: Path, text: str) -> ConfigError:
 
 
 def test_yaml_syntax_error(tmp_path: Path) -> None:
-    err = _error(tmp_path, "config: @CONFIG@\ntimeline:\n  - at: 0s\n    expect: [\n")
+    err = _error(tmp_path, "config: @CONFIG@\ntimeline:\n  - at: 0s\n    expect: [\n", env=False)
     assert (err.line, err.column) == (5, 1)
     assert "invalid YAML" in str(err)
     assert str(err).startswith(f"{tmp_path / 'case.scenario.yml'}:5:1: ")

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from soulwatch.alerting.defaults import default_config
-from soulwatch.config import load_config
 from soulwatch.scenario import load_scenario, run_scenario
 from tests.scenario.support import EXAMPLES, PRESET_CONFIG
 
@@ -77,17 +75,6 @@ async def test_inhibited_alert_never_reaches_a_receiver_while_its_source_fires()
     assert backend_resolved > 12 * 60
 
 
-def test_scenario_config_uses_the_default_routing() -> None:
-    config = load_config(PRESET_CONFIG)
-    default = default_config(
-        {
-            "PAGERDUTY_ROUTING_KEY": "k",
-            "SLACK_WEBHOOK_URL": "https://hooks.slack.example/x",
-            "GITHUB_REPOSITORY": "o/r",
-            "GITHUB_TOKEN": "t",
-        }
-    )
-    assert config.routing is not None
-    assert config.routing.route == default.route
-    assert config.routing.inhibit_rules[: len(default.inhibit_rules)] == default.inhibit_rules
-    assert [r.name for r in config.routing.receivers] == [r.name for r in default.receivers]
+def test_examples_run_the_presets_own_configuration() -> None:
+    for path in SCENARIOS:
+        assert load_scenario(path).config.source == PRESET_CONFIG.resolve()
