@@ -149,3 +149,41 @@ def test_an_inline_rule_file_that_does_not_exist(tmp_path: Path) -> None:
     )
     assert (err.line, err.column) == (2, 16)
     assert "matches no file" in err.reason
+
+
+def test_an_unknown_receiver(tmp_path: Path) -> None:
+    err = _error(
+        tmp_path,
+        "config: @CONFIG@\ntimeline:\n  - at: 5m\n    expect:\n"
+        "      - {receiver: pager, status: firing}\n",
+    )
+    assert (err.line, err.column) == (5, 20)
+    assert "no receiver named 'pager' (known: blackhole, chat, page, ticket)" in err.reason
+
+
+def test_a_receiver_without_integrations(tmp_path: Path) -> None:
+    err = _error(
+        tmp_path,
+        "config: @CONFIG@\ntimeline:\n  - at: 5m\n    expect:\n"
+        "      - {receiver: blackhole, status: firing, alertname: Watchdog}\n",
+    )
+    assert "receiver 'blackhole' has no integrations" in err.reason
+
+
+def test_a_window_after_its_step(tmp_path: Path) -> None:
+    err = _error(
+        tmp_path,
+        "config: @CONFIG@\ntimeline:\n  - at: 5m\n    expect:\n"
+        "      - {receiver: page, status: firing, between: [6m, 7m]}\n",
+    )
+    assert err.line == 5
+    assert "the window starts after this step (5m)" in err.reason
+
+
+def test_a_configuration_without_routing(tmp_path: Path) -> None:
+    (tmp_path / "r.yml").write_text("groups: []\n")
+    err = _error(
+        tmp_path, "config:\n  rule_files: [r.yml]\ntimeline:\n  - {at: 0s, expect_none: true}\n"
+    )
+    assert (err.line, err.column) == (2, 3)
+    assert "no alerting section" in err.reason

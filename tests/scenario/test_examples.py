@@ -78,3 +78,11 @@ async def test_inhibited_alert_never_reaches_a_receiver_while_its_source_fires()
 def test_examples_run_the_presets_own_configuration() -> None:
     for path in SCENARIOS:
         assert load_scenario(path).config.source == PRESET_CONFIG.resolve()
+
+
+async def test_two_runs_send_the_same_notifications_at_the_same_instants() -> None:
+    scenario = load_scenario(EXAMPLES / "inhibition.scenario.yml")
+    first = await run_scenario(scenario)
+    second = await run_scenario(scenario)
+    assert first.sent == second.sent
+    assert first.requests == second.requests

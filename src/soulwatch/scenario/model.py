@@ -325,6 +325,31 @@ def _inline_config(
     return config.model_copy(update={"rule_files": patterns})
 
 
+def _check_expected(
+    expected: ExpectedNotification,
+    at: float,
+    receivers: dict[str, bool],
+    positions: Positions,
+    path: tuple[str | int, ...],
+) -> None:
+    """Refuse an expectation that no run could ever meet."""
+    if expected.receiver not in receivers:
+        known = ", ".join(sorted(receivers))
+        raise positions.error(
+            (*path, "receiver"), f"no receiver named {expected.receiver!r} (known: {known})"
+        )
+    if not receivers[expected.receiver]:
+        raise positions.error(
+            (*path, "receiver"),
+            f"receiver {expected.receiver!r} has no integrations: nothing is ever sent to it",
+        )
+    if expected.between is not None and expected.between[0] > at:
+        raise positions.error(
+            (*path, "between"),
+            f"the window starts after this step ({format_duration(at)}): check it in a later step",
+        )
+
+
 def _check(
     file: Path, raw: ScenarioFile, config: SoulwatchConfig, positions: Positions
 ) -> Scenario:
@@ -332,6 +357,12 @@ def _check(
     start = raw.start if raw.start.tzinfo else raw.start.replace(tzinfo=UTC)
     default_interval = raw.interval or config.global_.scrape_interval
     checks = {c.name for c in config.heartbeats.checks}
+    routing = config.routing
+    if routing is None:
+        raise positions.error(
+            ("config",), "the configuration has no alerting section: no notification can go out"
+        )
+    receivers = {r.name: bool(r.integrations()) for r in routing.receivers}
     silences: set[str] = set()
     last_sample: dict[Labels, float] = {}
     series: dict[int, list[SeriesInput]] = {}
@@ -400,6 +431,8 @@ def _check(
                         (*here, "silence", "id"), f"silence id {step.silence.id!r} is used twice"
                     )
                 silences.add(step.silence.id)
+        for e, expected in enumerate(step.expect or []):
+            _check_expected(expected, step.at, receivers, positions, (*here, "expect", e))
         if step.expire_silence is not None and step.expire_silence not in silences:
             raise positions.error(
                 (*here, "expire_silence"),
