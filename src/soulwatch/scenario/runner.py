@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from soulwatch.alerting.silences import PostableSilence, SilenceMatcher
+from soulwatch.clock import SimulatedClock
 from soulwatch.config import CollectorsConfig, SelfMonitoringConfig, SoulwatchConfig
 from soulwatch.duration import format_duration
 from soulwatch.scenario.model import ExpectedNotification, Scenario, Step
@@ -153,8 +154,6 @@ async def run_scenario(scenario: Scenario, *, work_dir: Path | None = None) -> S
 
 class _Run:
     def __init__(self, scenario: Scenario, data_dir: Path) -> None:
-        from soulwatch.clock import SimulatedClock
-
         self.scenario = scenario
         self.clock = SimulatedClock(start=scenario.start)
         self.transport = RecordingTransport()
