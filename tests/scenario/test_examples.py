@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ def test_there_are_examples_for_each_behaviour() -> None:
     names = {p.name.removesuffix(".scenario.yml") for p in SCENARIOS}
     assert {
         "backend_down",
+        "backend_down_repeats",
         "silence_ends_while_firing",
         "silence_expired_early",
         "inhibition",
@@ -86,3 +88,13 @@ async def test_two_runs_send_the_same_notifications_at_the_same_instants() -> No
     second = await run_scenario(scenario)
     assert first.sent == second.sent
     assert first.requests == second.requests
+
+
+async def test_the_page_repeats_like_alertmanager_and_chat_does_not() -> None:
+    result = await run_scenario(load_scenario(EXAMPLES / "backend_down_repeats.scenario.yml"))
+    pages = [s.offset for s in result.sent if s.receiver == "page" and s.status.value == "firing"]
+    chats = [s.offset for s in result.sent if s.receiver == "chat" and s.status.value == "firing"]
+    assert len(chats) == 1
+    # Alertmanager repeats at the first flush strictly after repeat_interval (1h):
+    # with group_interval 5m that is 65 minutes, every time.
+    assert [round(b - a) for a, b in itertools.pairwise(pages)] == [3900, 3900]
