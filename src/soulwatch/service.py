@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import structlog
@@ -56,6 +56,26 @@ _log = structlog.get_logger("soulwatch.service")
 
 #: How long :meth:`Monitor.stop` waits for each stage before moving on.
 STOP_STAGE_TIMEOUT = 5.0
+
+_T = TypeVar("_T")
+
+
+class BlockingRunner(Protocol):
+    """How the monitor runs a blocking call (SQLite, TSDB): ``asyncio.to_thread`` by default."""
+
+    def __call__(self, func: Callable[..., _T], /, *args: Any) -> Awaitable[_T]:
+        """Run ``func(*args)`` and return its result."""
+        ...
+
+
+async def run_inline(func: Callable[..., _T], /, *args: Any) -> _T:
+    """A :class:`BlockingRunner` that runs the call on the event loop itself.
+
+    Under a :class:`~soulwatch.clock.SimulatedClock` a thread hop lets time move
+    on before the call returns; inline, every loop step finishes at the
+    simulated instant it started (scenario runs, deterministic tests).
+    """
+    return func(*args)
 
 
 class _NullSink:
@@ -103,7 +123,9 @@ class Monitor:
 
     ``clock`` drives every schedule (a :class:`~soulwatch.clock.SimulatedClock`
     runs the whole monitor in tests); ``transport`` replaces the HTTP transport
-    of outbound clients (notifications, dead man's switch).
+    of outbound clients (notifications, dead man's switch); ``run_blocking``
+    runs blocking store calls (default ``asyncio.to_thread``; :func:`run_inline`
+    keeps a simulated run deterministic).
     """
 
     def __init__(
@@ -112,10 +134,12 @@ class Monitor:
         *,
         clock: Clock | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        run_blocking: BlockingRunner | None = None,
     ) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self._transport = transport
+        self._blocking: BlockingRunner = run_blocking or asyncio.to_thread
         self.registry = CollectorRegistry()
         self.metrics = _SelfMetrics(self.registry)
         self.data_dir = Path(config.data_dir)
@@ -148,7 +172,7 @@ class Monitor:
         specs = self.check_rules(config)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._http = httpx.AsyncClient(transport=self._transport, timeout=10.0, trust_env=False)
-        self.storage = await asyncio.to_thread(self._open_storage, config)
+        self.storage = await self._blocking(self._open_storage, config)
         self.engine = Engine(
             self.storage,
             clock=self.clock,
@@ -156,7 +180,7 @@ class Monitor:
             timeout_s=config.api.query_timeout,
             default_subquery_step_ms=round(config.global_.evaluation_interval * 1000),
         )
-        hb_store = await asyncio.to_thread(HeartbeatStore, self.data_dir / "heartbeats.sqlite")
+        hb_store = await self._blocking(HeartbeatStore, self.data_dir / "heartbeats.sqlite")
         self.heartbeats = HeartbeatMonitor(hb_store, config.heartbeats)
         self.silences = SilenceStore(self.data_dir / "silences.sqlite", self.clock)
         self.outbox = Outbox(
@@ -249,7 +273,7 @@ class Monitor:
             self.heartbeats.store.close,
             self.storage.close,
         ):
-            await asyncio.to_thread(close)
+            await self._blocking(close)
         if self.rules.store is not None:
             self.rules.store.close()
         _log.info("soulwatch stopped")
@@ -265,7 +289,7 @@ class Monitor:
         """
         async with self._reload_lock:
             try:
-                new = config if config is not None else await asyncio.to_thread(self._reread)
+                new = config if config is not None else await self._blocking(self._reread)
                 specs = self.check_rules(new)
                 await self._apply(new, specs)
             except ConfigError:
@@ -423,9 +447,7 @@ class Monitor:
             return hb if hb is not None else self.config.global_.evaluation_interval
 
         async def step() -> None:
-            flips = await asyncio.to_thread(
-                self.heartbeats.evaluate, self.clock.time(), self.storage
-            )
+            flips = await self._blocking(self.heartbeats.evaluate, self.clock.time(), self.storage)
             for check, flip in flips:
                 _log.info(
                     "heartbeat status changed",
@@ -434,12 +456,12 @@ class Monitor:
                     new=flip.new.value,
                 )
 
-        await asyncio.to_thread(self.heartbeats.evaluate, self.clock.time(), self.storage)
+        await self._blocking(self.heartbeats.evaluate, self.clock.time(), self.storage)
         await self._every("heartbeats", interval, step)
 
     async def _maintenance_loop(self) -> None:
         async def step() -> None:
-            await asyncio.to_thread(self.storage.maintain)
+            await self._blocking(self.storage.maintain)
 
         await self._every("tsdb-maintenance", lambda: 60.0, step)
 
