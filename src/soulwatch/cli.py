@@ -264,7 +264,7 @@ def _cmd_test_scenario(args: argparse.Namespace) -> int:
 
     from soulwatch.duration import format_duration
     from soulwatch.scenario import load_scenario, run_scenario
-    from soulwatch.service import configure_logging
+    from soulwatch.server import configure_logging
 
     # The monitor's own info logs would drown the report: warnings only, on stderr.
     configure_logging(json=False)
