@@ -102,10 +102,10 @@ class Receiver:
             def do_POST(self) -> None:
                 at = time.time()
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                owner._record(at, body)
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                owner._record(at, body)
 
             def log_message(self, format: str, *args: object) -> None:
                 return None
