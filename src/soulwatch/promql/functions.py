@@ -106,12 +106,59 @@ def _range_call(ev: Evaluator, node: Call, rf: RangeFunction, ts: list[int]) -> 
     # With @ every step sees the same window; only predict_linear still
     # depends on the step time (Prometheus's @-unsafe functions).
     invariant = pinned and node.func != "predict_linear"
-    fn = rf.fn
     n = len(ts)
     steps = 1 if invariant else n
+    out: list[StepSeries] = []
+    if rf.series_fn is not None:
+        series_fn = rf.series_fn
+        step_ends = ends[:steps]
+        for count, s in enumerate(series):
+            if count % 512 == 0:
+                ev.check_time()
+            vals = series_fn(s.ts, s.vals, step_ends, range_ms)
+            if vals.count(None) != len(vals):
+                out.append(StepSeries(s.labels, vals if steps == n else vals * n, True))
+    else:
+        _window_loop(
+            ev, rf, series, ends=ends, range_ms=range_ms, ts=ts, params=params, steps=steps, out=out
+        )
+    if rf.counter:
+        _counter_info(ev, out, _pos(node.args[rf.matrix_arg]))
+    return out
+
+
+def _counter_info(ev: Evaluator, out: list[StepSeries], pos: int) -> None:
+    checked: set[str] = set()
+    for s in out:
+        metric = s.labels.name
+        if metric in checked:
+            continue
+        checked.add(metric)
+        if metric and not metric.endswith(COUNTER_SUFFIXES):
+            ev.annotations.info(
+                "metric might not be a counter, name does not end in "
+                f'_total/_sum/_count/_bucket: "{metric}"',
+                pos,
+            )
+
+
+def _window_loop(
+    ev: Evaluator,
+    rf: RangeFunction,
+    series: list[RangeSeries],
+    *,
+    ends: list[int],
+    range_ms: int,
+    ts: list[int],
+    params: list[list[float]],
+    steps: int,
+    out: list[StepSeries],
+) -> None:
+    """Call a per-window function at every step of every series."""
+    fn = rf.fn
+    n = len(ts)
     step_params = [tuple(p[k] for p in params) for k in range(steps)]
     w = Window()
-    out: list[StepSeries] = []
     for count, s in enumerate(series):
         if count % 512 == 0:
             ev.check_time()
@@ -119,13 +166,7 @@ def _range_call(ev: Evaluator, node: Call, rf: RangeFunction, ts: list[int]) -> 
         w.series(st, s.vals)
         vals: list[float | None] = []
         found = False
-        if rf.series_fn is not None:
-            vals = rf.series_fn(st, s.vals, ends[:steps], range_ms)
-            found = any(v is not None for v in vals)
-            steps_left = 0
-        else:
-            steps_left = steps
-        for k in range(steps_left):
+        for k in range(steps):
             end = ends[k]
             start = end - range_ms
             lo = bisect_right(st, start)
@@ -133,14 +174,8 @@ def _range_call(ev: Evaluator, node: Call, rf: RangeFunction, ts: list[int]) -> 
             if lo >= hi:
                 vals.append(None)
                 continue
-            w.lo, w.hi, w.start, w.end, w.step_t, w.params = (
-                lo,
-                hi,
-                start,
-                end,
-                ts[k],
-                step_params[k],
-            )
+            w.lo, w.hi, w.start, w.end = lo, hi, start, end
+            w.step_t, w.params = ts[k], step_params[k]
             v = fn(w)
             if v is not None:
                 found = True
@@ -149,16 +184,7 @@ def _range_call(ev: Evaluator, node: Call, rf: RangeFunction, ts: list[int]) -> 
             continue
         if steps != n:
             vals = vals * n
-        if rf.counter:
-            metric = s.labels.name
-            if metric and not metric.endswith(COUNTER_SUFFIXES):
-                ev.annotations.info(
-                    "metric might not be a counter, name does not end in "
-                    f'_total/_sum/_count/_bucket: "{metric}"',
-                    _pos(node.args[rf.matrix_arg]),
-                )
         out.append(StepSeries(s.labels, vals, s.drop_name or not rf.keeps_name))
-    return out
 
 
 def absent_labels(arg: Expr) -> Labels:
