@@ -117,6 +117,7 @@ def _range_call(ev: Evaluator, node: Call, rf: RangeFunction, ts: list[int]) -> 
                 ev.check_time()
             vals = series_fn(s.ts, s.vals, step_ends, range_ms)
             if vals.count(None) != len(vals):
+                ev.charge(n)
                 out.append(StepSeries(s.labels, vals if steps == n else vals * n, True))
     else:
         _window_loop(
@@ -182,6 +183,7 @@ def _window_loop(
             vals.append(v)
         if not found:
             continue
+        ev.charge(n)
         if steps != n:
             vals = vals * n
         out.append(StepSeries(s.labels, vals, s.drop_name or not rf.keeps_name))
