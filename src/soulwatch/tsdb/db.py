@@ -608,13 +608,13 @@ class TSDB:
         cutoff = self._cutoff_ms()
         deleted, affected = self._store.delete_before(cutoff)
         limit = self.config.retention_size
-        for _ in range(10_000):  # bounded: each round deletes at least one chunk
+        for _ in range(100_000):  # bounded: each round deletes a batch or stops
             if limit is None:
                 break
             excess = self.size_bytes() - limit
             if excess <= 0:
                 break
-            n, ids = self._store.delete_oldest(max(1, excess // 256))
+            n, ids = self._store.delete_oldest()
             if not n:
                 break
             deleted += n
