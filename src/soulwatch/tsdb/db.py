@@ -550,7 +550,7 @@ class TSDB:
         cfg = self.config
         per_chunk = cfg.chunk_samples
         old = int((self.clock.time() - cfg.head_max_age) * 1000)
-        jobs: list[tuple[HeadSeries, int, array[int], array[float]]] = []
+        jobs: list[tuple[HeadSeries, int, int, array[int], array[float]]] = []
         with self._lock:
             wal = self._wal
             if wal.segment_bytes and (
@@ -567,22 +567,27 @@ class TSDB:
                 n = len(series.ts)
                 if not n:
                     continue
-                cut = (n // per_chunk) * per_chunk
+                first = per_chunk
+                if series.persisted_maxt == NO_TIME:
+                    # A series' first chunk is cut at a size of its own (1 to a whole
+                    # chunk), so series created together do not fill and cut in step:
+                    # the head then holds about half a chunk per series at any time,
+                    # instead of swinging between empty and full all together.
+                    first = 1 + (series.id * 7919) % per_chunk
+                cut = 0 if n < first else first + ((n - first) // per_chunk) * per_chunk
                 # A short remainder is cut too once it is old (a quiet or vanished series).
                 if force or (cut < n and series.ts[cut] < old):
                     cut = n
                 if cut:
-                    jobs.append((series, cut, series.ts[:cut], series.vals[:cut]))
+                    jobs.append((series, cut, first, series.ts[:cut], series.vals[:cut]))
         try:
             chunks: list[NewChunk] = []
             persisted: list[tuple[int, int]] = []
-            for series, _, ts, vals in jobs:
-                for start in range(0, len(ts), per_chunk):
-                    part_ts, part_vals = (
-                        ts[start : start + per_chunk],
-                        vals[start : start + per_chunk],
-                    )
-                    data = chunkcodec.encode(part_ts, part_vals)
+            for series, _, first, ts, vals in jobs:
+                starts = [0, *range(first, len(ts), per_chunk)]
+                for start, end in zip(starts, [*starts[1:], len(ts)], strict=True):
+                    part_ts = ts[start:end]
+                    data = chunkcodec.encode(part_ts, vals[start:end])
                     chunks.append(NewChunk(series.id, part_ts[0], part_ts[-1], data))
                 persisted.append((series.id, ts[-1]))
             self._store.write([(s.id, s.labels, s.source) for s in new_series], chunks, persisted)
@@ -593,7 +598,7 @@ class TSDB:
             raise
         samples = 0
         with self._lock:
-            for series, cut, ts, _ in jobs:
+            for series, cut, _, ts, _ in jobs:
                 del series.ts[:cut]
                 del series.vals[:cut]
                 series.persisted_maxt = max(series.persisted_maxt, ts[-1])

@@ -53,13 +53,23 @@ class HeadSeries:
         return self.first_t != NO_TIME
 
 
+class _Posting:
+    """The series ids having one label pair (sorted), and the shared pair tuple."""
+
+    __slots__ = ("ids", "pair")
+
+    def __init__(self, pair: tuple[str, str], first_id: int) -> None:
+        self.pair = pair
+        self.ids: array[int] = array("q", [first_id])
+
+
 class HeadIndex:
     """Series by id and by labels, per-source counts, and the postings index."""
 
     def __init__(self) -> None:
         self._by_id: dict[int, HeadSeries] = {}
         self._by_labels: dict[Labels, HeadSeries] = {}
-        self._postings: dict[str, dict[str, array[int]]] = {}
+        self._postings: dict[str, dict[str, _Posting]] = {}
         self._per_source: dict[str, int] = {}
         self.next_id = 1
 
@@ -87,22 +97,29 @@ class HeadIndex:
         if series_id is None:
             series_id = self.next_id
         self.next_id = max(self.next_id, series_id + 1)
-        # Label names and values repeat across series: share one string object.
-        interned = Labels((sys.intern(n), sys.intern(v)) for n, v in labels)
-        series = HeadSeries(series_id, interned, sys.intern(source))
-        self._by_id[series_id] = series
-        self._by_labels[interned] = series
-        self._per_source[series.source] = self._per_source.get(series.source, 0) + 1
-        for name, value in interned:
-            values = self._postings.setdefault(name, {})
-            ids = values.get(value)
-            if ids is None:
-                values[value] = array("q", [series_id])
-            elif ids[-1] < series_id:
-                ids.append(series_id)
+        # Label pairs repeat across series (job="api" in thousands): the postings
+        # entry keeps one tuple per pair, and every series' labels share it.
+        pairs = []
+        for name, value in labels:
+            values = self._postings.get(name)
+            if values is None:
+                values = self._postings[sys.intern(name)] = {}
+            posting = values.get(value)
+            if posting is None:
+                posting = values[value] = _Posting((sys.intern(name), value), series_id)
+            elif posting.ids[-1] < series_id:
+                posting.ids.append(series_id)
             else:  # replay may add ids out of order
-                ids.append(series_id)
-                values[value] = array("q", sorted(ids))
+                posting.ids.append(series_id)
+                posting.ids = array("q", sorted(posting.ids))
+            pairs.append(posting.pair)
+        # The pairs come from a Labels, so already sorted and non-empty; skip the
+        # constructor, which would copy every pair tuple.
+        shared = tuple.__new__(Labels, pairs)
+        series = HeadSeries(series_id, shared, sys.intern(source))
+        self._by_id[series_id] = series
+        self._by_labels[shared] = series
+        self._per_source[series.source] = self._per_source.get(series.source, 0) + 1
         return series
 
     def remove(self, dead: Sequence[HeadSeries]) -> None:
@@ -120,12 +137,12 @@ class HeadIndex:
                 del self._per_source[series.source]
             for name, value in series.labels:
                 values = self._postings[name]
-                ids = values.get(value)
-                if ids is None:
+                posting = values.get(value)
+                if posting is None:
                     continue
-                kept = array("q", (i for i in ids if i not in gone))
+                kept = array("q", (i for i in posting.ids if i not in gone))
                 if kept:
-                    values[value] = kept
+                    posting.ids = kept
                 else:
                     del values[value]
                     if not values:
@@ -152,11 +169,11 @@ class HeadIndex:
                     ids = set(self._by_id)
                 for value, posting in values.items():
                     if not matcher.matches(value):
-                        ids.difference_update(posting)
+                        ids.difference_update(posting.ids)
             else:
                 hit: set[int] = set()
-                for posting in _candidates(matcher, values):
-                    hit.update(posting)
+                for found in _candidates(matcher, values):
+                    hit.update(found)
                 ids = hit if ids is None else ids & hit
             if not ids:
                 return
@@ -166,12 +183,12 @@ class HeadIndex:
             yield self._by_id[series_id]
 
 
-def _candidates(matcher: Matcher, values: dict[str, array[int]]) -> Iterator[array[int]]:
+def _candidates(matcher: Matcher, values: dict[str, _Posting]) -> Iterator[array[int]]:
     if matcher.type is MatchType.EQUAL:
         posting = values.get(matcher.value)
         if posting is not None:
-            yield posting
+            yield posting.ids
         return
     for value, posting in values.items():
         if matcher.matches(value):
-            yield posting
+            yield posting.ids
