@@ -228,7 +228,7 @@ class TSDB:
                 elif t < cutoff or t <= found.last_t:
                     dropped += 1
                 else:
-                    self._add_sample(found, t, v)
+                    found.add(t, v)
                     samples += 1
         self._wal.open_segment()
         self._mark_segment(self._wal.segment - 1)
@@ -248,15 +248,6 @@ class TSDB:
             truncated_segments=stats.truncated_segments,
             seconds=time.monotonic() - started,
         )
-
-    @staticmethod
-    def _add_sample(series: HeadSeries, t: int, v: float) -> None:
-        series.ts.append(t)
-        series.vals.append(v)
-        series.last_t = t
-        series.last_v = v
-        if series.first_t == NO_TIME:
-            series.first_t = t
 
     def _mark_segment(self, segment: int) -> None:
         # Remember, for segments up to `segment`, what must be in chunks first.
@@ -356,8 +347,12 @@ class TSDB:
             if t <= series.last_t:
                 self._refuse_at_commit(appender, series, t, v)
                 continue
-            series.ts.append(t)
-            series.vals.append(v)
+            try:
+                series.ts.append(t - series.base)
+            except OverflowError:  # the first sample of an empty head, or a huge gap
+                series.append_overflowed(t, v)
+            else:
+                series.vals.append(v)
             series.last_t = t
             series.last_v = v
             if series.first_t == no_time:
@@ -430,7 +425,7 @@ class TSDB:
 
     def _snapshot(
         self, matchers: Sequence[Matcher], mint: int, maxt: int
-    ) -> list[tuple[HeadSeries, int, array[int], array[float]]]:
+    ) -> list[tuple[HeadSeries, int, list[int], array[float]]]:
         # Under the lock: which series, how far their chunks go, and a copy of
         # their head samples in range. Chunks are read after, without the lock.
         out = []
@@ -440,10 +435,10 @@ class TSDB:
             for series in self._index.matching(matchers):
                 if series.first_t == NO_TIME or series.first_t > maxt or series.last_t < mint:
                     continue
-                ts = series.ts
-                lo = bisect.bisect_left(ts, mint)
-                hi = bisect.bisect_right(ts, maxt)
-                out.append((series, series.persisted_maxt, ts[lo:hi], series.vals[lo:hi]))
+                lo = series.index_of(mint)
+                hi = series.index_of(maxt, right=True)
+                head = series.times(lo, hi)
+                out.append((series, series.persisted_maxt, head, series.vals[lo:hi]))
         out.sort(key=lambda item: item[0].labels)
         return out
 
@@ -550,7 +545,7 @@ class TSDB:
         cfg = self.config
         per_chunk = cfg.chunk_samples
         old = int((self.clock.time() - cfg.head_max_age) * 1000)
-        jobs: list[tuple[HeadSeries, int, int, array[int], array[float]]] = []
+        jobs: list[tuple[HeadSeries, int, int, list[int], array[float]]] = []
         with self._lock:
             wal = self._wal
             if wal.segment_bytes and (
@@ -576,10 +571,10 @@ class TSDB:
                     first = 1 + (series.id * 7919) % per_chunk
                 cut = 0 if n < first else first + ((n - first) // per_chunk) * per_chunk
                 # A short remainder is cut too once it is old (a quiet or vanished series).
-                if force or (cut < n and series.ts[cut] < old):
+                if force or (cut < n and series.time_at(cut) < old):
                     cut = n
                 if cut:
-                    jobs.append((series, cut, first, series.ts[:cut], series.vals[:cut]))
+                    jobs.append((series, cut, first, series.times(0, cut), series.vals[:cut]))
         try:
             chunks: list[NewChunk] = []
             persisted: list[tuple[int, int]] = []
@@ -599,8 +594,7 @@ class TSDB:
         samples = 0
         with self._lock:
             for series, cut, _, ts, _ in jobs:
-                del series.ts[:cut]
-                del series.vals[:cut]
+                series.drop(cut)
                 series.persisted_maxt = max(series.persisted_maxt, ts[-1])
                 samples += cut
             stats = self._stats
@@ -628,18 +622,16 @@ class TSDB:
         dropped = 0
         with self._lock:
             for series in self._index.all():
-                ts = series.ts
-                if ts and ts[0] < cutoff:
-                    k = bisect.bisect_left(ts, cutoff)
-                    series.persisted_maxt = max(series.persisted_maxt, ts[k - 1])
-                    del ts[:k]
-                    del series.vals[:k]
+                if series.ts and series.time_at(0) < cutoff:
+                    k = series.index_of(cutoff)
+                    series.persisted_maxt = max(series.persisted_maxt, series.time_at(k - 1))
+                    series.drop(k)
                     dropped += k
-                    series.first_t = ts[0] if ts else NO_TIME
+                    series.first_t = series.time_at(0) if series.ts else NO_TIME
             for sid in affected:
                 found = self._index.by_id(sid)
                 if found is not None:
-                    head_first = found.ts[0] if found.ts else NO_TIME
+                    head_first = found.time_at(0) if found.ts else NO_TIME
                     found.first_t = firsts.get(sid, head_first)
             dead = self._forget_dead(cutoff)
             self._stats.retention_chunks_deleted += deleted

@@ -12,6 +12,7 @@ The head holds no lock of its own: :class:`soulwatch.tsdb.db.TSDB` guards it.
 
 from __future__ import annotations
 
+import bisect
 import sys
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,9 +24,17 @@ NO_TIME = -(2**63)
 
 
 class HeadSeries:
-    """One series: identity, limits bookkeeping and the samples not yet in a chunk."""
+    """One series: identity, limits bookkeeping and the samples not yet in a chunk.
+
+    Head timestamps are stored as 32-bit offsets from ``base`` (12 bytes a
+    sample with the value, instead of 16): a sample's time is ``base + ts[i]``.
+    The head is cut at least every ``head_max_age``, so offsets stay small; if
+    a run ever spans more than 24 days the array is widened to 64-bit
+    absolute times (``base`` 0) rather than failing.
+    """
 
     __slots__ = (
+        "base",
         "first_t",
         "id",
         "labels",
@@ -41,7 +50,8 @@ class HeadSeries:
         self.id = series_id
         self.labels = labels
         self.source = source
-        self.ts: array[int] = array("q")
+        self.base = 0  # set by the first append to an empty head
+        self.ts: array[int] = array("i")
         self.vals: array[float] = array("d")
         self.first_t = NO_TIME  # the oldest sample anywhere (head or chunks)
         self.last_t = NO_TIME  # the newest sample ever accepted
@@ -51,6 +61,63 @@ class HeadSeries:
     def has_data(self) -> bool:
         """True if any sample of the series is kept (head or chunks)."""
         return self.first_t != NO_TIME
+
+    def append_overflowed(self, t: int, v: float) -> None:
+        """Append after ``ts.append(t - base)`` overflowed: set the base or widen."""
+        if not self.ts:
+            self.base = t
+            self.ts.append(0)
+        else:
+            self.ts = array("q", [self.base + x for x in self.ts])
+            self.base = 0
+            self.ts.append(t)
+        self.vals.append(v)
+
+    def add(self, t: int, v: float) -> None:
+        """Append one sample known to be newer than ``last_t``."""
+        try:
+            self.ts.append(t - self.base)
+        except OverflowError:
+            self.append_overflowed(t, v)
+        else:
+            self.vals.append(v)
+        self.last_t = t
+        self.last_v = v
+        if self.first_t == NO_TIME:
+            self.first_t = t
+
+    def time_at(self, i: int) -> int:
+        """The absolute time of head sample ``i``."""
+        return self.base + self.ts[i]
+
+    def index_of(self, t: int, *, right: bool = False) -> int:
+        """Where ``t`` falls among the head samples (``bisect_left`` / ``bisect_right``)."""
+        if right:
+            return bisect.bisect_right(self.ts, t - self.base)
+        return bisect.bisect_left(self.ts, t - self.base)
+
+    def times(self, lo: int = 0, hi: int | None = None) -> list[int]:
+        """Absolute times of head samples ``lo:hi``."""
+        base = self.base
+        return [base + x for x in self.ts[lo:hi]]
+
+    def drop(self, n: int) -> None:
+        """Remove the ``n`` oldest head samples and re-base the rest on the first left."""
+        ts = self.ts
+        del ts[:n]
+        del self.vals[:n]
+        if not ts:
+            self.ts = array("i")
+            self.base = 0
+            return
+        first = ts[0]
+        if first or ts.typecode != "i":
+            shifted = [x - first for x in ts]
+            try:
+                self.ts = array("i", shifted)
+            except OverflowError:
+                self.ts = array("q", shifted)
+            self.base += first
 
 
 class _Posting:
