@@ -137,6 +137,10 @@ def test_a_closed_store_refuses_to_commit(open_db: Callable[..., TSDB]) -> None:
     db.close()
     with pytest.raises(StorageError, match="closed"):
         app.commit()
+    with pytest.raises(StorageError, match="closed"):
+        db.maintain()
+    with pytest.raises(StorageError, match="closed"):
+        list(db.select([], 0, 1))
 
 
 def test_by_default_refusals_are_listed_after_commit_not_raised(

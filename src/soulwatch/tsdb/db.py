@@ -523,6 +523,8 @@ class TSDB:
         head sample to a chunk (used before a backup and by the benchmark).
         """
         with self._maintenance_lock:
+            if self._closed:
+                raise StorageError("the TSDB is closed")
             written = self._compact(force)
             chunks_deleted, head_dropped, removed = self._retain()
             wal_deleted = self._truncate_wal()
