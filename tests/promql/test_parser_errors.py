@@ -28,11 +28,17 @@ from soulwatch.promql.parser import parse
         ("foo{a!b}", 1, 6, "unexpected character after '!'"),
         ('"abc', 1, 1, "unterminated quoted string"),
         ('"a\\qb"', 1, 3, "unknown escape sequence"),
-        ("foo\n  + bar[5m]", 2, 3, "binary expression must contain only scalar and instant"),
+        ("foo\n  + bar[5m]", 2, 5, "binary expression must contain only scalar and instant"),
+        ("x +\n  rate(y)", 2, 8, 'expected type range vector in call to function "rate"'),
         ("foo offset 5x", 1, 12, 'bad number or duration syntax: "5x"'),
         ("x[30m1h]", 1, 3, 'not a valid duration string: "30m1h"'),
         ("x[0s]", 1, 3, "duration must be greater than 0"),
         ("$", 1, 1, "unexpected character: '$'"),
+        ('up{é="x"}', 1, 4, "unexpected character: 'é'"),
+        ("rate(x[5m],)", 1, 12, "trailing commas not allowed in function call args"),
+        ("sum(x,)", 1, 7, "trailing commas not allowed in function call args"),
+        ("sum()", 1, 1, "no arguments for aggregate expression provided"),
+        ('"\\8"', 1, 2, "unknown escape sequence"),
     ],
 )
 def test_syntax_errors_are_located(query: str, line: int, column: int, message: str) -> None:

@@ -45,6 +45,8 @@ class Token:
         return f"{self.kind.value} {shown!r}" if '"' in shown else f'{self.kind.value} "{shown}"'
 
 
+_DIGITS = frozenset("0123456789")
+_IDENT_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 _OPERATORS = ("==", "!=", "=~", "!~", "<=", ">=", "+", "-", "*", "/", "%", "^", "<", ">", "=")
 _PUNCT = "(){}[],:@"
 _NUMBER = re.compile(
@@ -90,18 +92,18 @@ def tokenize(text: str) -> list[Token]:
     brackets = 0  # inside [...] a ':' separates a subquery's range and step
     while pos < len(text):
         ch = text[pos]
-        if ch.isspace():
+        if ch in " \t\n\r":
             pos += 1
             continue
         if ch == "#":  # a comment runs to the end of the line
             end = text.find("\n", pos)
             pos = len(text) if end < 0 else end
             continue
-        if ch.isdigit() or (ch == "." and text[pos + 1 : pos + 2].isdigit()):
+        if ch in _DIGITS or (ch == "." and text[pos + 1 : pos + 2] in _DIGITS):
             token = _number_or_duration(text, pos)
         elif ch in "\"'`":
             token = _string(text, pos)
-        elif ch.isalpha() or ch == "_" or (ch == ":" and not brackets):
+        elif ch in _IDENT_START or (ch == ":" and not brackets):
             pattern = _IDENT_IN_BRACKETS if brackets else _IDENT
             match = pattern.match(text, pos)
             assert match is not None  # the first character always matches
@@ -145,12 +147,16 @@ def _number_or_duration(text: str, pos: int) -> Token:
     else:
         token = Token(TokenKind.NUMBER, number.group(), pos)
     end = pos + len(token.text)
-    if end < len(text) and (text[end].isalnum() or text[end] in "_."):
+    if end < len(text) and _continues_word(text[end]):
         bad_end = end
-        while bad_end < len(text) and (text[bad_end].isalnum() or text[bad_end] in "_."):
+        while bad_end < len(text) and _continues_word(text[bad_end]):
             bad_end += 1
         raise error_at(text, pos, f'bad number or duration syntax: "{text[pos:bad_end]}"')
     return token
+
+
+def _continues_word(ch: str) -> bool:
+    return ch in _IDENT_START or ch in _DIGITS or ch == "."
 
 
 def _string(text: str, pos: int) -> Token:
@@ -174,10 +180,12 @@ def _string(text: str, pos: int) -> Token:
             continue
         i += 1
         esc = text[i : i + 1]
+        if not esc:
+            raise error_at(text, pos, "unterminated quoted string")
         if esc in _ESCAPES or esc == quote:
             out += _ESCAPES.get(esc, esc).encode()
             i += 1
-        elif esc in _ESCAPE_DIGITS or esc.isdigit():
+        elif esc in _ESCAPE_DIGITS or esc in "01234567":
             width, base = _ESCAPE_DIGITS.get(esc, (3, 8))
             start = i + 1 if esc in _ESCAPE_DIGITS else i
             digits = text[start : start + width]

@@ -203,12 +203,12 @@ class _Parser:
             op = self.binary_op()
             if op is None or _PRECEDENCE[op] < min_prec:
                 return lhs
-            op_token = self.advance()
+            op_pos = self.advance().pos
             modifiers = self.binary_modifiers(op)
             # '^' is right-associative: its right side may hold another '^'.
             next_min = _PRECEDENCE[op] + (0 if op == "^" else 1)
             rhs = self.expression(next_min)
-            lhs = self.check_binary(op, lhs, rhs, modifiers, op_token.pos)
+            lhs = self.check_binary(op, lhs, rhs, modifiers, op_pos)
 
     def unary(self) -> Expr:
         token = self.tok
@@ -272,10 +272,11 @@ class _Parser:
     ) -> Expr:
         return_bool, matching = modifiers
         lt, rt = value_type(lhs), value_type(rhs)
-        for side in (lt, rt):
+        for side, operand in ((lt, lhs), (rt, rhs)):
             if side not in (ValueType.SCALAR, ValueType.VECTOR):
                 raise self.error(
-                    "binary expression must contain only scalar and instant vector types", pos
+                    "binary expression must contain only scalar and instant vector types",
+                    _start(operand),
                 )
         both_vectors = lt is ValueType.VECTOR and rt is ValueType.VECTOR
         both_scalars = lt is ValueType.SCALAR and rt is ValueType.SCALAR
@@ -289,7 +290,8 @@ class _Parser:
             matching = matching or VectorMatching()
             if op in SET_OPS:
                 matching = replace(matching, cardinality=Cardinality.MANY_TO_MANY)
-        return BinaryExpr(op, lhs, rhs, return_bool, matching, pos)
+        # Errors point at the operator (as Prometheus's do); the node starts with its lhs.
+        return BinaryExpr(op, lhs, rhs, return_bool, matching, _start(lhs))
 
     def postfix(self, expr: Expr) -> Expr:
         """Range/subquery brackets, ``offset`` and ``@`` after a primary expression."""
@@ -452,9 +454,6 @@ class _Parser:
     def call(self) -> Expr:
         name_token = self.advance()
         name = name_token.text
-        signature = FUNCTIONS.get(name)
-        if signature is None:
-            raise self.error(f'unknown function with name "{name}"', name_token.pos)
         self.advance()  # "("
         args: list[Expr] = []
         while not self.is_punct(")"):
@@ -462,10 +461,14 @@ class _Parser:
             if self.is_punct(","):
                 self.advance()
                 if self.is_punct(")"):
-                    raise self.unexpected("in function call argument list", "expression")
+                    raise self.error("trailing commas not allowed in function call args")
             elif not self.is_punct(")"):
                 raise self.unexpected("in function call argument list", '"," or ")"')
         self.advance()
+        # Checked after the arguments, as Prometheus reports errors inside them first.
+        signature = FUNCTIONS.get(name)
+        if signature is None:
+            raise self.error(f'unknown function with name "{name}"', name_token.pos)
         declared = len(signature.arg_types)
         if signature.variadic == 0:
             if len(args) != declared:
@@ -510,14 +513,14 @@ class _Parser:
             raise self.unexpected("in aggregation", '"("')
         self.advance()
         args: list[Expr] = []
-        while True:
-            if self.is_punct(")") and args:
-                break
+        if self.is_punct(")"):
+            raise self.error("no arguments for aggregate expression provided", op_token.pos)
+        while not self.is_punct(")"):
             args.append(self.expression(0))
             if self.is_punct(","):
                 self.advance()
                 if self.is_punct(")"):
-                    break  # a trailing comma is allowed
+                    raise self.error("trailing commas not allowed in function call args")
             elif not self.is_punct(")"):
                 raise self.unexpected("in aggregation", '"," or ")"')
         self.advance()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from soulwatch.promql.ast import Expr
+from soulwatch.promql.ast import Expr, ValueType
 from soulwatch.tsdb.model import Labels, Series
 
 
@@ -47,15 +47,22 @@ Value = Scalar | String | Vector | Matrix
 
 @dataclass
 class QueryResult:
-    """A query's value plus Prometheus-style annotations."""
+    """A query's value plus Prometheus-style annotations.
+
+    ``value_type`` says what the value is; an empty list alone cannot tell a
+    vector from a matrix. When it is not given it is inferred from the value.
+    """
 
     value: Value
     warnings: list[str] = field(default_factory=list)
     infos: list[str] = field(default_factory=list)
+    value_type: ValueType | None = None
 
     @property
     def result_type(self) -> str:
         """``scalar``, ``string``, ``vector`` or ``matrix`` as the HTTP API names them."""
+        if self.value_type is not None:
+            return self.value_type.value
         if isinstance(self.value, Scalar):
             return "scalar"
         if isinstance(self.value, String):

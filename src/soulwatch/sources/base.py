@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from enum import Enum
 from typing import Protocol, runtime_checkable
 
 from soulwatch.clock import Clock
+from soulwatch.tsdb.storage import Appender, Storage
 
 
 class Health(Enum):
@@ -76,6 +78,22 @@ class Source(Protocol):
         ...
 
 
+def open_appender(storage: Storage, source: str) -> Appender:
+    """An appender of ``storage`` for ``source``.
+
+    A storage whose ``appender`` takes a ``source`` (the embedded TSDB, for its
+    per-source series limit) is given it; any other gets the plain call.
+    """
+    factory = storage.appender
+    try:
+        accepts = "source" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    if accepts:
+        return factory(source=source)  # type: ignore[call-arg]
+    return factory()
+
+
 def fnv1a_64(data: bytes) -> int:
     """The 64-bit FNV-1a hash (what Prometheus hashes target labels with)."""
     h = 0xCBF29CE484222325
@@ -130,6 +148,8 @@ class Scheduler:
         """Schedule ``source`` (started at once if the scheduler runs)."""
         if source.key in self._sources:
             raise ValueError(f"duplicate source {source.key!r}")
+        if not source.interval > 0:
+            raise ValueError(f"source {source.key!r}: the interval must be positive")
         self._sources[source.key] = source
         if self._tasks:
             self._start_one(source)

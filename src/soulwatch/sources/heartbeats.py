@@ -175,16 +175,17 @@ class Check:
     last_by_kind: dict[str, float] = field(default_factory=dict)
     n_pings: int = 0
 
+    def _schedule_due(self) -> float | None:
+        if self.status is not CheckStatus.UP or self.last_ping is None:
+            return None
+        if self.schedule is not None:
+            after = datetime.fromtimestamp(self.last_ping, ZoneInfo(self.tz))
+            return float(croniter(self.schedule, after).get_next(float))
+        return self.last_ping + (self.period or DEFAULT_PERIOD)
+
     def expected_at(self) -> float | None:
         """When the next ping is due (the start of the grace time), or ``None``."""
-        due: float | None = None
-        if self.status is CheckStatus.UP and self.last_ping is not None:
-            if self.schedule is not None:
-                zone = ZoneInfo(self.tz)
-                after = datetime.fromtimestamp(self.last_ping, zone)
-                due = float(croniter(self.schedule, after).get_next(float))
-            else:
-                due = self.last_ping + (self.period or DEFAULT_PERIOD)
+        due = self._schedule_due()
         # A run that started and has not finished is due to finish within grace.
         if self.last_start is not None and self.status is not CheckStatus.DOWN:
             due = self.last_start if due is None else min(due, self.last_start)
@@ -202,8 +203,9 @@ class Check:
         down = self.down_after()
         if down is not None and now >= down:
             return CheckStatus.DOWN
-        due = self.expected_at()
-        if self.status is CheckStatus.UP and due is not None and now > due:
+        # A run in progress is not "late": only a missed scheduled ping is.
+        due = self._schedule_due()
+        if due is not None and now > due:
             return CheckStatus.GRACE
         return self.status
 

@@ -1,0 +1,47 @@
+"""Prometheus's own PromQL test scripts, run through soulwatch's engine.
+
+One test per script; it fails listing every failed case (file:line, query,
+expected, got). Cases that need a feature out of scope (native histograms,
+experimental functions, duration expressions...) are counted as unsupported
+by the runner, never skipped here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from soulwatch.promql.engine import Engine
+from soulwatch.promql.promqltest import Outcome, run_file
+from tests.helpers import SHARED
+
+
+def _conformance_dir() -> Path:
+    # SHARED sits next to the main checkout; a git worktree is one level deeper.
+    for shared in (SHARED, SHARED.parent.parent / "shared"):
+        if (shared / "conformance" / "promql").is_dir():
+            return shared / "conformance" / "promql"
+    return SHARED / "conformance" / "promql"
+
+
+CONFORMANCE = _conformance_dir()
+SCRIPTS = sorted(CONFORMANCE.glob("*.test"))
+
+
+def test_the_conformance_scripts_are_present() -> None:
+    assert len(SCRIPTS) >= 8, f"expected Prometheus test scripts in {CONFORMANCE}"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
+def test_conformance_script(script: Path) -> None:
+    report = run_file(script, Engine)
+    assert report.passed > 0
+    failures = [
+        f"{case.file}:{case.line}: {case.query}\n    {case.reason}\n"
+        f"    expected: {case.expected}\n    got:      {case.got}"
+        for case in report.cases
+        if case.outcome is Outcome.FAILED
+    ]
+    summary = f"{report.passed} passed, {report.failed} failed, {report.unsupported} unsupported"
+    assert not failures, summary + "\n" + "\n".join(failures)
