@@ -13,6 +13,7 @@ on a clean boundary. What was read and repaired is reported.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -224,8 +225,12 @@ class WriteAheadLog:
         return deleted
 
     def size(self) -> int:
-        """Bytes of all segment files."""
-        return sum(self._path(n).stat().st_size for n in self.segments())
+        """Bytes of all segment files (safe to call while maintenance deletes some)."""
+        total = 0
+        for number in self.segments():
+            with contextlib.suppress(FileNotFoundError):
+                total += self._path(number).stat().st_size
+        return total
 
     def close(self) -> None:
         """fsync and close the open segment."""
