@@ -333,19 +333,24 @@ class TSDB:
     def _apply(
         self, appender: TSDBAppender, resolved: dict[int, HeadSeries | None]
     ) -> tuple[array[int], array[int], array[float]]:
-        # The hot loop of a commit (head lock held): one pass, locals only.
+        # The hot loop of a commit (head lock held): one pass, locals only. The
+        # batch's own time and value arrays go to the WAL as they are unless a
+        # sample was skipped (rare), so only the ids are collected here.
         ids = array("q")
-        ts_out = array("q")
-        vals_out = array("d")
-        ids_append, ts_append, vals_append = ids.append, ts_out.append, vals_out.append
+        ids_append = ids.append
+        skipped: list[int] = []
         lookup = resolved.get if resolved else None
         no_time = NO_TIME
+        i = -1
         for pending, t, v in zip(appender._series, appender._ts, appender._vals, strict=True):
+            i += 1
             series = pending if lookup is None else lookup(id(pending), pending)
-            if series is None:
-                continue  # refused by a series limit (already listed)
+            if series is None:  # refused by a series limit (already listed)
+                skipped.append(i)
+                continue
             if t <= series.last_t:
                 self._refuse_at_commit(appender, series, t, v)
+                skipped.append(i)
                 continue
             try:
                 series.ts.append(t - series.base)
@@ -358,8 +363,12 @@ class TSDB:
             if series.first_t == no_time:
                 series.first_t = t
             ids_append(series.id)
-            ts_append(t)
-            vals_append(v)
+        if not skipped:
+            return ids, appender._ts, appender._vals
+        gone = set(skipped)
+        keep = [j for j in range(len(appender._ts)) if j not in gone]
+        ts_out = array("q", [appender._ts[j] for j in keep])
+        vals_out = array("d", [appender._vals[j] for j in keep])
         return ids, ts_out, vals_out
 
     def _refuse_at_commit(
@@ -761,9 +770,12 @@ class TSDBAppender:
             series = HeadSeries(0, labels, self._source)
             self._new[labels] = series
         prev = self._last.get(series)
-        last_t, last_v = (series.last_t, series.last_v) if prev is None else prev
-        if t_ms <= last_t:
-            self._out_of_order(labels, t_ms, value, last_t, last_v)
+        if prev is None:
+            if t_ms <= series.last_t:
+                self._out_of_order(labels, t_ms, value, series.last_t, series.last_v)
+                return
+        elif t_ms <= prev[0]:
+            self._out_of_order(labels, t_ms, value, *prev)
             return
         if t_ms < self._min_t:
             self._db._count_rejected(RejectReason.TOO_OLD)
