@@ -38,6 +38,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_promql_parser(sub)
     _add_rules_commands(check, test)
+    _add_scenario_command(test)
     _add_routes_parser(sub)
     _add_silence_parser(sub)
     _add_monitor_commands(sub, check)
@@ -130,7 +131,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
     from soulwatch.config import load_config
-    from soulwatch.service import configure_logging, serve
+    from soulwatch.server import configure_logging, serve
 
     json_logs = args.log_format == "json" or (args.log_format == "auto" and not sys.stderr.isatty())
     configure_logging(json=json_logs)
@@ -242,6 +243,54 @@ def _cmd_test_rules(args: argparse.Namespace) -> int:
         result = run_test_file(path)
         failed |= not result.ok
         print(result.report())
+    return 1 if failed else 0
+
+
+def _add_scenario_command(test: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    scenario = test.add_parser(
+        "scenario",
+        help="run timelines through rules and routing on a simulated clock (docs/scenarios.md)",
+    )
+    scenario.add_argument("files", nargs="+", metavar="FILE", help="a scenario file")
+    scenario.set_defaults(func=_cmd_test_scenario)
+
+
+def _cmd_test_scenario(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import os
+
+    import structlog
+
+    from soulwatch.duration import format_duration
+    from soulwatch.scenario import load_scenario, run_scenario
+    from soulwatch.server import configure_logging
+
+    # The monitor's own info logs would drown the report: warnings only, on stderr.
+    configure_logging(json=False)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logging.getLogger().setLevel(logging.WARNING)
+    scenarios = []
+    for name in args.files:
+        try:
+            scenarios.append(load_scenario(name, os.environ))
+        except SoulwatchError as exc:
+            print(f"soulwatch: error: {exc}", file=sys.stderr)
+            return 2
+    failed = 0
+    for scenario in scenarios:
+        result = asyncio.run(run_scenario(scenario))
+        print(f"{scenario.file}: {scenario.name}")
+        for step in result.steps:
+            mark = "PASS" if step.passed else "FAIL"
+            print(f"  {mark}  {format_duration(step.at):>10}  line {step.line}: {step.summary}")
+            for problem in step.problems:
+                print(f"        {problem}")
+        passed = sum(s.passed for s in result.steps)
+        print(f"  {'OK' if result.ok else 'FAILED'}: {passed}/{len(result.steps)} steps passed")
+        failed += not result.ok
+    if len(scenarios) > 1:
+        print(f"{len(scenarios) - failed} of {len(scenarios)} scenarios passed")
     return 1 if failed else 0
 
 

@@ -161,6 +161,7 @@ class SoulwatchConfig(_Model):
 
     listen: str = DEFAULT_LISTEN
     data_dir: Path = Path("data")
+    external_url: str = ""
     global_: GlobalConfig = Field(default_factory=GlobalConfig, alias="global")
     rule_files: list[str] = Field(default_factory=list)
     scrape_configs: list[ScrapeConfig] = Field(default_factory=list)

@@ -9,21 +9,16 @@ config only once all of it (rule files and routing included) is valid: a bad
 one raises :class:`~soulwatch.exceptions.ConfigError` and the old keeps
 running. :meth:`Monitor.stop` stops everything within a bounded time.
 
-:func:`serve` runs a monitor behind uvicorn, with SIGHUP reloading and
-SIGTERM/SIGINT stopping it.
+:func:`soulwatch.server.serve` runs a monitor behind uvicorn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import signal
-import sys
-import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import structlog
@@ -39,7 +34,7 @@ from soulwatch.api.app import create_app
 from soulwatch.api.context import ApiContext, JSONDict
 from soulwatch.api.views import OutboxView, RuleManagerView, ScrapeView, SilenceStoreView
 from soulwatch.clock import Clock, SystemClock
-from soulwatch.config import SoulwatchConfig, load_config, parse_listen
+from soulwatch.config import SoulwatchConfig, load_config
 from soulwatch.exceptions import ConfigError, SoulwatchError
 from soulwatch.promql.engine import Engine
 from soulwatch.promql.parser import parse as parse_promql
@@ -61,6 +56,26 @@ _log = structlog.get_logger("soulwatch.service")
 
 #: How long :meth:`Monitor.stop` waits for each stage before moving on.
 STOP_STAGE_TIMEOUT = 5.0
+
+_T = TypeVar("_T")
+
+
+class BlockingRunner(Protocol):
+    """How the monitor runs a blocking call (SQLite, TSDB): ``asyncio.to_thread`` by default."""
+
+    def __call__(self, func: Callable[..., _T], /, *args: Any) -> Awaitable[_T]:
+        """Run ``func(*args)`` and return its result."""
+        ...
+
+
+async def run_inline(func: Callable[..., _T], /, *args: Any) -> _T:
+    """A :class:`BlockingRunner` that runs the call on the event loop itself.
+
+    Under a :class:`~soulwatch.clock.SimulatedClock` a thread hop lets time move
+    on before the call returns; inline, every loop step finishes at the
+    simulated instant it started (scenario runs, deterministic tests).
+    """
+    return func(*args)
 
 
 class _NullSink:
@@ -108,7 +123,9 @@ class Monitor:
 
     ``clock`` drives every schedule (a :class:`~soulwatch.clock.SimulatedClock`
     runs the whole monitor in tests); ``transport`` replaces the HTTP transport
-    of outbound clients (notifications, dead man's switch).
+    of outbound clients (notifications, dead man's switch); ``run_blocking``
+    runs blocking store calls (default ``asyncio.to_thread``; :func:`run_inline`
+    keeps a simulated run deterministic).
     """
 
     def __init__(
@@ -117,10 +134,12 @@ class Monitor:
         *,
         clock: Clock | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        run_blocking: BlockingRunner | None = None,
     ) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self._transport = transport
+        self._blocking: BlockingRunner = run_blocking or asyncio.to_thread
         self.registry = CollectorRegistry()
         self.metrics = _SelfMetrics(self.registry)
         self.data_dir = Path(config.data_dir)
@@ -153,7 +172,7 @@ class Monitor:
         specs = self.check_rules(config)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._http = httpx.AsyncClient(transport=self._transport, timeout=10.0, trust_env=False)
-        self.storage = await asyncio.to_thread(self._open_storage, config)
+        self.storage = await self._blocking(self._open_storage, config)
         self.engine = Engine(
             self.storage,
             clock=self.clock,
@@ -161,7 +180,7 @@ class Monitor:
             timeout_s=config.api.query_timeout,
             default_subquery_step_ms=round(config.global_.evaluation_interval * 1000),
         )
-        hb_store = await asyncio.to_thread(HeartbeatStore, self.data_dir / "heartbeats.sqlite")
+        hb_store = await self._blocking(HeartbeatStore, self.data_dir / "heartbeats.sqlite")
         self.heartbeats = HeartbeatMonitor(hb_store, config.heartbeats)
         self.silences = SilenceStore(self.data_dir / "silences.sqlite", self.clock)
         self.outbox = Outbox(
@@ -177,6 +196,7 @@ class Monitor:
             registry=self.registry,
             default_interval_s=config.global_.evaluation_interval,
             external_labels=config.global_.external_labels,
+            external_url=config.external_url or f"http://{config.listen}",
             validate_expr=parse_promql,
         )
         self.rules.set_groups(specs)
@@ -253,7 +273,7 @@ class Monitor:
             self.heartbeats.store.close,
             self.storage.close,
         ):
-            await asyncio.to_thread(close)
+            await self._blocking(close)
         if self.rules.store is not None:
             self.rules.store.close()
         _log.info("soulwatch stopped")
@@ -269,7 +289,7 @@ class Monitor:
         """
         async with self._reload_lock:
             try:
-                new = config if config is not None else await asyncio.to_thread(self._reread)
+                new = config if config is not None else await self._blocking(self._reread)
                 specs = self.check_rules(new)
                 await self._apply(new, specs)
             except ConfigError:
@@ -427,9 +447,7 @@ class Monitor:
             return hb if hb is not None else self.config.global_.evaluation_interval
 
         async def step() -> None:
-            flips = await asyncio.to_thread(
-                self.heartbeats.evaluate, self.clock.time(), self.storage
-            )
+            flips = await self._blocking(self.heartbeats.evaluate, self.clock.time(), self.storage)
             for check, flip in flips:
                 _log.info(
                     "heartbeat status changed",
@@ -438,12 +456,12 @@ class Monitor:
                     new=flip.new.value,
                 )
 
-        await asyncio.to_thread(self.heartbeats.evaluate, self.clock.time(), self.storage)
+        await self._blocking(self.heartbeats.evaluate, self.clock.time(), self.storage)
         await self._every("heartbeats", interval, step)
 
     async def _maintenance_loop(self) -> None:
         async def step() -> None:
-            await asyncio.to_thread(self.storage.maintain)
+            await self._blocking(self.storage.maintain)
 
         await self._every("tsdb-maintenance", lambda: 60.0, step)
 
@@ -492,75 +510,3 @@ class Monitor:
     def app(self) -> Any:
         """The ASGI app (after :meth:`start`)."""
         return create_app(self.ctx)
-
-
-async def serve(
-    config: SoulwatchConfig, *, clock: Clock | None = None, install_signals: bool = True
-) -> None:
-    """Run a monitor behind uvicorn until SIGTERM/SIGINT; SIGHUP reloads the config."""
-    import uvicorn
-
-    monitor = Monitor(config, clock=clock)
-    await monitor.start()
-    host, port = parse_listen(config.listen)
-
-    class _Server(uvicorn.Server):
-        # Our signal handlers stop the whole monitor, not only the HTTP server.
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-    server = _Server(
-        uvicorn.Config(
-            monitor.app(),
-            host=host,
-            port=port,
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-            timeout_graceful_shutdown=5,
-        )
-    )
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-
-    async def reload() -> None:
-        try:
-            await monitor.reload()
-        except ConfigError as exc:
-            _log.error("config not reloaded; the old one keeps running", error=str(exc))
-
-    if install_signals:
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))
-    server_task = loop.create_task(server.serve())
-    stop_task = loop.create_task(stop.wait())
-    try:
-        done, _ = await asyncio.wait({server_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-        if server_task in done and server_task.exception() is not None:
-            raise SoulwatchError(f"HTTP server failed: {server_task.exception()}")
-    finally:
-        started = time.monotonic()
-        server.should_exit = True
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(server_task, 10)
-        stop_task.cancel()
-        await monitor.stop()
-        _log.info("shutdown complete", seconds=round(time.monotonic() - started, 3))
-
-
-def configure_logging(*, json: bool) -> None:
-    """structlog to stderr: JSON lines, or console output on a terminal (called by the CLI)."""
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
-        ],
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
-    )
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")

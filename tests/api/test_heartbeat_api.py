@@ -199,3 +199,21 @@ def test_failed_auth_is_logged_without_the_token(served: Served) -> None:
     assert entry["reason"] == "invalid token"
     assert entry["path"] == "/api/v1/heartbeats"
     assert secret not in repr(logs)
+
+
+def test_the_sdk_heartbeat_client_against_the_endpoints(served: Served) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from soulwatch.instrument import Heartbeat
+
+    beat = Heartbeat(f"{served.url}/ping/{UUID}", registry=CollectorRegistry())
+    assert beat.ping()
+    assert _status(served) == "up"
+    assert beat.exit_code(3, reason="disk full")
+    assert _status(served) == "down"
+    [last, *_] = served.http.get("/api/v1/heartbeats/reddit-poller/pings").json()["pings"]
+    assert (last["kind"], last["exit_status"], last["body"]) == ("fail", 3, "disk full")
+    with beat.run():
+        pass
+    assert _status(served) == "up"
+    assert served.http.get("/api/v1/heartbeats/reddit-poller").json()["started"] is False

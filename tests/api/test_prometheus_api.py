@@ -184,3 +184,34 @@ def test_form_body_past_the_limit_is_413(tmp_path: Path, clock: SimulatedClock) 
     with serve(tmp_path, clock, api=ApiConfig(max_body_bytes=2048)) as s:
         r = s.http.post("/api/v1/query", data={"query": "up" + " " * 4000})
         assert r.status_code == 413
+
+
+class _BrokenEngine:
+    """An engine with a bug: the API must still answer in Prometheus's error shape."""
+
+    def instant(self, query: object, t_ms: int) -> None:
+        raise RuntimeError("bug")
+
+    def range(self, query: object, start_ms: int, end_ms: int, step_ms: int) -> None:
+        raise RuntimeError("bug")
+
+
+def test_an_engine_bug_is_a_500_in_prometheus_shape(served: Served) -> None:
+    served.ctx.engine = _BrokenEngine()  # type: ignore[assignment]
+    r = served.http.get("/api/v1/query", params={"query": "up"})
+    assert r.status_code == 500
+    assert r.json() == {"status": "error", "errorType": "internal", "error": "internal error"}
+
+
+def test_limits_answer_as_prometheus_does(served: Served) -> None:
+    from soulwatch.promql.engine import Engine
+
+    storage = served.ctx.storage
+    served.ctx.engine = Engine(storage, timeout_s=0.0, max_samples=10**9)
+    r = served.http.get("/api/v1/query", params={"query": "sum(rate(up[10m]))", "time": T0})
+    assert r.status_code == 503
+    assert r.json()["errorType"] == "timeout"
+    served.ctx.engine = Engine(storage, max_samples=5)
+    r = served.http.get("/api/v1/query", params={"query": "sum(rate(up[10m]))", "time": T0})
+    assert r.status_code == 422
+    assert r.json()["errorType"] == "execution"

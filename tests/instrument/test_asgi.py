@@ -113,7 +113,8 @@ def test_unmatched_paths_collapse_into_one_label_value(client: httpx.Client) -> 
 
 
 def test_unknown_methods_do_not_become_label_values(client: httpx.Client) -> None:
-    client.request("BREW", "/clusters/abc")
+    # A method the server accepts (WebDAV) but not one of the standard nine.
+    client.request("PROPFIND", "/clusters/abc")
     text = scrape(client)
     assert label_values(text, "http_requests_total", "method") == {"other"}
 
@@ -127,6 +128,8 @@ def test_streaming_response_is_timed_to_its_last_chunk(client: httpx.Client) -> 
     assert value(text, "http_request_duration_seconds_bucket", route="/stream", le="0.25") == 0
     assert value(text, "http_request_duration_seconds_count", route="/stream") == 1
     assert (value(text, "http_request_duration_seconds_sum", route="/stream") or 0) >= 0.45
+    # The worker was busy at least as long as the stream ran.
+    assert (value(text, "http_server_busy_seconds_total") or 0) >= 0.45
 
 
 def test_background_tasks_are_not_part_of_the_latency(client: httpx.Client) -> None:

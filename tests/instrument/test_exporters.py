@@ -6,6 +6,7 @@ import asyncio
 import socket
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -17,7 +18,8 @@ from soulwatch.instrument import (
     OtlpExporter,
     exporter_from_url,
 )
-from tests.helpers import Recorder, Reply
+from tests.helpers import Recorder, Reply, UvicornThread
+from tests.instrument import apps
 
 
 def _instruments() -> tuple[CollectorRegistry, Counter]:
@@ -157,3 +159,25 @@ def test_exporters_are_chosen_by_url_from_config() -> None:
     assert otlp.url == "http://127.0.0.1:4318/v1/metrics"
     with pytest.raises(ValueError, match="unknown exporter URL"):
         exporter_from_url("kafka://broker", service="backend")
+
+
+def test_instrumented_app_pushes_its_http_metrics_when_the_server_stops() -> None:
+    with Recorder() as collector:
+        app = apps.build_app(
+            CollectorRegistry(),
+            exporters=(f"otlp+http://127.0.0.1:{collector.port}",),
+            export_interval=3600,
+        )
+        with UvicornThread(app) as server:
+            assert httpx.get(server.url + "/clusters/7").status_code == 200
+            assert collector.received() == []  # the interval has not elapsed
+        # Lifespan shutdown flushed once.
+        [request] = collector.received("/v1/metrics")
+    metrics = {
+        m["name"]: m for m in request.json()["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]
+    }
+    [point] = metrics["http_requests"]["sum"]["dataPoints"]
+    assert point["asDouble"] == 1.0
+    assert {"key": "route", "value": {"stringValue": "/clusters/{cluster_id}"}} in point[
+        "attributes"
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,46 @@ def test_secrets_are_redacted_in_text_and_structures() -> None:
     assert cleaned["extra"]["password"] == "[redacted]"
     assert cleaned["extra"]["count"] == 3
     assert "pw" not in cleaned["extra"]["url"]
+
+
+def test_trace_and_span_ids_are_added_when_an_opentelemetry_span_is_active() -> None:
+    from opentelemetry import trace
+
+    from soulwatch.instrument.logs import add_trace_ids
+
+    context = trace.SpanContext(
+        trace_id=0x0AF7651916CD43DD8448EB211C80319C,
+        span_id=0xB7AD6B7169203331,
+        is_remote=False,
+        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+    )
+    assert "trace_id" not in add_trace_ids(None, "info", {"event": "outside"})
+    with trace.use_span(trace.NonRecordingSpan(context)):
+        fields = add_trace_ids(None, "info", {"event": "inside"})
+    assert fields["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert fields["span_id"] == "b7ad6b7169203331"
+
+
+def test_console_format_is_readable_text_not_json() -> None:
+    code = (
+        "import logging\n"
+        "from soulwatch.instrument import configure_logging, get_logger\n"
+        "configure_logging(format='console', service='svc')\n"
+        "get_logger('app').info('polling done', items=3)\n"
+        "logging.getLogger('uvicorn.error').warning('stdlib says hi')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=subprocess_env(SOULWATCH_LOG_FORMAT="json"),  # the argument wins
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2
+    assert "polling done" in lines[0]
+    assert "items=3" in lines[0]
+    assert "stdlib says hi" in lines[1]
+    for line in lines:
+        assert not line.lstrip().startswith("{")

@@ -99,3 +99,13 @@ def test_limitk_and_limit_ratio_split_series_deterministically(storage: MemorySt
     assert half.isdisjoint(other)
     assert len(half | other) == 4
     assert half == set(vector(instant(storage, "limit_ratio(0.5, load)", 0)))
+
+
+def test_grouping_by_name_ignores_a_name_pending_removal() -> None:
+    s = MemoryStorage()
+    load(s, series("a_total", job="x"), [(0, 0), (60, 60)])
+    assert vector(instant(s, "sum by (__name__) (a_total)", 60)) == {"a_total": 60.0}
+    # 60 over the 300 s window (the counter starts at 0, so no extrapolation).
+    assert vector(instant(s, "sum by (__name__) (rate(a_total[5m]))", 60)) == {
+        "{}": pytest.approx(0.2)
+    }

@@ -121,3 +121,10 @@ def test_range_query_matches_per_step() -> None:
     result = Engine(s).range("a + b", 0, 60_000, 60_000)
     assert isinstance(result.value, list)
     assert [(str(x.labels), list(x)) for x in result.value] == [('{k="1"}', [(60_000, 12.0)])]
+
+
+def test_a_filter_keeps_a_pending_name_removal() -> None:
+    s = MemoryStorage()
+    load(s, series("a_total", job="x"), [(0, 0), (60, 60)])
+    assert vector(instant(s, "rate(a_total[5m]) > 0", 60)) == {'{job="x"}': pytest.approx(0.2)}
+    assert vector(instant(s, "a_total > 0", 60)) == {'a_total{job="x"}': 60.0}

@@ -8,8 +8,10 @@ the OpenAPI document of soulwatch's own endpoints at ``/api/v1/openapi.json``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -18,13 +20,15 @@ from starlette.routing import Route
 from soulwatch.api.auth import Authenticator
 from soulwatch.api.context import ApiContext
 from soulwatch.api.heartbeats import HeartbeatApi
-from soulwatch.api.http import HttpError, json_response
+from soulwatch.api.http import ApiError, ErrorType, HttpError, json_response
 from soulwatch.api.openapi import openapi_document
 from soulwatch.api.prometheus import PrometheusApi
 from soulwatch.api.push import PushApi
 from soulwatch.api.silences import SilenceApi
 from soulwatch.config import AuthConfig, Scope
 from soulwatch.exceptions import ConfigError
+
+_log = structlog.get_logger("soulwatch.api")
 
 
 class _AuthHolder:
@@ -53,7 +57,23 @@ def create_app(ctx: ApiContext) -> Starlette:
         *PushApi(ctx, auth).routes(),
         *own.routes(),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={Exception: _internal_error})
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    # A bug must still answer in the endpoint's error shape, and be logged.
+    _log.error("unhandled error", method=request.method, path=request.url.path, error=repr(exc))
+    if request.url.path.startswith("/api/v1/") and not request.url.path.startswith(
+        (
+            "/api/v1/heartbeats",
+            "/api/v1/push",
+            "/api/v1/alerts/history",
+            "/api/v1/receivers",
+            "/api/v1/probes",
+        )
+    ):
+        return ApiError(ErrorType.INTERNAL, "internal error").response()
+    return JSONResponse({"error": "internal error"}, status_code=500)
 
 
 class _OwnApi:
@@ -119,12 +139,16 @@ class _OwnApi:
         text = request.query_params.get("limit", "100")
         if not text.isdigit() or not 0 < int(text) <= 10_000:
             raise HttpError(400, "limit must be an integer from 1 to 10000", field="limit")
+        # The rule store's SQLite connection belongs to the event loop's thread
+        # (the rule manager writes it there); this read is one indexed query.
         history = self.ctx.rules.alert_history(int(text)) if self.ctx.rules else []
         return json_response({"history": history})
 
     async def receivers(self, request: Request) -> Response:
         self.auth().require_read(request)
-        data = self.ctx.receivers.receivers() if self.ctx.receivers else []
+        # The outbox's SQLite reads run off the event loop.
+        receivers = self.ctx.receivers
+        data = await asyncio.to_thread(receivers.receivers) if receivers else []
         return json_response({"receivers": data})
 
     async def probes(self, request: Request) -> Response:

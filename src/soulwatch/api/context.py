@@ -58,7 +58,7 @@ class ReceiversView(Protocol):
     """Notification receivers with their delivery status."""
 
     def receivers(self) -> list[JSONDict]:
-        """``{name, integrations: [{type, lastAttempt, lastError, disabled}]}``."""
+        """``{name, integrations: [{id, type, lastError, lastErrorAt, failing}]}``."""
         ...
 
 

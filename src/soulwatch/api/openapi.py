@@ -39,14 +39,28 @@ _NAME = {
 _REST = {"name": "rest", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def _ping_op(summary: str) -> dict[str, Any]:
-    params = [
+def _ping_op(summary: str, *, slug: bool = False) -> dict[str, Any]:
+    string = {"type": "string", "minLength": 1}
+    by_uuid = [
         {
             "name": "uuid",
             "in": "path",
             "required": True,
             "schema": {"type": "string", "format": "uuid"},
+        }
+    ]
+    by_slug = [
+        {"name": "ping_key", "in": "path", "required": True, "schema": string},
+        {"name": "slug", "in": "path", "required": True, "schema": string},
+        {
+            "name": "create",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "enum": ["0", "1"]},
         },
+    ]
+    params = [
+        *(by_slug if slug else by_uuid),
         {
             "name": "rid",
             "in": "query",
@@ -60,6 +74,9 @@ def _ping_op(summary: str) -> dict[str, Any]:
         "404": _text("not found"),
         "413": _text("body too large"),
     }
+    if slug:
+        responses["201"] = _text("Created (auto-created check)")
+        responses["409"] = _text("ambiguous slug")
     return {
         "get": {"summary": summary, "parameters": params, "responses": responses, "security": []},
         "post": {
@@ -80,6 +97,11 @@ def openapi_document() -> dict[str, Any]:
         "/ping/{uuid}/start": _ping_op("Signal that a run started"),
         "/ping/{uuid}/fail": _ping_op("Signal failure"),
         "/ping/{uuid}/log": _ping_op("Log a message without changing the status"),
+        # /ping/{uuid}/{exit_code} is served too; it is left out here because
+        # OpenAPI forbids two templated paths of the same shape (the slug form).
+        "/ping/{ping_key}/{slug}": _ping_op("Signal success, by slug", slug=True),
+        "/ping/{ping_key}/{slug}/start": _ping_op("Signal a start, by slug", slug=True),
+        "/ping/{ping_key}/{slug}/fail": _ping_op("Signal failure, by slug", slug=True),
         "/api/v1/heartbeats": {
             "get": {
                 "summary": "List heartbeat checks with their status",

@@ -111,7 +111,10 @@ class PrometheusApi:
         except ParseError as exc:
             raise ApiError(ErrorType.BAD_DATA, f'invalid parameter "query": {exc}') from None
         except QueryLimitError as exc:
-            raise ApiError(ErrorType.EXECUTION, str(exc)) from None
+            # Prometheus answers a query past its timeout with 503 "timeout",
+            # and one past the sample limit with 422 "execution".
+            kind = ErrorType.TIMEOUT if "timed out" in str(exc) else ErrorType.EXECUTION
+            raise ApiError(kind, str(exc)) from None
         except QueryError as exc:
             raise ApiError(ErrorType.EXECUTION, str(exc)) from None
         except StorageError as exc:

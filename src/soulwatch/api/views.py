@@ -18,10 +18,11 @@ from pydantic import ValidationError
 
 from soulwatch.alerting.config import AlertingConfig
 from soulwatch.alerting.notifiers.factory import integration_id
-from soulwatch.alerting.outbox import Outbox
+from soulwatch.alerting.outbox import Outbox, RowState
 from soulwatch.alerting.silences import PostableSilence, SilenceStore
 from soulwatch.api.context import JSONDict, SilenceNotFoundError
 from soulwatch.api.http import format_value
+from soulwatch.duration import format_duration
 from soulwatch.exceptions import ConfigError
 from soulwatch.rules.evaluator import RuleManager, RuleStatus
 from soulwatch.rules.state import ActiveAlert
@@ -74,6 +75,9 @@ def _rule(rule: RuleStatus) -> JSONDict:
     if rule.last_error:
         common["lastError"] = rule.last_error
     if rule.kind != "alert":
+        # Prometheus omits a recording rule's labels when there are none.
+        if not rule.labels:
+            del common["labels"]
         return {**common, "type": "recording"}
     states = {a.state.value for a in rule.alerts}
     state = "firing" if "firing" in states else "pending" if "pending" in states else "inactive"
@@ -142,8 +146,8 @@ def _target(status: TargetStatus, interval: float, timeout: float) -> JSONDict:
         "lastScrape": rfc3339(status.last_run),
         "lastScrapeDuration": status.duration or 0.0,
         "health": status.health.value,
-        "scrapeInterval": f"{interval:g}s",
-        "scrapeTimeout": f"{timeout:g}s",
+        "scrapeInterval": format_duration(interval),
+        "scrapeTimeout": format_duration(timeout),
     }
 
 
@@ -184,21 +188,33 @@ class OutboxView:
         self.outbox = outbox
 
     def receivers(self) -> list[JSONDict]:
-        """``{name, integrations: [{id, type, lastError, lastErrorAt, disabled}]}``."""
+        """``{name, integrations: [{id, type, lastError, lastErrorAt, failing, pending}]}``.
+
+        ``lastError`` is the error of a notification still being retried if
+        there is one, else the last final failure; ``pending`` counts
+        notifications not yet delivered.
+        """
         errors = self.outbox.integration_errors()
+        retrying: dict[str, str] = {}
+        pending: dict[str, int] = {}
+        for row in self.outbox.rows(RowState.PENDING):
+            pending[row.integration] = pending.get(row.integration, 0) + 1
+            if row.last_error:
+                retrying[row.integration] = row.last_error
         out = []
         for receiver in self.routing.receivers:
             integrations = []
             for kind, index, _ in receiver.integrations():
                 key = integration_id(receiver.name, kind, index)
-                error, at, permanent = errors.get(key, ("", None, False))
+                error, at, failing = errors.get(key, ("", None, False))
                 integrations.append(
                     {
                         "id": key,
                         "type": kind,
-                        "lastError": error,
+                        "lastError": retrying.get(key, error),
                         "lastErrorAt": rfc3339(at) if at else None,
-                        "disabled": permanent,
+                        "failing": failing or key in retrying,
+                        "pending": pending.get(key, 0),
                     }
                 )
             out.append({"name": receiver.name, "integrations": integrations})

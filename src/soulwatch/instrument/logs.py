@@ -145,6 +145,7 @@ def configure_logging(
     Calling it again replaces the previous set-up (no duplicated lines).
     """
     fmt = resolve_format(format)
+    out = stream or sys.stdout
     level = level or os.environ.get(LEVEL_ENV) or "INFO"
     pre_chain = shared_processors(service)
     renderer: Processor
@@ -157,13 +158,14 @@ def configure_logging(
         renderer = structlog.processors.JSONRenderer()
     else:
         final = [redact_secrets]
-        renderer = structlog.dev.ConsoleRenderer()
+        # Colours only on a terminal: a file or pipe gets plain text.
+        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=pre_chain,
         pass_foreign_args=True,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final, renderer],
     )
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
     handler.set_name("soulwatch")
     root = logging.getLogger()

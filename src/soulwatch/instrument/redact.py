@@ -54,7 +54,7 @@ def _mask_userinfo(match: re.Match[str]) -> str:
 
 def redact(value: Any, *, depth: int = 0) -> Any:
     """A copy of ``value`` (dicts, lists, strings) with secrets masked; other values as is."""
-    if depth > 8:
+    if depth > 32:  # Sentry frames nest deep: event > exception > frames > vars > ...
         return value
     if isinstance(value, str):
         return redact_text(value)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from soulwatch.exceptions import EvaluationError, QueryError
 from soulwatch.promql.ast import BinaryExpr, Cardinality, VectorMatching
 from soulwatch.promql.stepvec import (
+    NAME_ONLY,
     ScalarSteps,
     StepSeries,
     StepValue,
@@ -264,7 +265,6 @@ def _vector_vector(
     arith = op in ARITHMETIC
     f_arith = ARITH_FUNCS.get(op)
     f_cmp = COMPARE_FUNCS.get(op)
-    drop = arith or return_bool
     out: dict[Labels, StepSeries] = {}
     for key, group in many_groups.items():
         ones = one_groups[key]
@@ -279,6 +279,11 @@ def _vector_vector(
         for m in group:
             for o in ones:
                 labels = _result_labels(m.labels, o.labels, matching, card)
+                if arith:
+                    # Prometheus drops the name of an arithmetic result at once (its
+                    # uniqueness checks see the label set without it); ``bool``
+                    # results drop it late, filters keep the left side's.
+                    labels = drop_labels(labels, NAME_ONLY)
                 vals: list[float | None] = [None] * n
                 produced = False
                 for i, (mv, ov) in enumerate(zip(m.vals, o.vals, strict=True)):
@@ -299,7 +304,7 @@ def _vector_vector(
                     produced = True
                 if not produced:
                     continue
-                _insert(out, StepSeries(labels, vals, drop or m.drop_name), card)
+                _insert(out, StepSeries(labels, vals, return_bool or m.drop_name), card)
     return list(out.values())
 
 

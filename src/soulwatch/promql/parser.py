@@ -1,11 +1,16 @@
 """A hand-written PromQL parser: ``parse(query) -> Expr``.
 
 Recursive descent for the primary expressions, precedence climbing for the
-binary operators, and the same type checks as Prometheus's parser. Every
-error is a :class:`~soulwatch.exceptions.ParseError` carrying the line and
-column and, where it can, what was expected there (``unexpected identifier
-"x" in aggregation, expected ")"``). Why hand-written rather than the
-``promql-parser`` package: see docs/promql.md.
+binary operators, then the same type checks as Prometheus's parser
+(:mod:`soulwatch.promql.typecheck`). Every error is a
+:class:`~soulwatch.exceptions.ParseError` carrying the line and column and,
+where it can, what was expected there (``unexpected identifier "x" in
+aggregation, expected ")"``). When a query has several problems, the one
+reported is the one Prometheus reports: tokens are read lazily (a bad
+character late in the query does not hide an earlier syntax error), errors
+of grammar rules (an unknown function, a range on a non-selector) are kept
+while parsing goes on, and types are checked only after a clean parse. Why
+hand-written rather than the ``promql-parser`` package: see docs/promql.md.
 
 Prometheus 3 grammar, float samples: numbers (decimal, hex, ``Inf``, ``NaN``,
 and durations such as ``1h30m`` as a number of seconds), strings in three
@@ -20,6 +25,7 @@ modifiers) is rejected as a syntax error.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import replace
@@ -50,7 +56,8 @@ from soulwatch.promql.ast import (
     VectorSelector,
     value_type,
 )
-from soulwatch.promql.lexer import Token, TokenKind, error_at, tokenize
+from soulwatch.promql.lexer import Token, TokenKind, error_at, iter_tokens
+from soulwatch.promql.typecheck import ParseFacts, check
 from soulwatch.tsdb.model import Matcher, MatchType
 
 __all__ = ["parse", "parse_duration"]
@@ -85,22 +92,28 @@ _DURATION_RE = re.compile(
     r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?",
 )
 _DURATION_MS = (365 * 86_400_000, 7 * 86_400_000, 86_400_000, 3_600_000, 60_000, 1000, 1)
+_FLOAT = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_DOC_TYPES = {
-    ValueType.SCALAR: "scalar",
-    ValueType.STRING: "string",
-    ValueType.VECTOR: "instant vector",
-    ValueType.MATRIX: "range vector",
-}
 
 
 def parse(query: str) -> Expr:
     """Parse and type-check a PromQL expression.
 
     Raises :class:`~soulwatch.exceptions.ParseError` with the 1-based line and
-    column of the problem and, for syntax errors, what was expected.
+    column of the problem and, for syntax errors, what was expected. Trees are
+    immutable, so recent results are cached: a rule evaluated every interval
+    is parsed once.
     """
-    return _Parser(query).parse()
+    return _parse_cached(query)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cached(query: str) -> Expr:
+    try:
+        return _Parser(query).parse()
+    except RecursionError:
+        # Thousands of nested parentheses: refuse rather than crash.
+        raise ParseError("expression nested too deeply", line=1, column=1) from None
 
 
 def parse_duration(text: str) -> int:
@@ -115,30 +128,44 @@ def parse_duration(text: str) -> int:
     return sum(int(g) * unit for g, unit in zip(match.groups(), _DURATION_MS, strict=True) if g)
 
 
-def _doc(vtype: ValueType) -> str:
-    return _DOC_TYPES[vtype]
-
-
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
-        self.tokens = tokenize(text)
+        self.stream = iter_tokens(text)
+        self.tokens: list[Token] = []
         self.i = 0
+        self.facts = ParseFacts()
+        # The first error of a grammar rule: parsing goes on, as in Prometheus,
+        # but this is what gets reported.
+        self.first_error: ParseError | None = None
+        # What a missing operand is reported "in": the innermost aggregation
+        # (Prometheus names no other construct in these errors).
+        self.contexts = [""]
 
     # -- token helpers -------------------------------------------------------
 
+    def _fill(self, index: int) -> Token:
+        while len(self.tokens) <= index:
+            if self.tokens and self.tokens[-1].kind is TokenKind.EOF:
+                return self.tokens[-1]
+            self.tokens.append(next(self.stream))
+        return self.tokens[index]
+
     @property
     def tok(self) -> Token:
-        return self.tokens[self.i]
+        return self._fill(self.i)
 
     def peek(self, ahead: int = 1) -> Token:
-        return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
+        return self._fill(self.i + ahead)
 
     def advance(self) -> Token:
-        token = self.tokens[self.i]
+        token = self.tok
         if token.kind is not TokenKind.EOF:
             self.i += 1
         return token
+
+    def at_end(self) -> bool:
+        return self.tok.kind is TokenKind.EOF
 
     def is_punct(self, text: str, token: Token | None = None) -> bool:
         token = token or self.tok
@@ -154,11 +181,36 @@ class _Parser:
     def error(self, message: str, pos: int | None = None) -> ParseError:
         return error_at(self.text, self.tok.pos if pos is None else pos, message)
 
+    def number(self, token: Token) -> float:
+        """A NUMBER token's value; a malformed one is reported, as Prometheus does."""
+        try:
+            return _number(token.text)
+        except ValueError:
+            self.defer(
+                f'error parsing number: strconv.ParseFloat: parsing "{token.text}": invalid syntax',
+                token.pos,
+            )
+            return 0.0
+
+    def defer(self, message: str, pos: int) -> None:
+        """Record a grammar-rule error and keep parsing (only the first is reported)."""
+        if self.first_error is None:
+            self.first_error = error_at(self.text, pos, message)
+
     def unexpected(self, context: str, expected: str | None = None) -> ParseError:
         token = self.tok
-        what = token.describe()
-        if token.kind is TokenKind.IDENT and self.keyword(token):
-            what = f"<{token.text.lower()}>"
+        what = token.describe(self.text)
+        if token.kind is TokenKind.IDENT and token.text.lower() in ("inf", "nan"):
+            what = f'number "{token.text}"'
+        # Inside braces every word is a label name; elsewhere keywords show as <kw>.
+        if token.kind is TokenKind.IDENT and context != "in label matching":
+            kw = self.keyword(token)
+            if kw in AGGREGATIONS:
+                what = f"<aggr:{token.text}>"
+            elif kw in ("and", "or", "unless", "atan2"):
+                what = f"<op:{token.text}>"
+            elif kw is not None:
+                what = f"<{token.text}>"
         message = f"unexpected {what}"
         if context:
             message += f" {context}"
@@ -174,18 +226,36 @@ class _Parser:
     # -- expressions ---------------------------------------------------------
 
     def parse(self) -> Expr:
-        if self.tok.kind is TokenKind.EOF:
-            raise self.error("no expression found in input")
-        expr = self.expression(0)
-        if self.tokens[self.i].kind is not TokenKind.EOF:
-            if self.is_punct(")"):
-                raise self.error('unexpected right parenthesis ")"')
-            raise self.unexpected("", self._binary_expected())
-        return expr
+        try:
+            if self.tok.kind is TokenKind.EOF:
+                raise self.error("no expression found in input")
+            expr = self.expression(0)
+            if not self.at_end():
+                raise self.unexpected("", "end of input or binary operator")
+        except ParseError as syntax_error:
+            raise self.first_error or syntax_error from None
+        if self.first_error is not None:
+            raise self.first_error
 
-    @staticmethod
-    def _binary_expected() -> str:
-        return "end of input or binary operator"
+        def report(message: str, pos: int) -> None:
+            raise error_at(self.text, pos, message)
+
+        check(expr, self.facts, report)
+        return _normalize(expr)
+
+    def starts_expression(self) -> bool:
+        """Whether the current token can begin an expression."""
+        token = self.tok
+        if token.kind in (TokenKind.NUMBER, TokenKind.DURATION, TokenKind.STRING):
+            return True
+        if token.kind is TokenKind.OPERATOR:
+            return token.text in ("+", "-")
+        if token.kind is TokenKind.PUNCT:
+            return token.text in ("(", "{")
+        if token.kind is TokenKind.IDENT:
+            kw = self.keyword(token)
+            return kw is None or kw in _KEYWORD_METRIC_NAMES
+        return False
 
     def binary_op(self) -> str | None:
         """The binary operator at the current token, if any."""
@@ -204,24 +274,19 @@ class _Parser:
             if op is None or _PRECEDENCE[op] < min_prec:
                 return lhs
             op_pos = self.advance().pos
-            modifiers = self.binary_modifiers(op)
+            return_bool, matching = self.binary_modifiers()
             # '^' is right-associative: its right side may hold another '^'.
             next_min = _PRECEDENCE[op] + (0 if op == "^" else 1)
             rhs = self.expression(next_min)
-            lhs = self.check_binary(op, lhs, rhs, modifiers, op_pos)
+            node = BinaryExpr(op, lhs, rhs, return_bool, matching, _start(lhs))
+            self.facts.operator_pos[id(node)] = op_pos
+            lhs = node
 
     def unary(self) -> Expr:
         token = self.tok
         if token.kind is TokenKind.OPERATOR and token.text in "+-":
             self.advance()
             operand = self.expression(_UNARY_PRECEDENCE + 1)
-            operand_type = value_type(operand)
-            if operand_type not in (ValueType.SCALAR, ValueType.VECTOR):
-                raise self.error(
-                    "unary expression only allowed on expressions of type scalar or "
-                    f'instant vector, got "{_doc(operand_type)}"',
-                    token.pos,
-                )
             # Prometheus folds a sign into a number literal.
             if isinstance(operand, NumberLiteral):
                 value = -operand.value if token.text == "-" else operand.value
@@ -229,11 +294,9 @@ class _Parser:
             return UnaryExpr(token.text, operand, token.pos)
         return self.postfix(self.primary())
 
-    def binary_modifiers(self, op: str) -> tuple[bool, VectorMatching | None]:
+    def binary_modifiers(self) -> tuple[bool, VectorMatching | None]:
         return_bool = False
         if self.keyword() == "bool":
-            if op not in COMPARISON_OPS:
-                raise self.error("bool modifier can only be used on comparison operators")
             self.advance()
             return_bool = True
         kw = self.keyword()
@@ -245,53 +308,15 @@ class _Parser:
         include: tuple[str, ...] = ()
         group = self.keyword()
         if group in ("group_left", "group_right"):
-            group_pos = self.advance().pos
-            if op in SET_OPS:
-                raise self.error(f'no grouping allowed for "{op}" operation', group_pos)
+            self.advance()
             if self.is_punct("("):
                 include = self.label_list("in grouping opts")
+            elif not self.starts_expression():
+                raise self.unexpected("in grouping opts", '"("')
             cardinality = (
                 Cardinality.MANY_TO_ONE if group == "group_left" else Cardinality.ONE_TO_MANY
             )
-            if kw == "on":
-                for name in include:
-                    if name in labels:
-                        raise self.error(
-                            f'label "{name}" must not occur in ON and GROUP clause at once',
-                            group_pos,
-                        )
         return return_bool, VectorMatching(cardinality, kw == "on", labels, include)
-
-    def check_binary(
-        self,
-        op: str,
-        lhs: Expr,
-        rhs: Expr,
-        modifiers: tuple[bool, VectorMatching | None],
-        pos: int,
-    ) -> Expr:
-        return_bool, matching = modifiers
-        lt, rt = value_type(lhs), value_type(rhs)
-        for side, operand in ((lt, lhs), (rt, rhs)):
-            if side not in (ValueType.SCALAR, ValueType.VECTOR):
-                raise self.error(
-                    "binary expression must contain only scalar and instant vector types",
-                    _start(operand),
-                )
-        both_vectors = lt is ValueType.VECTOR and rt is ValueType.VECTOR
-        both_scalars = lt is ValueType.SCALAR and rt is ValueType.SCALAR
-        if op in COMPARISON_OPS and not return_bool and both_scalars:
-            raise self.error("comparisons between scalars must use BOOL modifier", pos)
-        if op in SET_OPS and not both_vectors:
-            raise self.error(f'set operator "{op}" not allowed in binary scalar expression', pos)
-        if matching is not None and not both_vectors:
-            raise self.error("vector matching only allowed between instant vectors", pos)
-        if both_vectors:
-            matching = matching or VectorMatching()
-            if op in SET_OPS:
-                matching = replace(matching, cardinality=Cardinality.MANY_TO_MANY)
-        # Errors point at the operator (as Prometheus's do); the node starts with its lhs.
-        return BinaryExpr(op, lhs, rhs, return_bool, matching, _start(lhs))
 
     def postfix(self, expr: Expr) -> Expr:
         """Range/subquery brackets, ``offset`` and ``@`` after a primary expression."""
@@ -307,73 +332,87 @@ class _Parser:
 
     def range_or_subquery(self, expr: Expr) -> Expr:
         open_pos = self.advance().pos
-        range_ms = self.duration("in subquery or range selector", allow_zero=False)
+        range_ms = self.duration("in subquery or range", allow_zero=False)
         if self.is_punct("]"):
             self.advance()
             if not isinstance(expr, VectorSelector):
-                raise self.error("ranges only allowed for vector selectors", open_pos)
+                self.defer("ranges only allowed for vector selectors", open_pos)
+                return expr
             if expr.offset_ms or expr.at is not None:
-                raise self.error("no offset or @ modifiers allowed before range", open_pos)
+                self.defer("no offset or @ modifiers allowed before range", open_pos)
+                return expr
             return MatrixSelector(expr, range_ms, expr.pos)
         if not self.is_punct(":"):
-            raise self.unexpected("in subquery or range selector", '":" or "]"')
+            raise self.unexpected("in subquery or range", '":" or "]"')
         self.advance()
         step_ms = 0
         if not self.is_punct("]"):
-            step_ms = self.duration("in subquery", allow_zero=False)
-        self.expect_punct("]", "in subquery")
-        inner_type = value_type(expr)
-        if inner_type is not ValueType.VECTOR:
-            raise self.error(
-                f"subquery is only allowed on instant vector, got {inner_type.value}", open_pos
-            )
+            if self.tok.kind not in (TokenKind.DURATION, TokenKind.NUMBER):
+                raise self.unexpected("in subquery selector", 'duration or "]"')
+            step_ms = self.duration("in subquery selector", allow_zero=False)
+        self.expect_punct("]", "in subquery selector")
         return SubqueryExpr(expr, range_ms, step_ms, pos=_start(expr))
 
     def duration(self, context: str, *, allow_zero: bool) -> int:
         token = self.tok
         if token.kind is TokenKind.DURATION:
             self.advance()
-            try:
-                ms = parse_duration(token.text)
-            except ValueError as exc:
-                raise self.error(str(exc), token.pos) from None
-        elif token.kind is TokenKind.NUMBER:
+            return self.duration_token(token)
+        if token.kind is TokenKind.NUMBER:
             self.advance()
-            seconds = _number(token.text)
+            seconds = self.number(token)
             if not math.isfinite(seconds) or seconds < 0:
-                raise self.error(f'invalid duration "{token.text}"', token.pos)
+                self.defer(f'invalid duration "{token.text}"', token.pos)
+                return 1
             ms = round(seconds * 1000)
         else:
             raise self.unexpected(context, "duration")
         if ms == 0 and not allow_zero:
-            raise self.error("duration must be greater than 0", token.pos)
+            self.defer("duration must be greater than 0", token.pos)
+            return 1
+        return ms
+
+    def duration_token(self, token: Token) -> int:
+        """A DURATION token's milliseconds; zero is an error wherever it is written."""
+        try:
+            ms = parse_duration(token.text)
+        except ValueError as exc:
+            self.defer(str(exc), token.pos)
+            return 1
+        if ms == 0:
+            self.defer("duration must be greater than 0", token.pos)
+            return 1
         return ms
 
     def offset(self, expr: Expr) -> Expr:
-        kw_pos = self.advance().pos
+        self.advance()
         sign = 1
         if self.tok.kind is TokenKind.OPERATOR and self.tok.text in "+-":
             sign = -1 if self.advance().text == "-" else 1
         offset_ms = sign * self.duration("in offset", allow_zero=True)
         target = _modifiable(expr)
         if target is None:
-            raise self.error(
+            self.defer(
                 "offset modifier must be preceded by an instant vector selector "
                 "or range vector selector or a subquery",
-                kw_pos,
+                _start(expr),
             )
+            return expr
         if target.offset_ms:
-            raise self.error("offset may not be set multiple times", kw_pos)
+            self.defer("offset may not be set multiple times", _start(expr))
+            return expr
         return _with_modifier(expr, replace(target, offset_ms=offset_ms))
 
     def at(self, expr: Expr) -> Expr:
-        at_pos = self.advance().pos
+        self.advance()
         token = self.tok
         word = token.text.lower() if token.kind is TokenKind.IDENT else ""
         if word in ("start", "end"):
             self.advance()
-            self.expect_punct("(", "in @ modifier")
-            self.expect_punct(")", "in @ modifier")
+            for punct in "()":
+                if not self.is_punct(punct):
+                    raise self.unexpected("in @", "timestamp")
+                self.advance()
             at = At(AtKind.START if word == "start" else AtKind.END)
         else:
             sign = 1.0
@@ -381,25 +420,28 @@ class _Parser:
                 sign = -1.0 if self.advance().text == "-" else 1.0
             token = self.tok
             if token.kind is TokenKind.NUMBER:
-                seconds = sign * _number(token.text)
+                seconds = sign * self.number(token)
             elif token.kind is TokenKind.IDENT and token.text.lower() in ("inf", "nan"):
                 seconds = sign * (math.inf if token.text.lower() == "inf" else math.nan)
             else:
-                raise self.unexpected("in @", 'number or "start()" or "end()"')
+                raise self.unexpected("in @", "timestamp")
             self.advance()
             if not math.isfinite(seconds) or abs(seconds) * 1000 > 2**63 - 1:
                 shown = f"{seconds:+f}".replace("inf", "Inf").replace("nan", "NaN")
-                raise self.error(f"timestamp out of bounds for @ modifier: {shown}", token.pos)
+                self.defer(f"timestamp out of bounds for @ modifier: {shown}", token.pos)
+                seconds = 0.0
             at = At(AtKind.TIMESTAMP, round(seconds * 1000))
         target = _modifiable(expr)
         if target is None:
-            raise self.error(
+            self.defer(
                 "@ modifier must be preceded by an instant vector selector "
                 "or range vector selector or a subquery",
-                at_pos,
+                _start(expr),
             )
+            return expr
         if target.at is not None:
-            raise self.error("@ <timestamp> may not be set multiple times", at_pos)
+            self.defer("@ <timestamp> may not be set multiple times", _start(expr))
+            return expr
         return _with_modifier(expr, replace(target, at=at))
 
     # -- primary expressions -------------------------------------------------
@@ -408,13 +450,10 @@ class _Parser:
         token = self.tok
         if token.kind is TokenKind.NUMBER:
             self.advance()
-            return NumberLiteral(_number(token.text), token.pos)
+            return NumberLiteral(self.number(token), token.pos)
         if token.kind is TokenKind.DURATION:
             self.advance()
-            try:
-                return NumberLiteral(parse_duration(token.text) / 1000, token.pos)
-            except ValueError as exc:
-                raise self.error(str(exc), token.pos) from None
+            return NumberLiteral(self.duration_token(token) / 1000, token.pos)
         if token.kind is TokenKind.STRING:
             self.advance()
             return StringLiteral(token.text, token.pos)
@@ -422,19 +461,22 @@ class _Parser:
             self.advance()
             inner = self.expression(0)
             if not self.is_punct(")"):
-                raise self.unexpected("in paren expression", '")" or binary operator')
+                raise self.unexpected(self.contexts[-1], '")" or binary operator')
             self.advance()
             return ParenExpr(inner, token.pos)
         if self.is_punct("{"):
             return self.selector(None, token.pos)
         if token.kind is TokenKind.IDENT:
             return self.identifier_expr()
-        raise self.unexpected("", "expression")
+        raise self.unexpected(self.contexts[-1], "expression")
 
     def identifier_expr(self) -> Expr:
         token = self.tok
         name = token.text
         lower = name.lower()
+        kw = self.keyword(token)
+        if kw is not None and kw not in _KEYWORD_METRIC_NAMES:
+            raise self.unexpected(self.contexts[-1], "expression")
         nxt = self.peek()
         if lower in AGGREGATIONS and (
             self.is_punct("(", nxt) or self.keyword(nxt) in ("by", "without")
@@ -443,61 +485,44 @@ class _Parser:
         if lower in ("inf", "nan"):
             self.advance()
             return NumberLiteral(math.inf if lower == "inf" else math.nan, token.pos)
-        if self.is_punct("(", nxt):
+        if kw is None and ":" not in name and self.is_punct("(", nxt):
             return self.call()
-        kw = self.keyword(token)
-        if kw is not None and kw not in _KEYWORD_METRIC_NAMES:
-            raise self.unexpected("", "expression")
         self.advance()
         return self.selector(name, token.pos)
 
-    def call(self) -> Expr:
-        name_token = self.advance()
-        name = name_token.text
+    def call_args(self, context: str) -> list[Expr]:
+        """``( expr, expr, ... )`` after a function or aggregation name."""
         self.advance()  # "("
         args: list[Expr] = []
+        # Prometheus names only aggregations in these errors, also for what is
+        # nested inside them (calls and parentheses have no name of their own).
+        pushed = bool(context)
+        if pushed:
+            self.contexts.append(context)
+        context = self.contexts[-1]
         while not self.is_punct(")"):
+            if not self.starts_expression():
+                raise self.unexpected(context, "expression")
             args.append(self.expression(0))
             if self.is_punct(","):
-                self.advance()
-                if self.is_punct(")"):
-                    raise self.error("trailing commas not allowed in function call args")
+                comma = self.advance()
+                if not self.starts_expression():
+                    # Prometheus reduces "args ," first, then fails on what follows.
+                    self.defer("trailing commas not allowed in function call args", comma.pos)
             elif not self.is_punct(")"):
-                raise self.unexpected("in function call argument list", '"," or ")"')
+                raise self.unexpected(context, '"," or ")"')
+        if pushed:
+            self.contexts.pop()
         self.advance()
+        return args
+
+    def call(self) -> Expr:
+        name_token = self.advance()
+        args = self.call_args("")
         # Checked after the arguments, as Prometheus reports errors inside them first.
-        signature = FUNCTIONS.get(name)
-        if signature is None:
-            raise self.error(f'unknown function with name "{name}"', name_token.pos)
-        declared = len(signature.arg_types)
-        if signature.variadic == 0:
-            if len(args) != declared:
-                raise self.error(
-                    f'expected {declared} argument(s) in call to "{name}", got {len(args)}',
-                    name_token.pos,
-                )
-        else:
-            least = declared - 1
-            if len(args) < least:
-                raise self.error(
-                    f'expected at least {least} argument(s) in call to "{name}", got {len(args)}',
-                    name_token.pos,
-                )
-            most = least + signature.variadic
-            if signature.variadic > 0 and len(args) > most:
-                raise self.error(
-                    f'expected at most {most} argument(s) in call to "{name}", got {len(args)}',
-                    name_token.pos,
-                )
-        for index, arg in enumerate(args):
-            wanted = signature.arg_types[min(index, declared - 1)]
-            got = value_type(arg)
-            if got is not wanted:
-                raise self.error(
-                    f'expected type {_doc(wanted)} in call to function "{name}", got {_doc(got)}',
-                    _start(arg),
-                )
-        return Call(name, tuple(args), name_token.pos)
+        if name_token.text not in FUNCTIONS:
+            self.defer(f'unknown function with name "{name_token.text}"', name_token.pos)
+        return Call(name_token.text, tuple(args), name_token.pos)
 
     def aggregation(self) -> Expr:
         op_token = self.advance()
@@ -511,48 +536,24 @@ class _Parser:
             modifier_seen = True
         if not self.is_punct("("):
             raise self.unexpected("in aggregation", '"("')
-        self.advance()
-        args: list[Expr] = []
-        if self.is_punct(")"):
-            raise self.error("no arguments for aggregate expression provided", op_token.pos)
-        while not self.is_punct(")"):
-            args.append(self.expression(0))
-            if self.is_punct(","):
-                self.advance()
-                if self.is_punct(")"):
-                    raise self.error("trailing commas not allowed in function call args")
-            elif not self.is_punct(")"):
-                raise self.unexpected("in aggregation", '"," or ")"')
-        self.advance()
+        args = self.call_args("in aggregation")
         if self.keyword() in ("by", "without"):
             if modifier_seen:
                 raise self.unexpected("in aggregation", "end of aggregation")
             without = self.advance().text.lower() == "without"
             grouping = self.label_list("in grouping opts")
         wanted_args = 2 if op in AGGREGATION_PARAMS else 1
-        if len(args) != wanted_args:
-            raise self.error(
+        if not args:
+            self.defer("no arguments for aggregate expression provided", op_token.pos)
+            args = [NumberLiteral(0.0, op_token.pos)]
+        elif len(args) != wanted_args:
+            self.defer(
                 "wrong number of arguments for aggregate expression provided, "
                 f"expected {wanted_args}, got {len(args)}",
                 op_token.pos,
             )
         param = args[0] if wanted_args == 2 else None
-        expr = args[-1]
-        if param is not None:
-            wanted = AGGREGATION_PARAMS[op]
-            got = value_type(param)
-            if got is not wanted:
-                raise self.error(
-                    f"expected type {_doc(wanted)} in aggregation parameter, got {_doc(got)}",
-                    _start(param),
-                )
-        got = value_type(expr)
-        if got is not ValueType.VECTOR:
-            raise self.error(
-                f"expected type instant vector in aggregation expression, got {_doc(got)}",
-                _start(expr),
-            )
-        return AggregateExpr(op, expr, param, grouping, without, op_token.pos)
+        return AggregateExpr(op, args[-1], param, grouping, without, op_token.pos)
 
     def label_list(self, context: str) -> tuple[str, ...]:
         """``( name, name, ... )`` for by/without/on/ignoring/group_x; names may be keywords."""
@@ -581,36 +582,33 @@ class _Parser:
         matchers: list[Matcher] = []
         if name is not None:
             matchers.append(Matcher(MatchType.EQUAL, "__name__", name))
+            self.facts.named_selectors.add(pos)
         if self.is_punct("{"):
             self.advance()
             while not self.is_punct("}"):
-                matchers.append(self.matcher(name is not None))
+                matchers.append(self.matcher())
                 if self.is_punct(","):
                     self.advance()
                 elif not self.is_punct("}"):
                     raise self.unexpected("in label matching", '"," or "}"')
             self.advance()
-        names = [m.value for m in matchers if m.name == "__name__" and m.type is MatchType.EQUAL]
-        if len(names) > 1 and name is not None:
-            raise self.error(
-                f'metric name must not be set twice: "{names[0]}" or "{names[1]}"', pos
-            )
-        if all(m.matches("") for m in matchers):
-            raise self.error("vector selector must contain at least one non-empty matcher", pos)
-        if name is None and len(names) == 1:
-            name = names[0]
+        if name is None:
+            names = [
+                m.value for m in matchers if m.name == "__name__" and m.type is MatchType.EQUAL
+            ]
+            name = names[0] if len(names) == 1 else None
         return VectorSelector(name, tuple(matchers), pos=pos)
 
-    def matcher(self, has_name: bool) -> Matcher:
+    def matcher(self) -> Matcher:
         token = self.tok
         if token.kind is TokenKind.STRING and (
             self.is_punct(",", self.peek()) or self.is_punct("}", self.peek())
         ):
             # {"metric.name"}: a quoted metric name on its own.
             self.advance()
-            if has_name:
-                raise self.error(f'metric name must not be set twice: "{token.text}"', token.pos)
             return Matcher(MatchType.EQUAL, "__name__", token.text)
+        if self.tok.kind not in (TokenKind.IDENT, TokenKind.STRING):
+            raise self.unexpected("in label matching", 'identifier or "}"')
         name = self.label_name("in label matching")
         op_token = self.tok
         types = {t.value: t for t in MatchType}
@@ -623,19 +621,50 @@ class _Parser:
         self.advance()
         match_type = types[op_token.text]
         value = value_token.text
-        if match_type in (MatchType.REGEX, MatchType.NOT_REGEX):
-            value = re2.translate(value)
         try:
+            if match_type in (MatchType.REGEX, MatchType.NOT_REGEX):
+                value = re2.translate(value)
             return Matcher(match_type, name, value)
         except re.error as exc:
-            raise self.error(
-                f"invalid regular expression {value_token.text!r}: {exc}", value_token.pos
-            ) from None
+            self.defer(f"error parsing regexp: {exc}: `{value_token.text}`", token.pos)
+            return Matcher(MatchType.EQUAL, name, value_token.text)
+
+
+def _normalize(expr: Expr) -> Expr:
+    """Settle vector matching as Prometheus does once types are known.
+
+    Two vectors always get a :class:`VectorMatching` (one-to-one by default,
+    many-to-many for set operators); a scalar side gets none.
+    """
+    if isinstance(expr, BinaryExpr):
+        lhs, rhs = _normalize(expr.lhs), _normalize(expr.rhs)
+        vectors = value_type(lhs) is ValueType.VECTOR and value_type(rhs) is ValueType.VECTOR
+        matching = expr.matching
+        if not vectors:
+            matching = None
+        else:
+            matching = matching or VectorMatching()
+            if expr.op in SET_OPS and matching.cardinality is Cardinality.ONE_TO_ONE:
+                matching = replace(matching, cardinality=Cardinality.MANY_TO_MANY)
+        return replace(expr, lhs=lhs, rhs=rhs, matching=matching)
+    if isinstance(expr, ParenExpr | UnaryExpr):
+        return replace(expr, expr=_normalize(expr.expr))
+    if isinstance(expr, SubqueryExpr):
+        return replace(expr, expr=_normalize(expr.expr))
+    if isinstance(expr, AggregateExpr):
+        param = None if expr.param is None else _normalize(expr.param)
+        return replace(expr, expr=_normalize(expr.expr), param=param)
+    if isinstance(expr, Call):
+        return replace(expr, args=tuple(_normalize(a) for a in expr.args))
+    return expr
 
 
 def _number(text: str) -> float:
+    """The value of a NUMBER token; :class:`ValueError` if it is malformed (``1e-``)."""
     if text[:2].lower() == "0x":
         return float(int(text, 16))
+    if not _FLOAT.fullmatch(text):
+        raise ValueError(text)
     return float(text)
 
 
