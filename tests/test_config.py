@@ -43,10 +43,12 @@ def test_prometheus_sections_load_unchanged(tmp_path: Path) -> None:
     assert cfg.global_.scrape_interval == 15.0
     assert cfg.global_.evaluation_interval == 30.0
     assert cfg.global_.external_labels == {"monitor": "soulcaster"}
-    job = cfg.scrape_configs[0]
-    assert job["job_name"] == "backend"
+    [job] = cfg.resolved_scrape_configs()
+    assert job.job_name == "backend"
+    assert job.interval == 5.0
+    assert job.timeout == 5.0  # the global 10s timeout, capped at the job's interval
     # Relabel capture-group references are not environment references.
-    assert job["relabel_configs"][0]["replacement"] == "${1}"
+    assert job.relabel_configs[0].replacement == "${1}"
     assert cfg.base_dir == tmp_path
 
 
@@ -122,20 +124,46 @@ def test_missing_rule_file_is_an_error(tmp_path: Path) -> None:
 
 def test_alerting_inline_or_file_not_both() -> None:
     text = "alerting:\n  config_file: am.yml\n  route: {receiver: x}\n"
-    with pytest.raises(ConfigError, match="either config_file or the Alertmanager keys"):
+    with pytest.raises(ConfigError, match=r"either alerting\.config_file or the Alertmanager keys"):
         parse_config(text, environ={})
 
 
-def test_inline_alertmanager_keys_pass_through() -> None:
+def test_inline_alertmanager_keys_are_validated_by_the_routing_model() -> None:
     text = (
         "alerting:\n  route: {receiver: team, group_by: [alertname]}\n"
         "  receivers:\n    - name: team\n      webhook_configs: [{url: 'http://127.0.0.1:1/'}]\n"
     )
-    am = parse_config(text, environ={}).alerting.alertmanager_dict()
-    assert am == {
-        "route": {"receiver": "team", "group_by": ["alertname"]},
-        "receivers": [{"name": "team", "webhook_configs": [{"url": "http://127.0.0.1:1/"}]}],
-    }
+    routing = parse_config(text, environ={}).routing
+    assert routing is not None
+    assert routing.route.receiver == "team"
+    assert routing.receivers[0].webhook_configs[0].url == "http://127.0.0.1:1/"
+
+
+def test_inline_alertmanager_errors_have_positions_in_this_file() -> None:
+    text = (
+        "listen: 127.0.0.1:9797\n"
+        "alerting:\n  route: {receiver: team}\n"
+        "  receivers:\n    - name: team\n      webhook_config: []\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, "sw.yaml", environ={})
+    assert str(err.value).startswith("sw.yaml:6:7: unknown setting 'webhook_config'")
+    assert "did you mean 'webhook_configs'" in str(err.value)
+    text = "alerting:\n  route: {receiver: nobody}\n  receivers:\n    - name: team\n"
+    with pytest.raises(ConfigError, match="undefined receiver 'nobody'") as err:
+        parse_config(text, "sw.yaml", environ={})
+    assert err.value.line == 2
+
+
+def test_alertmanager_yml_by_path(tmp_path: Path) -> None:
+    (tmp_path / "alertmanager.yml").write_text(
+        "route: {receiver: team}\nreceivers:\n  - name: team\n"
+    )
+    cfg_file = tmp_path / "sw.yaml"
+    cfg_file.write_text("alerting:\n  config_file: alertmanager.yml\n")
+    routing = load_config(cfg_file, environ={}).routing
+    assert routing is not None
+    assert routing.receivers[0].name == "team"
 
 
 def test_overrides_from_the_command_line(tmp_path: Path) -> None:
@@ -156,3 +184,32 @@ def test_duplicate_heartbeat_names() -> None:
     text = "heartbeats:\n  checks:\n    - {name: a}\n    - {name: a}\n"
     with pytest.raises(ConfigError, match="duplicate check name"):
         parse_config(text, "sw.yaml", environ={})
+
+
+def test_unknown_key_inside_a_scrape_job() -> None:
+    text = "scrape_configs:\n  - job_name: a\n    metric_path: /m\n"
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, "sw.yaml", environ={})
+    assert str(err.value).startswith(
+        "sw.yaml:3:5: unknown setting 'metric_path' in scrape_configs.0"
+        " (did you mean 'metrics_path'?)"
+    )
+
+
+def test_collectors_section() -> None:
+    text = "collectors:\n  soulcaster:\n    redis_url: redis://127.0.0.1:6379/0\n"
+    cfg = parse_config(text, environ={})
+    assert cfg.collectors.soulcaster is not None
+    assert cfg.collectors.soulcaster.redis_url == "redis://127.0.0.1:6379/0"
+    assert cfg.collectors.e2b is None
+
+
+def test_env_keys_a_component_reads_itself_are_left_alone() -> None:
+    text = (
+        "probes:\n  - job_name: upstash\n    prober: http\n    url_env: UPSTASH_URL\n"
+        "auth:\n  tokens:\n    - {name: ci, token_env: SW_TOKEN, scopes: [push]}\n"
+    )
+    cfg = parse_config(text, environ={"SW_TOKEN": "t" * 20})
+    # The probe resolves url_env when it starts; the token is read now.
+    assert cfg.probes[0].url_env == "UPSTASH_URL"
+    assert cfg.auth.tokens[0].secret() == "t" * 20

@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -32,10 +32,18 @@ from pydantic import (
     model_validator,
 )
 
-from soulwatch.config_loading import load_yaml, validation_error
+from soulwatch.alerting.config import AlertingConfig
+from soulwatch.alerting.config import _check_references as check_alerting_references
+from soulwatch.alerting.config import load_config as load_alerting_file
+from soulwatch.config_loading import Positions, load_yaml, validation_error
 from soulwatch.duration import Duration
 from soulwatch.exceptions import ConfigError
+from soulwatch.sources.collectors.config import E2BCollectorConfig, SoulcasterCollectorConfig
 from soulwatch.sources.heartbeats import HeartbeatsConfig
+from soulwatch.sources.probes.config import ProbeConfig
+from soulwatch.sources.scrape.config import GlobalConfig as ScrapeGlobalConfig
+from soulwatch.sources.scrape.config import ScrapeConfig
+from soulwatch.tsdb.config import StorageConfig
 
 DEFAULT_LISTEN = "127.0.0.1:9797"
 
@@ -44,27 +52,8 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class GlobalConfig(_Model):
+class GlobalConfig(ScrapeGlobalConfig):
     """``global``: defaults shared by scrape jobs and rule groups, as in prometheus.yml."""
-
-    scrape_interval: Duration = 60.0
-    scrape_timeout: Duration = 10.0
-    evaluation_interval: Duration = 60.0
-    external_labels: dict[str, str] = Field(default_factory=dict)
-    # Accepted so a prometheus.yml global section loads unchanged; soulwatch
-    # applies the limits it implements and ignores the rest (documented).
-    scrape_protocols: list[str] | None = None
-    rule_query_offset: Duration = 0.0
-    query_log_file: str | None = None
-    scrape_failure_log_file: str | None = None
-    body_size_limit: str | int | None = None
-    sample_limit: int = 0
-    label_limit: int = 0
-    label_name_length_limit: int = 0
-    label_value_length_limit: int = 0
-    target_limit: int = 0
-    keep_dropped_targets: int = 0
-    metric_name_validation_scheme: str | None = None
 
     @model_validator(mode="after")
     def _timeout_fits(self) -> GlobalConfig:
@@ -73,43 +62,33 @@ class GlobalConfig(_Model):
         return self
 
 
-class AlertingConfig(_Model):
+class CollectorsConfig(_Model):
+    """``collectors``: readers of systems that expose no metrics (each optional)."""
+
+    soulcaster: SoulcasterCollectorConfig | None = None
+    e2b: E2BCollectorConfig | None = None
+
+
+class AlertingSection(BaseModel):
     """``alerting``: Alertmanager's configuration inline, or ``config_file``.
 
-    The keys are Alertmanager's (``route``, ``receivers``, ``inhibit_rules``,
-    ``time_intervals``...); they are validated by the alerting component.
-    ``alertmanagers`` (prometheus.yml's key) lists external Alertmanagers that
-    alerts are also forwarded to.
+    Inline keys are Alertmanager's (``route``, ``receivers``, ``inhibit_rules``,
+    ``time_intervals``...) plus the alerting component's extensions; they are
+    validated by :class:`soulwatch.alerting.config.AlertingConfig` with
+    positions in this file. ``alertmanagers`` and ``alert_relabel_configs``
+    (prometheus.yml's keys) are accepted so that section loads unchanged.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="allow", frozen=True)
+    extra_keys_model: ClassVar[type[BaseModel]] = AlertingConfig
 
     config_file: Path | None = None
-    global_: dict[str, Any] | None = Field(default=None, alias="global")
-    route: dict[str, Any] | None = None
-    receivers: list[dict[str, Any]] | None = None
-    inhibit_rules: list[dict[str, Any]] | None = None
-    time_intervals: list[dict[str, Any]] | None = None
-    mute_time_intervals: list[dict[str, Any]] | None = None
-    templates: list[str] | None = None
     alertmanagers: list[dict[str, Any]] | None = None
     alert_relabel_configs: list[dict[str, Any]] | None = None
 
-    @model_validator(mode="after")
-    def _file_or_inline(self) -> AlertingConfig:
-        inline = (self.route, self.receivers, self.inhibit_rules, self.time_intervals)
-        if self.config_file is not None and any(v is not None for v in inline):
-            raise ValueError("set either config_file or the Alertmanager keys inline, not both")
-        return self
-
-    def alertmanager_dict(self) -> dict[str, Any] | None:
-        """The inline Alertmanager configuration as a dict, or ``None`` if not inline."""
-        if self.route is None and self.receivers is None:
-            return None
-        keys = ("global", "route", "receivers", "inhibit_rules", "time_intervals",
-                "mute_time_intervals", "templates")  # fmt: skip
-        data = self.model_dump(by_alias=True, exclude_none=True)
-        return {k: data[k] for k in keys if k in data}
+    def inline(self) -> dict[str, Any]:
+        """The inline Alertmanager keys."""
+        return dict(self.model_extra or {})
 
 
 class Scope(Enum):
@@ -177,33 +156,27 @@ class SelfMonitoringConfig(_Model):
         return self.deadman_url.get_secret_value() if self.deadman_url else None
 
 
-class StorageSettings(_Model):
-    """``storage``: where samples live and for how long."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    retention: Duration = 15 * 86400.0
-
-
 class SoulwatchConfig(_Model):
     """The whole ``soulwatch.yaml``."""
 
     listen: str = DEFAULT_LISTEN
     data_dir: Path = Path("data")
+    external_url: str = ""
     global_: GlobalConfig = Field(default_factory=GlobalConfig, alias="global")
     rule_files: list[str] = Field(default_factory=list)
-    scrape_configs: list[dict[str, Any]] = Field(default_factory=list)
+    scrape_configs: list[ScrapeConfig] = Field(default_factory=list)
     scrape_config_files: list[str] = Field(default_factory=list)
-    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    alerting: AlertingSection = Field(default_factory=AlertingSection)
     heartbeats: HeartbeatsConfig = Field(default_factory=HeartbeatsConfig)
-    probes: list[dict[str, Any]] = Field(default_factory=list)
-    collectors: dict[str, Any] = Field(default_factory=dict)
-    storage: StorageSettings = Field(default_factory=StorageSettings)
+    probes: list[ProbeConfig] = Field(default_factory=list)
+    collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     self_monitoring: SelfMonitoringConfig = Field(default_factory=SelfMonitoringConfig)
 
     _source: Path | None = PrivateAttr(default=None)
+    _routing: AlertingConfig | None = PrivateAttr(default=None)
 
     @field_validator("listen")
     @classmethod
@@ -213,11 +186,26 @@ class SoulwatchConfig(_Model):
 
     @model_validator(mode="after")
     def _unique_jobs(self) -> SoulwatchConfig:
-        names = [str(job.get("job_name")) for job in self.scrape_configs]
+        names = [job.job_name for job in self.scrape_configs]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"duplicate scrape job_name(s): {', '.join(dup)}")
+        for job in self.scrape_configs:
+            job.resolved(self.global_)  # raises for a timeout past the interval
+        probes = [p.job_name for p in self.probes]
+        dup = sorted({n for n in probes if probes.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate probe job_name(s): {', '.join(dup)}")
         return self
+
+    def resolved_scrape_configs(self) -> list[ScrapeConfig]:
+        """The scrape jobs with interval, timeout and limits filled from ``global``."""
+        return [job.resolved(self.global_) for job in self.scrape_configs]
+
+    @property
+    def routing(self) -> AlertingConfig | None:
+        """The validated Alertmanager configuration (inline or from ``config_file``)."""
+        return self._routing
 
     @property
     def source(self) -> Path | None:
@@ -255,6 +243,7 @@ class SoulwatchConfig(_Model):
             update["listen"] = listen
         copy = self.model_copy(update=update)
         copy._source = self._source
+        copy._routing = self._routing
         return copy
 
 
@@ -294,13 +283,45 @@ def parse_config(
     against it, as Prometheus resolves them against the config's directory.
     """
     env = os.environ if environ is None else environ
-    data, positions = load_yaml(text, file, env)
+    data, positions = load_yaml(text, file, env, SoulwatchConfig)
     if base_dir is not None:
         data = _absolute_files(data, base_dir)
     try:
-        return SoulwatchConfig.model_validate(data)
+        config = SoulwatchConfig.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc, SoulwatchConfig, positions) from None
+    config._routing = _routing(config, positions, env, base_dir)
+    return config
+
+
+def _routing(
+    config: SoulwatchConfig, positions: Positions, env: Mapping[str, str], base_dir: Path | None
+) -> AlertingConfig | None:
+    section = config.alerting
+    inline = section.inline()
+    if inline and section.config_file is not None:
+        raise positions.error(
+            ("alerting", "config_file"),
+            "set either alerting.config_file or the Alertmanager keys inline, not both",
+            key=True,
+        )
+    if section.config_file is not None:
+        path = section.config_file
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        if not path.is_file():
+            raise positions.error(("alerting", "config_file"), f"file not found: {path}")
+        return load_alerting_file(path, env=env)
+    if not inline:
+        return None
+    try:
+        routing = AlertingConfig.model_validate(inline)
+    except ValidationError as exc:
+        raise validation_error(exc, AlertingConfig, positions, prefix=("alerting",)) from None
+    nested = {p[1:]: pos for p, pos in positions.values.items() if p[:1] == ("alerting",)}
+    check_alerting_references(routing, nested, positions.file)
+    routing._base_dir = base_dir or Path.cwd()
+    return routing
 
 
 _CWD_RELATIVE = frozenset({"query_log_file", "scrape_failure_log_file"})
@@ -333,9 +354,6 @@ def _check_files(config: SoulwatchConfig) -> None:
     for pattern in config.rule_files:
         if not any(ch in pattern for ch in "*?[") and not config.resolve(pattern).is_file():
             raise ConfigError(f"rule file not found: {pattern}", file=where)
-    am = config.alerting.config_file
-    if am is not None and not config.resolve(am).is_file():
-        raise ConfigError(f"alerting.config_file not found: {am}", file=where)
     for token in config.auth.tokens:
         if token.token_file is not None and not token.token_file.is_file():
             raise ConfigError(f"auth token_file not found: {token.token_file}", file=where)

@@ -53,7 +53,9 @@ class Positions:
         return ConfigError(message, file=self.file, line=line, column=column)
 
 
-def load_yaml(text: str, file: str, environ: Mapping[str, str]) -> tuple[dict[str, Any], Positions]:
+def load_yaml(
+    text: str, file: str, environ: Mapping[str, str], model: type[BaseModel] | None = None
+) -> tuple[dict[str, Any], Positions]:
     """Parse one YAML mapping document; expand environment references.
 
     Raises :class:`ConfigError` with the position of a syntax error, a missing
@@ -81,7 +83,7 @@ def load_yaml(text: str, file: str, environ: Mapping[str, str]) -> tuple[dict[st
     if not isinstance(data, dict) or node is None:
         raise ConfigError("the top level must be a mapping of settings", file=file, line=1)
     _record(node, (), positions)
-    expanded = _expand(data, (), positions, environ)
+    expanded = _expand(data, (), positions, environ, model)
     assert isinstance(expanded, dict)
     return expanded, positions
 
@@ -99,27 +101,54 @@ def _record(node: yaml.Node, path: Path_, positions: Positions) -> None:
             _record(item, (*path, i), positions)
 
 
-def _expand(value: Any, path: Path_, positions: Positions, environ: Mapping[str, str]) -> Any:
+def _expand(
+    value: Any, path: Path_, positions: Positions, environ: Mapping[str, str], model: Any
+) -> Any:
     if isinstance(value, str):
         return _expand_str(value, path, positions, environ)
     if isinstance(value, list):
-        return [_expand(v, (*path, i), positions, environ) for i, v in enumerate(value)]
+        return [_expand(v, (*path, i), positions, environ, model) for i, v in enumerate(value)]
     if not isinstance(value, dict):
         return value
+    fields = _field_map(model)
     out: dict[Any, Any] = {}
     for key, item in value.items():
         sub = (*path, key)
-        if isinstance(key, str) and key.endswith("_env") and isinstance(item, str):
-            target = key.removesuffix("_env")
+        target = key.removesuffix("_env") if isinstance(key, str) else ""
+        # ``x_env`` names the variable holding ``x`` -- unless the model reads
+        # ``x_env`` itself (then the component resolves it).
+        if (
+            key != target
+            and isinstance(item, str)
+            and key not in fields
+            and (model is None or target in fields)
+        ):
             if target in value:
                 raise positions.error(sub, f"set either {target!r} or {key!r}, not both", key=True)
             if item not in environ:
                 raise positions.error(sub, f"environment variable {item!r} ({key}) is not set")
             out[target] = environ[item]
-            positions.keys.setdefault((*path, target), positions.at(sub, key=True))  # type: ignore[arg-type]
-            positions.values.setdefault((*path, target), positions.at(sub))  # type: ignore[arg-type]
+            key_pos = positions.at(sub, key=True)
+            value_pos = positions.at(sub)
+            if key_pos[0] is not None and value_pos[0] is not None:
+                positions.keys.setdefault((*path, target), key_pos)  # type: ignore[arg-type]
+                positions.values.setdefault((*path, target), value_pos)  # type: ignore[arg-type]
             continue
-        out[key] = _expand(item, sub, positions, environ)
+        out[key] = _expand(item, sub, positions, environ, fields.get(key))
+    return out
+
+
+def _field_map(model: Any) -> dict[str, Any]:
+    """Key -> the model inside that field's type (or ``None``), for a pydantic model."""
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return {}
+    out: dict[str, Any] = {}
+    # A section whose extra keys belong to another model (``alerting``'s inline keys).
+    extra = getattr(model, "extra_keys_model", None)
+    if extra is not None:
+        out.update(_field_map(extra))
+    for name, info in model.model_fields.items():
+        out[info.alias or name] = _model_in(info.annotation)
     return out
 
 
@@ -138,7 +167,11 @@ def _expand_str(text: str, path: Path_, positions: Positions, environ: Mapping[s
 
 
 def validation_error(
-    exc: ValidationError, model: type[BaseModel], positions: Positions
+    exc: ValidationError,
+    model: type[BaseModel],
+    positions: Positions,
+    *,
+    prefix: Path_ = (),
 ) -> ConfigError:
     """The first error of ``exc`` as a positioned :class:`ConfigError`.
 
@@ -148,11 +181,12 @@ def validation_error(
     errors = exc.errors(include_url=False)
     first = errors[0]
     loc: Path_ = tuple(p for p in first["loc"] if isinstance(p, str | int))
-    path = _data_path(loc)
+    inner = _data_path(loc)
+    path = (*prefix, *inner)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     if first["type"] == "extra_forbidden":
         name = str(path[-1]) if path else "?"
-        known = _fields_at(model, path[:-1])
+        known = _fields_at(model, inner[:-1])
         hint = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
         suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
         where = ".".join(str(p) for p in path[:-1]) or "the top level"

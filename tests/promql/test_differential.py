@@ -22,7 +22,12 @@ left out (docs/conformance.md lists these):
 - 3.x normalises ``le`` label values at scrape time: buckets are written
   with float-formatted bounds (``1.0``), which both keep verbatim here;
 - 3.x sums with Kahan compensation: values also count as equal within an
-  absolute 1e-9 where the exact result is near zero.
+  absolute 1e-9 where the exact result is near zero;
+- ``rate``/``increase`` limit their extrapolation at the counter's zero
+  point; 2.42 applied that limit to the full extrapolation interval, 2.51
+  and later only to the interval actually used (prometheus#13725): counters
+  here never come near zero (they start above 5000 and a reset drops them
+  to at least 1000), so the limit never applies.
 """
 
 from __future__ import annotations
@@ -74,10 +79,12 @@ def _generate(rng: random.Random) -> _Dataset:
                 labels = Labels.of(
                     __name__="sw_requests_total", job=job, instance=instance, code=code
                 )
-                value, points = float(rng.randint(0, 50)), []
+                # Counters stay far from zero, also after a reset: 2.42 limits
+                # rate extrapolation at the zero point differently (see above).
+                value, points = float(rng.randint(5000, 9000)), []
                 for i in range(SAMPLES):
-                    if rng.random() < 0.01:
-                        value = float(rng.randint(0, 5))  # a counter reset
+                    if rng.random() < 0.01 and value >= 2000:
+                        value = float(rng.randint(1000, int(value) // 2))  # a counter reset
                     else:
                         value += rng.randint(0, 20 if code == "200" else 3)
                     points.append((at(i), value))

@@ -30,10 +30,12 @@ from soulwatch.promql.parser import parse
             "(1 2)",
             1,
             4,
-            'unexpected number "2" in paren expression, expected ")" or binary operator',
+            'unexpected number "2", expected ")" or binary operator',
         ),
         ("rate(x[5m]", 1, 11, "unclosed left parenthesis"),
-        ("rate(x[5m] y)", 1, 12, 'in function call argument list, expected "," or ")"'),
+        ("rate(x[5m] y)", 1, 12, 'unexpected identifier "y", expected "," or ")"'),
+        ("sum(rate(x[5m] y))", 1, 16, 'unexpected identifier "y" in aggregation'),
+        ('"\\xZZ"', 1, 1, "illegal character U+005A 'Z' in escape sequence"),
         ("x[5m", 1, 5, "unclosed left bracket"),
         ("x[5m 1m]", 1, 6, 'in subquery or range, expected ":" or "]"'),
         ("x[]", 1, 3, 'unexpected "]" in subquery or range, expected duration'),
@@ -44,10 +46,10 @@ from soulwatch.promql.parser import parse
         ("x}", 1, 2, "unexpected character: '}'"),
         ("foo{a!b}", 1, 6, "unexpected character after '!' inside braces: 'b'"),
         ('"abc', 1, 1, "unterminated quoted string"),
-        ('"a\\qb"', 1, 3, "unknown escape sequence"),
+        ('"a\\qb"', 1, 1, "unknown escape sequence U+0071 'q'"),
         ("foo\n  + bar[5m]", 2, 5, "binary expression must contain only scalar and instant"),
         ("x +\n  rate(y)", 2, 8, 'expected type range vector in call to function "rate"'),
-        ("foo offset 5x", 1, 12, 'bad number or duration syntax: "5x"'),
+        ("foo offset 5x", 1, 12, 'bad number or duration syntax: "5"'),
         ("x[30m1h]", 1, 3, 'not a valid duration string: "30m1h"'),
         ("x[0s]", 1, 3, "duration must be greater than 0"),
         ("$", 1, 1, "unexpected character: '$'"),
@@ -56,7 +58,7 @@ from soulwatch.promql.parser import parse
         ("rate(x[5m],)", 1, 11, "trailing commas not allowed in function call args"),
         ("sum(x,)", 1, 6, "trailing commas not allowed in function call args"),
         ("sum()", 1, 1, "no arguments for aggregate expression provided"),
-        ('"\\8"', 1, 2, "unknown escape sequence"),
+        ('"\\8"', 1, 1, "unknown escape sequence U+0038 '8'"),
     ],
 )
 def test_syntax_errors_are_located(query: str, line: int, column: int, message: str) -> None:
@@ -137,3 +139,9 @@ def test_which_error_is_reported_first_follows_prometheus(
         parse(query)
     assert caught.value.column == column, str(caught.value)
     assert message in caught.value.reason
+
+
+def test_absurd_nesting_is_a_parse_error_not_a_crash() -> None:
+    with pytest.raises(ParseError, match="nested too deeply"):
+        parse("(" * 5000 + "1" + ")" * 5000)
+    assert parse("(" * 50 + "1" + ")" * 50) is not None

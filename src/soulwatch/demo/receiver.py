@@ -1,4 +1,4 @@
-"""The demo's stand-in for PagerDuty and Slack: a local webhook receiver that keeps what it gets.
+"""The demo's stand-in for the outside services: a webhook receiver, and E2B's sandbox listing.
 
 soulwatch's webhook notifier posts Alertmanager's webhook payload (version 4);
 the receiver records one :class:`Delivery` per alert in it, for the live
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from soulwatch.clock import Clock
@@ -34,11 +34,33 @@ class Delivery:
 class Receiver:
     """Records deliveries per receiver path (``/page``, ``/chat``, ``/ticket``)."""
 
-    def __init__(self, clock: Clock, *, on_delivery: Callable[[Delivery], None] | None = None):
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        on_delivery: Callable[[Delivery], None] | None = None,
+        running_sandboxes: Callable[[], int] | None = None,
+    ):
         self._clock = clock
         self.deliveries: list[Delivery] = []
         self._on_delivery = on_delivery
-        self.app = Starlette(routes=[Route("/{receiver}", self._receive, methods=["POST"])])
+        self._running = running_sandboxes or (lambda: 0)
+        self.app = Starlette(
+            routes=[
+                Route("/v2/sandboxes", self._sandboxes, methods=["GET"]),
+                Route("/{receiver}", self._receive, methods=["POST"]),
+            ]
+        )
+
+    async def _sandboxes(self, request: Request) -> JSONResponse:
+        # Answers like E2B's API listing, one sandbox per running agent job.
+        if request.headers.get("x-api-key") is None:
+            return JSONResponse({"code": 401, "message": "missing API key"}, status_code=401)
+        sandboxes = [
+            {"sandboxID": f"demo{i}", "templateID": "soulcaster-agent", "state": "running"}
+            for i in range(self._running())
+        ]
+        return JSONResponse(sandboxes)
 
     async def _receive(self, request: Request) -> PlainTextResponse:
         receiver = request.path_params["receiver"]

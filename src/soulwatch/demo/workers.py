@@ -56,6 +56,11 @@ class AgentRunner:
         self._jobs: dict[str, tuple[str, float]] = {}  # id -> (status, created)
         self._hung: str | None = None
 
+    @property
+    def running(self) -> int:
+        """Jobs running now (each holds one sandbox)."""
+        return sum(1 for status, _ in self._jobs.values() if status == "running")
+
     async def tick(self) -> None:
         """One step: a new job arrives; the others progress."""
         now = self._clock.time()

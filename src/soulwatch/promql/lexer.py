@@ -68,6 +68,7 @@ _PUNCT = "(){}[],:@"
 _NUMBER = re.compile(
     r"0[xX][0-9a-fA-F]+|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?",
 )
+_SCAN_NUMBER = re.compile(r"0[xX][0-9a-fA-F]*|[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]*)?")
 _DURATION = re.compile(r"(?:[0-9]+(?:ms|[smhdwy]))+")
 _IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _IDENT_IN_BRACKETS = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -144,6 +145,8 @@ def iter_tokens(text: str) -> Iterator[Token]:
                 if parens < 0:  # Prometheus points just past it
                     raise error_at(text, pos + 1, f"unexpected right parenthesis {ch!r}")
             elif ch == "[":
+                if brackets:
+                    raise error_at(text, pos, f"unexpected left bracket {ch!r}")
                 brackets += 1
             elif ch == "]":
                 brackets -= 1
@@ -168,6 +171,9 @@ def iter_tokens(text: str) -> Iterator[Token]:
 
 def _operator(text: str, pos: int) -> Token:
     op = next((o for o in _OPERATORS if text.startswith(o, pos)), None)
+    if op in ("=~", "!~"):
+        # Regex operators exist only inside braces; Prometheus's lexer says so.
+        raise error_at(text, pos, f"unexpected character after {op[0]!r}: '~'")
     if op is None:
         ch = text[pos]
         if ch == "!":
@@ -190,11 +196,14 @@ def _brace_token(text: str, pos: int) -> Token:
         return Token(TokenKind.PUNCT, ch, pos)
     if ch == "{":
         raise error_at(text, pos, f"unexpected left brace {ch!r}")
-    if ch == "!" and text[pos + 1 : pos + 2] not in ("=", "~"):
-        after = text[pos + 1 : pos + 2]
-        raise error_at(text, pos, f"unexpected character after '!' inside braces: {after!r}")
-    if ch in "=!":
-        return _operator(text, pos)
+    after = text[pos + 1 : pos + 2]
+    if ch == "!":
+        if after not in ("=", "~") or not after:
+            shown = after or "\ufffd"  # Go's rune for end of input
+            raise error_at(text, pos, f"unexpected character after '!' inside braces: {shown!r}")
+        return Token(TokenKind.OPERATOR, ch + after, pos)
+    if ch == "=":  # "==" inside braces is two "=" tokens, as in Prometheus
+        return Token(TokenKind.OPERATOR, "=~" if after == "~" else "=", pos)
     raise error_at(text, pos, f"unexpected character inside braces: {ch!r}")
 
 
@@ -213,24 +222,38 @@ class _StringToken(Token):
 
 
 def _number_or_duration(text: str, pos: int) -> Token:
+    # Read as Prometheus's lexer does: the longest number-like run (even an
+    # exponent without digits), then either a duration unit or a word boundary.
+    scanned = _SCAN_NUMBER.match(text, pos)
+    assert scanned is not None
+    scan_end = scanned.end()
     duration = _DURATION.match(text, pos)
-    number = _NUMBER.match(text, pos)
-    assert number is not None
-    if duration is not None and duration.end() > number.end():
-        token = Token(TokenKind.DURATION, duration.group(), pos)
-    else:
-        token = Token(TokenKind.NUMBER, number.group(), pos)
-    end = pos + len(token.text)
-    if end < len(text) and _continues_word(text[end]):
-        bad_end = end
-        while bad_end < len(text) and _continues_word(text[bad_end]):
-            bad_end += 1
-        raise error_at(text, pos, f'bad number or duration syntax: "{text[pos:bad_end]}"')
-    return token
+    if scan_end < len(text) and _continues_word(text[scan_end]):
+        if duration is not None and not _continues_word(text[duration.end() : duration.end() + 1]):
+            return Token(TokenKind.DURATION, duration.group(), pos)
+        shown = text[pos : _bad_number_end(text, scan_end)]
+        raise error_at(text, pos, f'bad number or duration syntax: "{shown}"')
+    # A malformed number such as "1e-" is still a NUMBER token; like
+    # Prometheus, the parser reports it when it converts the value.
+    return Token(TokenKind.NUMBER, scanned.group(), pos)
+
+
+def _bad_number_end(text: str, j: int) -> int:
+    """Where Prometheus's lexer stops reading a malformed number, for its message."""
+    if text[j : j + 1] not in ("s", "m", "h", "d", "w", "y"):
+        return j
+    j += 1 + (text[j + 1 : j + 2] == "s")
+    while text[j : j + 1] in _DIGITS and j < len(text):
+        while text[j : j + 1] in _DIGITS and j < len(text):
+            j += 1
+        if text[j : j + 1] not in ("s", "m", "h", "d", "w"):
+            return j
+        j += 1 + (text[j + 1 : j + 2] == "s")
+    return min(j + 1, len(text))  # the character that ended it is read too
 
 
 def _continues_word(ch: str) -> bool:
-    return ch in _IDENT_START or ch in _DIGITS or ch == "."
+    return ch != "" and (ch in _IDENT_START or ch in _DIGITS)
 
 
 def _string(text: str, pos: int) -> Token:
@@ -263,21 +286,24 @@ def _string(text: str, pos: int) -> Token:
             width, base = _ESCAPE_DIGITS.get(esc, (3, 8))
             start = i + 1 if esc in _ESCAPE_DIGITS else i
             digits = text[start : start + width]
-            try:
-                if len(digits) != width:
-                    raise ValueError(digits)
-                code = int(digits, base)
-            except ValueError:
-                raise error_at(text, i - 1, f"invalid escape sequence \\{esc}{digits}") from None
+            allowed = "01234567" if base == 8 else "0123456789abcdefABCDEF"
+            bad = next((c for c in digits if c not in allowed), None)
+            if bad is not None:
+                raise error_at(
+                    text, pos, f"illegal character U+{ord(bad):04X} {bad!r} in escape sequence"
+                )
+            if len(digits) != width:
+                raise error_at(text, pos, "escape sequence not terminated")
+            code = int(digits, base)
             if esc in "xX" or base == 8:
                 if code > 255:
-                    raise error_at(text, i - 1, f"octal escape value > 255: {code}")
+                    raise error_at(text, pos, f"octal escape value > 255: {code}")
                 out.append(code)  # a raw byte, as in Go
             else:
                 out += chr(code).encode("utf-8", "surrogatepass")
             i = start + width
         else:
-            raise error_at(text, i - 1, "unknown escape sequence")
+            raise error_at(text, pos, f"unknown escape sequence U+{ord(esc):04X} {esc!r}")
     # Bytes that are not UTF-8 (from \x escapes) survive as surrogate escapes,
     # so that e.g. an invalid label name can be reported with its real bytes.
     value = bytes(out).decode("utf-8", "surrogateescape")

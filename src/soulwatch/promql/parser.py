@@ -25,6 +25,7 @@ modifiers) is rejected as a syntax error.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import replace
@@ -91,6 +92,7 @@ _DURATION_RE = re.compile(
     r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?",
 )
 _DURATION_MS = (365 * 86_400_000, 7 * 86_400_000, 86_400_000, 3_600_000, 60_000, 1000, 1)
+_FLOAT = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
@@ -98,9 +100,20 @@ def parse(query: str) -> Expr:
     """Parse and type-check a PromQL expression.
 
     Raises :class:`~soulwatch.exceptions.ParseError` with the 1-based line and
-    column of the problem and, for syntax errors, what was expected.
+    column of the problem and, for syntax errors, what was expected. Trees are
+    immutable, so recent results are cached: a rule evaluated every interval
+    is parsed once.
     """
-    return _Parser(query).parse()
+    return _parse_cached(query)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cached(query: str) -> Expr:
+    try:
+        return _Parser(query).parse()
+    except RecursionError:
+        # Thousands of nested parentheses: refuse rather than crash.
+        raise ParseError("expression nested too deeply", line=1, column=1) from None
 
 
 def parse_duration(text: str) -> int:
@@ -125,6 +138,9 @@ class _Parser:
         # The first error of a grammar rule: parsing goes on, as in Prometheus,
         # but this is what gets reported.
         self.first_error: ParseError | None = None
+        # What a missing operand is reported "in": the innermost aggregation
+        # (Prometheus names no other construct in these errors).
+        self.contexts = [""]
 
     # -- token helpers -------------------------------------------------------
 
@@ -165,6 +181,17 @@ class _Parser:
     def error(self, message: str, pos: int | None = None) -> ParseError:
         return error_at(self.text, self.tok.pos if pos is None else pos, message)
 
+    def number(self, token: Token) -> float:
+        """A NUMBER token's value; a malformed one is reported, as Prometheus does."""
+        try:
+            return _number(token.text)
+        except ValueError:
+            self.defer(
+                f'error parsing number: strconv.ParseFloat: parsing "{token.text}": invalid syntax',
+                token.pos,
+            )
+            return 0.0
+
     def defer(self, message: str, pos: int) -> None:
         """Record a grammar-rule error and keep parsing (only the first is reported)."""
         if self.first_error is None:
@@ -173,11 +200,15 @@ class _Parser:
     def unexpected(self, context: str, expected: str | None = None) -> ParseError:
         token = self.tok
         what = token.describe(self.text)
+        if token.kind is TokenKind.IDENT and token.text.lower() in ("inf", "nan"):
+            what = f'number "{token.text}"'
         # Inside braces every word is a label name; elsewhere keywords show as <kw>.
         if token.kind is TokenKind.IDENT and context != "in label matching":
             kw = self.keyword(token)
             if kw in AGGREGATIONS:
                 what = f"<aggr:{token.text}>"
+            elif kw in ("and", "or", "unless", "atan2"):
+                what = f"<op:{token.text}>"
             elif kw is not None:
                 what = f"<{token.text}>"
         message = f"unexpected {what}"
@@ -280,6 +311,8 @@ class _Parser:
             self.advance()
             if self.is_punct("("):
                 include = self.label_list("in grouping opts")
+            elif not self.starts_expression():
+                raise self.unexpected("in grouping opts", '"("')
             cardinality = (
                 Cardinality.MANY_TO_ONE if group == "group_left" else Cardinality.ONE_TO_MANY
             )
@@ -324,14 +357,10 @@ class _Parser:
         token = self.tok
         if token.kind is TokenKind.DURATION:
             self.advance()
-            try:
-                ms = parse_duration(token.text)
-            except ValueError as exc:
-                self.defer(str(exc), token.pos)
-                return 1
-        elif token.kind is TokenKind.NUMBER:
+            return self.duration_token(token)
+        if token.kind is TokenKind.NUMBER:
             self.advance()
-            seconds = _number(token.text)
+            seconds = self.number(token)
             if not math.isfinite(seconds) or seconds < 0:
                 self.defer(f'invalid duration "{token.text}"', token.pos)
                 return 1
@@ -343,8 +372,20 @@ class _Parser:
             return 1
         return ms
 
+    def duration_token(self, token: Token) -> int:
+        """A DURATION token's milliseconds; zero is an error wherever it is written."""
+        try:
+            ms = parse_duration(token.text)
+        except ValueError as exc:
+            self.defer(str(exc), token.pos)
+            return 1
+        if ms == 0:
+            self.defer("duration must be greater than 0", token.pos)
+            return 1
+        return ms
+
     def offset(self, expr: Expr) -> Expr:
-        kw_pos = self.advance().pos
+        self.advance()
         sign = 1
         if self.tok.kind is TokenKind.OPERATOR and self.tok.text in "+-":
             sign = -1 if self.advance().text == "-" else 1
@@ -354,22 +395,24 @@ class _Parser:
             self.defer(
                 "offset modifier must be preceded by an instant vector selector "
                 "or range vector selector or a subquery",
-                kw_pos,
+                _start(expr),
             )
             return expr
         if target.offset_ms:
-            self.defer("offset may not be set multiple times", kw_pos)
+            self.defer("offset may not be set multiple times", _start(expr))
             return expr
         return _with_modifier(expr, replace(target, offset_ms=offset_ms))
 
     def at(self, expr: Expr) -> Expr:
-        at_pos = self.advance().pos
+        self.advance()
         token = self.tok
         word = token.text.lower() if token.kind is TokenKind.IDENT else ""
         if word in ("start", "end"):
             self.advance()
-            self.expect_punct("(", "in @ modifier")
-            self.expect_punct(")", "in @ modifier")
+            for punct in "()":
+                if not self.is_punct(punct):
+                    raise self.unexpected("in @", "timestamp")
+                self.advance()
             at = At(AtKind.START if word == "start" else AtKind.END)
         else:
             sign = 1.0
@@ -377,7 +420,7 @@ class _Parser:
                 sign = -1.0 if self.advance().text == "-" else 1.0
             token = self.tok
             if token.kind is TokenKind.NUMBER:
-                seconds = sign * _number(token.text)
+                seconds = sign * self.number(token)
             elif token.kind is TokenKind.IDENT and token.text.lower() in ("inf", "nan"):
                 seconds = sign * (math.inf if token.text.lower() == "inf" else math.nan)
             else:
@@ -393,11 +436,11 @@ class _Parser:
             self.defer(
                 "@ modifier must be preceded by an instant vector selector "
                 "or range vector selector or a subquery",
-                at_pos,
+                _start(expr),
             )
             return expr
         if target.at is not None:
-            self.defer("@ <timestamp> may not be set multiple times", at_pos)
+            self.defer("@ <timestamp> may not be set multiple times", _start(expr))
             return expr
         return _with_modifier(expr, replace(target, at=at))
 
@@ -407,14 +450,10 @@ class _Parser:
         token = self.tok
         if token.kind is TokenKind.NUMBER:
             self.advance()
-            return NumberLiteral(_number(token.text), token.pos)
+            return NumberLiteral(self.number(token), token.pos)
         if token.kind is TokenKind.DURATION:
             self.advance()
-            try:
-                return NumberLiteral(parse_duration(token.text) / 1000, token.pos)
-            except ValueError as exc:
-                self.defer(str(exc), token.pos)
-                return NumberLiteral(0.0, token.pos)
+            return NumberLiteral(self.duration_token(token) / 1000, token.pos)
         if token.kind is TokenKind.STRING:
             self.advance()
             return StringLiteral(token.text, token.pos)
@@ -422,19 +461,22 @@ class _Parser:
             self.advance()
             inner = self.expression(0)
             if not self.is_punct(")"):
-                raise self.unexpected("in paren expression", '")" or binary operator')
+                raise self.unexpected(self.contexts[-1], '")" or binary operator')
             self.advance()
             return ParenExpr(inner, token.pos)
         if self.is_punct("{"):
             return self.selector(None, token.pos)
         if token.kind is TokenKind.IDENT:
             return self.identifier_expr()
-        raise self.unexpected("", "expression")
+        raise self.unexpected(self.contexts[-1], "expression")
 
     def identifier_expr(self) -> Expr:
         token = self.tok
         name = token.text
         lower = name.lower()
+        kw = self.keyword(token)
+        if kw is not None and kw not in _KEYWORD_METRIC_NAMES:
+            raise self.unexpected(self.contexts[-1], "expression")
         nxt = self.peek()
         if lower in AGGREGATIONS and (
             self.is_punct("(", nxt) or self.keyword(nxt) in ("by", "without")
@@ -443,11 +485,8 @@ class _Parser:
         if lower in ("inf", "nan"):
             self.advance()
             return NumberLiteral(math.inf if lower == "inf" else math.nan, token.pos)
-        if self.is_punct("(", nxt):
+        if kw is None and ":" not in name and self.is_punct("(", nxt):
             return self.call()
-        kw = self.keyword(token)
-        if kw is not None and kw not in _KEYWORD_METRIC_NAMES:
-            raise self.unexpected("", "expression")
         self.advance()
         return self.selector(name, token.pos)
 
@@ -455,6 +494,12 @@ class _Parser:
         """``( expr, expr, ... )`` after a function or aggregation name."""
         self.advance()  # "("
         args: list[Expr] = []
+        # Prometheus names only aggregations in these errors, also for what is
+        # nested inside them (calls and parentheses have no name of their own).
+        pushed = bool(context)
+        if pushed:
+            self.contexts.append(context)
+        context = self.contexts[-1]
         while not self.is_punct(")"):
             if not self.starts_expression():
                 raise self.unexpected(context, "expression")
@@ -466,12 +511,14 @@ class _Parser:
                     self.defer("trailing commas not allowed in function call args", comma.pos)
             elif not self.is_punct(")"):
                 raise self.unexpected(context, '"," or ")"')
+        if pushed:
+            self.contexts.pop()
         self.advance()
         return args
 
     def call(self) -> Expr:
         name_token = self.advance()
-        args = self.call_args("in function call argument list")
+        args = self.call_args("")
         # Checked after the arguments, as Prometheus reports errors inside them first.
         if name_token.text not in FUNCTIONS:
             self.defer(f'unknown function with name "{name_token.text}"', name_token.pos)
@@ -574,9 +621,9 @@ class _Parser:
         self.advance()
         match_type = types[op_token.text]
         value = value_token.text
-        if match_type in (MatchType.REGEX, MatchType.NOT_REGEX):
-            value = re2.translate(value)
         try:
+            if match_type in (MatchType.REGEX, MatchType.NOT_REGEX):
+                value = re2.translate(value)
             return Matcher(match_type, name, value)
         except re.error as exc:
             self.defer(f"error parsing regexp: {exc}: `{value_token.text}`", token.pos)
@@ -613,8 +660,11 @@ def _normalize(expr: Expr) -> Expr:
 
 
 def _number(text: str) -> float:
+    """The value of a NUMBER token; :class:`ValueError` if it is malformed (``1e-``)."""
     if text[:2].lower() == "0x":
         return float(int(text, 16))
+    if not _FLOAT.fullmatch(text):
+        raise ValueError(text)
     return float(text)
 
 

@@ -12,6 +12,8 @@ differences that real queries hit are handled here:
 
 from __future__ import annotations
 
+import re
+
 _POSIX_CLASSES = {
     "alnum": "0-9A-Za-z",
     "alpha": "A-Za-z",
@@ -45,6 +47,11 @@ def translate(pattern: str) -> str:
             out.append("\\Z" if pair == "\\z" else pair)
             i += 2
             continue
+        if ch in "*+?{" and out and _ends_with_repeat("".join(out[-2:])):
+            # RE2 rejects "a**" or "a*+" (Python 3.11 reads "*+" as possessive).
+            lazy = ch == "?"
+            if not lazy:
+                raise re.error(f"invalid nested repetition operator: `{out[-1][-1]}{ch}`")
         if ch == "[":
             end, text = _char_class(pattern, i)
             out.append(text)
@@ -78,6 +85,16 @@ def translate(pattern: str) -> str:
         i += 1
     out.append(")" * len(scoped[0]))
     return "".join(out)
+
+
+def _ends_with_repeat(previous: str) -> bool:
+    """Whether the output so far ends with an unescaped repetition operator."""
+    if not previous or previous[-1] not in "*+?}":
+        return False
+    if len(previous) >= 2 and previous[-2] == "\\":
+        return False
+    # "x{2}" ends a counted repetition only if a '{' opened it; "}" alone is literal.
+    return previous[-1] != "}" or "{" in previous
 
 
 def _inline_flags_end(pattern: str, i: int) -> int:

@@ -169,7 +169,7 @@ class _Checker:
             if matching.cardinality in grouped:
                 self.report(f'no grouping allowed for "{op}" operation', op_pos)
         if op in SET_OPS and (lt is scalar or rt is scalar):
-            self.report(f'set operator "{op}" not allowed in binary scalar expression', op_pos)
+            self.report(f'set operator "{op}" not allowed in binary scalar expression', expr.pos)
 
     def selector(self, expr: VectorSelector) -> None:
         if expr.pos in self.facts.named_selectors:

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import math
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol, runtime_checkable
 
 from soulwatch.clock import Clock
+from soulwatch.exceptions import StorageError
+from soulwatch.tsdb.model import STALE_NAN, Labels
+from soulwatch.tsdb.storage import Appender, Storage
 
 
 class Health(Enum):
@@ -76,6 +81,70 @@ class Source(Protocol):
         ...
 
 
+def open_appender(storage: Storage, source: str) -> Appender:
+    """An appender of ``storage`` for ``source``.
+
+    A storage whose ``appender`` takes a ``source`` (the embedded TSDB, for its
+    per-source series limit) is given it; any other gets the plain call.
+    """
+    factory = storage.appender
+    try:
+        accepts = "source" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    if accepts:
+        return factory(source=source)  # type: ignore[call-arg]
+    return factory()
+
+
+def append_quietly(app: Appender, labels: Labels, t_ms: int, value: float) -> bool:
+    """Append one sample; a refusal (series limit, out of order) skips only that sample.
+
+    The storage counts its own rejections; the other samples of the run go on.
+    """
+    try:
+        app.append(labels, t_ms, value)
+    except StorageError:
+        return False
+    return True
+
+
+class SeriesWriter:
+    """Writes one source's samples and marks the series it stops writing stale.
+
+    A series present in the previous write and absent from this one gets
+    Prometheus's staleness marker at this write's time, so queries stop
+    returning it at once; :meth:`close` marks every series stale.
+    """
+
+    def __init__(
+        self, storage: Storage, source: str, *, lock: threading.Lock | None = None
+    ) -> None:
+        self._storage = storage
+        self._source = source
+        self._lock = lock or threading.Lock()
+        self._previous: set[Labels] = set()
+        self._last_t_ms: int | None = None
+
+    def write(self, t_ms: int, samples: dict[Labels, float]) -> None:
+        """Append ``samples`` at ``t_ms`` and staleness markers for vanished series."""
+        with self._lock:
+            app = open_appender(self._storage, self._source)
+            for labels, value in samples.items():
+                append_quietly(app, labels, t_ms, value)
+            for gone in self._previous - samples.keys():
+                append_quietly(app, gone, t_ms, STALE_NAN)
+            app.commit()
+        self._previous = set(samples)
+        self._last_t_ms = t_ms
+
+    def close(self, t_ms: int) -> None:
+        """Mark every series written last stale (at ``t_ms``, after the last write)."""
+        if self._last_t_ms is None or not self._previous:
+            return
+        self.write(max(t_ms, self._last_t_ms + 1), {})
+
+
 def fnv1a_64(data: bytes) -> int:
     """The 64-bit FNV-1a hash (what Prometheus hashes target labels with)."""
     h = 0xCBF29CE484222325
@@ -130,6 +199,8 @@ class Scheduler:
         """Schedule ``source`` (started at once if the scheduler runs)."""
         if source.key in self._sources:
             raise ValueError(f"duplicate source {source.key!r}")
+        if not source.interval > 0:
+            raise ValueError(f"source {source.key!r}: the interval must be positive")
         self._sources[source.key] = source
         if self._tasks:
             self._start_one(source)

@@ -8,6 +8,7 @@ from soulwatch.sources.scrape.config import (
     StaticConfig,
     load_prometheus_config,
     load_prometheus_file,
+    resolve_scrape_configs,
 )
 from soulwatch.sources.scrape.manager import ScrapeManager, target_labels
 from soulwatch.sources.scrape.target import ScrapeTarget, TargetStatus
@@ -23,5 +24,6 @@ __all__ = [
     "TargetStatus",
     "load_prometheus_config",
     "load_prometheus_file",
+    "resolve_scrape_configs",
     "target_labels",
 ]

@@ -9,7 +9,7 @@ discovery, OAuth2, proxies) is an error saying so, rather than being ignored.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -78,11 +78,58 @@ UNSUPPORTED_KEYS = frozenset(
         "proxy_connect_header",
         "oauth2",
         "sigv4",
-        "native_histogram_bucket_limit",
-        "scrape_protocols",
-        "scrape_classic_histograms",
     }
 )
+
+ScrapeProtocol = Literal[
+    "OpenMetricsText1.0.0",
+    "OpenMetricsText0.0.1",
+    "PrometheusText1.0.0",
+    "PrometheusText0.0.4",
+    "PrometheusProto",
+]
+_PROTOCOL_MEDIA = {
+    "OpenMetricsText1.0.0": "application/openmetrics-text;version=1.0.0",
+    "OpenMetricsText0.0.1": "application/openmetrics-text;version=0.0.1",
+    "PrometheusText1.0.0": "text/plain;version=1.0.0",
+    "PrometheusText0.0.4": "text/plain;version=0.0.4",
+}
+#: Prometheus 2.x's default order of preference.
+DEFAULT_SCRAPE_PROTOCOLS: tuple[ScrapeProtocol, ...] = (
+    "OpenMetricsText1.0.0",
+    "OpenMetricsText0.0.1",
+    "PrometheusText0.0.4",
+)
+
+
+def accept_header(protocols: Sequence[str]) -> str:
+    """The ``Accept`` header for ``scrape_protocols``, weighted in order as Prometheus does."""
+    parts = []
+    for i, proto in enumerate(protocols):
+        media = _PROTOCOL_MEDIA[proto]
+        parts.append(media if i == 0 else f"{media};q={max(0.2, 1 - 0.25 * i):.2g}")
+    parts.append("*/*;q=0.1")
+    return ",".join(parts)
+
+
+def _check_protocols(protocols: list[ScrapeProtocol] | None) -> None:
+    if protocols is not None:
+        if not protocols:
+            raise ValueError("scrape_protocols must not be empty")
+        if "PrometheusProto" in protocols:
+            raise ValueError("scrape protocol 'PrometheusProto' is not supported by soulwatch")
+        if len(set(protocols)) != len(protocols):
+            raise ValueError("scrape_protocols has duplicates")
+
+
+class HTTPHeader(BaseModel):
+    """One entry of Prometheus 3's ``http_headers``: literal values, secrets or files."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    values: list[str] = Field(default_factory=list)
+    secrets: list[str] = Field(default_factory=list)
+    files: list[str] = Field(default_factory=list)
 
 
 class _Model(BaseModel):
@@ -178,6 +225,18 @@ class GlobalConfig(_Model):
     label_value_length_limit: int = 0
     target_limit: int = 0
     keep_dropped_targets: int = 0
+    scrape_protocols: list[ScrapeProtocol] | None = None
+    rule_query_offset: Duration = 0.0
+    scrape_failure_log_file: str | None = None
+    metric_name_validation_scheme: Literal["legacy", "utf8"] = "legacy"
+    metric_name_escaping_scheme: str | None = None
+    always_scrape_classic_histograms: bool = False
+    convert_classic_histograms_to_nhcb: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> GlobalConfig:
+        _check_protocols(self.scrape_protocols)
+        return self
 
 
 #: soulwatch's default cap on a scrape body when none is configured (Prometheus has none).
@@ -212,6 +271,20 @@ class ScrapeConfig(_Model):
     follow_redirects: bool = True
     enable_http2: bool = True
     headers: dict[str, str] = Field(default_factory=dict)
+    http_headers: dict[str, HTTPHeader] = Field(default_factory=dict)
+    scrape_protocols: list[ScrapeProtocol] | None = None
+    fallback_scrape_protocol: ScrapeProtocol | None = None
+    enable_compression: bool = True
+    scrape_failure_log_file: str | None = None
+    metric_name_validation_scheme: Literal["legacy"] | None = None
+    metric_name_escaping_scheme: str | None = None
+    scrape_classic_histograms: bool = False
+    always_scrape_classic_histograms: bool = False
+    scrape_native_histograms: Literal[False] = False
+    convert_classic_histograms_to_nhcb: Literal[False] = False
+    native_histogram_bucket_limit: int = 0
+    native_histogram_min_bucket_factor: float = 0.0
+    keep_dropped_targets: int = 0
     body_size_limit: ByteSize = 0
     sample_limit: int = Field(default=0, ge=0)
     label_limit: int = Field(default=0, ge=0)
@@ -233,6 +306,7 @@ class ScrapeConfig(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> ScrapeConfig:
+        _check_protocols(self.scrape_protocols)
         auths = [
             name
             for name, value in (
@@ -259,8 +333,11 @@ class ScrapeConfig(_Model):
     def resolved(self, global_: GlobalConfig | None = None) -> ScrapeConfig:
         """A copy with interval, timeout and limits filled from ``global_`` as Prometheus does."""
         g = global_ or GlobalConfig()
-        interval = self.scrape_interval if self.scrape_interval is not None else g.scrape_interval
-        timeout = self.scrape_timeout
+        # as in Prometheus, a zero duration is the same as leaving the key out
+        interval = self.scrape_interval or g.scrape_interval
+        if interval <= 0:
+            raise ValueError(f"job {self.job_name!r}: scrape_interval must be positive")
+        timeout = self.scrape_timeout or None
         if timeout is None:
             timeout = min(g.scrape_timeout, interval)
         if timeout > interval:
@@ -269,6 +346,8 @@ class ScrapeConfig(_Model):
                 f"scrape_interval ({interval}s)"
             )
         update: dict[str, Any] = {"scrape_interval": interval, "scrape_timeout": timeout}
+        if self.scrape_protocols is None and g.scrape_protocols is not None:
+            update["scrape_protocols"] = g.scrape_protocols
         for name in (
             "body_size_limit",
             "sample_limit",
@@ -280,6 +359,22 @@ class ScrapeConfig(_Model):
             if getattr(self, name) == 0:
                 update[name] = getattr(g, name)
         return self.model_copy(update=update)
+
+    @property
+    def accept(self) -> str:
+        """The ``Accept`` header this job sends."""
+        return accept_header(self.scrape_protocols or DEFAULT_SCRAPE_PROTOCOLS)
+
+    def header_values(self) -> dict[str, str]:
+        """Extra request headers: ``headers`` and the literal values of ``http_headers``."""
+        out = dict(self.headers)
+        for name, header in self.http_headers.items():
+            values = header.values + header.secrets
+            for path in header.files:
+                values.append(Path(path).read_text(encoding="utf-8").strip())
+            if values:
+                out[name] = ", ".join(values)
+        return out
 
     @property
     def interval(self) -> float:
@@ -386,3 +481,38 @@ def load_prometheus_file(path: str | Path) -> PrometheusConfig:
     """Load the scraping part of a ``prometheus.yml`` file."""
     p = Path(path)
     return load_prometheus_config(p.read_text(encoding="utf-8"), file=str(p))
+
+
+def resolve_scrape_configs(
+    entries: Sequence[Mapping[str, Any]], global_: Any = None, *, file: str | None = None
+) -> list[ScrapeConfig]:
+    """Validate raw ``scrape_configs`` entries and apply the global defaults.
+
+    ``global_`` is a mapping (the ``global`` section) or any object with the
+    same attribute names (e.g. soulwatch.yaml's own global model); keys this
+    module does not use are ignored. Errors name ``scrape_configs.<i>``.
+    """
+    known = GlobalConfig.model_fields
+    if global_ is None:
+        raw: dict[str, Any] = {}
+    elif isinstance(global_, Mapping):
+        raw = {k: v for k, v in global_.items() if k in known}
+    else:
+        raw = {k: getattr(global_, k) for k in known if getattr(global_, k, None) is not None}
+    try:
+        g = GlobalConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"global: {exc.errors()[0]['msg']}", file=file) from None
+    out: list[ScrapeConfig] = []
+    for i, entry in enumerate(entries):
+        try:
+            out.append(ScrapeConfig.model_validate(entry).resolved(g))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in (f"scrape_configs.{i}", *err["loc"]))
+            if err["type"] == "extra_forbidden":
+                raise ConfigError(f"unknown key {err['loc'][-1]!r} at {where}", file=file) from None
+            raise ConfigError(f"{where}: {err['msg']}", file=file) from None
+        except ValueError as exc:
+            raise ConfigError(f"scrape_configs.{i}: {exc}", file=file) from None
+    return out

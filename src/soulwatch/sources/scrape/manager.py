@@ -126,16 +126,20 @@ class ScrapeManager:
         self._clients: list[httpx.AsyncClient] = []
         self._lock = threading.Lock()
         self.targets: list[ScrapeTarget] = []
+        seen: set[tuple[str, Labels]] = set()
         for config in configs:
             client = self._client(config, transport)
             self._clients.append(client)
-            headers = {**config.headers, **_auth_headers(config)}
+            headers = {**config.header_values(), **_auth_headers(config)}
             for group in config.static_configs:
                 for address in group.targets:
                     built = target_labels(config, address, group.labels)
                     if built is None:
                         continue
                     url, labels = built
+                    if (url, labels) in seen:
+                        continue  # the same target listed twice is scraped once, as in Prometheus
+                    seen.add((url, labels))
                     self.targets.append(
                         ScrapeTarget(
                             config,

@@ -24,12 +24,6 @@ _OM_TYPES = frozenset(
 )
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
 
-#: The Accept header Prometheus 2.x sends: OpenMetrics preferred, text format next.
-ACCEPT_HEADER = (
-    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
-    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
-)
-
 
 class Format(Enum):
     """The exposition formats soulwatch reads."""
@@ -38,10 +32,14 @@ class Format(Enum):
     OPENMETRICS = "application/openmetrics-text"
 
 
-def format_of(content_type: str | None) -> Format:
-    """The format a ``Content-Type`` announces; the text format when unknown, as in Prometheus."""
+def format_of(content_type: str | None, fallback: Format = Format.TEXT) -> Format:
+    """The format a ``Content-Type`` announces; ``fallback`` when missing or unknown."""
     media = (content_type or "").split(";", 1)[0].strip().lower()
-    return Format.OPENMETRICS if media == Format.OPENMETRICS.value else Format.TEXT
+    if media == Format.OPENMETRICS.value:
+        return Format.OPENMETRICS
+    if media == Format.TEXT.value:
+        return Format.TEXT
+    return fallback
 
 
 class ExpositionError(ValueError):
@@ -114,27 +112,16 @@ def _series_at(text: str, pos: int, line: int) -> tuple[SeriesText, int]:
                     "expected '\"' to open a label value", line=line, column=i + 1
                 )
             i += 1
-            chars: list[str] = []
-            while True:
-                if i >= n:
-                    raise ExpositionError("unterminated label value", line=line, column=i + 1)
-                c = text[i]
-                if c == '"':
-                    i += 1
-                    break
-                if c == "\\":
-                    if i + 1 >= n:
-                        raise ExpositionError("unterminated escape", line=line, column=i + 1)
-                    nxt = text[i + 1]
-                    chars.append(_ESCAPES.get(nxt, "\\" + nxt))
-                    i += 2
-                    continue
-                chars.append(c)
-                i += 1
+            close = text.find('"', i)
+            if close != -1 and text.find("\\", i, close) == -1:
+                value = text[i:close]  # the common case: no escapes
+                i = close + 1
+            else:
+                value, i = _escaped_value(text, i, line)
             if lname in seen:
                 raise ExpositionError(f"duplicate label name {lname!r}", line=line, column=i + 1)
             seen.add(lname)
-            labels.append((lname, "".join(chars)))
+            labels.append((lname, value))
             while i < n and text[i] in " \t":
                 i += 1
             if i < n and text[i] == ",":
@@ -145,6 +132,27 @@ def _series_at(text: str, pos: int, line: int) -> tuple[SeriesText, int]:
                 break
             raise ExpositionError("expected ',' or '}' after a label", line=line, column=i + 1)
     return SeriesText(name, tuple(labels)), i
+
+
+def _escaped_value(text: str, i: int, line: int) -> tuple[str, int]:
+    """A label value with escapes, from just after its opening quote; returns the end too."""
+    n = len(text)
+    chars: list[str] = []
+    while True:
+        if i >= n:
+            raise ExpositionError("unterminated label value", line=line, column=i + 1)
+        c = text[i]
+        if c == '"':
+            return "".join(chars), i + 1
+        if c == "\\":
+            if i + 1 >= n:
+                raise ExpositionError("unterminated escape", line=line, column=i + 1)
+            nxt = text[i + 1]
+            chars.append(_ESCAPES.get(nxt, "\\" + nxt))
+            i += 2
+            continue
+        chars.append(c)
+        i += 1
 
 
 def _float(token: str, line: int, column: int) -> float:
@@ -181,6 +189,7 @@ def samples(
     eof = False
     lines = text.split("\n")
     last = len(lines)
+    strip_cr = not om and "\r" in text
     lineno = 0
     for raw in lines:
         lineno += 1
@@ -188,7 +197,7 @@ def samples(
             if raw.strip():
                 raise ExpositionError("content after '# EOF'", line=lineno)
             continue
-        line = raw if om else raw.rstrip("\r")
+        line = raw.rstrip("\r") if strip_cr else raw
         if line and line[0] in " \t":
             line = line.lstrip(" \t")
         if not line:
@@ -198,7 +207,9 @@ def samples(
         if line[0] == "#":
             eof = _comment(line, om, lineno)
             continue
-        brace = line.find("}")
+        # the last '}' ends the labels (values and timestamps have none); an OpenMetrics
+        # exemplar also has braces, so such a line misses the cache and is tokenized
+        brace = line.rfind("}")
         if brace != -1:
             key = line[: brace + 1]
             rest = line[brace + 1 :]
@@ -217,7 +228,13 @@ def samples(
         parts = rest.split()
         if not parts:
             raise ExpositionError("expected a value", line=lineno, column=len(line) + 1)
-        value = _float(parts[0], lineno, len(key) + 2)
+        token = parts[0]
+        try:
+            value = float(token)
+        except ValueError:
+            value = _float(token, lineno, len(key) + 2)  # raises, naming the column
+        if "_" in token:  # Python's float() accepts "1_000"; the exposition formats do not
+            _float(token, lineno, len(key) + 2)
         if len(parts) == 1:
             yield key, value, None, lineno
         elif len(parts) == 2:

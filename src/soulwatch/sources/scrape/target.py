@@ -27,10 +27,10 @@ import httpx
 
 from soulwatch import __version__
 from soulwatch.clock import Clock
-from soulwatch.sources.base import Health, SourceStatus
+from soulwatch.exceptions import SeriesLimitError, StorageError
+from soulwatch.sources.base import Health, SourceStatus, open_appender
 from soulwatch.sources.scrape.config import DEFAULT_BODY_SIZE_LIMIT, ScrapeConfig
 from soulwatch.sources.scrape.parse import (
-    ACCEPT_HEADER,
     ExpositionError,
     Format,
     decode_body,
@@ -42,7 +42,6 @@ from soulwatch.sources.scrape.relabel import Relabeler
 from soulwatch.tsdb.model import METRIC_NAME, STALE_NAN, Labels
 from soulwatch.tsdb.storage import Appender, Storage
 
-_MISS = object()
 REPORT_METRICS = (
     "up",
     "scrape_duration_seconds",
@@ -62,10 +61,40 @@ class TargetStatus(SourceStatus):
     duplicates_dropped: int = 0
     out_of_order_dropped: int = 0
     series_rejected: int = 0
+    samples_rejected: int = 0
+
+
+def _append_quietly(app: Appender, labels: Labels, t_ms: int, value: float) -> bool:
+    """Append a marker or report sample; False if the storage refused it (never fatal)."""
+    try:
+        app.append(labels, t_ms, value)
+    except StorageError:
+        return False
+    return True
 
 
 class _ScrapeFailure(Exception):
     """A scrape failed; the message is what the status shows."""
+
+
+class _BodyFailure(Exception):
+    """The body failed the scrape; ``counts`` is what was counted before (Prometheus reports it)."""
+
+    def __init__(self, message: str, counts: _Counts) -> None:
+        super().__init__(message)
+        self.counts = counts
+
+
+class _Entry:
+    """One series of the target: its stored labels and what the last scrapes saw of it."""
+
+    __slots__ = ("explicit", "labels", "last_ts", "seen")
+
+    def __init__(self, labels: Labels | None) -> None:
+        self.labels = labels  # None: dropped by metric_relabel_configs
+        self.seen = -1  # the last successful scrape that exposed it (none yet)
+        self.last_ts: int | None = None  # its last own timestamp (honor_timestamps)
+        self.explicit = False  # exposed with its own timestamp: no staleness markers
 
 
 @dataclass
@@ -108,25 +137,32 @@ class ScrapeTarget:
         self._target_pairs = [(n, v) for n, v in labels if n != METRIC_NAME]
         self._target_names = {n for n, _ in self._target_pairs}
         self._body_limit = config.body_size_limit or DEFAULT_BODY_SIZE_LIMIT
+        fallback = config.fallback_scrape_protocol or "PrometheusText0.0.4"
+        self._fallback_format = (
+            Format.OPENMETRICS if fallback.startswith("OpenMetrics") else Format.TEXT
+        )
+        self._track_explicit = config.track_timestamps_staleness
         self._headers = {
-            "Accept": ACCEPT_HEADER,
-            "Accept-Encoding": "gzip",
+            "Accept": config.accept,
+            "Accept-Encoding": "gzip" if config.enable_compression else "identity",
             "User-Agent": f"soulwatch/{__version__}",
             "X-Prometheus-Scrape-Timeout-Seconds": f"{config.timeout:g}",
             **(headers or {}),
         }
-        # series text -> final labels (None: dropped by relabeling); only validated texts
-        self._cache: dict[str, Labels | None] = {}
-        self._prev: set[Labels] = set()  # series of the last successful scrape, for staleness
-        self._prev_all: set[Labels] = set()  # every series of the last scrape, for series_added
-        self._last_explicit: dict[Labels, int] = {}
+        # series text -> its entry (labels None: dropped by relabeling); validated texts only.
+        # Per-sample bookkeeping works on entries, so no label set is hashed per sample.
+        self._cache: dict[str, _Entry] = {}
+        self._last_count = 0
+        self._by_labels: dict[Labels, _Entry] = {}
+        self._scrape = 1  # the number the next scrape will use
+        self._prev: list[_Entry] = []  # series of the last scrape that get staleness markers
         self._report_labels = {name: labels.with_(__name__=name) for name in REPORT_METRICS}
         self._status = TargetStatus(url=url, labels=labels.to_dict())
         self._last_t_ms: int | None = None
 
     @property
     def key(self) -> str:
-        """``job/instance``: the target's identity (it seeds its offset in the interval)."""
+        """``job/instance|url``: the target's identity (it seeds its offset in the interval)."""
         return f"{self.labels.get('job')}/{self.labels.get('instance')}|{self.url}"
 
     @property
@@ -179,35 +215,41 @@ class ScrapeTarget:
                     # stop reading: the connection is closed, the rest is never transferred
                     raise _ScrapeFailure(f"body size limit exceeded (more than {limit} bytes)")
                 chunks.append(chunk)
-            return b"".join(chunks), format_of(resp.headers.get("content-type"))
+            return b"".join(chunks), format_of(
+                resp.headers.get("content-type"), self._fallback_format
+            )
 
     def _store(self, t_ms: int, start: float, body: bytes | None, fmt: Format, error: str) -> None:
         counts = _Counts()
         with self._lock:
-            app = self._storage.appender()
+            app = open_appender(self._storage, self.key)
             if body is not None and not error:
                 try:
                     counts = self._append_body(app, body, fmt, t_ms)
-                except (ExpositionError, _ScrapeFailure) as exc:
+                except _BodyFailure as exc:
                     app.rollback()
-                    app = self._storage.appender()
                     error = str(exc)
-                    counts = _Counts(scraped=counts.scraped)
+                    counts = exc.counts
             if error:
-                for labels in self._prev:
-                    app.append(labels, t_ms, STALE_NAN)
-                self._prev = set()
+                for entry in self._prev:
+                    if entry.labels is not None:
+                        _append_quietly(app, entry.labels, t_ms, STALE_NAN)
+                self._prev = []
             duration = self._clock.monotonic() - start
-            up = 0.0 if error else 1.0
+            report = open_appender(self._storage, self.key)
             for name, value in (
-                ("up", up),
+                ("up", 0.0 if error else 1.0),
                 ("scrape_duration_seconds", duration),
                 ("scrape_samples_scraped", float(counts.scraped)),
                 ("scrape_samples_post_metric_relabeling", float(counts.post_relabel)),
                 ("scrape_series_added", float(counts.series_added)),
             ):
-                app.append(self._report_labels[name], t_ms, value)
+                _append_quietly(report, self._report_labels[name], t_ms, value)
+            # the report first: a series limit never crowds out the target's own `up`
+            report.commit()
             app.commit()
+            # a storage may refuse samples only at commit (another writer came first)
+            self._status.samples_rejected += len(getattr(app, "rejected", ()) or ())
         self._last_t_ms = t_ms
         status = self._status
         status.health = Health.DOWN if error else Health.UP
@@ -219,57 +261,100 @@ class ScrapeTarget:
 
     def _append_body(self, app: Appender, body: bytes, fmt: Format, t_ms: int) -> _Counts:
         append = app.append
-        text = decode_body(body)
+        scrape = self._scrape
+        if len(self._cache) > 2 * self._last_count + 1024:
+            self._forget(scrape - 1)
         cache = self._cache
-        if len(cache) > 2 * len(self._prev_all) + 1024:
-            cache.clear()  # bounded: texts of series long gone are forgotten
         honor_ts = self.config.honor_timestamps
+        track_explicit = self._track_explicit
         sample_limit = self.config.sample_limit
         series_limit = self.config.series_limit
-        prev_all = self._prev_all
-        last_explicit = self._last_explicit
-        cur: set[Labels] = set()
-        explicit: set[Labels] = set()
-        counts = _Counts()
+        cur: list[_Entry] = []
+        add_cur = cur.append
+        scraped = post_relabel = series_added = 0
+        over_limit = False
         status = self._status
-        for key, value, ts, lineno in samples(text, fmt, cache):
-            counts.scraped += 1
-            labels = cache.get(key, _MISS)
-            if labels is _MISS:
-                labels = cache[key] = self._labels_for(key, lineno)
-            if labels is None:
-                continue
-            assert isinstance(labels, Labels)
-            counts.post_relabel += 1
-            if sample_limit and counts.post_relabel > sample_limit:
-                raise _ScrapeFailure(f"sample limit exceeded (limit {sample_limit})")
-            if labels in cur:
-                status.duplicates_dropped += 1
-                continue
-            if labels not in prev_all:
-                if series_limit and len(cur) >= series_limit:
+        # a failed scrape still uses up its number, so marks it left on entries are not
+        # mistaken for this scrape's by the next one
+        self._scrape = scrape + 1
+        new_last_ts: list[tuple[_Entry, int]] = []  # kept only if the scrape succeeds
+        try:
+            text = decode_body(body)
+            for key, value, ts, lineno in samples(text, fmt, cache):
+                scraped += 1
+                entry = cache.get(key)
+                if entry is None:
+                    entry = cache[key] = self._entry_for(key, lineno)
+                labels = entry.labels
+                if labels is None:  # dropped by metric_relabel_configs
+                    entry.seen = scrape
+                    continue
+                post_relabel += 1
+                if sample_limit and post_relabel > sample_limit:
+                    over_limit = True
+                if over_limit:
+                    continue
+                if entry.seen == scrape:
+                    status.duplicates_dropped += 1
+                    continue
+                if entry.seen != scrape - 1:
+                    if series_limit and len(cur) >= series_limit:
+                        status.series_rejected += 1
+                        continue
+                    series_added += 1
+                entry.seen = scrape
+                add_cur(entry)
+                if ts is not None and honor_ts:
+                    # series with their own timestamps get no staleness markers (as in
+                    # Prometheus), unless track_timestamps_staleness asks for them
+                    entry.explicit = not track_explicit
+                    if entry.last_ts is not None and ts <= entry.last_ts:
+                        status.out_of_order_dropped += 1
+                        continue
+                    new_last_ts.append((entry, ts))
+                    t = ts
+                else:
+                    entry.explicit = False
+                    t = t_ms
+                try:
+                    append(labels, t, value)
+                except SeriesLimitError:
                     status.series_rejected += 1
-                    continue
-                counts.series_added += 1
-            cur.add(labels)
-            if ts is not None and honor_ts:
-                last = last_explicit.get(labels)
-                if last is not None and ts <= last:
-                    status.out_of_order_dropped += 1
-                    continue
-                last_explicit[labels] = ts
-                explicit.add(labels)
-                append(labels, ts, value)
-            else:
-                append(labels, t_ms, value)
-        tracked = cur - explicit if explicit else cur
-        for gone in self._prev - tracked:
-            append(gone, t_ms, STALE_NAN)
-        self._prev = tracked
-        self._prev_all = cur
-        if explicit and len(last_explicit) > 2 * len(explicit) + 1024:
-            self._last_explicit = {k: v for k, v in last_explicit.items() if k in explicit}
-        return counts
+                except StorageError:
+                    # out of order, or a different value at a stored timestamp: dropped, as in
+                    # Prometheus, and the rest of the scrape goes on
+                    status.samples_rejected += 1
+        except (ExpositionError, _ScrapeFailure) as exc:
+            raise _BodyFailure(str(exc), _Counts(scraped, post_relabel, series_added)) from None
+        if over_limit:
+            # like Prometheus: the whole exposition is counted, nothing of it is kept
+            raise _BodyFailure(
+                f"sample limit exceeded (limit {sample_limit})",
+                _Counts(scraped, post_relabel, series_added),
+            )
+        for entry, ts in new_last_ts:
+            entry.last_ts = ts
+        for gone in self._prev:
+            if gone.seen != scrape and gone.labels is not None:
+                _append_quietly(app, gone.labels, t_ms, STALE_NAN)
+        self._prev = [e for e in cur if not e.explicit]
+        self._last_count = scraped
+        return _Counts(scraped, post_relabel, series_added)
+
+    def _forget(self, oldest: int) -> None:
+        """Drop cache entries of series not seen since scrape ``oldest`` (bounds memory)."""
+        self._cache = {k: e for k, e in self._cache.items() if e.seen >= oldest}
+        self._by_labels = {k: e for k, e in self._by_labels.items() if e.seen >= oldest}
+
+    def _entry_for(self, key: str, lineno: int) -> _Entry:
+        """The entry of a new series text; texts meaning the same series share one."""
+        labels = self._labels_for(key, lineno)
+        if labels is None:
+            return _Entry(None)
+        entry = self._by_labels.get(labels)
+        if entry is None:
+            entry = self._by_labels[labels] = _Entry(labels)
+        return entry
 
     def _labels_for(self, key: str, lineno: int) -> Labels | None:
         """The stored labels of a series text: target labels merged, relabeled, limits checked."""
@@ -319,10 +404,10 @@ class ScrapeTarget:
             return
         t_ms = max(int(self._clock.time() * 1000), self._last_t_ms + 1)
         with self._lock:
-            app = self._storage.appender()
-            for labels in self._prev:
-                app.append(labels, t_ms, STALE_NAN)
-            for labels in self._report_labels.values():
-                app.append(labels, t_ms, STALE_NAN)
+            app = open_appender(self._storage, self.key)
+            for labels in [e.labels for e in self._prev if e.labels is not None] + list(
+                self._report_labels.values()
+            ):
+                _append_quietly(app, labels, t_ms, STALE_NAN)
             app.commit()
-        self._prev = set()
+        self._prev = []

@@ -1,0 +1,476 @@
+"""The durable outbox: every notification is written to SQLite before it is sent.
+
+Delivery is at-least-once. A row is inserted (together with the notification
+log entry that decided to send it, in one transaction) before any network
+call, and marked delivered only after the receiver accepted it; a crash at
+any point leaves the row pending, and the next start sends it again with the
+same idempotency key. Within one lane (integration × alert group) rows go out
+strictly in order: a row waiting for a retry holds back the rows behind it.
+
+Retries back off exponentially with jitter, honour ``Retry-After``, and give
+up at the configured deadline. A permanent error (4xx other than 429, bad
+URL) fails the row at once and records the integration's last error; the
+``on_failure`` callback then raises the ``NotificationFailing`` meta-alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sqlite3
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from soulwatch.alerting.config import DeliveryConfig
+from soulwatch.alerting.message import Notification
+from soulwatch.alerting.notifiers import Notifier
+from soulwatch.clock import Clock
+from soulwatch.exceptions import DeliveryError, StorageError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    integration TEXT NOT NULL,
+    receiver TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    event_at REAL NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_error TEXT,
+    delivered_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(state, integration, group_key, id);
+CREATE TABLE IF NOT EXISTS nflog (
+    integration TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    firing TEXT NOT NULL,
+    resolved TEXT NOT NULL,
+    sent_at REAL NOT NULL,
+    PRIMARY KEY (integration, group_key)
+);
+CREATE TABLE IF NOT EXISTS integration_errors (
+    integration TEXT PRIMARY KEY,
+    last_error TEXT NOT NULL,
+    at REAL NOT NULL,
+    failing INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS github_issues (
+    repository TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    PRIMARY KEY (repository, group_id)
+);
+"""
+
+
+class RowState(Enum):
+    """The life of an outbox row."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # permanent error
+    EXPIRED = "expired"  # retried until the deadline
+
+
+class Outcome(Enum):
+    """The ``outcome`` label of ``soulwatch_notifications_total``."""
+
+    SUCCESS = "success"
+    RETRY = "retry"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """What was last notified for one integration and alert group (Alertmanager's nflog)."""
+
+    firing: frozenset[str]
+    resolved: frozenset[str]
+    sent_at: float
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One stored notification."""
+
+    id: int
+    integration: str
+    state: RowState
+    attempts: int
+    idempotency_key: str
+    notification: Notification
+    last_error: str | None
+    created_at: float = 0.0
+    delivered_at: float | None = None
+
+
+class DeliveryMetrics:
+    """The delivery metrics, registered in an injected registry."""
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        registry = registry if registry is not None else CollectorRegistry()
+        self.notifications = Counter(
+            "soulwatch_notifications",
+            "Notification delivery attempts by receiver and outcome.",
+            ["receiver", "outcome"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "soulwatch_notification_latency_seconds",
+            "Seconds from an alert's state change to the receiver accepting the notification.",
+            ["receiver"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+            registry=registry,
+        )
+
+
+_DB_RETRY = 5.0
+
+FailureCallback = Callable[[str, str, str, bool], Awaitable[None]]
+
+
+class Outbox:
+    """The SQLite outbox and the loop that delivers from it."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Clock,
+        notifiers: Mapping[str, Notifier] | None = None,
+        settings: DeliveryConfig | None = None,
+        registry: CollectorRegistry | None = None,
+        rng: random.Random | None = None,
+        max_in_flight: int = 16,
+    ) -> None:
+        self._clock = clock
+        self.notifiers: dict[str, Notifier] = dict(notifiers or {})
+        self._settings = settings or DeliveryConfig()
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open outbox {path}: {exc}") from exc
+        self.metrics = DeliveryMetrics(registry)
+        self._wake = asyncio.Event()
+        self._in_flight: set[tuple[str, str]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._max_in_flight = max_in_flight
+        self.on_failure: FailureCallback | None = None
+        #: the last error of the outbox database itself, if any
+        self.last_error: str | None = None
+        self.on_recovery: Callable[[str, str], Awaitable[None]] | None = None
+
+    def close(self) -> None:
+        """Close the database (call after :meth:`run` has stopped)."""
+        self._db.close()
+
+    # --- writing -----------------------------------------------------------------
+
+    def log_entry(self, integration: str, group_key: str) -> LogEntry | None:
+        """The last notification-log entry for an integration and group."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT firing, resolved, sent_at FROM nflog WHERE integration=? AND group_key=?",
+                (integration, group_key),
+            ).fetchone()
+        if row is None:
+            return None
+        return LogEntry(frozenset(json.loads(row[0])), frozenset(json.loads(row[1])), float(row[2]))
+
+    def enqueue(
+        self,
+        items: list[tuple[Notification | None, str, str, frozenset[str], frozenset[str]]],
+    ) -> None:
+        """Store notifications and their log entries in one transaction.
+
+        Each item is ``(notification or None, integration, group_key, firing, resolved)``;
+        ``None`` records the log entry without sending (e.g. resolved-only with
+        ``send_resolved: false``).
+        """
+        now = self._clock.time()
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                for n, integration, group_key, firing, resolved in items:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO nflog VALUES (?,?,?,?,?)",
+                        (
+                            integration,
+                            group_key,
+                            json.dumps(sorted(firing)),
+                            json.dumps(sorted(resolved)),
+                            now,
+                        ),
+                    )
+                    if n is None:
+                        continue
+                    self._db.execute(
+                        "INSERT INTO outbox (integration, receiver, group_key, idempotency_key,"
+                        " payload,"
+                        " created_at, event_at, state, next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                        (
+                            integration,
+                            n.receiver,
+                            group_key,
+                            n.idempotency_key,
+                            n.to_json(),
+                            now,
+                            n.event_time,
+                            RowState.PENDING.value,
+                            now,
+                        ),
+                    )
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise StorageError(f"cannot write to the outbox: {exc}") from exc
+        self._wake.set()
+
+    # --- reading -----------------------------------------------------------------
+
+    def rows(self, state: RowState | None = None) -> list[OutboxRow]:
+        """Stored rows, oldest first (for the UI, the CLI and tests)."""
+        query = (
+            "SELECT id, integration, state, attempts, idempotency_key, payload, last_error,"
+            " created_at, delivered_at FROM outbox"
+        )
+        args: tuple[str, ...] = ()
+        if state is not None:
+            query += " WHERE state=?"
+            args = (state.value,)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY id", args).fetchall()
+        return [
+            OutboxRow(
+                int(r[0]),
+                str(r[1]),
+                RowState(r[2]),
+                int(r[3]),
+                str(r[4]),
+                Notification.from_json(str(r[5])),
+                r[6],
+                float(r[7]),
+                None if r[8] is None else float(r[8]),
+            )
+            for r in rows
+        ]
+
+    def pending_count(self) -> int:
+        """How many notifications wait to be delivered."""
+        with self._lock:
+            row = self._db.execute("SELECT COUNT(*) FROM outbox WHERE state='pending'").fetchone()
+        return int(row[0])
+
+    def integration_errors(self) -> dict[str, tuple[str, float, bool]]:
+        """``integration -> (last error, when, failing now)``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT integration, last_error, at, failing FROM integration_errors"
+            ).fetchall()
+        return {str(r[0]): (str(r[1]), float(r[2]), bool(r[3])) for r in rows}
+
+    # --- GitHub issue index (IssueIndex protocol) ---------------------------------
+
+    def get_issue(self, repository: str, group_id: str) -> int | None:
+        """The GitHub issue of an alert group, if one was opened."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT number FROM github_issues WHERE repository=? AND group_id=?",
+                (repository, group_id),
+            ).fetchone()
+        return int(row[0]) if row else None
+
+    def put_issue(self, repository: str, group_id: str, number: int) -> None:
+        """Remember the GitHub issue of an alert group."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO github_issues VALUES (?,?,?)",
+                (repository, group_id, number),
+            )
+
+    # --- delivering --------------------------------------------------------------
+
+    def prune(self) -> int:
+        """Delete finished rows older than the retention; returns how many."""
+        cutoff = self._clock.time() - self._settings.retention
+        with self._lock:
+            cur = self._db.execute(
+                "DELETE FROM outbox WHERE state != 'pending' AND created_at < ?", (cutoff,)
+            )
+        return int(cur.rowcount)
+
+    async def run(self) -> None:
+        """Deliver forever (cancel to stop); resumes whatever a previous process left pending."""
+        last_prune = float("-inf")
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    if self._clock.time() - last_prune >= 3600:
+                        self.prune()
+                        last_prune = self._clock.time()
+                    next_due = self._launch_due()
+                except sqlite3.Error as exc:
+                    # The database is unavailable (disk full, locked): keep the
+                    # error for the API and try again shortly; nothing is lost.
+                    self.last_error = f"outbox database: {exc}"
+                    await self._clock.sleep(_DB_RETRY)
+                    continue
+                now = self._clock.time()
+                timeout = None if next_due is None else max(0.0, next_due - now)
+                await self._wait(timeout)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def drain(self, *, max_rounds: int = 10_000) -> None:
+        """Deliver everything due now and wait for it (for tests and shutdown)."""
+        for _ in range(max_rounds):
+            self._launch_due()
+            if not self._tasks:
+                return
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _wait(self, timeout: float | None) -> None:
+        waiter = asyncio.ensure_future(self._wake.wait())
+        sleeper = asyncio.ensure_future(self._clock.sleep(timeout)) if timeout is not None else None
+        pending = {waiter} | ({sleeper} if sleeper else set())
+        try:
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+    def _launch_due(self) -> float | None:
+        """Start sending the due head of every idle lane; return the earliest future due time."""
+        now = self._clock.time()
+        with self._lock:
+            heads = self._db.execute(
+                "SELECT id, integration, group_key, next_attempt_at FROM outbox o"
+                " WHERE state='pending'"
+                " AND id = (SELECT MIN(id) FROM outbox p WHERE p.state='pending'"
+                " AND p.integration=o.integration AND p.group_key=o.group_key) ORDER BY id"
+            ).fetchall()
+        next_due: float | None = None
+        for row_id, integration, group_key, due in heads:
+            lane = (str(integration), str(group_key))
+            if lane in self._in_flight:
+                continue
+            if due > now:
+                next_due = due if next_due is None else min(next_due, due)
+                continue
+            if len(self._in_flight) >= self._max_in_flight:
+                break
+            self._in_flight.add(lane)
+            task = asyncio.get_running_loop().create_task(self._deliver(int(row_id), lane))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return next_due
+
+    async def _deliver(self, row_id: int, lane: tuple[str, str]) -> None:
+        try:
+            await self._deliver_row(row_id)
+        except sqlite3.Error as exc:
+            # The row stays pending and is sent again: at-least-once, never lost.
+            self.last_error = f"outbox database: {exc}"
+        finally:
+            self._in_flight.discard(lane)
+            self._wake.set()
+
+    async def _deliver_row(self, row_id: int) -> None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT integration, receiver, payload, created_at, event_at, attempts"
+                " FROM outbox WHERE id=?",
+                (row_id,),
+            ).fetchone()
+        integration, receiver, payload, created_at, event_at, attempts = row
+        notification = Notification.from_json(payload)
+        notifier = self.notifiers.get(integration)
+        try:
+            if notifier is None:
+                raise DeliveryError(
+                    f"integration {integration} is no longer configured", permanent=True
+                )
+            await notifier.notify(notification)
+        except DeliveryError as exc:
+            await self._failed(row_id, integration, receiver, created_at, attempts, exc)
+            return
+        now = self._clock.time()
+        with self._lock:
+            self._db.execute(
+                "UPDATE outbox SET state=?, delivered_at=?, attempts=attempts+1 WHERE id=?",
+                (RowState.DELIVERED.value, now, row_id),
+            )
+            was_failing = self._db.execute(
+                "SELECT failing FROM integration_errors WHERE integration=?", (integration,)
+            ).fetchone()
+            if was_failing and was_failing[0]:
+                self._db.execute(
+                    "UPDATE integration_errors SET failing=0 WHERE integration=?", (integration,)
+                )
+        self.metrics.notifications.labels(receiver, Outcome.SUCCESS.value).inc()
+        self.metrics.latency.labels(receiver).observe(max(0.0, now - float(event_at)))
+        if was_failing and was_failing[0] and self.on_recovery is not None:
+            await self.on_recovery(integration, receiver)
+
+    async def _failed(  # noqa: PLR0917
+        self,
+        row_id: int,
+        integration: str,
+        receiver: str,
+        created_at: float,
+        attempts: int,
+        exc: DeliveryError,
+    ) -> None:
+        now = self._clock.time()
+        s = self._settings
+        delay = min(s.max_backoff, s.initial_backoff * 2**attempts)
+        delay = delay * (0.5 + self._rng.random() / 2)  # "equal jitter": half fixed, half random
+        if exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        expired = not exc.permanent and now + delay > created_at + s.deadline
+        if exc.permanent or expired:
+            state, outcome = (
+                (RowState.FAILED, Outcome.FAILED)
+                if exc.permanent
+                else (RowState.EXPIRED, Outcome.EXPIRED)
+            )
+            with self._lock:
+                self._db.execute(
+                    "UPDATE outbox SET state=?, attempts=attempts+1, last_error=? WHERE id=?",
+                    (state.value, str(exc), row_id),
+                )
+                self._db.execute(
+                    "INSERT OR REPLACE INTO integration_errors VALUES (?,?,?,1)",
+                    (integration, str(exc), now),
+                )
+            self.metrics.notifications.labels(receiver, outcome.value).inc()
+            if self.on_failure is not None:
+                await self.on_failure(integration, receiver, str(exc), exc.permanent)
+            return
+        with self._lock:
+            self._db.execute(
+                "UPDATE outbox SET attempts=attempts+1, next_attempt_at=?, last_error=? WHERE id=?",
+                (now + delay, str(exc), row_id),
+            )
+        self.metrics.notifications.labels(receiver, Outcome.RETRY.value).inc()

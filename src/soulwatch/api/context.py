@@ -1,0 +1,116 @@
+"""What the HTTP API reads and writes, injected by the service.
+
+The API holds no state of its own: :class:`ApiContext` hands it the storage,
+the query engine, the heartbeat monitor and small read-only views of the
+other components (rules, targets, receivers, silences). Each view is a
+:class:`~typing.Protocol` so the service can adapt whatever a component
+exposes, and tests can pass real components or leave a view out (the
+endpoint then answers with an empty list).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from soulwatch.clock import Clock, SystemClock
+from soulwatch.config import ApiConfig, AuthConfig, SoulwatchConfig
+from soulwatch.promql.values import QueryEngine
+from soulwatch.sources.heartbeats import HeartbeatMonitor
+from soulwatch.tsdb.storage import Storage
+
+JSONDict = dict[str, Any]
+
+
+@runtime_checkable
+class RulesView(Protocol):
+    """Rule groups and alerts, already in the shapes of Prometheus's API."""
+
+    def rule_groups(self) -> list[JSONDict]:
+        """``data.groups`` of ``/api/v1/rules``."""
+        ...
+
+    def alerts(self) -> list[JSONDict]:
+        """``data.alerts`` of ``/api/v1/alerts`` (pending and firing)."""
+        ...
+
+    def alert_history(self, limit: int) -> list[JSONDict]:
+        """State transitions, newest first: ``{alertname, labels, from, to, at}``."""
+        ...
+
+
+@runtime_checkable
+class TargetsView(Protocol):
+    """Scrape targets and probes with their last error."""
+
+    def targets(self) -> list[JSONDict]:
+        """``data.activeTargets`` of ``/api/v1/targets``."""
+        ...
+
+    def probes(self) -> list[JSONDict]:
+        """Probes: ``{name, module, target, health, lastError, lastProbe, duration}``."""
+        ...
+
+
+@runtime_checkable
+class ReceiversView(Protocol):
+    """Notification receivers with their delivery status."""
+
+    def receivers(self) -> list[JSONDict]:
+        """``{name, integrations: [{id, type, lastError, lastErrorAt, failing}]}``."""
+        ...
+
+
+class SilenceNotFoundError(KeyError):
+    """No silence has that id."""
+
+
+@runtime_checkable
+class SilencesView(Protocol):
+    """Silences in Alertmanager's API v2 shapes (``GettableSilence``)."""
+
+    def list_silences(self) -> list[JSONDict]:
+        """Every silence (active, pending and expired)."""
+        ...
+
+    def get_silence(self, silence_id: str) -> JSONDict:
+        """One silence; raises :class:`SilenceNotFoundError`."""
+        ...
+
+    def put_silence(self, postable: JSONDict) -> str:
+        """Create, or replace when ``id`` is set; returns the id.
+
+        Raises ``ValueError`` for an invalid silence and
+        :class:`SilenceNotFoundError` for an unknown ``id``.
+        """
+        ...
+
+    def expire_silence(self, silence_id: str) -> None:
+        """Expire a silence now; raises :class:`SilenceNotFoundError`."""
+        ...
+
+
+ReloadHook = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class ApiContext:
+    """Everything the API serves from."""
+
+    storage: Storage
+    engine: QueryEngine
+    clock: Clock = field(default_factory=SystemClock)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    heartbeats: HeartbeatMonitor | None = None
+    rules: RulesView | None = None
+    targets: TargetsView | None = None
+    receivers: ReceiversView | None = None
+    silences: SilencesView | None = None
+    reload: ReloadHook | None = None
+    config: SoulwatchConfig | None = None
+    ready: Callable[[], bool] = lambda: True
+    metrics: Callable[[], bytes] | None = None
+    health: Callable[[], JSONDict] | None = None
+    external_labels: Sequence[tuple[str, str]] = ()

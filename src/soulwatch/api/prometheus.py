@@ -1,0 +1,340 @@
+"""Prometheus's HTTP API, so Grafana's Prometheus data source works unchanged.
+
+``/api/v1/query``, ``query_range``, ``series``, ``labels``,
+``label/<name>/values``, ``rules``, ``alerts``, ``targets``,
+``status/buildinfo`` (plus empty ``metadata`` and ``query_exemplars``, which
+Grafana asks for) answer with Prometheus's JSON shapes, error types and
+status codes. Queries and storage reads block, so they run in worker threads;
+a query past its timeout answers ``503 timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from soulwatch import __version__
+from soulwatch.api.auth import Authenticator
+from soulwatch.api.context import ApiContext
+from soulwatch.api.http import (
+    ApiError,
+    ErrorType,
+    HttpError,
+    first,
+    form_params,
+    format_time,
+    format_value,
+    parse_step,
+    parse_time,
+)
+from soulwatch.api.selectors import SelectorError, parse_selector
+from soulwatch.exceptions import (
+    ParseError,
+    QueryError,
+    QueryLimitError,
+    StorageError,
+)
+from soulwatch.promql.values import QueryResult, Scalar, String
+from soulwatch.tsdb.model import Labels, Matcher, Series
+
+_T = TypeVar("_T")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+Handler = Callable[[Request], Any]
+
+
+def _success(data: Any, result: QueryResult | None = None) -> Response:
+    body: dict[str, Any] = {"status": "success", "data": data}
+    if result is not None and result.warnings:
+        body["warnings"] = result.warnings
+    if result is not None and result.infos:
+        body["infos"] = result.infos
+    return JSONResponse(body)
+
+
+class PrometheusApi:
+    """The handlers, bound to one :class:`ApiContext`."""
+
+    def __init__(self, ctx: ApiContext, auth: Callable[[], Authenticator]) -> None:
+        self.ctx = ctx
+        self._auth = auth
+
+    def routes(self) -> list[Route]:
+        """The Starlette routes of this API."""
+        both = ["GET", "POST"]
+        return [
+            Route("/api/v1/query", self._wrap(self.query), methods=both),
+            Route("/api/v1/query_range", self._wrap(self.query_range), methods=both),
+            Route("/api/v1/series", self._wrap(self.series), methods=both),
+            Route("/api/v1/labels", self._wrap(self.labels), methods=both),
+            Route("/api/v1/label/{name}/values", self._wrap(self.label_values), methods=["GET"]),
+            Route("/api/v1/rules", self._wrap(self.rules), methods=["GET"]),
+            Route("/api/v1/alerts", self._wrap(self.alerts), methods=["GET"]),
+            Route("/api/v1/targets", self._wrap(self.targets), methods=["GET"]),
+            Route("/api/v1/status/buildinfo", self._wrap(self.buildinfo), methods=["GET"]),
+            Route("/api/v1/metadata", self._wrap(self.metadata), methods=["GET"]),
+            Route("/api/v1/query_exemplars", self._wrap(self.exemplars), methods=both),
+        ]
+
+    def _wrap(self, handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                self._auth().require_read(request)
+                response: Response = await handler(request)
+            except ApiError as exc:
+                return exc.response()
+            except HttpError as exc:
+                if exc.status in (401, 403, 413):
+                    return exc.response()
+                return ApiError(ErrorType.BAD_DATA, exc.message).response()
+            return response
+
+        return endpoint
+
+    async def _params(self, request: Request) -> list[tuple[str, str]]:
+        return await form_params(request, self.ctx.api.max_body_bytes)
+
+    def _now_ms(self) -> int:
+        return round(self.ctx.clock.time() * 1000)
+
+    async def _run(self, fn: Callable[[], _T], timeout: float) -> _T:
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(fn), timeout)
+        except TimeoutError:
+            raise ApiError(ErrorType.TIMEOUT, "query timed out in expression evaluation") from None
+        except ParseError as exc:
+            raise ApiError(ErrorType.BAD_DATA, f'invalid parameter "query": {exc}') from None
+        except QueryLimitError as exc:
+            # Prometheus answers a query past its timeout with 503 "timeout",
+            # and one past the sample limit with 422 "execution".
+            kind = ErrorType.TIMEOUT if "timed out" in str(exc) else ErrorType.EXECUTION
+            raise ApiError(kind, str(exc)) from None
+        except QueryError as exc:
+            raise ApiError(ErrorType.EXECUTION, str(exc)) from None
+        except StorageError as exc:
+            raise ApiError(ErrorType.INTERNAL, str(exc)) from None
+
+    def _timeout(self, params: list[tuple[str, str]]) -> float:
+        limit = self.ctx.api.query_timeout
+        given = first(params, "timeout")
+        if given:
+            return min(limit, parse_step(given, "timeout"))
+        return limit
+
+    # -- queries --------------------------------------------------------------
+
+    async def query(self, request: Request) -> Response:
+        """``/api/v1/query``: an instant query."""
+        params = await self._params(request)
+        query = first(params, "query") or ""
+        t = first(params, "time")
+        t_ms = parse_time(t, "time") if t else self._now_ms()
+        timeout = self._timeout(params)
+        result = await self._run(lambda: self.ctx.engine.instant(query, t_ms), timeout)
+        return _success(_encode(result), result)
+
+    async def query_range(self, request: Request) -> Response:
+        """``/api/v1/query_range``: a range query."""
+        params = await self._params(request)
+        start = parse_time(first(params, "start") or "", "start")
+        end = parse_time(first(params, "end") or "", "end")
+        if end < start:
+            raise ApiError(ErrorType.BAD_DATA, "end timestamp must not be before start time")
+        step = parse_step(first(params, "step") or "", "step")
+        if step <= 0:
+            raise ApiError(
+                ErrorType.BAD_DATA,
+                "zero or negative query resolution step widths are not accepted. "
+                "Try a positive integer",
+            )
+        step_ms = int(step * 1000)
+        limit = self.ctx.api.max_points_per_series
+        if step_ms <= 0 or (end - start) / step_ms > limit:
+            raise ApiError(
+                ErrorType.BAD_DATA,
+                f"exceeded maximum resolution of {limit:,} points per timeseries. "
+                "Try decreasing the query resolution (?step=XX)",
+            )
+        query = first(params, "query") or ""
+        timeout = self._timeout(params)
+        result = await self._run(lambda: self.ctx.engine.range(query, start, end, step_ms), timeout)
+        return _success(_encode(result, matrix=True), result)
+
+    # -- metadata ---------------------------------------------------------------
+
+    def _range(self, params: list[tuple[str, str]]) -> tuple[int | None, int | None]:
+        start = first(params, "start")
+        end = first(params, "end")
+        mint = parse_time(start, "start") if start else None
+        maxt = parse_time(end, "end") if end else None
+        if mint is not None and maxt is not None and maxt < mint:
+            raise ApiError(ErrorType.BAD_DATA, "end timestamp must not be before start time")
+        return mint, maxt
+
+    @staticmethod
+    def _matchers(params: list[tuple[str, str]]) -> list[list[Matcher]]:
+        out = []
+        for key, value in params:
+            if key != "match[]":
+                continue
+            try:
+                out.append(parse_selector(value))
+            except SelectorError as exc:
+                raise ApiError(ErrorType.BAD_DATA, f'invalid parameter "match[]": {exc}') from None
+        return out
+
+    @staticmethod
+    def _limit(params: list[tuple[str, str]]) -> int | None:
+        text = first(params, "limit")
+        if not text:
+            return None
+        if not text.isdigit():
+            raise ApiError(ErrorType.BAD_DATA, f'invalid parameter "limit": {text!r}')
+        return int(text) or None
+
+    async def series(self, request: Request) -> Response:
+        """``/api/v1/series``: label sets of matching series."""
+        params = await self._params(request)
+        sets = self._matchers(params)
+        if not sets:
+            raise ApiError(ErrorType.BAD_DATA, "no match[] parameter provided")
+        mint, maxt = self._range(params)
+        lo = mint if mint is not None else -(2**62)
+        hi = maxt if maxt is not None else 2**62
+        storage = self.ctx.storage
+
+        def read() -> list[Labels]:
+            found: set[Labels] = set()
+            for matchers in sets:
+                found.update(storage.series(matchers, lo, hi))
+            return sorted(found)
+
+        labels = await self._run(read, self.ctx.api.query_timeout)
+        limit = self._limit(params)
+        return _success([lbls.to_dict() for lbls in labels[:limit]])
+
+    async def labels(self, request: Request) -> Response:
+        """``/api/v1/labels``: label names."""
+        params = await self._params(request)
+        sets = self._matchers(params) or [[]]
+        mint, maxt = self._range(params)
+        storage = self.ctx.storage
+
+        def read() -> list[str]:
+            names: set[str] = set()
+            for matchers in sets:
+                names.update(storage.label_names(matchers, mint, maxt))
+            return sorted(names)
+
+        names = await self._run(read, self.ctx.api.query_timeout)
+        return _success(names[: self._limit(params)])
+
+    async def label_values(self, request: Request) -> Response:
+        """``/api/v1/label/<name>/values``: values of one label."""
+        name = request.path_params["name"]
+        if not _LABEL_NAME.match(name):
+            raise ApiError(ErrorType.BAD_DATA, f'invalid label name: "{name}"')
+        params = list(request.query_params.multi_items())
+        sets = self._matchers(params) or [[]]
+        mint, maxt = self._range(params)
+        storage = self.ctx.storage
+
+        def read() -> list[str]:
+            values: set[str] = set()
+            for matchers in sets:
+                values.update(storage.label_values(name, matchers, mint, maxt))
+            return sorted(values)
+
+        values = await self._run(read, self.ctx.api.query_timeout)
+        return _success(values[: self._limit(params)])
+
+    # -- state of the other components ----------------------------------------------
+
+    async def rules(self, request: Request) -> Response:
+        """``/api/v1/rules``: rule groups with health and alerts (``type`` filters)."""
+        groups = self.ctx.rules.rule_groups() if self.ctx.rules else []
+        kind = request.query_params.get("type")
+        if kind not in (None, "", "alert", "record"):
+            raise ApiError(ErrorType.BAD_DATA, f'invalid parameter "type": {kind!r}')
+        if kind:
+            wanted = "alerting" if kind == "alert" else "recording"
+            groups = [
+                {**g, "rules": [r for r in g.get("rules", []) if r.get("type") == wanted]}
+                for g in groups
+            ]
+        return _success({"groups": groups})
+
+    async def alerts(self, request: Request) -> Response:
+        """``/api/v1/alerts``: pending and firing alerts."""
+        alerts = self.ctx.rules.alerts() if self.ctx.rules else []
+        return _success({"alerts": alerts})
+
+    async def targets(self, request: Request) -> Response:
+        """``/api/v1/targets``: scrape targets with health and last error."""
+        active = self.ctx.targets.targets() if self.ctx.targets else []
+        state = request.query_params.get("state", "any")
+        data: dict[str, Any] = {"activeTargets": active, "droppedTargets": []}
+        if state == "active":
+            data = {"activeTargets": active, "droppedTargets": []}
+        elif state == "dropped":
+            data = {"activeTargets": [], "droppedTargets": []}
+        return _success(data)
+
+    async def buildinfo(self, request: Request) -> Response:
+        """``/api/v1/status/buildinfo``."""
+        return _success(
+            {
+                "version": __version__,
+                "revision": "",
+                "branch": "",
+                "buildUser": "soulwatch",
+                "buildDate": "",
+                "goVersion": "",
+            }
+        )
+
+    async def metadata(self, request: Request) -> Response:
+        """``/api/v1/metadata``: soulwatch keeps no metric metadata (an empty map)."""
+        return _success({})
+
+    async def exemplars(self, request: Request) -> Response:
+        """``/api/v1/query_exemplars``: soulwatch stores no exemplars (an empty list)."""
+        await self._params(request)
+        return _success([])
+
+
+def _encode(result: QueryResult, *, matrix: bool = False) -> dict[str, Any]:
+    value = result.value
+    if isinstance(value, Scalar):
+        return {
+            "resultType": "scalar",
+            "result": [format_time(value.t_ms), format_value(value.value)],
+        }
+    if isinstance(value, String):
+        return {"resultType": "string", "result": [format_time(value.t_ms), value.value]}
+    if matrix or (value and isinstance(value[0], Series)):
+        return {
+            "resultType": "matrix",
+            "result": [_series(s) for s in value if isinstance(s, Series)],
+        }
+    return {
+        "resultType": "vector",
+        "result": [
+            {"metric": s.labels.to_dict(), "value": [format_time(s.t_ms), format_value(s.value)]}
+            for s in value
+            if not isinstance(s, Series)
+        ],
+    }
+
+
+def _series(series: Series) -> dict[str, Any]:
+    return {
+        "metric": series.labels.to_dict(),
+        "values": [[format_time(t), format_value(v)] for t, v in series],
+    }

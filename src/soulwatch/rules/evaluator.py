@@ -1,0 +1,367 @@
+"""The rule manager: loads rule files, runs each group on its interval, sends alerts.
+
+Groups run concurrently, each in its own task, on the injected clock. Like
+Prometheus, a group evaluates at timestamps aligned to its interval plus an
+offset derived from a hash of the group, and the first evaluation after a
+start is at the next such slot. After each alerting rule's evaluation its
+state and transitions are saved to the :class:`AlertStateStore` (when one is
+given) and its due alerts are sent to the :class:`~soulwatch.alerts.AlertSink`.
+
+A restart restores that state: pending timers continue from their original
+``active_at``, firing alerts stay firing and are not re-sent before the resend
+delay has passed since their last send, and alerts whose condition ended while
+the monitor was down resolve at the first evaluation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote_plus
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from soulwatch.alerts import Alert, AlertSink
+from soulwatch.clock import Clock
+from soulwatch.exceptions import SoulwatchError
+from soulwatch.promql.values import QueryEngine
+from soulwatch.rules.group import Group, Rule, RuleHealth, RuleOutcome
+from soulwatch.rules.loader import ExprValidator, load_rule_files
+from soulwatch.rules.model import GroupSpec
+from soulwatch.rules.state import ActiveAlert, Transition, copy_alert
+from soulwatch.rules.store import AlertStateStore
+from soulwatch.tsdb.storage import Storage
+
+log = logging.getLogger(__name__)
+
+#: Prometheus's ``--rules.alert.resend-delay`` default.
+RESEND_DELAY_S = 60.0
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ["rule_group"]
+        self.evaluations = Counter(
+            "soulwatch_rule_evaluations_total",
+            "Rule evaluations.",
+            labels,
+            registry=registry,
+        )
+        self.failures = Counter(
+            "soulwatch_rule_evaluation_failures_total",
+            "Rule evaluations that failed.",
+            labels,
+            registry=registry,
+        )
+        self.duration = Gauge(
+            "soulwatch_rule_group_last_duration_seconds",
+            "Duration of the last evaluation of the group.",
+            labels,
+            registry=registry,
+        )
+        self.missed = Counter(
+            "soulwatch_rule_group_iterations_missed_total",
+            "Group evaluations skipped because the previous one ran too long.",
+            labels,
+            registry=registry,
+        )
+        self.sent = Counter(
+            "soulwatch_rule_alerts_sent_total",
+            "Alerts handed to the alert sink.",
+            registry=registry,
+        )
+        self.send_failures = Counter(
+            "soulwatch_rule_alert_send_failures_total",
+            "Batches of alerts the alert sink refused.",
+            registry=registry,
+        )
+
+
+@dataclass(frozen=True)
+class RuleStatus:
+    """The API's view of one rule."""
+
+    name: str
+    kind: str
+    expr: str
+    health: RuleHealth
+    last_error: str | None
+    last_evaluation: float | None
+    evaluation_seconds: float
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    for_s: float
+    keep_firing_for_s: float
+    alerts: tuple[ActiveAlert, ...]
+
+
+@dataclass(frozen=True)
+class GroupStatus:
+    """The API's view of one group."""
+
+    name: str
+    file: str
+    interval_s: float
+    last_evaluation: float | None
+    evaluation_seconds: float
+    rules: tuple[RuleStatus, ...]
+
+
+class RuleManager:
+    """Runs rule groups and owns their alert state."""
+
+    def __init__(
+        self,
+        *,
+        engine: QueryEngine,
+        storage: Storage,
+        sink: AlertSink,
+        clock: Clock,
+        store: AlertStateStore | None = None,
+        registry: CollectorRegistry | None = None,
+        default_interval_s: float = 60.0,
+        external_labels: dict[str, str] | None = None,
+        external_url: str = "",
+        resend_delay_s: float = RESEND_DELAY_S,
+        validate_expr: ExprValidator | None = None,
+    ) -> None:
+        self.engine = engine
+        self.storage = storage
+        self.sink = sink
+        self.clock = clock
+        self.store = store
+        self.default_interval_s = default_interval_s
+        self.external_labels = dict(external_labels or {})
+        self.external_url = external_url
+        self.resend_delay_s = resend_delay_s
+        self._validate_expr = validate_expr
+        self._metrics = _Metrics(registry if registry is not None else CollectorRegistry())
+        self._groups: list[Group] = []
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._evaluating: set[str] = set()
+        # Rules whose saved state is known to be empty: quiet evaluations skip the write.
+        self._saved_empty: set[str] = set()
+        self._running = False
+        self._paths: list[Path] = []
+
+    # --- loading -------------------------------------------------------------
+
+    def load(self, paths: Iterable[str | Path]) -> None:
+        """Load rule files; on any problem raise and keep the current rules running."""
+        path_list = [Path(p) for p in paths]
+        specs = load_rule_files(path_list, validate_expr=self._validate_expr)
+        self._paths = path_list
+        self.set_groups(specs)
+
+    def reload(self) -> None:
+        """Re-read the files last loaded (SIGHUP / API); a bad file changes nothing."""
+        self.load(self._paths)
+
+    def set_groups(self, specs: Sequence[GroupSpec]) -> None:
+        """Replace the groups, carrying over the state of rules that still exist."""
+        old_rules = {rule.key: rule for group in self._groups for rule in group.rules}
+        persisted = self.store.load() if self.store is not None and not old_rules else {}
+        last_evaluations = (
+            self.store.last_evaluations() if self.store is not None and not old_rules else {}
+        )
+        groups = [
+            Group(
+                spec,
+                default_interval_s=self.default_interval_s,
+                external_labels=self.external_labels,
+                external_url=self.external_url,
+            )
+            for spec in specs
+        ]
+        for group in groups:
+            for rule in group.rules:
+                previous = old_rules.get(rule.key)
+                if previous is not None:
+                    rule.health, rule.last_error = previous.health, previous.last_error
+                    rule.last_evaluation = previous.last_evaluation
+                    rule._previous = previous._previous
+                if rule.alerting is None:
+                    continue
+                if previous is not None and previous.alerting is not None:
+                    rule.alerting.restore(copy_alert(a) for a in previous.alerting.active.values())
+                elif rule.key in persisted:
+                    rule.alerting.restore(persisted[rule.key], last_evaluations.get(rule.key))
+        running = self._running
+        if running:
+            self._cancel_tasks()
+        self._groups = groups
+        if running:
+            self._start_tasks()
+
+    # --- running -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start one task per group."""
+        self._running = True
+        self._start_tasks()
+
+    async def stop(self) -> None:
+        """Stop every group task; an evaluation in progress completes first."""
+        self._running = False
+        tasks = list(self._tasks.items())
+        self._tasks.clear()
+        for key, task in tasks:
+            if key not in self._evaluating:
+                task.cancel()
+        for _, task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _start_tasks(self) -> None:
+        for group in self._groups:
+            self._tasks[group.key] = asyncio.create_task(
+                self._run_group(group), name=f"rules:{group.key}"
+            )
+
+    def _cancel_tasks(self) -> None:
+        for key, task in self._tasks.items():
+            if key not in self._evaluating:
+                task.cancel()
+        self._tasks.clear()
+
+    async def _run_group(self, group: Group) -> None:
+        interval = group.interval_s
+        next_ts = group.slot_at_or_before(self.clock.time()) + interval
+        while self._tasks.get(group.key) is asyncio.current_task():
+            await self.clock.sleep(next_ts - self.clock.time())
+            # Not cancelled while evaluating (see stop()), so the state saved
+            # always matches the alerts sent.
+            self._evaluating.add(group.key)
+            try:
+                await self.evaluate_group(group, next_ts)
+            finally:
+                self._evaluating.discard(group.key)
+            next_ts += interval
+            now = self.clock.time()
+            if now >= next_ts:
+                missed = int((now - next_ts) // interval) + 1
+                self._metrics.missed.labels(group.key).inc(missed)
+                next_ts += missed * interval
+
+    async def evaluate_group(self, group: Group, ts: float) -> list[RuleOutcome]:
+        """One evaluation cycle of ``group`` at ``ts``: evaluate, persist, send."""
+        outcomes = group.evaluate(ts, self.engine, self.storage)
+        self._metrics.evaluations.labels(group.key).inc(len(outcomes))
+        self._metrics.duration.labels(group.key).set(group.evaluation_seconds)
+        for outcome in outcomes:
+            if outcome.error is not None:
+                self._metrics.failures.labels(group.key).inc()
+                log.warning("rule %s failed: %s", outcome.rule.key, outcome.error)
+            if outcome.rule.alerting is not None:
+                await self._send(outcome.rule, ts)
+                self._persist(outcome.rule, outcome.transitions, ts)
+        return outcomes
+
+    async def evaluate_all(self, ts: float) -> None:
+        """Evaluate every group once at ``ts`` (tests, benchmarks, ``soulwatch rules eval``)."""
+        for group in self._groups:
+            await self.evaluate_group(group, ts)
+
+    async def _send(self, rule: Rule, ts: float) -> None:
+        assert rule.alerting is not None
+        due = rule.alerting.due(ts, self.resend_delay_s)
+        if not due:
+            return
+        url = generator_url(self.external_url, rule.spec.expr)
+        alerts: list[Alert] = [a.to_alert(url) for a in due]
+        try:
+            await self.sink.send(alerts)
+        except Exception as exc:
+            # Whatever the sink's failure, the group loop goes on; the alerts
+            # are not marked as sent, so the next evaluation sends them again.
+            self._metrics.send_failures.inc()
+            log.warning("sending %d alerts of %s failed: %s", len(alerts), rule.key, exc)
+            return
+        for alert in due:
+            alert.last_sent_at = ts
+        self._metrics.sent.inc(len(alerts))
+
+    def _persist(self, rule: Rule, transitions: list[Transition], ts: float) -> None:
+        if self.store is None or rule.alerting is None:
+            return
+        quiet = not rule.alerting.active and not transitions
+        if quiet and rule.key in self._saved_empty:
+            return  # nothing to save, and nothing saved that needs replacing
+        try:
+            self.store.save(rule.key, rule.alerting.active.values(), transitions, ts)
+            if quiet:
+                self._saved_empty.add(rule.key)
+            else:
+                self._saved_empty.discard(rule.key)
+        except SoulwatchError as exc:
+            rule.health = RuleHealth.ERR
+            rule.last_error = str(exc)
+            log.warning("saving alert state of %s failed: %s", rule.key, exc)
+
+    # --- read model ----------------------------------------------------------
+
+    def groups(self) -> list[GroupStatus]:
+        """Every group with its rules, their health and active alerts (for the API)."""
+        return [
+            GroupStatus(
+                name=g.spec.name,
+                file=g.spec.file,
+                interval_s=g.interval_s,
+                last_evaluation=g.last_evaluation,
+                evaluation_seconds=g.evaluation_seconds,
+                rules=tuple(_status(r) for r in g.rules),
+            )
+            for g in self._groups
+        ]
+
+    def history(
+        self, *, limit: int = 100, alertname: str | None = None, since: float | None = None
+    ) -> list[Transition]:
+        """Recorded transitions, newest first (empty without a store)."""
+        if self.store is None:
+            return []
+        return self.store.history(limit=limit, alertname=alertname, since=since)
+
+    def active_alerts(self) -> list[ActiveAlert]:
+        """Every pending or firing instance of every rule."""
+        out: list[ActiveAlert] = []
+        for group in self._groups:
+            for rule in group.rules:
+                if rule.alerting is not None:
+                    out.extend(
+                        a for a in rule.alerting.active.values() if a.state.value != "inactive"
+                    )
+        return out
+
+
+def generator_url(external_url: str, expr: str) -> str:
+    """Prometheus's link from an alert to its expression (empty without an external URL)."""
+    if not external_url:
+        return ""
+    return f"{external_url.rstrip('/')}/graph?g0.expr={quote_plus(expr)}&g0.tab=1"
+
+
+def _status(rule: Rule) -> RuleStatus:
+    alerts: tuple[ActiveAlert, ...] = ()
+    if rule.alerting is not None:
+        alerts = tuple(
+            copy_alert(a) for a in rule.alerting.active.values() if a.state.value != "inactive"
+        )
+    return RuleStatus(
+        name=rule.spec.name,
+        kind=rule.spec.kind.value,
+        expr=rule.spec.expr,
+        health=rule.health,
+        last_error=rule.last_error,
+        last_evaluation=rule.last_evaluation,
+        evaluation_seconds=rule.evaluation_seconds,
+        labels={**rule.group_labels, **rule.spec.labels},
+        annotations=dict(rule.spec.annotations),
+        for_s=rule.spec.for_s,
+        keep_firing_for_s=rule.spec.keep_firing_for_s,
+        alerts=alerts,
+    )

@@ -1,0 +1,289 @@
+"""A rule group at run time: its rules, their health, and one evaluation cycle.
+
+:meth:`Group.evaluate` runs every rule of the group in order at one
+timestamp, writes recording results and ``ALERTS`` series to storage (with
+staleness markers for series that disappeared, as Prometheus does), and
+updates the alert state. It is synchronous and sends nothing: the
+:class:`~soulwatch.rules.evaluator.RuleManager` schedules it and delivers the
+alerts, the unit-test runner drives it directly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass
+from enum import Enum
+from functools import lru_cache
+
+from soulwatch.alerts import fingerprint
+from soulwatch.exceptions import QueryError, SoulwatchError, StorageError
+from soulwatch.promql.ast import Expr, MatrixSelector, VectorSelector
+from soulwatch.promql.values import QueryEngine, QueryResult, Sample, Scalar, String
+from soulwatch.rules.model import GroupSpec, NoDataPolicy, RuleSpec
+from soulwatch.rules.state import AlertingRuleState, Transition
+from soulwatch.tsdb.model import METRIC_NAME, STALE_NAN, Labels
+from soulwatch.tsdb.storage import Storage
+
+
+class RuleHealth(Enum):
+    """A rule's health after its last evaluation (Prometheus's values)."""
+
+    UNKNOWN = "unknown"
+    OK = "ok"
+    ERR = "err"
+
+
+class RuleEvaluationError(QueryError):
+    """A rule's result cannot be used (wrong type, duplicate labels, over the limit)."""
+
+
+def to_vector(result: QueryResult, t_ms: int) -> list[Sample]:
+    """A rule result as an instant vector (a scalar becomes one label-less sample)."""
+    value = result.value
+    if isinstance(value, Scalar):
+        return [Sample(Labels(), t_ms, value.value)]
+    if isinstance(value, String):
+        raise RuleEvaluationError("rule result is a string, not a vector or scalar")
+    out: list[Sample] = []
+    for item in value:
+        if not isinstance(item, Sample):
+            raise RuleEvaluationError("rule result is a range vector, not a vector or scalar")
+        out.append(item)
+    return out
+
+
+#: How far back an instant selector looks (Prometheus's default lookback delta).
+LOOKBACK_MS = 300_000
+
+
+def inputs_present(
+    expr: str, t_ms: int, storage: Storage, *, lookback_ms: int = LOOKBACK_MS
+) -> bool:
+    """Whether any series an expression reads has a sample in its window at ``t_ms``.
+
+    This is how the no-data policy tells "the condition is false" (inputs
+    present, nothing matched the threshold) from "the inputs vanished".
+    An expression without selectors (``vector(1)``) always has data.
+    """
+    from soulwatch.promql.parser import parse
+
+    selectors = list(_selectors(parse(expr), lookback_ms))
+    if not selectors:
+        return True
+    for selector, range_ms in selectors:
+        end = t_ms - selector.offset_ms
+        # Left-open window, as Prometheus 3 selects: (end - range, end].
+        if storage.series(list(selector.matchers), end - range_ms + 1, end):
+            return True
+    return False
+
+
+@lru_cache(maxsize=8192)
+def _parsed(expr: str) -> Expr:
+    """Parse a rule expression once; rule files are validated when loaded."""
+    from soulwatch.promql.parser import parse
+
+    return parse(expr)
+
+
+def _selectors(node: object, lookback_ms: int) -> Iterator[tuple[VectorSelector, int]]:
+    if isinstance(node, MatrixSelector):
+        yield node.selector, node.range_ms
+        return
+    if isinstance(node, VectorSelector):
+        yield node, lookback_ms
+        return
+    if isinstance(node, tuple):
+        for item in node:
+            yield from _selectors(item, lookback_ms)
+        return
+    if is_dataclass(node):
+        for f in fields(node):
+            yield from _selectors(getattr(node, f.name), lookback_ms)
+
+
+def rule_key(group: GroupSpec, spec: RuleSpec, seen: dict[str, int]) -> str:
+    """A rule's stable identity: group, name and labels (as Prometheus matches on reload)."""
+    base = f"{group.key};{spec.name};{fingerprint(Labels(spec.labels.items()))}"
+    n = seen.get(base, 0)
+    seen[base] = n + 1
+    return base if n == 0 else f"{base}#{n}"
+
+
+@dataclass
+class Rule:
+    """One rule with its run-time status; ``alerting`` is set for alerting rules."""
+
+    spec: RuleSpec
+    key: str
+    group_labels: dict[str, str]
+    alerting: AlertingRuleState | None = None
+    health: RuleHealth = RuleHealth.UNKNOWN
+    last_error: str | None = None
+    last_evaluation: float | None = None
+    evaluation_seconds: float = 0.0
+    _previous: set[Labels] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        """The recorded metric or the alert name."""
+        return self.spec.name
+
+
+@dataclass
+class RuleOutcome:
+    """What one rule's evaluation produced, for the caller to persist and send."""
+
+    rule: Rule
+    transitions: list[Transition]
+    error: SoulwatchError | None = None
+
+
+class Group:
+    """A group of rules evaluated together, in order, at one interval."""
+
+    def __init__(
+        self,
+        spec: GroupSpec,
+        *,
+        default_interval_s: float = 60.0,
+        external_labels: dict[str, str] | None = None,
+        external_url: str = "",
+    ) -> None:
+        self.spec = spec
+        self.interval_s = spec.interval_s or default_interval_s
+        self.last_evaluation: float | None = None
+        self.evaluation_seconds = 0.0
+        self.rules: list[Rule] = []
+        seen: dict[str, int] = {}
+        for rspec in spec.rules:
+            key = rule_key(spec, rspec, seen)
+            rule = Rule(rspec, key, dict(spec.labels))
+            if rspec.is_alert:
+                rule.alerting = AlertingRuleState(
+                    spec=rspec,
+                    key=key,
+                    group_labels=dict(spec.labels),
+                    external_labels=dict(external_labels or {}),
+                    external_url=external_url,
+                )
+            self.rules.append(rule)
+
+    @property
+    def key(self) -> str:
+        """``file;name``."""
+        return self.spec.key
+
+    def offset_s(self) -> float:
+        """Where in each interval this group evaluates, derived from a hash of the group.
+
+        Like Prometheus, two instances with the same rule files evaluate each
+        group at the same offsets, and different groups spread over the interval.
+        """
+        interval_ms = round(self.interval_s * 1000)
+        h = int(fingerprint(Labels.of(name=self.spec.name, file=self.spec.file)), 16)
+        return (h % interval_ms) / 1000.0
+
+    def slot_at_or_before(self, now: float) -> float:
+        """The latest evaluation timestamp of this group that is not after ``now``."""
+        interval_ms = round(self.interval_s * 1000)
+        offset_ms = round(self.offset_s() * 1000)
+        adjusted = int(now * 1000) - offset_ms
+        return (adjusted - adjusted % interval_ms + offset_ms) / 1000.0
+
+    def evaluate(self, ts: float, engine: QueryEngine, storage: Storage) -> list[RuleOutcome]:
+        """Evaluate every rule at ``ts`` (seconds); errors are recorded per rule."""
+        started = time.perf_counter()
+        outcomes = []
+        for rule in self.rules:
+            outcomes.append(self._evaluate_rule(rule, ts, engine, storage))
+        self.last_evaluation = ts
+        self.evaluation_seconds = time.perf_counter() - started
+        return outcomes
+
+    def _evaluate_rule(
+        self, rule: Rule, ts: float, engine: QueryEngine, storage: Storage
+    ) -> RuleOutcome:
+        started = time.perf_counter()
+        query_ms = round((ts - self.spec.query_offset_s) * 1000)
+        transitions: list[Transition] = []
+        error: SoulwatchError | None = None
+        try:
+            vector = to_vector(engine.instant(_parsed(rule.spec.expr), query_ms), query_ms)
+            if rule.alerting is not None:
+                rule.alerting.resume(ts, self.interval_s)
+                recovering: Sequence[Sample] | None = None
+                if rule.spec.recover_expr:
+                    recovering = to_vector(
+                        engine.instant(_parsed(rule.spec.recover_expr), query_ms), query_ms
+                    )
+                missing = (
+                    not vector
+                    and rule.spec.no_data is not NoDataPolicy.OK
+                    and not inputs_present(
+                        rule.spec.expr,
+                        query_ms,
+                        storage,
+                        # The engine's own lookback when it exposes one.
+                        lookback_ms=getattr(engine, "lookback_delta_ms", LOOKBACK_MS),
+                    )
+                )
+                transitions = rule.alerting.evaluate(vector, ts, recovering, inputs_missing=missing)
+                count = rule.alerting.limit_exceeded(self.spec.limit)
+                if count:
+                    rule.alerting.active.clear()
+                    raise RuleEvaluationError(
+                        f"exceeded limit of {self.spec.limit} with {count} alerts"
+                    )
+                samples = rule.alerting.series()
+            else:
+                samples = self._recorded(rule, vector)
+            self._write(rule, samples, query_ms, storage)
+        except SoulwatchError as exc:
+            error = exc
+        except Exception as exc:
+            # A bug in one rule's evaluation (or in the engine) must not stop
+            # the group: record it on the rule like any evaluation error.
+            error = RuleEvaluationError(f"{type(exc).__name__}: {exc}")
+        rule.last_evaluation = ts
+        rule.evaluation_seconds = time.perf_counter() - started
+        rule.health = RuleHealth.ERR if error else RuleHealth.OK
+        rule.last_error = str(error) if error else None
+        return RuleOutcome(rule, transitions, error)
+
+    def _recorded(self, rule: Rule, vector: Sequence[Sample]) -> list[tuple[Labels, float]]:
+        extra = {**rule.group_labels, **rule.spec.labels, METRIC_NAME: rule.spec.name}
+        out: dict[Labels, float] = {}
+        for sample in vector:
+            lbls = sample.labels.with_(extra)
+            if lbls in out:
+                raise RuleEvaluationError(
+                    "vector contains metrics with the same labelset after applying rule labels"
+                )
+            out[lbls] = sample.value
+        if 0 < self.spec.limit < len(out):
+            raise RuleEvaluationError(f"exceeded limit of {self.spec.limit} with {len(out)} series")
+        return list(out.items())
+
+    @staticmethod
+    def _write(
+        rule: Rule, samples: Sequence[tuple[Labels, float]], t_ms: int, storage: Storage
+    ) -> None:
+        app = storage.appender()
+        try:
+            current = set()
+            for lbls, value in samples:
+                app.append(lbls, t_ms, value)
+                current.add(lbls)
+            # A series the rule no longer produces ends now, as in Prometheus.
+            for gone in rule._previous - current:
+                app.append(gone, t_ms, STALE_NAN)
+            app.commit()
+        except SoulwatchError:
+            app.rollback()
+            raise
+        except Exception as exc:  # a storage backend's own error
+            app.rollback()
+            raise StorageError(f"cannot write results of {rule.name}: {exc}") from exc
+        rule._previous = current

@@ -1,0 +1,218 @@
+"""Alert state and its history in SQLite, so a restart loses nothing.
+
+After every evaluation of an alerting rule, its active instances (pending,
+firing, recently resolved) replace the rule's rows in ``alert_state`` and
+every transition is appended to ``alert_transitions`` — in one transaction,
+so a ``kill -9`` at any instant leaves either the state before or the state
+after that evaluation. WAL mode keeps each commit cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from soulwatch.alerts import AlertState
+from soulwatch.exceptions import StorageError
+from soulwatch.rules.state import ActiveAlert, Transition
+from soulwatch.tsdb.model import Labels
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alert_state (
+    rule TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    annotations TEXT NOT NULL,
+    state TEXT NOT NULL,
+    active_at REAL NOT NULL,
+    value REAL,
+    fired_at REAL,
+    resolved_at REAL,
+    keep_firing_since REAL,
+    last_sent_at REAL,
+    PRIMARY KEY (rule, labels)
+);
+CREATE TABLE IF NOT EXISTS alert_transitions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    t REAL NOT NULL,
+    rule TEXT NOT NULL,
+    alertname TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    from_state TEXT NOT NULL,
+    to_state TEXT NOT NULL,
+    value REAL
+);
+CREATE INDEX IF NOT EXISTS alert_transitions_t ON alert_transitions (t);
+CREATE TABLE IF NOT EXISTS rule_evaluations (
+    rule TEXT PRIMARY KEY,
+    last_evaluation REAL NOT NULL
+);
+"""
+
+DEFAULT_FILENAME = "alerts.sqlite"
+
+
+def _labels_json(labels: Labels) -> str:
+    return json.dumps(dict(labels), sort_keys=True, separators=(",", ":"))
+
+
+def _labels(text: str) -> Labels:
+    return Labels(json.loads(text).items())
+
+
+def _num(value: float) -> float | None:
+    # SQLite stores NaN as NULL; keep that explicit.
+    return None if math.isnan(value) else value
+
+
+class AlertStateStore:
+    """The SQLite database of alert state (``alerts.sqlite`` in the data directory)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable across a process crash (kill -9) in WAL mode.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open alert state database {self.path}: {exc}") from exc
+
+    @classmethod
+    def in_data_dir(cls, data_dir: str | Path) -> AlertStateStore:
+        """The store at ``<data_dir>/alerts.sqlite``."""
+        return cls(Path(data_dir) / DEFAULT_FILENAME)
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def load(self) -> dict[str, list[ActiveAlert]]:
+        """Every rule's persisted instances, by rule key."""
+        out: dict[str, list[ActiveAlert]] = {}
+        rows = self._db.execute(
+            "SELECT rule, labels, annotations, state, active_at, value, fired_at,"
+            " resolved_at, keep_firing_since, last_sent_at FROM alert_state"
+        )
+        for rule, lbls, ann, state, active_at, value, fired, resolved, keep, sent in rows:
+            out.setdefault(rule, []).append(
+                ActiveAlert(
+                    labels=_labels(lbls),
+                    annotations=json.loads(ann),
+                    state=AlertState(state),
+                    active_at=active_at,
+                    value=math.nan if value is None else value,
+                    fired_at=fired,
+                    resolved_at=resolved,
+                    keep_firing_since=keep,
+                    last_sent_at=sent,
+                )
+            )
+        return out
+
+    def last_evaluations(self) -> dict[str, float]:
+        """When each rule was last evaluated before the restart."""
+        return dict(self._db.execute("SELECT rule, last_evaluation FROM rule_evaluations"))
+
+    def save(
+        self,
+        rule: str,
+        alerts: Iterable[ActiveAlert],
+        transitions: Sequence[Transition],
+        evaluated_at: float,
+    ) -> None:
+        """Replace ``rule``'s instances and append its transitions, atomically."""
+        try:
+            with self._transaction():
+                self._db.execute("DELETE FROM alert_state WHERE rule = ?", (rule,))
+                self._db.executemany(
+                    "INSERT INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            rule,
+                            _labels_json(a.labels),
+                            json.dumps(a.annotations, sort_keys=True),
+                            a.state.value,
+                            a.active_at,
+                            _num(a.value),
+                            a.fired_at,
+                            a.resolved_at,
+                            a.keep_firing_since,
+                            a.last_sent_at,
+                        )
+                        for a in alerts
+                    ],
+                )
+                self._db.executemany(
+                    "INSERT INTO alert_transitions"
+                    " (t, rule, alertname, fingerprint, labels, from_state, to_state, value)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            tr.t,
+                            tr.rule,
+                            tr.alertname,
+                            tr.fingerprint,
+                            _labels_json(tr.labels),
+                            tr.from_state.value,
+                            tr.to_state.value,
+                            _num(tr.value),
+                        )
+                        for tr in transitions
+                    ],
+                )
+                self._db.execute(
+                    "INSERT OR REPLACE INTO rule_evaluations VALUES (?, ?)", (rule, evaluated_at)
+                )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot save alert state of {rule}: {exc}") from exc
+
+    def history(
+        self, *, limit: int = 100, alertname: str | None = None, since: float | None = None
+    ) -> list[Transition]:
+        """Transitions, newest first."""
+        where: list[str] = []
+        params: list[object] = []
+        if alertname is not None:
+            where.append("alertname = ?")
+            params.append(alertname)
+        if since is not None:
+            where.append("t >= ?")
+            params.append(since)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._db.execute(
+            "SELECT t, rule, alertname, labels, from_state, to_state, value"
+            f" FROM alert_transitions {clause} ORDER BY t DESC, id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [
+            Transition(
+                t=t,
+                rule=rule,
+                alertname=name,
+                labels=_labels(lbls),
+                from_state=AlertState(old),
+                to_state=AlertState(new),
+                value=math.nan if value is None else value,
+            )
+            for t, rule, name, lbls, old, new, value in rows
+        ]
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")

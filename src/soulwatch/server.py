@@ -1,0 +1,112 @@
+"""``soulwatch run``: a :class:`~soulwatch.service.Monitor` behind uvicorn, and its signals.
+
+:func:`serve` binds the listen address first (a taken port is reported
+before anything is opened), starts the monitor, serves its API, reloads on
+SIGHUP and stops everything on SIGTERM/SIGINT within a bounded time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import structlog
+
+from soulwatch.clock import Clock
+from soulwatch.config import SoulwatchConfig, parse_listen
+from soulwatch.exceptions import ConfigError, SoulwatchError
+from soulwatch.service import Monitor
+
+_log = structlog.get_logger("soulwatch.server")
+
+
+async def serve(
+    config: SoulwatchConfig, *, clock: Clock | None = None, install_signals: bool = True
+) -> None:
+    """Run a monitor behind uvicorn until SIGTERM/SIGINT; SIGHUP reloads the config."""
+    import uvicorn
+
+    host, port = parse_listen(config.listen)
+    # Bind first: a taken port is reported before anything is opened.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SoulwatchError(f"cannot listen on {config.listen}: {exc.strerror}") from None
+    monitor = Monitor(config, clock=clock)
+    try:
+        await monitor.start()
+    except BaseException:
+        sock.close()
+        raise
+
+    class _Server(uvicorn.Server):
+        # Our signal handlers stop the whole monitor, not only the HTTP server.
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    server = _Server(
+        uvicorn.Config(
+            monitor.app(),
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+    )
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    async def reload() -> None:
+        try:
+            await monitor.reload()
+        except ConfigError as exc:
+            _log.error("config not reloaded; the old one keeps running", error=str(exc))
+
+    if install_signals:
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))
+    server_task = loop.create_task(server.serve(sockets=[sock]))
+    stop_task = loop.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait({server_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        if server_task in done and server_task.exception() is not None:
+            raise SoulwatchError(f"HTTP server failed: {server_task.exception()}")
+    finally:
+        started = time.monotonic()
+        server.should_exit = True
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(server_task, 10)
+        stop_task.cancel()
+        await monitor.stop()
+        _log.info("shutdown complete", seconds=round(time.monotonic() - started, 3))
+
+
+def configure_logging(*, json: bool) -> None:
+    """structlog to stderr: JSON lines, or console output on a terminal (called by the CLI)."""
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")

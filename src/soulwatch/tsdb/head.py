@@ -1,0 +1,261 @@
+"""The in-memory head: every known series, its recent samples, and the postings index.
+
+A series keeps its not-yet-persisted samples in two compact arrays
+(``array('q')`` timestamps, ``array('d')`` values: 16 bytes a sample, no
+Python object per sample). The postings index maps ``label name -> label
+value -> series ids`` so a matcher is resolved over the values of one label,
+never by scanning every series. Ids are handed out in increasing order, so
+each postings array stays sorted as it grows.
+
+The head holds no lock of its own: :class:`soulwatch.tsdb.db.TSDB` guards it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import sys
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+from soulwatch.tsdb.model import Labels, Matcher, MatchType
+
+#: No sample yet (smaller than any real timestamp).
+NO_TIME = -(2**63)
+
+
+class HeadSeries:
+    """One series: identity, limits bookkeeping and the samples not yet in a chunk.
+
+    Head timestamps are stored as 32-bit offsets from ``base`` (12 bytes a
+    sample with the value, instead of 16): a sample's time is ``base + ts[i]``.
+    The head is cut at least every ``head_max_age``, so offsets stay small; if
+    a run ever spans more than 24 days the array is widened to 64-bit
+    absolute times (``base`` 0) rather than failing.
+    """
+
+    __slots__ = (
+        "base",
+        "first_t",
+        "id",
+        "labels",
+        "last_t",
+        "last_v",
+        "persisted_maxt",
+        "source",
+        "ts",
+        "vals",
+    )
+
+    def __init__(self, series_id: int, labels: Labels, source: str) -> None:
+        self.id = series_id
+        self.labels = labels
+        self.source = source
+        self.base = 0  # set by the first append to an empty head
+        self.ts: array[int] = array("i")
+        self.vals: array[float] = array("d")
+        self.first_t = NO_TIME  # the oldest sample anywhere (head or chunks)
+        self.last_t = NO_TIME  # the newest sample ever accepted
+        self.last_v = 0.0
+        self.persisted_maxt = NO_TIME  # the newest sample already in a chunk
+
+    def has_data(self) -> bool:
+        """True if any sample of the series is kept (head or chunks)."""
+        return self.first_t != NO_TIME
+
+    def append_overflowed(self, t: int, v: float) -> None:
+        """Append after ``ts.append(t - base)`` overflowed: set the base or widen."""
+        if not self.ts:
+            self.base = t
+            self.ts.append(0)
+        else:
+            self.ts = array("q", [self.base + x for x in self.ts])
+            self.base = 0
+            self.ts.append(t)
+        self.vals.append(v)
+
+    def add(self, t: int, v: float) -> None:
+        """Append one sample known to be newer than ``last_t``."""
+        try:
+            self.ts.append(t - self.base)
+        except OverflowError:
+            self.append_overflowed(t, v)
+        else:
+            self.vals.append(v)
+        self.last_t = t
+        self.last_v = v
+        if self.first_t == NO_TIME:
+            self.first_t = t
+
+    def time_at(self, i: int) -> int:
+        """The absolute time of head sample ``i``."""
+        return self.base + self.ts[i]
+
+    def index_of(self, t: int, *, right: bool = False) -> int:
+        """Where ``t`` falls among the head samples (``bisect_left`` / ``bisect_right``)."""
+        if right:
+            return bisect.bisect_right(self.ts, t - self.base)
+        return bisect.bisect_left(self.ts, t - self.base)
+
+    def times(self, lo: int = 0, hi: int | None = None) -> list[int]:
+        """Absolute times of head samples ``lo:hi``."""
+        base = self.base
+        return [base + x for x in self.ts[lo:hi]]
+
+    def drop(self, n: int) -> None:
+        """Remove the ``n`` oldest head samples and re-base the rest on the first left."""
+        ts = self.ts
+        del ts[:n]
+        del self.vals[:n]
+        if not ts:
+            self.ts = array("i")
+            self.base = 0
+            return
+        first = ts[0]
+        if first or ts.typecode != "i":
+            shifted = [x - first for x in ts]
+            try:
+                self.ts = array("i", shifted)
+            except OverflowError:
+                self.ts = array("q", shifted)
+            self.base += first
+
+
+class _Posting:
+    """The series ids having one label pair (sorted), and the shared pair tuple."""
+
+    __slots__ = ("ids", "pair")
+
+    def __init__(self, pair: tuple[str, str], first_id: int) -> None:
+        self.pair = pair
+        self.ids: array[int] = array("q", [first_id])
+
+
+class HeadIndex:
+    """Series by id and by labels, per-source counts, and the postings index."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, HeadSeries] = {}
+        self._by_labels: dict[Labels, HeadSeries] = {}
+        self._postings: dict[str, dict[str, _Posting]] = {}
+        self._per_source: dict[str, int] = {}
+        self.next_id = 1
+
+        # The series with exactly these labels, if known (the bound dict method:
+        # this is on every append's path).
+        self.get: Callable[[Labels], HeadSeries | None] = self._by_labels.get
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def by_id(self, series_id: int) -> HeadSeries | None:
+        """The series with this id, if known."""
+        return self._by_id.get(series_id)
+
+    def all(self) -> Iterable[HeadSeries]:
+        """Every series (unordered)."""
+        return self._by_id.values()
+
+    def source_count(self, source: str) -> int:
+        """How many series ``source`` created."""
+        return self._per_source.get(source, 0)
+
+    def add(self, labels: Labels, source: str, series_id: int | None = None) -> HeadSeries:
+        """Register a new series (a fresh id unless one is given, as on replay)."""
+        if series_id is None:
+            series_id = self.next_id
+        self.next_id = max(self.next_id, series_id + 1)
+        # Label pairs repeat across series (job="api" in thousands): the postings
+        # entry keeps one tuple per pair, and every series' labels share it.
+        pairs = []
+        for name, value in labels:
+            values = self._postings.get(name)
+            if values is None:
+                values = self._postings[sys.intern(name)] = {}
+            posting = values.get(value)
+            if posting is None:
+                posting = values[value] = _Posting((sys.intern(name), value), series_id)
+            elif posting.ids[-1] < series_id:
+                posting.ids.append(series_id)
+            else:  # replay may add ids out of order
+                posting.ids.append(series_id)
+                posting.ids = array("q", sorted(posting.ids))
+            pairs.append(posting.pair)
+        # The pairs come from a Labels, so already sorted and non-empty; skip the
+        # constructor, which would copy every pair tuple.
+        shared = tuple.__new__(Labels, pairs)
+        series = HeadSeries(series_id, shared, sys.intern(source))
+        self._by_id[series_id] = series
+        self._by_labels[shared] = series
+        self._per_source[series.source] = self._per_source.get(series.source, 0) + 1
+        return series
+
+    def remove(self, dead: Sequence[HeadSeries]) -> None:
+        """Forget series that hold no data any more (after retention)."""
+        if not dead:
+            return
+        gone = {s.id for s in dead}
+        for series in dead:
+            del self._by_id[series.id]
+            del self._by_labels[series.labels]
+            left = self._per_source[series.source] - 1
+            if left:
+                self._per_source[series.source] = left
+            else:
+                del self._per_source[series.source]
+            for name, value in series.labels:
+                values = self._postings[name]
+                posting = values.get(value)
+                if posting is None:
+                    continue
+                kept = array("q", (i for i in posting.ids if i not in gone))
+                if kept:
+                    posting.ids = kept
+                else:
+                    del values[value]
+                    if not values:
+                        del self._postings[name]
+
+    def label_names(self) -> list[str]:
+        """Every label name in use, sorted."""
+        return sorted(self._postings)
+
+    def label_values(self, name: str) -> list[str]:
+        """Every value of label ``name`` in use, sorted."""
+        return sorted(self._postings.get(name, {}))
+
+    def matching(self, matchers: Sequence[Matcher]) -> Iterator[HeadSeries]:
+        """Series satisfying every matcher, resolved through the postings index."""
+        ids: set[int] | None = None
+        # Matchers that reject "" narrow by union of postings; run them first.
+        ordered = sorted(matchers, key=lambda m: m.matches(""))
+        for matcher in ordered:
+            values = self._postings.get(matcher.name, {})
+            if matcher.matches(""):
+                # Also true for series without the label: subtract the values it rejects.
+                if ids is None:
+                    ids = set(self._by_id)
+                for value, posting in values.items():
+                    if not matcher.matches(value):
+                        ids.difference_update(posting.ids)
+            else:
+                hit: set[int] = set()
+                for found in _candidates(matcher, values):
+                    hit.update(found)
+                ids = hit if ids is None else ids & hit
+            if not ids:
+                return
+        if ids is None:
+            ids = set(self._by_id)
+        for series_id in ids:
+            yield self._by_id[series_id]
+
+
+def _candidates(matcher: Matcher, values: dict[str, _Posting]) -> Iterator[array[int]]:
+    if matcher.type is MatchType.EQUAL:
+        posting = values.get(matcher.value)
+        if posting is not None:
+            yield posting.ids
+        return
+    for value, posting in values.items():
+        if matcher.matches(value):
+            yield posting.ids

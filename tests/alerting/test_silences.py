@@ -1,0 +1,111 @@
+"""The silence store: Alertmanager v2 shapes, expiry, recurring windows, persistence."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from soulwatch.alerting.silences import PostableSilence, SilenceState, SilenceStore
+from soulwatch.exceptions import ConfigError
+from soulwatch.tsdb.model import Labels
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _post(clock, start: float, end: float, **extra) -> PostableSilence:
+    return PostableSilence.model_validate(
+        {
+            "matchers": [
+                {"name": "alertname", "value": "Down", "isRegex": False, "isEqual": True},
+                {"name": "env", "value": "prod|stage", "isRegex": True},
+            ],
+            "startsAt": _iso(clock.time() + start),
+            "endsAt": _iso(clock.time() + end),
+            "createdBy": "alice",
+            "comment": "deploy",
+            **extra,
+        }
+    )
+
+
+def test_create_list_get_expire_in_v2_shapes(tmp_path, clock):
+    store = SilenceStore(tmp_path / "s.db", clock)
+    active = store.create(_post(clock, 0, 3600))
+    pending = store.create(_post(clock, 600, 3600))
+    body = store.get(active).api_json()
+    assert set(body) == {
+        "id",
+        "matchers",
+        "startsAt",
+        "endsAt",
+        "createdBy",
+        "comment",
+        "status",
+        "updatedAt",
+    }
+    assert body["status"] == {"state": "active"}
+    assert body["matchers"][1] == {
+        "name": "env",
+        "value": "prod|stage",
+        "isRegex": True,
+        "isEqual": True,
+    }
+    assert store.get(pending).status.state is SilenceState.PENDING
+    labels = Labels.of(alertname="Down", env="stage")
+    assert store.mutes(labels) == [active]
+    assert store.mutes(Labels.of(alertname="Down", env="dev")) == []
+    store.expire(active)
+    assert store.get(active).status.state is SilenceState.EXPIRED
+    assert store.mutes(labels) == []
+    assert [s.status.state for s in store.list()] == [SilenceState.PENDING, SilenceState.EXPIRED]
+    store.close()
+    # Nothing stored is lost on restart.
+    again = SilenceStore(tmp_path / "s.db", clock)
+    assert {s.id for s in again.list()} == {active, pending}
+    with pytest.raises(KeyError):
+        again.expire("nope")
+
+
+def test_bad_silences_are_rejected(tmp_path, clock):
+    store = SilenceStore(tmp_path / "s.db", clock)
+    with pytest.raises(ConfigError, match="end after it starts"):
+        store.create(_post(clock, 100, 50))
+    with pytest.raises(ConfigError, match="in the past"):
+        store.create(_post(clock, -100, -50))
+    with pytest.raises(ValueError, match="empty string"):
+        PostableSilence.model_validate(
+            {
+                "matchers": [{"name": "a", "value": ".*", "isRegex": True}],
+                "startsAt": _iso(0),
+                "endsAt": _iso(1),
+                "createdBy": "x",
+                "comment": "y",
+            }
+        )
+
+
+def test_recurring_maintenance_window(tmp_path, clock):
+    # The clock starts at 22:13:20 UTC; the window is 23:00-23:30 every day for a week.
+    store = SilenceStore(tmp_path / "s.db", clock)
+    sid = store.create(
+        _post(
+            clock,
+            0,
+            7 * 86400,
+            schedule=[{"times": [{"start_time": "23:00", "end_time": "23:30"}]}],
+        )
+    )
+    labels = Labels.of(alertname="Down", env="prod")
+    assert store.mutes(labels) == []
+    t = clock.time()
+    assert store.mutes(labels, t + 47 * 60) == [sid]  # 23:00:20
+    assert store.mutes(labels, t + 77 * 60) == []  # 23:30:20
+    assert store.mutes(labels, t + 86400 + 47 * 60) == [sid]  # next day
+    # The dispatcher is told when the window closes (23:30), to send then.
+    assert store.next_transition([sid], t + 47 * 60) == t + 76 * 60 + 40
+    assert store.get(sid).api_json()["schedule"][0]["times"] == [
+        {"start_time": "23:00", "end_time": "23:30"}
+    ]

@@ -1,0 +1,1 @@
+"""Tests of scenario files: soulwatch test scenario."""
