@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -329,5 +330,54 @@ async def test_reloaded_routing_replaces_the_dispatcher(
             await _step_until(clock, meta_alert_sent, steps=20)
             assert broken.received("/hook")
             assert not chat.received("/old")
+        finally:
+            await monitor.stop()
+
+
+async def test_a_reload_adding_a_scrape_job_keeps_the_running_target(
+    tmp_path: Path, clock: SimulatedClock
+) -> None:
+    from soulwatch.service import run_inline
+    from tests.helpers import UvicornThread
+    from tests.sources.support import Exposition, metrics_app
+
+    (tmp_path / "rules.yml").write_text("groups: []\n")
+
+    def text(port: int, jobs: list[str]) -> str:
+        scrape = "".join(
+            f"  - job_name: {name}\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+            for name in jobs
+        )
+        return (
+            f"data_dir: {tmp_path / 'data'}\n"
+            "global: {scrape_interval: 15s, scrape_timeout: 5s}\n"
+            f"scrape_configs:\n{scrape}"
+        )
+
+    def up(monitor: Monitor, job: str) -> list[tuple[int, float]]:
+        matchers = [Matcher.equal("__name__", "up"), Matcher.equal("job", job)]
+        series = list(monitor.storage.select(matchers, 0, 2**62))
+        return list(series[0]) if series else []
+
+    with UvicornThread(metrics_app(metrics=Exposition("temperature 21.5\n"))) as app:
+        monitor = Monitor(
+            parse_config(text(app.port, ["api"]), environ={}), clock=clock, run_blocking=run_inline
+        )
+        await monitor.start()
+        try:
+            for _ in range(3):
+                await clock.advance(15)
+                await monitor.scrape.settled()
+            await monitor.reload(parse_config(text(app.port, ["api", "worker"]), environ={}))
+            for _ in range(3):
+                await clock.advance(15)
+                await monitor.scrape.settled()
+            api = up(monitor, "api")
+            assert len(api) == 6
+            assert [v for _, v in api] == [1.0] * 6  # no staleness marker (NaN)
+            times = [t for t, _ in api]
+            assert all(b - a == 15_000 for a, b in itertools.pairwise(times))
+            assert [v for _, v in up(monitor, "worker")] == [1.0] * 3
+            assert monitor.health()["targets"] == {"total": 2, "up": 2}
         finally:
             await monitor.stop()

@@ -320,30 +320,38 @@ class Monitor:
                 _log.warning("setting changed; it takes effect after a restart", setting=key)
         # Build the new parts before touching the running ones, so a
         # failure here (an unset url_env, an unreadable CA file) changes nothing.
-        scrape = probes = collectors = None
-        if new.resolved_scrape_configs() != old.resolved_scrape_configs():
-            scrape = ScrapeManager(new.resolved_scrape_configs(), self.storage, clock=self.clock)
-        if new.probes != old.probes:
-            probes = ProbeManager(new.probes, self.storage, clock=self.clock)
-        if new.collectors != old.collectors:
-            collectors = Scheduler(self.clock, self._collector_sources(new))
-        routing = self.routing_of(new)
+        # Scrape and probe jobs whose config is unchanged keep running (no gap,
+        # no staleness markers), as Prometheus keeps its scrape pools.
+        scrape = self.scrape.prepare(new.resolved_scrape_configs())
+        probes = None
+        collectors = None
         delivery = None
-        if routing != self.routing_of(old):
-            # Built last: it opens the action audit log, which a later failure would leak.
-            delivery = self._delivery_parts(routing)
-            if routing is not None and routing.delivery != self._delivery:
-                _log.warning(
-                    "setting changed; it takes effect after a restart", setting="alerting.delivery"
-                )
-        if scrape is not None:
-            await self.scrape.stop()
-            self.scrape = scrape
-            self.scrape.start()
-        if probes is not None:
-            await self.probes.stop()
-            self.probes = probes
-            self.probes.start()
+        routing = self.routing_of(new)
+        try:
+            probes = self.probes.prepare(new.probes)
+            if new.collectors != old.collectors:
+                collectors = Scheduler(self.clock, self._collector_sources(new))
+            if routing != self.routing_of(old):
+                # Built last: it opens the action audit log, which a later failure would leak.
+                delivery = self._delivery_parts(routing)
+        except BaseException:
+            await self.scrape.discard(scrape)
+            if probes is not None:
+                await self.probes.discard(probes)
+            raise
+        if routing is not None and routing.delivery != self._delivery:
+            _log.warning(
+                "setting changed; it takes effect after a restart", setting="alerting.delivery"
+            )
+        await self.scrape.apply(scrape)
+        await self.probes.apply(probes)
+        if scrape.added or scrape.removed or probes.added or probes.removed:
+            _log.info(
+                "scrape and probe jobs reloaded",
+                kept=scrape.kept + probes.kept,
+                started=scrape.added + probes.added,
+                stopped=scrape.removed + probes.removed,
+            )
         if collectors is not None:
             await self.collectors.stop()
             self.collectors = collectors
