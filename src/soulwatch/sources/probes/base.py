@@ -9,7 +9,6 @@ of an HTTPS endpoint that no longer answers) gets a staleness marker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -17,10 +16,9 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from soulwatch.clock import Clock
-from soulwatch.exceptions import StorageError
-from soulwatch.sources.base import Health, SourceStatus, open_appender
-from soulwatch.tsdb.model import STALE_NAN, Labels
-from soulwatch.tsdb.storage import Appender, Storage
+from soulwatch.sources.base import Health, SeriesWriter, SourceStatus
+from soulwatch.tsdb.model import Labels
+from soulwatch.tsdb.storage import Storage
 
 Timer = Callable[[], float]
 
@@ -58,13 +56,6 @@ class Prober(Protocol):
         ...
 
 
-def _append_quietly(app: Appender, labels: Labels, t_ms: int, value: float) -> None:
-    # a sample the storage refuses (a series limit, a clock gone back) must not stop the
-    # other samples of the probe; the storage counts its own rejections
-    with contextlib.suppress(StorageError):
-        app.append(labels, t_ms, value)
-
-
 class ProbeSource:
     """A :class:`~soulwatch.sources.base.Source` running a prober against one target."""
 
@@ -89,10 +80,8 @@ class ProbeSource:
         self._storage = storage
         self._clock = clock
         self._timer = timer
-        self._lock = write_lock or threading.Lock()
         self._status = SourceStatus()
-        self._prev: set[Labels] = set()
-        self._last_t_ms: int | None = None
+        self._writer = SeriesWriter(storage, self.key, lock=write_lock)
 
     @property
     def key(self) -> str:
@@ -126,7 +115,7 @@ class ProbeSource:
             samples[self.labels.with_(extra, __name__=name)] = value
         samples[self.labels.with_(__name__="probe_success")] = 1.0 if result.success else 0.0
         samples[self.labels.with_(__name__="probe_duration_seconds")] = duration
-        await asyncio.to_thread(self._write, t_ms, samples)
+        await asyncio.to_thread(self._writer.write, t_ms, samples)
         status = self._status
         status.health = Health.UP if result.success else Health.DOWN
         status.last_error = "" if result.success else (result.error or "probe failed")
@@ -134,25 +123,7 @@ class ProbeSource:
         status.duration = duration
         status.runs += 1
 
-    def _write(self, t_ms: int, samples: dict[Labels, float]) -> None:
-        with self._lock:
-            app = open_appender(self._storage, self.key)
-            for labels, value in samples.items():
-                _append_quietly(app, labels, t_ms, value)
-            for gone in self._prev - samples.keys():
-                _append_quietly(app, gone, t_ms, STALE_NAN)
-            app.commit()
-        self._prev = set(samples)
-        self._last_t_ms = t_ms
-
     async def close(self) -> None:
         """Mark the probe's series stale and release the prober."""
-        if self._last_t_ms is not None and self._prev:
-            t_ms = max(int(self._clock.time() * 1000), self._last_t_ms + 1)
-            with self._lock:
-                app = open_appender(self._storage, self.key)
-                for labels in self._prev:
-                    _append_quietly(app, labels, t_ms, STALE_NAN)
-                app.commit()
-            self._prev = set()
+        await asyncio.to_thread(self._writer.close, int(self._clock.time() * 1000))
         await self.prober.close()
