@@ -226,8 +226,8 @@ async def test_a_failed_auto_recovery_pages_with_a_note(
             # It ran when the alert started firing: past the 1m period + 30s grace.
             assert start + 90 < run.started_at <= called_by
             tried_at = datetime.fromtimestamp(run.started_at, UTC).strftime("%H:%M")
-            # The page is held while the action gets its chance...
-            for _ in range(10):
+            # The page is held while the action gets its chance (verify_after: 2m)...
+            while clock.time() < run.started_at + 100:
                 await clock.advance(10)
             await asyncio.sleep(0.2)
             assert page.received("/page") == []
