@@ -109,3 +109,20 @@ def test_recurring_maintenance_window(tmp_path, clock):
     assert store.get(sid).api_json()["schedule"][0]["times"] == [
         {"start_time": "23:00", "end_time": "23:30"}
     ]
+
+
+@pytest.mark.parametrize(("is_equal", "op"), [(True, "=~"), (False, "!~")])
+def test_a_bad_regex_is_a_value_error_naming_the_matcher(is_equal: bool, op: str) -> None:
+    from soulwatch.alerting.silences import SilenceMatcher
+
+    matcher = SilenceMatcher(name="env", value="prod|(stage", isRegex=True, isEqual=is_equal)
+    with pytest.raises(ValueError, match=rf"matcher env{op}'prod\|\(stage': invalid regular"):
+        matcher.to_matcher()
+
+
+def test_a_silence_with_a_bad_regex_fails_validation_naming_the_matcher(clock) -> None:
+    from pydantic import ValidationError
+
+    bad = [{"name": "job", "value": "[", "isRegex": True}]
+    with pytest.raises(ValidationError, match=r"matcher job=~'\[': invalid regular expression"):
+        _post(clock, 0, 60, matchers=bad)

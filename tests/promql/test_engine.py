@@ -122,6 +122,17 @@ def test_sample_limit_stops_a_query_with_a_clear_error() -> None:
     }
 
 
+def test_sample_limit_counts_the_steps_a_range_query_holds() -> None:
+    s = MemoryStorage()
+    for i in range(5):
+        load(s, series("up", i=str(i)), every(15, [1.0] * 4))
+    engine = Engine(s, max_samples=1_000, lookback_delta_ms=10**9)
+    # 20 samples loaded, but 5 series x 1,001 steps held in memory.
+    with pytest.raises(QueryLimitError, match="too many samples"):
+        engine.range("up", 0, 1_000_000, 1_000)
+    assert len(engine.range("up", 0, 100_000, 1_000).value) == 5
+
+
 class _SlowStorage:
     """A storage whose every select takes a simulated minute."""
 

@@ -107,6 +107,8 @@ def test_conflicts_between_concurrent_batches_are_listed_after_commit(
         (T0 + 10, RejectReason.DUPLICATE_TIMESTAMP),
     ]
     assert sorted(_values(db)) == [(T0, 4.0), (T0 + 10, 1.0)]
+    db.close()  # the WAL holds exactly what was stored, not the refused samples
+    assert sorted(_values(open_db())) == [(T0, 4.0), (T0 + 10, 1.0)]
 
 
 def test_a_sample_older_than_retention_is_refused(open_db: Callable[..., TSDB]) -> None:
@@ -137,6 +139,10 @@ def test_a_closed_store_refuses_to_commit(open_db: Callable[..., TSDB]) -> None:
     db.close()
     with pytest.raises(StorageError, match="closed"):
         app.commit()
+    with pytest.raises(StorageError, match="closed"):
+        db.maintain()
+    with pytest.raises(StorageError, match="closed"):
+        list(db.select([], 0, 1))
 
 
 def test_by_default_refusals_are_listed_after_commit_not_raised(

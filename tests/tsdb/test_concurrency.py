@@ -59,7 +59,14 @@ def test_readers_writer_and_maintenance_in_parallel(open_db: Callable[..., TSDB]
                 return
             db.maintain()
 
-    threads = [threading.Thread(target=guarded(f)) for f in (write, read, read, maintain)]
+    def watch() -> None:  # what a /metrics scrape reads, while segments come and go
+        for _ in range(20_000):
+            if done.is_set():
+                return
+            assert db.size_bytes() > 0
+            assert db.stats().samples_appended >= 0
+
+    threads = [threading.Thread(target=guarded(f)) for f in (write, read, read, maintain, watch)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -163,3 +163,29 @@ def test_any_label_text_survives_chunks_and_restart(open_db: Callable[..., TSDB]
     (series,) = reopened.select([Matcher.equal("emoji", "naïve ☃")], T0, T0)
     assert series.labels == odd
     assert series.values == [1.5]
+
+
+def test_head_runs_wider_than_32_bit_offsets_are_kept_exactly(
+    open_db: Callable[..., TSDB],
+) -> None:
+    # Head times are 32-bit offsets (24.8 days); a longer run must widen, not fail.
+    day = 86_400_000
+    db = open_db(retention_time=100 * 86400, head_max_age=1000 * 86400)
+    lbls = Labels.of(__name__="sparse")
+    times = [T0 - 50 * day, T0 - 20 * day, T0, T0 + 1]
+    for i, t in enumerate(times):
+        app = db.appender()
+        app.append(lbls, t, float(i))
+        app.commit()
+    everything = [Matcher.equal("__name__", "sparse")]
+    (series,) = db.select(everything, T0 - 60 * day, T0 + day)
+    assert series.timestamps == times
+    (middle,) = db.select(everything, T0 - 30 * day, T0)
+    assert middle.timestamps == times[1:3]
+    db.maintain(force=True)
+    app = db.appender()
+    app.append(lbls, T0 + 2, 4.0)
+    app.commit()
+    (series,) = db.select(everything, T0 - 60 * day, T0 + day)
+    assert series.timestamps == [*times, T0 + 2]
+    assert series.values == [0.0, 1.0, 2.0, 3.0, 4.0]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import re
 import sqlite3
 import threading
 import uuid
@@ -52,11 +53,16 @@ class SilenceMatcher(BaseModel):
     is_equal: bool = Field(True, alias="isEqual")
 
     def to_matcher(self) -> Matcher:
-        """The equivalent label matcher."""
+        """The equivalent label matcher; ``ValueError`` naming it if its regex is invalid."""
         if self.is_regex:
-            return Matcher(
-                MatchType.REGEX if self.is_equal else MatchType.NOT_REGEX, self.name, self.value
-            )
+            kind = MatchType.REGEX if self.is_equal else MatchType.NOT_REGEX
+            try:
+                return Matcher(kind, self.name, self.value)
+            except re.error as exc:
+                raise ValueError(
+                    f"matcher {self.name}{kind.value}{self.value!r}: invalid regular"
+                    f" expression: {exc}"
+                ) from None
         return Matcher(
             MatchType.EQUAL if self.is_equal else MatchType.NOT_EQUAL, self.name, self.value
         )

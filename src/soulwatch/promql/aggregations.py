@@ -218,10 +218,10 @@ def _group(value: list[StepSeries], node: AggregateExpr) -> dict[Labels, list[St
     keys: dict[tuple[tuple[str, str], ...], Labels] = {}
     for s in value:
         if without:
-            raw = tuple(p for p in s.labels if p[0] not in grouping)
+            raw = tuple([p for p in s.labels if p[0] not in grouping])
         else:
             names = grouping_unnamed if s.drop_name else grouping
-            raw = tuple(p for p in s.labels if p[0] in names)
+            raw = tuple([p for p in s.labels if p[0] in names])
         key = keys.get(raw)
         if key is None:
             key = keys[raw] = sorted_labels(raw)

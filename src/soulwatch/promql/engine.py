@@ -393,6 +393,8 @@ class Evaluator:
                 continue
             if len(vals) != len(ts):
                 vals = vals * len(ts)
+            # Every step's value is held at once: count it like a loaded sample.
+            self.charge(len(ts))
             out.append(StepSeries(s.labels, vals))
         return out
 

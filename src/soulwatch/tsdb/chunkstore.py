@@ -10,7 +10,11 @@ Tables:
 * ``chunks(id, series_id, mint, maxt, data)``: Gorilla chunks (see
   :mod:`soulwatch.tsdb.chunks`). A rowid table, so that appended chunks fill
   whole pages (an index-keyed table splits pages half full on append), with
-  indexes on ``(series_id, mint)`` for reads and on ``maxt`` for retention.
+  an index on ``(series_id, mint)`` for reads;
+* ``batches(id, first_chunk, last_chunk, mint, maxt)``: the chunk id range
+  each compaction wrote and its time span. Retention works through it (like
+  Prometheus dropping blocks) instead of an index on ``maxt`` over every
+  chunk, which would cost about a quarter of a byte per sample.
 
 The writer connection is used by one thread at a time (the TSDB's maintenance
 lock); each reading thread gets its own connection, so readers never wait for
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +51,13 @@ CREATE TABLE IF NOT EXISTS chunks (
     data BLOB NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS chunks_by_series ON chunks (series_id, mint);
-CREATE INDEX IF NOT EXISTS chunks_by_maxt ON chunks (maxt);
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY,
+    first_chunk INTEGER NOT NULL,
+    last_chunk INTEGER NOT NULL,
+    mint INTEGER NOT NULL,
+    maxt INTEGER NOT NULL
+);
 """
 
 
@@ -190,11 +200,8 @@ class ChunkStore:
                 conn.executemany(
                     "INSERT OR IGNORE INTO series VALUES (?, ?, ?, -9223372036854775808)", rows
                 )
-                conn.executemany(
-                    "INSERT OR REPLACE INTO chunks (series_id, mint, maxt, data)"
-                    " VALUES (?, ?, ?, ?)",
-                    ((c.series_id, c.mint, c.maxt, c.data) for c in chunks),
-                )
+                if chunks:
+                    self._insert_batch(chunks)
                 conn.executemany(
                     "UPDATE series SET persisted_maxt = max(persisted_maxt, ?) WHERE id = ?",
                     ((maxt, sid) for sid, maxt in persisted),
@@ -207,6 +214,28 @@ class ChunkStore:
             for _, text in added:  # not stored after all
                 del self._symbols[text]
             raise StorageError(f"{self.path}: cannot write chunks: {exc}") from exc
+
+    def _insert_batch(self, chunks: Sequence[NewChunk]) -> None:
+        conn = self._writer
+        # Ids above every chunk and every batch range, so ranges never overlap.
+        (top,) = conn.execute(
+            "SELECT max(coalesce((SELECT max(id) FROM chunks), 0),"
+            " coalesce((SELECT max(last_chunk) FROM batches), 0))"
+        ).fetchone()
+        first = int(top) + 1
+        conn.executemany(
+            "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?)",
+            ((first + i, c.series_id, c.mint, c.maxt, c.data) for i, c in enumerate(chunks)),
+        )
+        conn.execute(
+            "INSERT INTO batches (first_chunk, last_chunk, mint, maxt) VALUES (?, ?, ?, ?)",
+            (
+                first,
+                first + len(chunks) - 1,
+                min(c.mint for c in chunks),
+                max(c.maxt for c in chunks),
+            ),
+        )
 
     def read_chunks(self, series_id: int, mint: int, maxt: int) -> list[bytes]:
         """Chunks of a series overlapping ``[mint, maxt]``, oldest first."""
@@ -222,22 +251,60 @@ class ChunkStore:
 
     def delete_before(self, cutoff: int) -> tuple[int, set[int]]:
         """Delete chunks whose newest sample is older than ``cutoff``: (count, series ids)."""
-        return self._delete("DELETE FROM chunks WHERE maxt < ? RETURNING series_id", (cutoff,))
 
-    def delete_oldest(self, count: int) -> tuple[int, set[int]]:
-        """Delete the ``count`` chunks with the oldest ``maxt``: (count, series ids)."""
-        return self._delete(
-            "DELETE FROM chunks WHERE id IN"
-            " (SELECT id FROM chunks ORDER BY maxt LIMIT ?) RETURNING series_id",
-            (count,),
-        )
+        def work(conn: sqlite3.Connection) -> list[int]:
+            ids: list[int] = []
+            old = conn.execute(
+                "SELECT id, first_chunk, last_chunk, maxt FROM batches WHERE mint < ?", (cutoff,)
+            ).fetchall()
+            for batch, first, last, maxt in old:
+                if maxt < cutoff:  # all of it
+                    ids += self._delete_range(conn, batch, first, last)
+                    continue
+                ids += [
+                    r[0]
+                    for r in conn.execute(
+                        "DELETE FROM chunks WHERE id BETWEEN ? AND ? AND maxt < ?"
+                        " RETURNING series_id",
+                        (first, last, cutoff),
+                    )
+                ]
+                conn.execute(
+                    "UPDATE batches SET mint = (SELECT coalesce(min(mint), ?) FROM chunks"
+                    " WHERE id BETWEEN ? AND ?) WHERE id = ?",
+                    (cutoff, first, last, batch),
+                )
+            return ids
 
-    def _delete(self, sql: str, params: tuple[int, ...]) -> tuple[int, set[int]]:
+        return self._delete(work)
+
+    def delete_oldest(self) -> tuple[int, set[int]]:
+        """Delete the chunks of the compaction batch with the oldest data: (count, series ids)."""
+
+        def work(conn: sqlite3.Connection) -> list[int]:
+            row = conn.execute(
+                "SELECT id, first_chunk, last_chunk FROM batches ORDER BY maxt LIMIT 1"
+            ).fetchone()
+            return [] if row is None else self._delete_range(conn, *row)
+
+        return self._delete(work)
+
+    @staticmethod
+    def _delete_range(conn: sqlite3.Connection, batch: int, first: int, last: int) -> list[int]:
+        conn.execute("DELETE FROM batches WHERE id = ?", (batch,))
+        return [
+            r[0]
+            for r in conn.execute(
+                "DELETE FROM chunks WHERE id BETWEEN ? AND ? RETURNING series_id", (first, last)
+            )
+        ]
+
+    def _delete(self, work: Callable[[sqlite3.Connection], list[int]]) -> tuple[int, set[int]]:
         conn = self._writer
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                ids = [r[0] for r in conn.execute(sql, params)]
+                ids = work(conn)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

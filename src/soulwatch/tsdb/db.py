@@ -228,7 +228,7 @@ class TSDB:
                 elif t < cutoff or t <= found.last_t:
                     dropped += 1
                 else:
-                    self._add_sample(found, t, v)
+                    found.add(t, v)
                     samples += 1
         self._wal.open_segment()
         self._mark_segment(self._wal.segment - 1)
@@ -248,15 +248,6 @@ class TSDB:
             truncated_segments=stats.truncated_segments,
             seconds=time.monotonic() - started,
         )
-
-    @staticmethod
-    def _add_sample(series: HeadSeries, t: int, v: float) -> None:
-        series.ts.append(t)
-        series.vals.append(v)
-        series.last_t = t
-        series.last_v = v
-        if series.first_t == NO_TIME:
-            series.first_t = t
 
     def _mark_segment(self, segment: int) -> None:
         # Remember, for segments up to `segment`, what must be in chunks first.
@@ -342,29 +333,42 @@ class TSDB:
     def _apply(
         self, appender: TSDBAppender, resolved: dict[int, HeadSeries | None]
     ) -> tuple[array[int], array[int], array[float]]:
-        # The hot loop of a commit (head lock held): one pass, locals only.
+        # The hot loop of a commit (head lock held): one pass, locals only. The
+        # batch's own time and value arrays go to the WAL as they are unless a
+        # sample was skipped (rare), so only the ids are collected here.
         ids = array("q")
-        ts_out = array("q")
-        vals_out = array("d")
-        ids_append, ts_append, vals_append = ids.append, ts_out.append, vals_out.append
+        ids_append = ids.append
+        skipped: list[int] = []
         lookup = resolved.get if resolved else None
         no_time = NO_TIME
+        i = -1
         for pending, t, v in zip(appender._series, appender._ts, appender._vals, strict=True):
+            i += 1
             series = pending if lookup is None else lookup(id(pending), pending)
-            if series is None:
-                continue  # refused by a series limit (already listed)
+            if series is None:  # refused by a series limit (already listed)
+                skipped.append(i)
+                continue
             if t <= series.last_t:
                 self._refuse_at_commit(appender, series, t, v)
+                skipped.append(i)
                 continue
-            series.ts.append(t)
-            series.vals.append(v)
+            try:
+                series.ts.append(t - series.base)
+            except OverflowError:  # the first sample of an empty head, or a huge gap
+                series.append_overflowed(t, v)
+            else:
+                series.vals.append(v)
             series.last_t = t
             series.last_v = v
             if series.first_t == no_time:
                 series.first_t = t
             ids_append(series.id)
-            ts_append(t)
-            vals_append(v)
+        if not skipped:
+            return ids, appender._ts, appender._vals
+        gone = set(skipped)
+        keep = [j for j in range(len(appender._ts)) if j not in gone]
+        ts_out = array("q", [appender._ts[j] for j in keep])
+        vals_out = array("d", [appender._vals[j] for j in keep])
         return ids, ts_out, vals_out
 
     def _refuse_at_commit(
@@ -430,7 +434,7 @@ class TSDB:
 
     def _snapshot(
         self, matchers: Sequence[Matcher], mint: int, maxt: int
-    ) -> list[tuple[HeadSeries, int, array[int], array[float]]]:
+    ) -> list[tuple[HeadSeries, int, list[int], array[float]]]:
         # Under the lock: which series, how far their chunks go, and a copy of
         # their head samples in range. Chunks are read after, without the lock.
         out = []
@@ -440,10 +444,10 @@ class TSDB:
             for series in self._index.matching(matchers):
                 if series.first_t == NO_TIME or series.first_t > maxt or series.last_t < mint:
                     continue
-                ts = series.ts
-                lo = bisect.bisect_left(ts, mint)
-                hi = bisect.bisect_right(ts, maxt)
-                out.append((series, series.persisted_maxt, ts[lo:hi], series.vals[lo:hi]))
+                lo = series.index_of(mint)
+                hi = series.index_of(maxt, right=True)
+                head = series.times(lo, hi)
+                out.append((series, series.persisted_maxt, head, series.vals[lo:hi]))
         out.sort(key=lambda item: item[0].labels)
         return out
 
@@ -528,6 +532,8 @@ class TSDB:
         head sample to a chunk (used before a backup and by the benchmark).
         """
         with self._maintenance_lock:
+            if self._closed:
+                raise StorageError("the TSDB is closed")
             written = self._compact(force)
             chunks_deleted, head_dropped, removed = self._retain()
             wal_deleted = self._truncate_wal()
@@ -550,7 +556,7 @@ class TSDB:
         cfg = self.config
         per_chunk = cfg.chunk_samples
         old = int((self.clock.time() - cfg.head_max_age) * 1000)
-        jobs: list[tuple[HeadSeries, int, array[int], array[float]]] = []
+        jobs: list[tuple[HeadSeries, int, int, list[int], array[float]]] = []
         with self._lock:
             wal = self._wal
             if wal.segment_bytes and (
@@ -567,22 +573,27 @@ class TSDB:
                 n = len(series.ts)
                 if not n:
                     continue
-                cut = (n // per_chunk) * per_chunk
+                first = per_chunk
+                if series.persisted_maxt == NO_TIME:
+                    # A series' first chunk is cut at a size of its own (1 to a whole
+                    # chunk), so series created together do not fill and cut in step:
+                    # the head then holds about half a chunk per series at any time,
+                    # instead of swinging between empty and full all together.
+                    first = 1 + (series.id * 7919) % per_chunk
+                cut = 0 if n < first else first + ((n - first) // per_chunk) * per_chunk
                 # A short remainder is cut too once it is old (a quiet or vanished series).
-                if force or (cut < n and series.ts[cut] < old):
+                if force or (cut < n and series.time_at(cut) < old):
                     cut = n
                 if cut:
-                    jobs.append((series, cut, series.ts[:cut], series.vals[:cut]))
+                    jobs.append((series, cut, first, series.times(0, cut), series.vals[:cut]))
         try:
             chunks: list[NewChunk] = []
             persisted: list[tuple[int, int]] = []
-            for series, _, ts, vals in jobs:
-                for start in range(0, len(ts), per_chunk):
-                    part_ts, part_vals = (
-                        ts[start : start + per_chunk],
-                        vals[start : start + per_chunk],
-                    )
-                    data = chunkcodec.encode(part_ts, part_vals)
+            for series, _, first, ts, vals in jobs:
+                starts = [0, *range(first, len(ts), per_chunk)]
+                for start, end in zip(starts, [*starts[1:], len(ts)], strict=True):
+                    part_ts = ts[start:end]
+                    data = chunkcodec.encode(part_ts, vals[start:end])
                     chunks.append(NewChunk(series.id, part_ts[0], part_ts[-1], data))
                 persisted.append((series.id, ts[-1]))
             self._store.write([(s.id, s.labels, s.source) for s in new_series], chunks, persisted)
@@ -593,9 +604,8 @@ class TSDB:
             raise
         samples = 0
         with self._lock:
-            for series, cut, ts, _ in jobs:
-                del series.ts[:cut]
-                del series.vals[:cut]
+            for series, cut, _, ts, _ in jobs:
+                series.drop(cut)
                 series.persisted_maxt = max(series.persisted_maxt, ts[-1])
                 samples += cut
             stats = self._stats
@@ -608,13 +618,13 @@ class TSDB:
         cutoff = self._cutoff_ms()
         deleted, affected = self._store.delete_before(cutoff)
         limit = self.config.retention_size
-        for _ in range(10_000):  # bounded: each round deletes at least one chunk
+        for _ in range(100_000):  # bounded: each round deletes a batch or stops
             if limit is None:
                 break
             excess = self.size_bytes() - limit
             if excess <= 0:
                 break
-            n, ids = self._store.delete_oldest(max(1, excess // 256))
+            n, ids = self._store.delete_oldest()
             if not n:
                 break
             deleted += n
@@ -623,18 +633,16 @@ class TSDB:
         dropped = 0
         with self._lock:
             for series in self._index.all():
-                ts = series.ts
-                if ts and ts[0] < cutoff:
-                    k = bisect.bisect_left(ts, cutoff)
-                    series.persisted_maxt = max(series.persisted_maxt, ts[k - 1])
-                    del ts[:k]
-                    del series.vals[:k]
+                if series.ts and series.time_at(0) < cutoff:
+                    k = series.index_of(cutoff)
+                    series.persisted_maxt = max(series.persisted_maxt, series.time_at(k - 1))
+                    series.drop(k)
                     dropped += k
-                    series.first_t = ts[0] if ts else NO_TIME
+                    series.first_t = series.time_at(0) if series.ts else NO_TIME
             for sid in affected:
                 found = self._index.by_id(sid)
                 if found is not None:
-                    head_first = found.ts[0] if found.ts else NO_TIME
+                    head_first = found.time_at(0) if found.ts else NO_TIME
                     found.first_t = firsts.get(sid, head_first)
             dead = self._forget_dead(cutoff)
             self._stats.retention_chunks_deleted += deleted
@@ -762,9 +770,12 @@ class TSDBAppender:
             series = HeadSeries(0, labels, self._source)
             self._new[labels] = series
         prev = self._last.get(series)
-        last_t, last_v = (series.last_t, series.last_v) if prev is None else prev
-        if t_ms <= last_t:
-            self._out_of_order(labels, t_ms, value, last_t, last_v)
+        if prev is None:
+            if t_ms <= series.last_t:
+                self._out_of_order(labels, t_ms, value, series.last_t, series.last_v)
+                return
+        elif t_ms <= prev[0]:
+            self._out_of_order(labels, t_ms, value, *prev)
             return
         if t_ms < self._min_t:
             self._db._count_rejected(RejectReason.TOO_OLD)

@@ -12,6 +12,7 @@ The head holds no lock of its own: :class:`soulwatch.tsdb.db.TSDB` guards it.
 
 from __future__ import annotations
 
+import bisect
 import sys
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,9 +24,17 @@ NO_TIME = -(2**63)
 
 
 class HeadSeries:
-    """One series: identity, limits bookkeeping and the samples not yet in a chunk."""
+    """One series: identity, limits bookkeeping and the samples not yet in a chunk.
+
+    Head timestamps are stored as 32-bit offsets from ``base`` (12 bytes a
+    sample with the value, instead of 16): a sample's time is ``base + ts[i]``.
+    The head is cut at least every ``head_max_age``, so offsets stay small; if
+    a run ever spans more than 24 days the array is widened to 64-bit
+    absolute times (``base`` 0) rather than failing.
+    """
 
     __slots__ = (
+        "base",
         "first_t",
         "id",
         "labels",
@@ -41,7 +50,8 @@ class HeadSeries:
         self.id = series_id
         self.labels = labels
         self.source = source
-        self.ts: array[int] = array("q")
+        self.base = 0  # set by the first append to an empty head
+        self.ts: array[int] = array("i")
         self.vals: array[float] = array("d")
         self.first_t = NO_TIME  # the oldest sample anywhere (head or chunks)
         self.last_t = NO_TIME  # the newest sample ever accepted
@@ -52,6 +62,73 @@ class HeadSeries:
         """True if any sample of the series is kept (head or chunks)."""
         return self.first_t != NO_TIME
 
+    def append_overflowed(self, t: int, v: float) -> None:
+        """Append after ``ts.append(t - base)`` overflowed: set the base or widen."""
+        if not self.ts:
+            self.base = t
+            self.ts.append(0)
+        else:
+            self.ts = array("q", [self.base + x for x in self.ts])
+            self.base = 0
+            self.ts.append(t)
+        self.vals.append(v)
+
+    def add(self, t: int, v: float) -> None:
+        """Append one sample known to be newer than ``last_t``."""
+        try:
+            self.ts.append(t - self.base)
+        except OverflowError:
+            self.append_overflowed(t, v)
+        else:
+            self.vals.append(v)
+        self.last_t = t
+        self.last_v = v
+        if self.first_t == NO_TIME:
+            self.first_t = t
+
+    def time_at(self, i: int) -> int:
+        """The absolute time of head sample ``i``."""
+        return self.base + self.ts[i]
+
+    def index_of(self, t: int, *, right: bool = False) -> int:
+        """Where ``t`` falls among the head samples (``bisect_left`` / ``bisect_right``)."""
+        if right:
+            return bisect.bisect_right(self.ts, t - self.base)
+        return bisect.bisect_left(self.ts, t - self.base)
+
+    def times(self, lo: int = 0, hi: int | None = None) -> list[int]:
+        """Absolute times of head samples ``lo:hi``."""
+        base = self.base
+        return [base + x for x in self.ts[lo:hi]]
+
+    def drop(self, n: int) -> None:
+        """Remove the ``n`` oldest head samples and re-base the rest on the first left."""
+        ts = self.ts
+        del ts[:n]
+        del self.vals[:n]
+        if not ts:
+            self.ts = array("i")
+            self.base = 0
+            return
+        first = ts[0]
+        if first or ts.typecode != "i":
+            shifted = [x - first for x in ts]
+            try:
+                self.ts = array("i", shifted)
+            except OverflowError:
+                self.ts = array("q", shifted)
+            self.base += first
+
+
+class _Posting:
+    """The series ids having one label pair (sorted), and the shared pair tuple."""
+
+    __slots__ = ("ids", "pair")
+
+    def __init__(self, pair: tuple[str, str], first_id: int) -> None:
+        self.pair = pair
+        self.ids: array[int] = array("q", [first_id])
+
 
 class HeadIndex:
     """Series by id and by labels, per-source counts, and the postings index."""
@@ -59,7 +136,7 @@ class HeadIndex:
     def __init__(self) -> None:
         self._by_id: dict[int, HeadSeries] = {}
         self._by_labels: dict[Labels, HeadSeries] = {}
-        self._postings: dict[str, dict[str, array[int]]] = {}
+        self._postings: dict[str, dict[str, _Posting]] = {}
         self._per_source: dict[str, int] = {}
         self.next_id = 1
 
@@ -87,22 +164,29 @@ class HeadIndex:
         if series_id is None:
             series_id = self.next_id
         self.next_id = max(self.next_id, series_id + 1)
-        # Label names and values repeat across series: share one string object.
-        interned = Labels((sys.intern(n), sys.intern(v)) for n, v in labels)
-        series = HeadSeries(series_id, interned, sys.intern(source))
-        self._by_id[series_id] = series
-        self._by_labels[interned] = series
-        self._per_source[series.source] = self._per_source.get(series.source, 0) + 1
-        for name, value in interned:
-            values = self._postings.setdefault(name, {})
-            ids = values.get(value)
-            if ids is None:
-                values[value] = array("q", [series_id])
-            elif ids[-1] < series_id:
-                ids.append(series_id)
+        # Label pairs repeat across series (job="api" in thousands): the postings
+        # entry keeps one tuple per pair, and every series' labels share it.
+        pairs = []
+        for name, value in labels:
+            values = self._postings.get(name)
+            if values is None:
+                values = self._postings[sys.intern(name)] = {}
+            posting = values.get(value)
+            if posting is None:
+                posting = values[value] = _Posting((sys.intern(name), value), series_id)
+            elif posting.ids[-1] < series_id:
+                posting.ids.append(series_id)
             else:  # replay may add ids out of order
-                ids.append(series_id)
-                values[value] = array("q", sorted(ids))
+                posting.ids.append(series_id)
+                posting.ids = array("q", sorted(posting.ids))
+            pairs.append(posting.pair)
+        # The pairs come from a Labels, so already sorted and non-empty; skip the
+        # constructor, which would copy every pair tuple.
+        shared = tuple.__new__(Labels, pairs)
+        series = HeadSeries(series_id, shared, sys.intern(source))
+        self._by_id[series_id] = series
+        self._by_labels[shared] = series
+        self._per_source[series.source] = self._per_source.get(series.source, 0) + 1
         return series
 
     def remove(self, dead: Sequence[HeadSeries]) -> None:
@@ -120,12 +204,12 @@ class HeadIndex:
                 del self._per_source[series.source]
             for name, value in series.labels:
                 values = self._postings[name]
-                ids = values.get(value)
-                if ids is None:
+                posting = values.get(value)
+                if posting is None:
                     continue
-                kept = array("q", (i for i in ids if i not in gone))
+                kept = array("q", (i for i in posting.ids if i not in gone))
                 if kept:
-                    values[value] = kept
+                    posting.ids = kept
                 else:
                     del values[value]
                     if not values:
@@ -152,11 +236,11 @@ class HeadIndex:
                     ids = set(self._by_id)
                 for value, posting in values.items():
                     if not matcher.matches(value):
-                        ids.difference_update(posting)
+                        ids.difference_update(posting.ids)
             else:
                 hit: set[int] = set()
-                for posting in _candidates(matcher, values):
-                    hit.update(posting)
+                for found in _candidates(matcher, values):
+                    hit.update(found)
                 ids = hit if ids is None else ids & hit
             if not ids:
                 return
@@ -166,12 +250,12 @@ class HeadIndex:
             yield self._by_id[series_id]
 
 
-def _candidates(matcher: Matcher, values: dict[str, array[int]]) -> Iterator[array[int]]:
+def _candidates(matcher: Matcher, values: dict[str, _Posting]) -> Iterator[array[int]]:
     if matcher.type is MatchType.EQUAL:
         posting = values.get(matcher.value)
         if posting is not None:
-            yield posting
+            yield posting.ids
         return
     for value, posting in values.items():
         if matcher.matches(value):
-            yield posting
+            yield posting.ids

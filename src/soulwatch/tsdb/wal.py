@@ -13,6 +13,7 @@ on a clean boundary. What was read and repaired is reported.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
+from typing import Any
 
 from soulwatch.exceptions import StorageError
 from soulwatch.tsdb.model import Labels
@@ -59,28 +61,54 @@ def decode_series(payload: bytes) -> tuple[int, str, Labels]:
     return int(series_id), str(source), Labels((str(n), str(v)) for n, v in pairs)
 
 
+_NARROW_IDS = 1  # flag: ids stored as uint32
+_ONE_TIME = 2  # flag: every sample has the same timestamp (one scrape), stored once
+
+
 def encode_samples(ids: array[int], ts: array[int], vals: array[float]) -> bytes:
-    """A SAMPLES record payload: a count, then the ids, timestamps and raw float64 values."""
+    """A SAMPLES record payload: count, flags, ids, timestamps, raw float64 values.
+
+    A scrape's batch shares one timestamp and ids fit 32 bits, so the usual
+    record costs 12 bytes a sample instead of 24.
+    """
+    n = len(ids)
+    flags = 0
+    id_part: array[int] = ids
+    if n and max(ids) < 2**32 and min(ids) >= 0:
+        id_part = array("I", ids)
+        flags |= _NARROW_IDS
+    t_part: array[int] = ts
+    if n and ts.count(ts[0]) == n:
+        t_part = array("q", [ts[0]])
+        flags |= _ONE_TIME
+    parts: list[array[Any]] = [id_part, t_part, vals]
     if sys.byteorder == "big":  # the file format is little-endian everywhere
-        ids, ts, vals = array("q", ids), array("q", ts), array("d", vals)
-        for part in (ids, ts):
+        parts = [array(p.typecode, p) for p in parts]
+        for part in parts:
             part.byteswap()
-        vals.byteswap()
-    return struct.pack("<I", len(ids)) + ids.tobytes() + ts.tobytes() + vals.tobytes()
+    return struct.pack("<IB", n, flags) + b"".join(part.tobytes() for part in parts)
 
 
 def decode_samples(payload: bytes) -> tuple[array[int], array[int], array[float]]:
     """Inverse of :func:`encode_samples`."""
-    (n,) = struct.unpack_from("<I", payload)
-    if len(payload) != 4 + 24 * n:
+    n, flags = struct.unpack_from("<IB", payload)
+    id_size = 4 if flags & _NARROW_IDS else 8
+    t_count = 1 if flags & _ONE_TIME else n
+    if len(payload) != 5 + id_size * n + 8 * t_count + 8 * n:
         raise StorageError(f"WAL samples record of {len(payload)} bytes cannot hold {n} samples")
-    ids, ts, vals = array("q"), array("q"), array("d")
-    ids.frombytes(payload[4 : 4 + 8 * n])
-    ts.frombytes(payload[4 + 8 * n : 4 + 16 * n])
-    vals.frombytes(payload[4 + 16 * n :])
+    ids: array[int] = array("I" if id_size == 4 else "q")
+    ts, vals = array("q"), array("d")
+    pos = 5
+    ids.frombytes(payload[pos : pos + id_size * n])
+    pos += id_size * n
+    ts.frombytes(payload[pos : pos + 8 * t_count])
+    pos += 8 * t_count
+    vals.frombytes(payload[pos:])
     if sys.byteorder == "big":
-        for a in (ids, ts, vals):
-            a.byteswap()
+        for part in (ids, ts, vals):
+            part.byteswap()
+    if t_count == 1 and n != 1:
+        ts = array("q", ts.tolist() * n)
     return ids, ts, vals
 
 
@@ -197,8 +225,12 @@ class WriteAheadLog:
         return deleted
 
     def size(self) -> int:
-        """Bytes of all segment files."""
-        return sum(self._path(n).stat().st_size for n in self.segments())
+        """Bytes of all segment files (safe to call while maintenance deletes some)."""
+        total = 0
+        for number in self.segments():
+            with contextlib.suppress(FileNotFoundError):
+                total += self._path(number).stat().st_size
+        return total
 
     def close(self) -> None:
         """fsync and close the open segment."""
