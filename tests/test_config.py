@@ -270,3 +270,11 @@ def test_an_action_needs_http_or_command() -> None:
     )
     with pytest.raises(ConfigError, match=r"f\.yml:11:7: .*exactly one of http and command"):
         parse_config(text, "f.yml", environ={})
+
+
+def test_silences_section_sets_limits_and_rejects_unknown_keys() -> None:
+    config = parse_config("silences:\n  max_duration: 12h\n  retention: 2d\n", "sw.yaml", {})
+    assert config.silences.max_duration == 12 * 3600
+    assert config.silences.retention == 2 * 86400
+    with pytest.raises(ConfigError, match=r"sw.yaml:2:3: unknown setting 'max_duraton'"):
+        parse_config("silences:\n  max_duraton: 1h\n", "sw.yaml", {})

@@ -187,7 +187,12 @@ class Monitor:
         )
         hb_store = await self._blocking(HeartbeatStore, self.data_dir / "heartbeats.sqlite")
         self.heartbeats = HeartbeatMonitor(hb_store, config.heartbeats)
-        self.silences = SilenceStore(self.data_dir / "silences.sqlite", self.clock)
+        self.silences = SilenceStore(
+            self.data_dir / "silences.sqlite",
+            self.clock,
+            max_duration=config.silences.max_duration,
+            retention=config.silences.retention,
+        )
         routing = self.routing_of(config)
         self._delivery = routing.delivery if routing is not None else DeliveryConfig()
         self.outbox = Outbox(
@@ -365,6 +370,8 @@ class Monitor:
         self.ctx.api = new.api
         self.ctx.config = new
         self.ctx.receivers = OutboxView(routing, self.outbox) if routing else None
+        self.silences.max_duration = new.silences.max_duration
+        self.silences.retention = new.silences.retention
         self.config = new
 
     def _reread(self) -> SoulwatchConfig:
@@ -547,6 +554,7 @@ class Monitor:
     async def _maintenance_loop(self) -> None:
         async def step() -> None:
             await self._blocking(self.storage.maintain)
+            await self._blocking(self.silences.prune)
 
         await self._every("tsdb-maintenance", lambda: 60.0, step)
 
