@@ -24,7 +24,27 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+
+
+def _find_shared() -> Path:
+    """The shared reference data beside the checkout (``../shared``).
+
+    ``SOULWATCH_SHARED_DIR`` overrides it; otherwise the nearest ``shared``
+    folder holding ``conformance/`` above the checkout is used, so a git
+    worktree one level deeper finds the same data.
+    """
+    override = os.environ.get("SOULWATCH_SHARED_DIR")
+    if override:
+        return Path(override)
+    for parent in REPO.parents:
+        if (parent / "shared" / "conformance").is_dir():
+            return parent / "shared"
+    return REPO.parent / "shared"
+
+
+SHARED = _find_shared()
+#: Prometheus's PromQL test scripts (read-only reference data).
+CONFORMANCE_DIR = SHARED / "conformance" / "promql"
 
 
 def in_ci() -> bool:

@@ -14,18 +14,9 @@ import pytest
 
 from soulwatch.promql.engine import Engine
 from soulwatch.promql.promqltest import Outcome, run_file
-from tests.helpers import SHARED
+from tests.helpers import CONFORMANCE_DIR
 
-
-def _conformance_dir() -> Path:
-    # SHARED sits next to the main checkout; a git worktree is one level deeper.
-    for shared in (SHARED, SHARED.parent.parent / "shared"):
-        if (shared / "conformance" / "promql").is_dir():
-            return shared / "conformance" / "promql"
-    return SHARED / "conformance" / "promql"
-
-
-CONFORMANCE = _conformance_dir()
+CONFORMANCE = CONFORMANCE_DIR
 SCRIPTS = sorted(CONFORMANCE.glob("*.test"))
 
 

@@ -29,7 +29,7 @@ from soulwatch.exceptions import ParseError
 from soulwatch.promql.ast import AGGREGATIONS, FUNCTIONS
 from soulwatch.promql.lexer import TokenKind, iter_tokens
 from soulwatch.promql.parser import parse
-from tests.helpers import SHARED, need_binary
+from tests.helpers import CONFORMANCE_DIR, need_binary
 
 SEED = 4242
 MUTATIONS = 1500
@@ -61,17 +61,10 @@ _MUTATION_PIECES = [
 ]
 
 
-def _scripts_dir() -> Path:
-    for shared in (SHARED, SHARED.parent.parent / "shared"):
-        if (shared / "conformance" / "promql").is_dir():
-            return shared / "conformance" / "promql"
-    return SHARED / "conformance" / "promql"
-
-
 def _corpus() -> list[str]:
     queries = [
         match.group(1)
-        for script in sorted(_scripts_dir().glob("*.test"))
+        for script in sorted(CONFORMANCE_DIR.glob("*.test"))
         for line in script.read_text(encoding="utf-8").splitlines()
         if (match := _EVAL.match(line))
     ]
