@@ -143,6 +143,9 @@ class HeadIndex:
         # The series with exactly these labels, if known (the bound dict method:
         # this is on every append's path).
         self.get: Callable[[Labels], HeadSeries | None] = self._by_labels.get
+        # The series with this id, if known (``by_id`` without a method call: the
+        # appenders' series-reference fast path).
+        self.by_id_get: Callable[[int], HeadSeries | None] = self._by_id.get
 
     def __len__(self) -> int:
         return len(self._by_id)
