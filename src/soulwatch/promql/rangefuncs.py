@@ -14,6 +14,7 @@ import operator
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 from soulwatch.exceptions import EvaluationError
 from soulwatch.promql.aggregations import avg_values, quantile, stdvar_values, sum_values
@@ -84,6 +85,7 @@ def extrapolated_series(
     out: list[float | None] = []
     drops: list[int] | None = None
     range_s = range_ms / 1000
+    single = len(ends) == 1
     for end in ends:
         start = end - range_ms
         lo = bisect_right(st, start)
@@ -94,9 +96,14 @@ def extrapolated_series(
         first = sv[lo]
         result = sv[hi - 1] - first
         if is_counter:
-            if drops is None:
-                drops = list(itertools.accumulate(map(operator.lt, sv[1:], sv[:-1]), initial=0))
-            if drops[hi - 1] != drops[lo]:
+            if single:
+                # One window (a rule's instant query): test just it for a reset.
+                reset = any(map(operator.lt, islice(sv, lo + 1, hi), islice(sv, lo, hi - 1)))
+            else:
+                if drops is None:
+                    drops = list(itertools.accumulate(map(operator.lt, sv[1:], sv[:-1]), initial=0))
+                reset = drops[hi - 1] != drops[lo]
+            if reset:
                 prev = first
                 for k in range(lo + 1, hi):
                     v = sv[k]

@@ -456,16 +456,20 @@ class TSDB:
         for series, persisted_maxt, head_ts, head_vals in self._snapshot(
             matchers, mint_ms, maxt_ms
         ):
+            if persisted_maxt < mint_ms or series.id <= 0:
+                # All in the head (the usual case for recent data): the copy is the answer.
+                if head_ts:
+                    yield Series(series.labels, head_ts, head_vals.tolist())
+                continue
             ts: list[int] = []
             vals: list[float] = []
-            if persisted_maxt >= mint_ms and series.id > 0:
-                upper = min(maxt_ms, persisted_maxt)  # newer samples come from the head copy
-                for data in self._store.read_chunks(series.id, mint_ms, upper):
-                    cts, cvals = chunkcodec.decode(data)
-                    lo = bisect.bisect_left(cts, mint_ms)
-                    hi = bisect.bisect_right(cts, upper)
-                    ts.extend(cts[lo:hi])
-                    vals.extend(cvals[lo:hi])
+            upper = min(maxt_ms, persisted_maxt)  # newer samples come from the head copy
+            for data in self._store.read_chunks(series.id, mint_ms, upper):
+                cts, cvals = chunkcodec.decode(data)
+                lo = bisect.bisect_left(cts, mint_ms)
+                hi = bisect.bisect_right(cts, upper)
+                ts.extend(cts[lo:hi])
+                vals.extend(cvals[lo:hi])
             ts.extend(head_ts)
             vals.extend(head_vals)
             if ts:
