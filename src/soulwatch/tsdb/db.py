@@ -444,8 +444,9 @@ class TSDB:
             for series in self._index.matching(matchers):
                 if series.first_t == NO_TIME or series.first_t > maxt or series.last_t < mint:
                     continue
-                lo = series.index_of(mint)
-                hi = series.index_of(maxt, right=True)
+                base = series.base
+                lo = bisect.bisect_left(series.ts, mint - base)
+                hi = bisect.bisect_right(series.ts, maxt - base)
                 head = series.times(lo, hi)
                 out.append((series, series.persisted_maxt, head, series.vals[lo:hi]))
         out.sort(key=lambda item: item[0].labels)

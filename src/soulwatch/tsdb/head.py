@@ -13,6 +13,7 @@ The head holds no lock of its own: :class:`soulwatch.tsdb.db.TSDB` guards it.
 from __future__ import annotations
 
 import bisect
+import itertools
 import sys
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -256,10 +257,7 @@ class HeadIndex:
                 # building a set of all of them.
                 ids = {i for i in ids if any(_has(found, i) for found in arrays)}
             else:
-                hit: set[int] = set()
-                for found in arrays:
-                    hit.update(found)
-                ids &= hit
+                ids = ids.intersection(itertools.chain.from_iterable(arrays))
             if not ids:
                 return
         for matcher, values in widening:
