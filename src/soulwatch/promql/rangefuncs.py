@@ -83,15 +83,26 @@ def extrapolated_series(
     counter is not extrapolated below zero.
     """
     out: list[float | None] = []
-    drops: list[int] | None = None
+    add = out.append
     range_s = range_ms / 1000
     single = len(ends) == 1
+    drops: Sequence[int] = ()
+    if is_counter and not single:
+        drops = list(itertools.accumulate(map(operator.lt, sv[1:], sv[:-1]), initial=0))
+    # Window ends ascend (or repeat, under @): each search starts where the last
+    # one ended instead of at the series' first sample.
+    ascending = all(map(operator.le, ends, itertools.islice(ends, 1, None)))
+    lo = hi = 0
     for end in ends:
         start = end - range_ms
-        lo = bisect_right(st, start)
-        hi = bisect_right(st, end)
+        if ascending:
+            lo = bisect_right(st, start, lo)
+            hi = bisect_right(st, end, hi)
+        else:
+            lo = bisect_right(st, start)
+            hi = bisect_right(st, end)
         if hi - lo < 2:
-            out.append(None)
+            add(None)
             continue
         first = sv[lo]
         result = sv[hi - 1] - first
@@ -100,8 +111,6 @@ def extrapolated_series(
                 # One window (a rule's instant query): test just it for a reset.
                 reset = any(map(operator.lt, islice(sv, lo + 1, hi), islice(sv, lo, hi - 1)))
             else:
-                if drops is None:
-                    drops = list(itertools.accumulate(map(operator.lt, sv[1:], sv[:-1]), initial=0))
                 reset = drops[hi - 1] != drops[lo]
             if reset:
                 prev = first
@@ -110,7 +119,8 @@ def extrapolated_series(
                     if v < prev:
                         result += prev
                     prev = v
-        first_t, last_t = st[lo], st[hi - 1]
+        first_t = st[lo]
+        last_t = st[hi - 1]
         to_start = (first_t - start) / 1000
         to_end = (end - last_t) / 1000
         sampled = (last_t - first_t) / 1000
@@ -126,7 +136,7 @@ def extrapolated_series(
         factor = (sampled + to_start + to_end) / sampled
         if is_rate:
             factor /= range_s
-        out.append(result * factor)
+        add(result * factor)
     return out
 
 
