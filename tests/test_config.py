@@ -213,3 +213,68 @@ def test_env_keys_a_component_reads_itself_are_left_alone() -> None:
     # The probe resolves url_env when it starts; the token is read now.
     assert cfg.probes[0].url_env == "UPSTASH_URL"
     assert cfg.auth.tokens[0].secret() == "t" * 20
+
+
+_EXTENSIONS = """\
+alerting:
+  route: {receiver: page}
+  receivers:
+    - name: page
+      webhook_configs: [{url: "http://127.0.0.1:9/page"}]
+  external_url: https://soulwatch.example
+  delivery:
+    initial_backoff: 2s
+    deadline: 1h
+  actions:
+    - name: trigger-poll
+      http:
+        url: "http://127.0.0.1:8000/admin/trigger-poll?project_id=p1"
+      verify_after: 3m
+      cooldown: 15m
+      max_attempts: 2
+"""
+
+
+def test_inline_alerting_extensions_load() -> None:
+    routing = parse_config(_EXTENSIONS, environ={}).routing
+    assert routing is not None
+    assert routing.external_url == "https://soulwatch.example"
+    assert (routing.delivery.initial_backoff, routing.delivery.deadline) == (2.0, 3600.0)
+    [action] = routing.actions
+    assert action.name == "trigger-poll"
+    assert action.http is not None
+    assert action.http.method == "POST"
+    assert action.http.url.endswith("/admin/trigger-poll?project_id=p1")
+    assert (action.verify_after, action.cooldown, action.max_attempts) == (180.0, 900.0, 2)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("  actions:", "  action:", r"f\.yml:10:3: unknown setting 'action' .*'actions'"),
+        ("initial_backoff", "initial_bakoff", r"f\.yml:8:5: .*'initial_bakoff'.*'initial_backoff'"),
+        ("verify_after: 3m", "verify_after: soon", r"f\.yml:14:21: .*verify_after.*duration"),
+        ("      http:\n", "      htp:\n", r"f\.yml:12:7: .*'htp'.*'http'"),
+        ("max_attempts: 2", "max_attempts: 0", r"f\.yml:16:21: .*max_attempts"),
+    ],
+)
+def test_inline_alerting_extension_errors_have_positions(old: str, new: str, message: str) -> None:
+    assert old in _EXTENSIONS
+    with pytest.raises(ConfigError, match=message):
+        parse_config(_EXTENSIONS.replace(old, new), "f.yml", environ={})
+
+
+def test_an_action_needs_http_or_command() -> None:
+    text = _EXTENSIONS.replace(
+        '      http:\n        url: "http://127.0.0.1:8000/admin/trigger-poll?project_id=p1"\n', ""
+    )
+    with pytest.raises(ConfigError, match=r"f\.yml:11:7: .*exactly one of http and command"):
+        parse_config(text, "f.yml", environ={})
+
+
+def test_silences_section_sets_limits_and_rejects_unknown_keys() -> None:
+    config = parse_config("silences:\n  max_duration: 12h\n  retention: 2d\n", "sw.yaml", {})
+    assert config.silences.max_duration == 12 * 3600
+    assert config.silences.retention == 2 * 86400
+    with pytest.raises(ConfigError, match=r"sw.yaml:2:3: unknown setting 'max_duraton'"):
+        parse_config("silences:\n  max_duraton: 1h\n", "sw.yaml", {})

@@ -156,6 +156,17 @@ class SelfMonitoringConfig(_Model):
         return self.deadman_url.get_secret_value() if self.deadman_url else None
 
 
+class SilencesConfig(_Model):
+    """``silences``: limits and housekeeping of silences."""
+
+    max_duration: Duration = Field(
+        default=0.0, ge=0, description="longest silence accepted; 0 means no limit"
+    )
+    retention: Duration = Field(
+        default=5 * 86400.0, gt=0, description="how long expired silences stay listed"
+    )
+
+
 class SoulwatchConfig(_Model):
     """The whole ``soulwatch.yaml``."""
 
@@ -168,6 +179,7 @@ class SoulwatchConfig(_Model):
     scrape_config_files: list[str] = Field(default_factory=list)
     alerting: AlertingSection = Field(default_factory=AlertingSection)
     heartbeats: HeartbeatsConfig = Field(default_factory=HeartbeatsConfig)
+    silences: SilencesConfig = Field(default_factory=SilencesConfig)
     probes: list[ProbeConfig] = Field(default_factory=list)
     collectors: CollectorsConfig = Field(default_factory=CollectorsConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)

@@ -25,8 +25,10 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from soulwatch import __version__
-from soulwatch.alerting.config import AlertingConfig
+from soulwatch.alerting.actions import ActionRunner
+from soulwatch.alerting.config import AlertingConfig, DeliveryConfig
 from soulwatch.alerting.dispatcher import Dispatcher
+from soulwatch.alerting.notifiers import Notifier
 from soulwatch.alerting.notifiers.factory import build_notifiers
 from soulwatch.alerting.outbox import Outbox
 from soulwatch.alerting.silences import SilenceStore
@@ -161,6 +163,9 @@ class Monitor:
         self.silences: SilenceStore
         self.outbox: Outbox
         self.dispatcher: Dispatcher | None = None
+        self.actions: ActionRunner | None = None
+        # The outbox's retry policy is fixed when it opens; a reload only warns.
+        self._delivery: DeliveryConfig | None = None
         self._http: httpx.AsyncClient
         self.ctx: ApiContext
 
@@ -182,11 +187,21 @@ class Monitor:
         )
         hb_store = await self._blocking(HeartbeatStore, self.data_dir / "heartbeats.sqlite")
         self.heartbeats = HeartbeatMonitor(hb_store, config.heartbeats)
-        self.silences = SilenceStore(self.data_dir / "silences.sqlite", self.clock)
-        self.outbox = Outbox(
-            self.data_dir / "outbox.sqlite", clock=self.clock, registry=self.registry
+        self.silences = SilenceStore(
+            self.data_dir / "silences.sqlite",
+            self.clock,
+            max_duration=config.silences.max_duration,
+            retention=config.silences.retention,
         )
-        self.dispatcher = self._dispatcher(config.routing)
+        routing = self.routing_of(config)
+        self._delivery = routing.delivery if routing is not None else DeliveryConfig()
+        self.outbox = Outbox(
+            self.data_dir / "outbox.sqlite",
+            clock=self.clock,
+            registry=self.registry,
+            settings=self._delivery,
+        )
+        self._install_dispatcher(routing, *self._delivery_parts(routing))
         self.rules = RuleManager(
             engine=self.engine,
             storage=self.storage,
@@ -215,7 +230,7 @@ class Monitor:
             heartbeats=self.heartbeats,
             rules=RuleManagerView(self.rules),
             targets=ScrapeView(self._target_statuses, self._probe_statuses),
-            receivers=OutboxView(config.routing, self.outbox) if config.routing else None,
+            receivers=OutboxView(routing, self.outbox) if routing else None,
             silences=SilenceStoreView(self.silences),
             reload=self.reload,
             config=config,
@@ -257,6 +272,7 @@ class Monitor:
             ("probes", self.probes.stop),
             ("collectors", self.collectors.stop),
             ("rules", self.rules.stop),
+            ("dispatcher", self._close_dispatcher),
             ("tasks", self._cancel_tasks),
             ("http", self._http.aclose),
         ]
@@ -276,6 +292,8 @@ class Monitor:
             await self._blocking(close)
         if self.rules.store is not None:
             self.rules.store.close()
+        if self.actions is not None:
+            self.actions.close()
         _log.info("soulwatch stopped")
 
     # -- reload -------------------------------------------------------------------
@@ -307,34 +325,53 @@ class Monitor:
                 _log.warning("setting changed; it takes effect after a restart", setting=key)
         # Build the new parts before touching the running ones, so a
         # failure here (an unset url_env, an unreadable CA file) changes nothing.
-        scrape = probes = collectors = None
-        if new.resolved_scrape_configs() != old.resolved_scrape_configs():
-            scrape = ScrapeManager(new.resolved_scrape_configs(), self.storage, clock=self.clock)
-        if new.probes != old.probes:
-            probes = ProbeManager(new.probes, self.storage, clock=self.clock)
-        if new.collectors != old.collectors:
-            collectors = Scheduler(self.clock, self._collector_sources(new))
-        if scrape is not None:
-            await self.scrape.stop()
-            self.scrape = scrape
-            self.scrape.start()
-        if probes is not None:
-            await self.probes.stop()
-            self.probes = probes
-            self.probes.start()
+        # Scrape and probe jobs whose config is unchanged keep running (no gap,
+        # no staleness markers), as Prometheus keeps its scrape pools.
+        scrape = self.scrape.prepare(new.resolved_scrape_configs())
+        probes = None
+        collectors = None
+        delivery = None
+        routing = self.routing_of(new)
+        try:
+            probes = self.probes.prepare(new.probes)
+            if new.collectors != old.collectors:
+                collectors = Scheduler(self.clock, self._collector_sources(new))
+            if routing != self.routing_of(old):
+                # Built last: it opens the action audit log, which a later failure would leak.
+                delivery = self._delivery_parts(routing)
+        except BaseException:
+            await self.scrape.discard(scrape)
+            if probes is not None:
+                await self.probes.discard(probes)
+            raise
+        if routing is not None and routing.delivery != self._delivery:
+            _log.warning(
+                "setting changed; it takes effect after a restart", setting="alerting.delivery"
+            )
+        await self.scrape.apply(scrape)
+        await self.probes.apply(probes)
+        if scrape.added or scrape.removed or probes.added or probes.removed:
+            _log.info(
+                "scrape and probe jobs reloaded",
+                kept=scrape.kept + probes.kept,
+                started=scrape.added + probes.added,
+                stopped=scrape.removed + probes.removed,
+            )
         if collectors is not None:
             await self.collectors.stop()
             self.collectors = collectors
             self.collectors.start()
         self.heartbeats.configure(new.heartbeats, now=self.clock.time())
-        if new.routing != old.routing:
-            await self._swap_dispatcher(new.routing)
+        if delivery is not None:
+            await self._swap_dispatcher(routing, *delivery)
         self.rules.set_groups(specs)
         self._rule_specs = specs
         self.ctx.auth = new.auth
         self.ctx.api = new.api
         self.ctx.config = new
-        self.ctx.receivers = OutboxView(new.routing, self.outbox) if new.routing else None
+        self.ctx.receivers = OutboxView(routing, self.outbox) if routing else None
+        self.silences.max_duration = new.silences.max_duration
+        self.silences.retention = new.silences.retention
         self.config = new
 
     def _reread(self) -> SoulwatchConfig:
@@ -350,24 +387,79 @@ class Monitor:
         """The rule groups of ``config``'s rule files; raises on any invalid rule."""
         return load_rule_files(config.rule_paths(), validate_expr=parse_promql)
 
-    async def _swap_dispatcher(self, routing: AlertingConfig | None) -> None:
+    def routing_of(self, config: SoulwatchConfig) -> AlertingConfig | None:
+        """``config``'s routing as the monitor runs it.
+
+        Without its own ``alerting.external_url``, notifications link to the
+        monitor's ``external_url`` (or ``http://<listen>``), the same base as
+        the alerts' generator URLs.
+        """
+        routing = config.routing
+        if routing is None or "external_url" in routing.model_fields_set:
+            return routing
+        url = config.external_url or f"http://{config.listen}"
+        return routing.model_copy(update={"external_url": url})
+
+    def _delivery_parts(
+        self, routing: AlertingConfig | None
+    ) -> tuple[dict[str, Notifier], ActionRunner | None]:
+        """The notifiers and action runner of ``routing``; raises before anything runs."""
+        if routing is None:
+            return {}, None
+        notifiers = build_notifiers(
+            routing, client=self._http, clock=self.clock, issue_index=self.outbox
+        )
+        runner = None
+        if routing.actions:
+            runner = ActionRunner(
+                routing.actions,
+                db_path=self.data_dir / "actions.sqlite",
+                clock=self.clock,
+                client=self._http,
+            )
+        return notifiers, runner
+
+    def _install_dispatcher(
+        self,
+        routing: AlertingConfig | None,
+        notifiers: dict[str, Notifier],
+        runner: ActionRunner | None,
+    ) -> None:
+        self.actions = runner
+        if routing is None:
+            self.dispatcher = None
+            return
+        self.outbox.notifiers = notifiers
+        self.dispatcher = Dispatcher(
+            routing, clock=self.clock, outbox=self.outbox, silences=self.silences, actions=runner
+        )
+
+    async def _close_dispatcher(self) -> None:
+        """Detach the dispatcher from the silences and the outbox, let its running
+        actions finish, then stop its loop."""
+        if self.dispatcher is not None:
+            await self.dispatcher.aclose()
         task = self._tasks.pop("dispatcher", None)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self.dispatcher = self._dispatcher(routing)
+
+    async def _swap_dispatcher(
+        self,
+        routing: AlertingConfig | None,
+        notifiers: dict[str, Notifier],
+        runner: ActionRunner | None,
+    ) -> None:
+        # The old one first: its aclose() only detaches callbacks that are still
+        # its own, so the new dispatcher must register after it.
+        await self._close_dispatcher()
+        if self.actions is not None:
+            await self._blocking(self.actions.close)
+        self._install_dispatcher(routing, notifiers, runner)
         self.rules.sink = self.dispatcher or _NullSink()
         if self.dispatcher is not None:
             self._spawn("dispatcher", self.dispatcher.run)
-
-    def _dispatcher(self, routing: AlertingConfig | None) -> Dispatcher | None:
-        if routing is None:
-            return None
-        self.outbox.notifiers = build_notifiers(
-            routing, client=self._http, clock=self.clock, issue_index=self.outbox
-        )
-        return Dispatcher(routing, clock=self.clock, outbox=self.outbox, silences=self.silences)
 
     # -- building -----------------------------------------------------------------
 
@@ -462,6 +554,7 @@ class Monitor:
     async def _maintenance_loop(self) -> None:
         async def step() -> None:
             await self._blocking(self.storage.maintain)
+            await self._blocking(self.silences.prune)
 
         await self._every("tsdb-maintenance", lambda: 60.0, step)
 

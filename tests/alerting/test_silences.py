@@ -109,3 +109,41 @@ def test_recurring_maintenance_window(tmp_path, clock):
     assert store.get(sid).api_json()["schedule"][0]["times"] == [
         {"start_time": "23:00", "end_time": "23:30"}
     ]
+
+
+@pytest.mark.parametrize(("is_equal", "op"), [(True, "=~"), (False, "!~")])
+def test_a_bad_regex_is_a_value_error_naming_the_matcher(is_equal: bool, op: str) -> None:
+    from soulwatch.alerting.silences import SilenceMatcher
+
+    matcher = SilenceMatcher(name="env", value="prod|(stage", isRegex=True, isEqual=is_equal)
+    with pytest.raises(ValueError, match=rf"matcher env{op}'prod\|\(stage': invalid regular"):
+        matcher.to_matcher()
+
+
+def test_a_silence_with_a_bad_regex_fails_validation_naming_the_matcher(clock) -> None:
+    from pydantic import ValidationError
+
+    bad = [{"name": "job", "value": "[", "isRegex": True}]
+    with pytest.raises(ValidationError, match=r"matcher job=~'\[': invalid regular expression"):
+        _post(clock, 0, 60, matchers=bad)
+
+
+def test_max_duration_refuses_a_longer_silence_and_says_the_limit(tmp_path, clock):
+    store = SilenceStore(tmp_path / "s.db", clock, max_duration=3600)
+    store.create(_post(clock, 0, 3600))
+    with pytest.raises(ConfigError, match=r"at most 3600s \(silences.max_duration\)"):
+        store.create(_post(clock, 0, 7200))
+    assert len(store.list()) == 1
+
+
+def test_expired_silences_are_forgotten_after_the_retention(tmp_path, clock):
+    store = SilenceStore(tmp_path / "s.db", clock, retention=86400)
+    now = clock.time()
+    short = store.create(_post(clock, 0, 600))
+    long = store.create(_post(clock, 0, 3 * 86400))
+    clock.set_time(now + 600 + 86400 - 1)
+    assert store.prune() == 0
+    assert store.get(short).status.state is SilenceState.EXPIRED
+    clock.set_time(now + 600 + 86400 + 1)
+    assert store.prune() == 1
+    assert [s.id for s in store.list()] == [long]

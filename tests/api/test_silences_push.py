@@ -70,6 +70,10 @@ def test_unknown_silence_is_404(served: Served) -> None:
         ({"endsAt": "2023-11-14T21:00:00Z"}, "end after it starts"),
         ({"startsAt": "yesterday"}, "startsAt"),
         ({"createdBy": None}, "createdBy"),
+        (
+            {"matchers": [{"name": "env", "value": "prod(", "isRegex": True}]},
+            "matchers: Value error, matcher env=~'prod(': invalid regular expression",
+        ),
     ],
 )
 def test_invalid_silences_are_400(served: Served, change: dict[str, object], fragment: str) -> None:

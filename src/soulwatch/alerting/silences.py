@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import re
 import sqlite3
 import threading
 import uuid
@@ -52,11 +53,16 @@ class SilenceMatcher(BaseModel):
     is_equal: bool = Field(True, alias="isEqual")
 
     def to_matcher(self) -> Matcher:
-        """The equivalent label matcher."""
+        """The equivalent label matcher; ``ValueError`` naming it if its regex is invalid."""
         if self.is_regex:
-            return Matcher(
-                MatchType.REGEX if self.is_equal else MatchType.NOT_REGEX, self.name, self.value
-            )
+            kind = MatchType.REGEX if self.is_equal else MatchType.NOT_REGEX
+            try:
+                return Matcher(kind, self.name, self.value)
+            except re.error as exc:
+                raise ValueError(
+                    f"matcher {self.name}{kind.value}{self.value!r}: invalid regular"
+                    f" expression: {exc}"
+                ) from None
         return Matcher(
             MatchType.EQUAL if self.is_equal else MatchType.NOT_EQUAL, self.name, self.value
         )
@@ -122,8 +128,17 @@ def _ts(t: float) -> datetime:
 class SilenceStore:
     """Silences in a SQLite database; safe to share between the API and the dispatcher."""
 
-    def __init__(self, path: str | Path, clock: Clock) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        clock: Clock,
+        *,
+        max_duration: float = 0.0,
+        retention: float = 5 * 86400.0,
+    ) -> None:
         self._clock = clock
+        self.max_duration = max_duration
+        self.retention = retention
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
@@ -162,6 +177,11 @@ class SilenceStore:
             raise ConfigError("a silence must end after it starts")
         if end <= now:
             raise ConfigError("a silence must not end in the past")
+        if self.max_duration and end - max(start, now) > self.max_duration:
+            raise ConfigError(
+                f"a silence may last at most {self.max_duration:g}s (silences.max_duration);"
+                f" this one lasts {end - max(start, now):g}s"
+            )
         if silence.schedule:
             for spec in silence.schedule:
                 interval_contains([spec], now)
@@ -204,6 +224,13 @@ class SilenceStore:
                 (min(start, now), now, now, silence_id),
             )
         self._changed()
+
+    def prune(self) -> int:
+        """Forget silences that expired more than ``retention`` seconds ago; returns how many."""
+        cutoff = self._clock.time() - self.retention
+        with self._lock:
+            cursor = self._db.execute("DELETE FROM silences WHERE ends_at < ?", (cutoff,))
+        return int(cursor.rowcount)
 
     def get(self, silence_id: str) -> GettableSilence:
         """One silence (KeyError if unknown)."""

@@ -139,9 +139,10 @@ class _OwnApi:
         text = request.query_params.get("limit", "100")
         if not text.isdigit() or not 0 < int(text) <= 10_000:
             raise HttpError(400, "limit must be an integer from 1 to 10000", field="limit")
-        # The rule store's SQLite connection belongs to the event loop's thread
-        # (the rule manager writes it there); this read is one indexed query.
-        history = self.ctx.rules.alert_history(int(text)) if self.ctx.rules else []
+        # The rule store gives each thread its own read-only connection (WAL: it sees
+        # the last committed evaluation), so the read runs off the event loop.
+        rules = self.ctx.rules
+        history = await asyncio.to_thread(rules.alert_history, int(text)) if rules else []
         return json_response({"history": history})
 
     async def receivers(self, request: Request) -> Response:

@@ -5,6 +5,13 @@ firing, recently resolved) replace the rule's rows in ``alert_state`` and
 every transition is appended to ``alert_transitions`` — in one transaction,
 so a ``kill -9`` at any instant leaves either the state before or the state
 after that evaluation. WAL mode keeps each commit cheap.
+
+Threads: the rule manager writes through one connection (guarded by a lock,
+so it may call from any thread); :meth:`AlertStateStore.history` reads
+through a read-only connection of the calling thread. In WAL mode such a
+reader sees the last committed evaluation, never half of one, and neither
+waits for the writer nor blocks it — so the API reads history in a worker
+thread while the evaluator writes on the event loop.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -73,9 +81,13 @@ class AlertStateStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._lock = threading.Lock()  # the write connection, and the reader registry
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL is durable across a process crash (kill -9) in WAL mode.
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -89,16 +101,45 @@ class AlertStateStore:
         return cls(Path(data_dir) / DEFAULT_FILENAME)
 
     def close(self) -> None:
-        """Close the database."""
-        self._db.close()
+        """Close the database (every thread's read connection too)."""
+        with self._lock:
+            self._closed = True
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
+            self._db.close()
+
+    def _reader(self) -> sqlite3.Connection:
+        """The calling thread's read-only connection (opened on first use)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        with self._lock:
+            if self._closed:
+                raise StorageError(f"alert state database {self.path} is closed")
+            try:
+                # check_same_thread=False only so close() may close it from its own thread;
+                # it is used by this thread alone.
+                conn = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?mode=ro",
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot read alert state database {self.path}: {exc}") from exc
+            self._readers.append(conn)
+        self._local.conn = conn
+        return conn
 
     def load(self) -> dict[str, list[ActiveAlert]]:
         """Every rule's persisted instances, by rule key."""
         out: dict[str, list[ActiveAlert]] = {}
-        rows = self._db.execute(
-            "SELECT rule, labels, annotations, state, active_at, value, fired_at,"
-            " resolved_at, keep_firing_since, last_sent_at FROM alert_state"
-        )
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT rule, labels, annotations, state, active_at, value, fired_at,"
+                " resolved_at, keep_firing_since, last_sent_at FROM alert_state"
+            ).fetchall()
         for rule, lbls, ann, state, active_at, value, fired, resolved, keep, sent in rows:
             out.setdefault(rule, []).append(
                 ActiveAlert(
@@ -117,7 +158,9 @@ class AlertStateStore:
 
     def last_evaluations(self) -> dict[str, float]:
         """When each rule was last evaluated before the restart."""
-        return dict(self._db.execute("SELECT rule, last_evaluation FROM rule_evaluations"))
+        with self._lock:
+            rows = self._db.execute("SELECT rule, last_evaluation FROM rule_evaluations")
+            return dict(rows.fetchall())
 
     def save(
         self,
@@ -128,7 +171,7 @@ class AlertStateStore:
     ) -> None:
         """Replace ``rule``'s instances and append its transitions, atomically."""
         try:
-            with self._transaction():
+            with self._lock, self._transaction():
                 self._db.execute("DELETE FROM alert_state WHERE rule = ?", (rule,))
                 self._db.executemany(
                     "INSERT INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -175,7 +218,7 @@ class AlertStateStore:
     def history(
         self, *, limit: int = 100, alertname: str | None = None, since: float | None = None
     ) -> list[Transition]:
-        """Transitions, newest first."""
+        """Transitions, newest first (from any thread; see the module docstring)."""
         where: list[str] = []
         params: list[object] = []
         if alertname is not None:
@@ -185,11 +228,18 @@ class AlertStateStore:
             where.append("t >= ?")
             params.append(since)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self._db.execute(
-            "SELECT t, rule, alertname, labels, from_state, to_state, value"
-            f" FROM alert_transitions {clause} ORDER BY t DESC, id DESC LIMIT ?",
-            (*params, limit),
-        )
+        try:
+            rows = (
+                self._reader()
+                .execute(
+                    "SELECT t, rule, alertname, labels, from_state, to_state, value"
+                    f" FROM alert_transitions {clause} ORDER BY t DESC, id DESC LIMIT ?",
+                    (*params, limit),
+                )
+                .fetchall()
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read alert history from {self.path}: {exc}") from exc
         return [
             Transition(
                 t=t,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -41,12 +43,40 @@ def make_prober(
     return UpstashVectorProber(token, transport=transport, timer=timer)
 
 
+@dataclass
+class _Job:
+    """One running probe job: its sources and their loops."""
+
+    config: ProbeConfig
+    #: the config plus what it reads from the environment (targets, token)
+    identity: tuple[object, ...]
+    sources: list[ProbeSource]
+    scheduler: Scheduler
+
+
+@dataclass
+class ProbeReload:
+    """A new set of probe jobs from :meth:`ProbeManager.prepare`, not yet running."""
+
+    jobs: list[_Job]
+    kept: list[str]
+    added: list[str]
+    removed: list[str]
+    to_start: list[_Job] = field(default_factory=list, repr=False)
+    to_stop: list[_Job] = field(default_factory=list, repr=False)
+
+
 class ProbeManager:
     """Runs every probe of ``configs`` into ``storage`` on ``clock``.
 
     ``env`` supplies ``url_env``/``token_env`` values (default: the process
     environment, read here, not at import); ``transport`` replaces the HTTP
     transport of HTTP and Upstash probes; ``timer`` measures latencies.
+
+    Like :class:`~soulwatch.sources.scrape.manager.ScrapeManager`, a new
+    config is applied with :meth:`prepare` then :meth:`apply`: unchanged probe
+    jobs keep running, removed or changed ones stop (staleness markers), new
+    ones start.
     """
 
     def __init__(
@@ -60,39 +90,106 @@ class ProbeManager:
         timer: Timer = time.perf_counter,
         seed: int = 0,
     ) -> None:
-        env = os.environ if env is None else env
-        lock = threading.Lock()
-        self.sources: list[ProbeSource] = []
+        self._storage = storage
+        self._clock = clock
+        self._env = os.environ if env is None else env
+        self._transport = transport
+        self._timer = timer
+        self._seed = seed
+        self._lock = threading.Lock()
+        self._running = False
+        self._jobs: list[_Job] = []
+        self._jobs = self.prepare(configs).jobs
+        self.sources: list[ProbeSource] = [s for j in self._jobs for s in j.sources]
+
+    def prepare(
+        self, configs: Sequence[ProbeConfig], env: Mapping[str, str] | None = None
+    ) -> ProbeReload:
+        """Build the probe jobs of ``configs`` that differ from the running ones.
+
+        Changes nothing running; raises :class:`~soulwatch.exceptions.ConfigError`
+        (an unset ``url_env`` or ``token_env``). ``env`` replaces the
+        environment given at construction (a reload re-reads it).
+        """
+        if env is not None:
+            self._env = env
+        current = {j.config.job_name: j for j in self._jobs}
+        jobs: list[_Job] = []
+        new: list[_Job] = []
         for config in configs:
-            for target in config.resolved_targets(env):
-                instance = redacted(target) if config.prober == "redis" else target
-                labels = Labels.of(config.labels, job=config.job_name, instance=instance)
-                self.sources.append(
-                    ProbeSource(
-                        make_prober(config, env, transport=transport, timer=timer),
-                        target,
-                        labels,
-                        interval=config.interval,
-                        timeout=config.timeout,
-                        storage=storage,
-                        clock=clock,
-                        timer=timer,
-                        write_lock=lock,
-                    )
-                )
-        self._scheduler = Scheduler(clock, self.sources, seed=seed)
+            targets = config.resolved_targets(self._env)
+            token = (
+                config.token(self._env) if config.prober in ("upstash", "upstash_vector") else None
+            )
+            identity = (config, tuple(targets), token)
+            old = current.get(config.job_name)
+            if old is not None and old.identity == identity:
+                jobs.append(old)
+                continue
+            sources = [self._source(config, target) for target in targets]
+            job = _Job(config, identity, sources, Scheduler(self._clock, sources, seed=self._seed))
+            new.append(job)
+            jobs.append(job)
+        kept_ids = {id(j) for j in jobs}
+        current_ids = {id(j) for j in current.values()}
+        old_jobs = [j for j in current.values() if id(j) not in kept_ids]
+        return ProbeReload(
+            jobs=jobs,
+            kept=[j.config.job_name for j in jobs if id(j) in current_ids],
+            added=[j.config.job_name for j in new],
+            removed=[j.config.job_name for j in old_jobs],
+            to_start=new,
+            to_stop=old_jobs,
+        )
+
+    def _source(self, config: ProbeConfig, target: str) -> ProbeSource:
+        instance = redacted(target) if config.prober == "redis" else target
+        labels = Labels.of(config.labels, job=config.job_name, instance=instance)
+        return ProbeSource(
+            make_prober(config, self._env, transport=self._transport, timer=self._timer),
+            target,
+            labels,
+            interval=config.interval,
+            timeout=config.timeout,
+            storage=self._storage,
+            clock=self._clock,
+            timer=self._timer,
+            write_lock=self._lock,
+        )
+
+    async def apply(self, reload: ProbeReload) -> None:
+        """Switch to ``reload`` (the result of the latest :meth:`prepare`)."""
+        for job in reload.to_stop:
+            await job.scheduler.stop()
+        self._jobs = reload.jobs
+        self.sources = [s for j in self._jobs for s in j.sources]
+        if self._running:
+            for job in reload.to_start:
+                job.scheduler.start()
+
+    async def discard(self, reload: ProbeReload) -> None:
+        """Release what :meth:`prepare` built for a reload that will not be applied."""
+        for job in reload.to_start:
+            for source in job.sources:
+                await source.prober.close()
 
     def start(self) -> None:
         """Start one loop per probe target."""
-        self._scheduler.start()
+        self._running = True
+        for job in self._jobs:
+            job.scheduler.start()
 
     async def settled(self, timeout: float = 30.0) -> None:
         """Wait until no probe is running."""
-        await self._scheduler.settled(timeout)
+        async with asyncio.timeout(timeout):
+            for job in list(self._jobs):
+                await job.scheduler.settled(timeout)
 
     async def stop(self) -> None:
         """Stop every loop, mark the probes' series stale, close clients."""
-        await self._scheduler.stop()
+        self._running = False
+        for job in self._jobs:
+            await job.scheduler.stop()
 
     def statuses(self) -> dict[str, SourceStatus]:
         """Status by ``job/instance`` (secrets redacted)."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -106,11 +108,59 @@ def ssl_context(tls: TLSConfig | None) -> ssl.SSLContext:
     return ctx
 
 
+def _password(config: ScrapeConfig) -> str | None:
+    if config.basic_auth is None:
+        return None
+    if config.basic_auth.password_file:
+        return _read_secret(config.basic_auth.password_file, "password_file")
+    return config.basic_auth.password or ""
+
+
+@dataclass
+class _Job:
+    """One running scrape job: its client, its targets and their loops."""
+
+    config: ScrapeConfig
+    #: the config plus the credentials read from files: a job is kept across a
+    #: reload only if this is unchanged (a rotated token file restarts it)
+    identity: tuple[object, ...]
+    client: httpx.AsyncClient
+    targets: list[ScrapeTarget]
+    scheduler: Scheduler
+
+    async def stop(self) -> None:
+        """Stop the loops (staleness markers for every target) and close the client."""
+        await self.scheduler.stop()
+        await self.client.aclose()
+
+
+@dataclass
+class ScrapeReload:
+    """A new set of scrape jobs from :meth:`ScrapeManager.prepare`, not yet running.
+
+    ``kept``, ``added`` and ``removed`` name the jobs; a kept job keeps its
+    running loops, so its series go on without a gap or a staleness marker.
+    """
+
+    jobs: list[_Job]
+    kept: list[str]
+    added: list[str]
+    removed: list[str]
+    to_start: list[_Job] = field(default_factory=list, repr=False)
+    to_stop: list[_Job] = field(default_factory=list, repr=False)
+
+
 class ScrapeManager:
     """Scrapes every target of ``configs`` into ``storage`` on ``clock``.
 
     ``transport`` replaces the HTTP transport of every job's client (tests,
     proxies); configs should already be :meth:`ScrapeConfig.resolved`.
+
+    A new config is applied in two steps, as Prometheus reloads its scrape
+    pools: :meth:`prepare` builds the changed jobs (and raises
+    :class:`ConfigError` without touching anything running), :meth:`apply`
+    stops the removed or changed jobs (staleness markers for their series),
+    starts the new ones and leaves unchanged jobs running.
     """
 
     def __init__(
@@ -123,48 +173,122 @@ class ScrapeManager:
         seed: int = 0,
         offload: bool = True,
     ) -> None:
-        self._clients: list[httpx.AsyncClient] = []
+        self._storage = storage
+        self._clock = clock
+        self._transport = transport
+        self._seed = seed
+        self._offload = offload
         self._lock = threading.Lock()
-        self.targets: list[ScrapeTarget] = []
+        self._running = False
+        self._jobs: list[_Job] = []
+        self._jobs = self.prepare(configs).jobs
+        self.targets: list[ScrapeTarget] = [t for j in self._jobs for t in j.targets]
+
+    def prepare(self, configs: Sequence[ScrapeConfig]) -> ScrapeReload:
+        """Build the jobs of ``configs`` that differ from the running ones; changes nothing.
+
+        Raises :class:`ConfigError` (an unreadable secret or CA file, a bad
+        target address). Pass the result to :meth:`apply`, or to
+        :meth:`discard` if the reload is abandoned.
+        """
+        current = {j.config.job_name: j for j in self._jobs}
+        jobs: list[_Job] = []
+        new: list[_Job] = []
         seen: set[tuple[str, Labels]] = set()
+        # On an error below, the clients built so far are dropped unused: a client
+        # that never sent a request holds no connection.
         for config in configs:
-            client = self._client(config, transport)
-            self._clients.append(client)
+            password = _password(config)
             headers = {**config.header_values(), **_auth_headers(config)}
-            for group in config.static_configs:
-                for address in group.targets:
-                    built = target_labels(config, address, group.labels)
-                    if built is None:
-                        continue
-                    url, labels = built
-                    if (url, labels) in seen:
-                        continue  # the same target listed twice is scraped once, as in Prometheus
-                    seen.add((url, labels))
-                    self.targets.append(
-                        ScrapeTarget(
-                            config,
-                            url,
-                            labels,
-                            storage=storage,
-                            client=client,
-                            clock=clock,
-                            headers=headers,
-                            write_lock=self._lock,
-                            offload=offload,
-                        )
+            identity = (config, tuple(sorted(headers.items())), password)
+            old = current.get(config.job_name)
+            if (
+                old is not None
+                and old.identity == identity
+                and not any((t.url, t.labels) in seen for t in old.targets)
+            ):
+                seen.update((t.url, t.labels) for t in old.targets)
+                jobs.append(old)
+                continue
+            job = self._build_job(config, identity, password, headers, seen)
+            new.append(job)
+            jobs.append(job)
+        kept_ids = {id(j) for j in jobs}
+        current_ids = {id(j) for j in current.values()}
+        old_jobs = [j for j in current.values() if id(j) not in kept_ids]
+        return ScrapeReload(
+            jobs=jobs,
+            kept=[j.config.job_name for j in jobs if id(j) in current_ids],
+            added=[j.config.job_name for j in new],
+            removed=[j.config.job_name for j in old_jobs],
+            to_start=new,
+            to_stop=old_jobs,
+        )
+
+    def _build_job(
+        self,
+        config: ScrapeConfig,
+        identity: tuple[object, ...],
+        password: str | None,
+        headers: dict[str, str],
+        seen: set[tuple[str, Labels]],
+    ) -> _Job:
+        client = self._client(config, self._transport, password)
+        targets: list[ScrapeTarget] = []
+        for group in config.static_configs:
+            for address in group.targets:
+                built = target_labels(config, address, group.labels)
+                if built is None:
+                    continue
+                url, labels = built
+                if (url, labels) in seen:
+                    continue  # the same target listed twice is scraped once, as in Prometheus
+                seen.add((url, labels))
+                targets.append(
+                    ScrapeTarget(
+                        config,
+                        url,
+                        labels,
+                        storage=self._storage,
+                        client=client,
+                        clock=self._clock,
+                        headers=headers,
+                        write_lock=self._lock,
+                        offload=self._offload,
                     )
-        self._scheduler = Scheduler(clock, self.targets, seed=seed)
+                )
+        # One scheduler per job, so a job can stop without touching the others;
+        # the offsets depend only on each target's key and the seed, as before.
+        scheduler = Scheduler(self._clock, targets, seed=self._seed)
+        return _Job(config, identity, client, targets, scheduler)
+
+    async def apply(self, reload: ScrapeReload) -> None:
+        """Switch to ``reload`` (the result of the latest :meth:`prepare`).
+
+        Removed and changed jobs stop first (their series get staleness
+        markers, as when Prometheus drops a target); unchanged jobs run on
+        untouched; new jobs start if the manager is running.
+        """
+        for job in reload.to_stop:
+            await job.stop()
+        self._jobs = reload.jobs
+        self.targets = [t for j in self._jobs for t in j.targets]
+        if self._running:
+            for job in reload.to_start:
+                job.scheduler.start()
+
+    async def discard(self, reload: ScrapeReload) -> None:
+        """Release what :meth:`prepare` built for a reload that will not be applied."""
+        for job in reload.to_start:
+            await job.client.aclose()
 
     @staticmethod
     def _client(
-        config: ScrapeConfig, transport: httpx.AsyncBaseTransport | None
+        config: ScrapeConfig, transport: httpx.AsyncBaseTransport | None, password: str | None
     ) -> httpx.AsyncClient:
         auth = None
         if config.basic_auth is not None:
-            password = config.basic_auth.password or ""
-            if config.basic_auth.password_file:
-                password = _read_secret(config.basic_auth.password_file, "password_file")
-            auth = httpx.BasicAuth(config.basic_auth.username, password)
+            auth = httpx.BasicAuth(config.basic_auth.username, password or "")
         verify: ssl.SSLContext | bool = True
         if config.scheme == "https" or config.tls_config is not None:
             verify = ssl_context(config.tls_config)
@@ -179,17 +303,21 @@ class ScrapeManager:
 
     def start(self) -> None:
         """Start one scrape loop per target."""
-        self._scheduler.start()
+        self._running = True
+        for job in self._jobs:
+            job.scheduler.start()
 
     async def settled(self, timeout: float = 30.0) -> None:
         """Wait until no scrape is in flight (for tests and shutdown)."""
-        await self._scheduler.settled(timeout)
+        async with asyncio.timeout(timeout):
+            for job in list(self._jobs):
+                await job.scheduler.settled(timeout)
 
     async def stop(self) -> None:
         """Stop every loop, write staleness markers for every target, close the clients."""
-        await self._scheduler.stop()
-        for client in self._clients:
-            await client.aclose()
+        self._running = False
+        for job in self._jobs:
+            await job.stop()
 
     def statuses(self) -> list[TargetStatus]:
         """The status of every target, in config order."""
