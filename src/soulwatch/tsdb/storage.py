@@ -36,7 +36,8 @@ class RefAppender(Appender, Protocol):
 
     A writer that appends the same series again and again (a scrape target)
     keeps the int each call returns and passes it back with the same labels,
-    which spares the storage a label-set lookup per sample.
+    which spares the storage a label-set lookup per sample. A ref means
+    something only to the storage object that returned it.
     """
 
     def append_ref(self, ref: int, labels: Labels, t_ms: int, value: float) -> int:
