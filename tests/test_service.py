@@ -381,3 +381,40 @@ async def test_a_reload_adding_a_scrape_job_keeps_the_running_target(
             assert monitor.health()["targets"] == {"total": 2, "up": 2}
         finally:
             await monitor.stop()
+
+
+@pytest.mark.parametrize("mode", ["after_sources", "spread"])
+async def test_rule_groups_evaluate_right_after_the_sources_that_feed_them(
+    tmp_path: Path, clock: SimulatedClock, mode: str
+) -> None:
+    from soulwatch.sources.base import phase
+
+    (tmp_path / "rules.yml").write_text(
+        "groups:\n  - name: backend\n    rules:\n"
+        '      - alert: BackendDown\n        expr: up{job="backend"} == 0\n'
+    )
+    config = parse_config(
+        f"data_dir: {tmp_path / 'data'}\n"
+        "global: {scrape_interval: 5s, scrape_timeout: 1s, evaluation_interval: 5s}\n"
+        f"rule_evaluation_phase: {mode}\n"
+        f"rule_files: [{tmp_path / 'rules.yml'}]\n"
+        "scrape_configs:\n  - job_name: backend\n"
+        "    static_configs: [{targets: ['127.0.0.1:9']}]\n",
+        environ={},
+    )
+    monitor = Monitor(config, clock=clock)
+    await monitor.start()
+    try:
+        for _ in range(4):
+            await clock.advance(5)
+        (group,) = monitor.rules.groups()
+        assert group.last_evaluation is not None
+        evaluated_at = round(group.last_evaluation % 5, 3)
+    finally:
+        await monitor.stop()
+    target_phase = phase(monitor.scrape.targets[0].key, 5.0)
+    if mode == "after_sources":
+        # Half a second (a tenth of the interval) after the target's scrape.
+        assert evaluated_at == round((target_phase + 0.5) % 5, 3)
+    else:
+        assert evaluated_at != round((target_phase + 0.5) % 5, 3)

@@ -175,6 +175,7 @@ class SoulwatchConfig(_Model):
     external_url: str = ""
     global_: GlobalConfig = Field(default_factory=GlobalConfig, alias="global")
     rule_files: list[str] = Field(default_factory=list)
+    rule_evaluation_phase: Literal["after_sources", "spread"] = "after_sources"
     scrape_configs: list[ScrapeConfig] = Field(default_factory=list)
     scrape_config_files: list[str] = Field(default_factory=list)
     alerting: AlertingSection = Field(default_factory=AlertingSection)

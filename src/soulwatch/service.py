@@ -44,7 +44,7 @@ from soulwatch.rules.evaluator import RuleManager
 from soulwatch.rules.loader import load_rule_files
 from soulwatch.rules.model import GroupSpec
 from soulwatch.rules.store import AlertStateStore
-from soulwatch.sources.base import Scheduler, Source, SourceStatus
+from soulwatch.sources.base import Scheduler, Source, SourceStatus, phase
 from soulwatch.sources.collectors.e2b import E2BCollector
 from soulwatch.sources.collectors.redis_reader import RedisPyReader, UpstashRestReader
 from soulwatch.sources.collectors.soulcaster import SoulcasterCollector
@@ -152,6 +152,7 @@ class Monitor:
         self._stopping = False
         self._reload_lock = asyncio.Lock()
         self._rule_specs: list[GroupSpec] = []
+        self._phase_mode = config.rule_evaluation_phase
         # Built by start():
         self.storage: TSDB
         self.engine: Engine
@@ -213,14 +214,16 @@ class Monitor:
             external_labels=config.global_.external_labels,
             external_url=config.external_url or f"http://{config.listen}",
             validate_expr=parse_promql,
+            phase_for=self._evaluation_phase,
         )
-        self.rules.set_groups(specs)
-        self._rule_specs = specs
         self.scrape = ScrapeManager(
             config.resolved_scrape_configs(), self.storage, clock=self.clock
         )
         self.collectors = Scheduler(self.clock, self._collector_sources(config))
         self.probes = ProbeManager(config.probes, self.storage, clock=self.clock)
+        # Groups are placed after the sources exist: they evaluate right after them.
+        self.rules.set_groups(specs)
+        self._rule_specs = specs
         self.ctx = ApiContext(
             storage=self.storage,
             engine=self.engine,
@@ -364,6 +367,7 @@ class Monitor:
         self.heartbeats.configure(new.heartbeats, now=self.clock.time())
         if delivery is not None:
             await self._swap_dispatcher(routing, *delivery)
+        self._phase_mode = new.rule_evaluation_phase
         self.rules.set_groups(specs)
         self._rule_specs = specs
         self.ctx.auth = new.auth
@@ -502,6 +506,28 @@ class Monitor:
                 )
             )
         return sources
+
+    def _evaluation_phase(self, interval: float) -> float | None:
+        """Where a rule group of ``interval`` evaluates: just after the sources that feed it.
+
+        Every scrape target, probe and collector runs at a fixed phase of its
+        interval; a group evaluating shortly after the last of those sharing
+        its interval sees every one's newest sample, so a failure is evaluated
+        within a moment of being scraped instead of up to an interval later.
+        ``rule_evaluation_phase: spread`` keeps Prometheus's hash-spread offsets.
+        """
+        if self._phase_mode != "after_sources":
+            return None
+        sources = [
+            *((t.key, t.interval) for t in self.scrape.targets),
+            *((p.key, p.interval) for p in self.probes.sources),
+            *((c.key, c.interval) for c in self.collectors.sources),
+        ]
+        phases = [phase(key, interval) for key, every in sources if abs(every - interval) < 1e-6]
+        if not phases:
+            return None
+        # The margin lets the last source's run (a refused connection, a quick scrape) finish.
+        return max(phases) + min(1.0, interval / 10)
 
     def _probe_statuses(self) -> list[tuple[str, SourceStatus]]:
         return sorted(self.probes.statuses().items())

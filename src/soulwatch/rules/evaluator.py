@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote_plus
@@ -128,7 +128,10 @@ class RuleManager:
         external_url: str = "",
         resend_delay_s: float = RESEND_DELAY_S,
         validate_expr: ExprValidator | None = None,
+        phase_for: Callable[[float], float | None] | None = None,
     ) -> None:
+        #: Given a group's interval, the phase to evaluate it at (``None``: spread by hash).
+        self.phase_for = phase_for
         self.engine = engine
         self.storage = storage
         self.sink = sink
@@ -174,6 +177,7 @@ class RuleManager:
                 default_interval_s=self.default_interval_s,
                 external_labels=self.external_labels,
                 external_url=self.external_url,
+                phase_s=self._phase(spec),
             )
             for spec in specs
         ]
@@ -196,6 +200,11 @@ class RuleManager:
         self._groups = groups
         if running:
             self._start_tasks()
+
+    def _phase(self, spec: GroupSpec) -> float | None:
+        if self.phase_for is None:
+            return None
+        return self.phase_for(spec.interval_s or self.default_interval_s)
 
     # --- running -------------------------------------------------------------
 

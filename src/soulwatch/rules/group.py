@@ -150,9 +150,11 @@ class Group:
         default_interval_s: float = 60.0,
         external_labels: dict[str, str] | None = None,
         external_url: str = "",
+        phase_s: float | None = None,
     ) -> None:
         self.spec = spec
         self.interval_s = spec.interval_s or default_interval_s
+        self.phase_s = phase_s
         self.last_evaluation: float | None = None
         self.evaluation_seconds = 0.0
         self.rules: list[Rule] = []
@@ -176,12 +178,16 @@ class Group:
         return self.spec.key
 
     def offset_s(self) -> float:
-        """Where in each interval this group evaluates, derived from a hash of the group.
+        """Where in each interval this group evaluates.
 
-        Like Prometheus, two instances with the same rule files evaluate each
-        group at the same offsets, and different groups spread over the interval.
+        Given a ``phase_s`` (the monitor evaluates right after the sources
+        that feed the group), that phase; else, like Prometheus, a hash of the
+        group, so that different groups spread over the interval. Either way
+        two instances with the same configuration evaluate at the same offsets.
         """
         interval_ms = round(self.interval_s * 1000)
+        if self.phase_s is not None:
+            return (round(self.phase_s * 1000) % interval_ms) / 1000.0
         h = int(fingerprint(Labels.of(name=self.spec.name, file=self.spec.file)), 16)
         return (h % interval_ms) / 1000.0
 

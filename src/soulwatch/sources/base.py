@@ -154,6 +154,12 @@ def fnv1a_64(data: bytes) -> int:
     return h
 
 
+def phase(key: str, interval: float, seed: int = 0) -> float:
+    """Where in each interval (seconds after a multiple of it) the source ``key`` runs."""
+    period_ns = max(1, round(interval * 1e9))
+    return ((fnv1a_64(key.encode()) ^ seed) % period_ns) / 1e9
+
+
 def first_run_delay(key: str, interval: float, now: float, seed: int = 0) -> float:
     """Seconds from ``now`` to the source's first run.
 
