@@ -5,10 +5,11 @@ synthetic rules (100 recording, 100 alerting, in 4 groups) written to a temp
 file. The data: 10,000 synthetic ``bench_requests_total`` series plus the
 Soulcaster metrics the pack reads.
 
-soulwatch: the :class:`RuleManager` with the real PromQL engine over an
-in-memory storage indexed by metric name (5 minutes of samples every 15 s)
-and the SQLite alert-state store in a temp dir; a cycle is ``evaluate_all``
-(every group once, in turn).
+soulwatch: the :class:`RuleManager` with the real PromQL engine over the
+embedded TSDB (5 minutes of samples every 15 s, in its head, written in
+scrape-sized batches) and the SQLite alert-state store in a temp dir; a
+cycle is ``evaluate_all`` (every group once, in turn), timed in wall-clock
+and in CPU seconds.
 Prometheus: the same rule files, scraping the same series from a local
 exposition server every 5 s and evaluating every 5 s; its own
 ``prometheus_rule_group_last_duration_seconds`` per group is read from its
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import bisect
 import shutil
 import statistics
 import subprocess
@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -42,8 +42,9 @@ from soulwatch.clock import SimulatedClock
 from soulwatch.promql.engine import Engine
 from soulwatch.rules.evaluator import RuleManager
 from soulwatch.rules.store import AlertStateStore
-from soulwatch.tsdb.memory import MemoryStorage
-from soulwatch.tsdb.model import Labels, Matcher, MatchType, Series, matches_all
+from soulwatch.tsdb.config import StorageConfig
+from soulwatch.tsdb.db import TSDB
+from soulwatch.tsdb.model import Labels
 
 PACK = Path(__file__).resolve().parent.parent / "src" / "soulwatch" / "presets" / "soulcaster"
 PACK_RULES = sorted((PACK / "rules").glob("*.yml"))
@@ -149,43 +150,6 @@ def value_at(labels: Labels, rate: float, now: float, t0: float) -> float:
 # --- soulwatch ----------------------------------------------------------------
 
 
-class IndexedStorage(MemoryStorage):
-    """MemoryStorage with series indexed by metric name, as any TSDB's postings are.
-
-    The plain MemoryStorage scans every series for every selector, which
-    would measure a test fixture instead of the rule evaluator.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._by_name: dict[str, list[Labels]] = {}
-        self._sorted = True
-
-    def add(self, labels: Labels, t_ms: int, value: float) -> None:
-        """Append one sample, indexing a new series by its name."""
-        if labels not in self._series:
-            self._by_name.setdefault(labels.name, []).append(labels)
-            self._sorted = False
-        super().add(labels, t_ms, value)
-
-    def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> Iterator[Series]:
-        """Matching series with their samples in ``[mint_ms, maxt_ms]``."""
-        if not self._sorted:
-            for postings in self._by_name.values():
-                postings.sort()
-            self._sorted = True
-        names = [m.value for m in matchers if m.name == "__name__" and m.type is MatchType.EQUAL]
-        candidates = self._by_name.get(names[0], []) if names else sorted(self._series)
-        for labels in candidates:
-            if not matches_all(matchers, labels):
-                continue
-            full = self._series[labels]
-            lo = bisect.bisect_left(full.timestamps, mint_ms)
-            hi = bisect.bisect_right(full.timestamps, maxt_ms)
-            if lo < hi:
-                yield Series(labels, full.timestamps[lo:hi], full.values[lo:hi])
-
-
 class _NullSink:
     async def send(self, alerts: Sequence[Alert]) -> None:
         pass
@@ -193,15 +157,14 @@ class _NullSink:
 
 async def run_soulwatch(
     rule_files: list[Path], series: list[tuple[Labels, float]], reps: int, data_dir: Path
-) -> tuple[list[float], int]:
-    """Cycle times in seconds, and the number of rules."""
+) -> tuple[list[float], list[float], int]:
+    """Cycle times in seconds (wall clock, CPU), and the number of rules."""
     start = 1_700_000_000.0
     clock = SimulatedClock(start=start)
-    storage = IndexedStorage()
+    storage = TSDB(StorageConfig(path=data_dir / "tsdb"), clock=clock)
     t = start - HISTORY_S
     while t <= start:
-        for labels, rate in series:
-            storage.add(labels, round(t * 1000), value_at(labels, rate, t, start - HISTORY_S))
+        _scrape(storage, series, t, start - HISTORY_S)
         t += STEP_S
     store = AlertStateStore.in_data_dir(data_dir)
     manager = RuleManager(
@@ -214,20 +177,30 @@ async def run_soulwatch(
     manager.load(rule_files)
     n_rules = sum(len(g.rules) for g in manager.groups())
     await manager.evaluate_all(start)  # warm-up
-    cycles = []
+    cycles: list[float] = []
+    cpu_cycles: list[float] = []
     for rep in range(reps):
         ts = start + STEP_S * (rep + 1)
-        for labels, rate in series:
-            storage.add(labels, round(ts * 1000), value_at(labels, rate, ts, start - HISTORY_S))
         clock.set_time(ts)
-        began = time.perf_counter()
+        _scrape(storage, series, ts, start - HISTORY_S)
+        began, cpu = time.perf_counter(), time.process_time()
         await manager.evaluate_all(ts)
         cycles.append(time.perf_counter() - began)
+        cpu_cycles.append(time.process_time() - cpu)
     failures = [r for g in manager.groups() for r in g.rules if r.last_error]
     if failures:
         raise SystemExit(f"soulwatch rule errors: {[(r.name, r.last_error) for r in failures]}")
     store.close()
-    return cycles, n_rules
+    storage.close()
+    return cycles, cpu_cycles, n_rules
+
+
+def _scrape(storage: TSDB, series: list[tuple[Labels, float]], t: float, t0: float) -> None:
+    """Append every series' sample at ``t`` in one batch, as one scrape would."""
+    app = storage.appender()
+    for labels, rate in series:
+        app.append(labels, round(t * 1000), value_at(labels, rate, t, t0))
+    app.commit()
 
 
 # --- Prometheus ----------------------------------------------------------------
@@ -368,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--series", type=int, default=10_000)
+    parser.add_argument("--no-prometheus", action="store_true", help="soulwatch only")
     args = parser.parse_args(argv)
     series = synthetic_series(args.series)
     with tempfile.TemporaryDirectory(prefix="soulwatch-rule-bench-") as tmp:
@@ -375,13 +349,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         synthetic = work / "synthetic.yml"
         synthetic.write_text(synthetic_rules())
         rule_files = [*PACK_RULES, synthetic]
-        ours, n_rules = asyncio.run(run_soulwatch(rule_files, series, args.reps, work))
-        prom = run_prometheus(rule_files, series, args.reps, work)
+        ours, ours_cpu, n_rules = asyncio.run(run_soulwatch(rule_files, series, args.reps, work))
+        prom = None if args.no_prometheus else run_prometheus(rule_files, series, args.reps, work)
     print(f"rule evaluation: {n_rules} rules in {len(rule_files)} files, {len(series)} series")
     print(f"{'engine':<34} {'full cycle, median (min-max)':>30}")
-    print(f"{'soulwatch (indexed memory + SQLite)':<34} {_summary(ours):>30}")
+    print(f"{'soulwatch (embedded TSDB + SQLite)':<34} {_summary(ours):>30}")
+    print(f"{'soulwatch, CPU time':<34} {_summary(ours_cpu):>30}")
     if prom is None:
-        print("prometheus: not installed")
+        print("prometheus: not run (not installed, or --no-prometheus)")
         return 0
     cycles, groups = prom
     print(f"{'prometheus 2.42 (sum of groups)':<34} {_summary(cycles):>30}")

@@ -189,3 +189,44 @@ def test_head_runs_wider_than_32_bit_offsets_are_kept_exactly(
     (series,) = db.select(everything, T0 - 60 * day, T0 + day)
     assert series.timestamps == [*times, T0 + 2]
     assert series.values == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_a_selective_matcher_beside_a_broad_one_finds_the_same_series_as_the_reference(
+    open_db: Callable[..., TSDB],
+) -> None:
+    # 2,000 series of one name: route="/r7" (100 of them) leaves so few ids that
+    # the broad matchers only filter them; both ways must agree with a scan.
+    db = open_db()
+    ref = MemoryStorage()
+    app = db.appender()
+    for i in range(2000):
+        lbls = Labels.of(
+            __name__="req", route=f"/r{i % 20}", code=("200", "500")[i % 3 == 0], pod=f"p{i}"
+        )
+        app.append(lbls, T0, float(i))
+        ref.add(lbls, T0, float(i))
+    app.append(Labels.of(__name__="other", route="/r7"), T0, 1.0)
+    ref.add(Labels.of(__name__="other", route="/r7"), T0, 1.0)
+    app.commit()
+    for matchers in (
+        [Matcher.equal("__name__", "req"), Matcher.equal("route", "/r7")],
+        [Matcher.equal("route", "/r7"), Matcher(MatchType.REGEX, "__name__", "req|other")],
+        [
+            Matcher.equal("__name__", "req"),
+            Matcher.equal("route", "/r7"),
+            Matcher.equal("code", "500"),
+            Matcher(MatchType.NOT_REGEX, "pod", "p1.*"),
+        ],
+        [Matcher.equal("pod", "p42"), Matcher(MatchType.REGEX, "route", "/r[0-9]+")],
+        [Matcher.equal("__name__", "req"), Matcher.equal("route", "/nope")],
+    ):
+        got = _dump(list(db.select(matchers, T0, T0)))
+        assert got == _dump(list(ref.select(matchers, T0, T0))), matchers
+    assert (
+        len(
+            list(
+                db.select([Matcher.equal("__name__", "req"), Matcher.equal("route", "/r7")], T0, T0)
+            )
+        )
+        == 100
+    )

@@ -14,6 +14,7 @@ import operator
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 from soulwatch.exceptions import EvaluationError
 from soulwatch.promql.aggregations import avg_values, quantile, stdvar_values, sum_values
@@ -82,28 +83,44 @@ def extrapolated_series(
     counter is not extrapolated below zero.
     """
     out: list[float | None] = []
-    drops: list[int] | None = None
+    add = out.append
     range_s = range_ms / 1000
+    single = len(ends) == 1
+    drops: Sequence[int] = ()
+    if is_counter and not single:
+        drops = list(itertools.accumulate(map(operator.lt, sv[1:], sv[:-1]), initial=0))
+    # Window ends ascend (or repeat, under @): each search starts where the last
+    # one ended instead of at the series' first sample.
+    ascending = all(map(operator.le, ends, itertools.islice(ends, 1, None)))
+    lo = hi = 0
     for end in ends:
         start = end - range_ms
-        lo = bisect_right(st, start)
-        hi = bisect_right(st, end)
+        if ascending:
+            lo = bisect_right(st, start, lo)
+            hi = bisect_right(st, end, hi)
+        else:
+            lo = bisect_right(st, start)
+            hi = bisect_right(st, end)
         if hi - lo < 2:
-            out.append(None)
+            add(None)
             continue
         first = sv[lo]
         result = sv[hi - 1] - first
         if is_counter:
-            if drops is None:
-                drops = list(itertools.accumulate(map(operator.lt, sv[1:], sv[:-1]), initial=0))
-            if drops[hi - 1] != drops[lo]:
+            if single:
+                # One window (a rule's instant query): test just it for a reset.
+                reset = any(map(operator.lt, islice(sv, lo + 1, hi), islice(sv, lo, hi - 1)))
+            else:
+                reset = drops[hi - 1] != drops[lo]
+            if reset:
                 prev = first
                 for k in range(lo + 1, hi):
                     v = sv[k]
                     if v < prev:
                         result += prev
                     prev = v
-        first_t, last_t = st[lo], st[hi - 1]
+        first_t = st[lo]
+        last_t = st[hi - 1]
         to_start = (first_t - start) / 1000
         to_end = (end - last_t) / 1000
         sampled = (last_t - first_t) / 1000
@@ -119,7 +136,7 @@ def extrapolated_series(
         factor = (sampled + to_start + to_end) / sampled
         if is_rate:
             factor /= range_s
-        out.append(result * factor)
+        add(result * factor)
     return out
 
 

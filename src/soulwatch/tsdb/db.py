@@ -444,8 +444,9 @@ class TSDB:
             for series in self._index.matching(matchers):
                 if series.first_t == NO_TIME or series.first_t > maxt or series.last_t < mint:
                     continue
-                lo = series.index_of(mint)
-                hi = series.index_of(maxt, right=True)
+                base = series.base
+                lo = bisect.bisect_left(series.ts, mint - base)
+                hi = bisect.bisect_right(series.ts, maxt - base)
                 head = series.times(lo, hi)
                 out.append((series, series.persisted_maxt, head, series.vals[lo:hi]))
         out.sort(key=lambda item: item[0].labels)
@@ -456,16 +457,20 @@ class TSDB:
         for series, persisted_maxt, head_ts, head_vals in self._snapshot(
             matchers, mint_ms, maxt_ms
         ):
+            if persisted_maxt < mint_ms or series.id <= 0:
+                # All in the head (the usual case for recent data): the copy is the answer.
+                if head_ts:
+                    yield Series(series.labels, head_ts, head_vals.tolist())
+                continue
             ts: list[int] = []
             vals: list[float] = []
-            if persisted_maxt >= mint_ms and series.id > 0:
-                upper = min(maxt_ms, persisted_maxt)  # newer samples come from the head copy
-                for data in self._store.read_chunks(series.id, mint_ms, upper):
-                    cts, cvals = chunkcodec.decode(data)
-                    lo = bisect.bisect_left(cts, mint_ms)
-                    hi = bisect.bisect_right(cts, upper)
-                    ts.extend(cts[lo:hi])
-                    vals.extend(cvals[lo:hi])
+            upper = min(maxt_ms, persisted_maxt)  # newer samples come from the head copy
+            for data in self._store.read_chunks(series.id, mint_ms, upper):
+                cts, cvals = chunkcodec.decode(data)
+                lo = bisect.bisect_left(cts, mint_ms)
+                hi = bisect.bisect_right(cts, upper)
+                ts.extend(cts[lo:hi])
+                vals.extend(cvals[lo:hi])
             ts.extend(head_ts)
             vals.extend(head_vals)
             if ts:
@@ -750,8 +755,9 @@ class TSDBAppender:
         self._ts: array[int] = array("q")
         self._vals: array[float] = array("d")
         self._new: dict[Labels, HeadSeries] = {}
-        self._last: dict[HeadSeries, tuple[int, float]] = {}  # within this batch
+        self._last: dict[HeadSeries, int] = {}  # newest time per series within this batch
         self._lookup = db._index.get
+        self._by_id = db._index.by_id_get
         self._generation = db._generation
         self._min_t = db._cutoff_ms()
         self._refused: list[RejectedSample] = []  # this batch's, so far
@@ -760,23 +766,40 @@ class TSDBAppender:
 
     def append(self, labels: Labels, t_ms: int, value: float) -> None:
         """Buffer one sample (``strict``: raise if it is refused)."""
-        series = self._lookup(labels) or self._new.get(labels)
+        self._add(self._lookup(labels) or self._new.get(labels), labels, t_ms, value)
+
+    def append_ref(self, ref: int, labels: Labels, t_ms: int, value: float) -> int:
+        """Like :meth:`append`, skipping the label lookup when ``ref`` is still valid.
+
+        ``ref`` is what the previous call for the same ``labels`` returned (0 the
+        first time): the series id. A caller appending the same series every
+        scrape keeps it, so the hot path looks up an int instead of hashing and
+        comparing the label set. A stale ref (series removed by retention, a
+        series not yet committed) falls back to the lookup. Returns the ref to
+        pass next time (0 while the series is not committed, or refused).
+        """
+        series = self._by_id(ref)
+        if series is None:
+            series = self._lookup(labels) or self._new.get(labels)
+        return self._add(series, labels, t_ms, value)
+
+    def _add(self, series: HeadSeries | None, labels: Labels, t_ms: int, value: float) -> int:
         if series is None:
             try:
                 self._db._check_limits(labels, t_ms, self._source, len(self._new))
             except SeriesLimitExceededError as exc:
                 self._refuse(exc, value)
-                return
+                return 0
             series = HeadSeries(0, labels, self._source)
             self._new[labels] = series
         prev = self._last.get(series)
         if prev is None:
             if t_ms <= series.last_t:
                 self._out_of_order(labels, t_ms, value, series.last_t, series.last_v)
-                return
-        elif t_ms <= prev[0]:
-            self._out_of_order(labels, t_ms, value, *prev)
-            return
+                return series.id
+        elif t_ms <= prev:
+            self._out_of_order(labels, t_ms, value, prev, self._value_at(series, prev))
+            return series.id
         if t_ms < self._min_t:
             self._db._count_rejected(RejectReason.TOO_OLD)
             self._refuse(
@@ -787,11 +810,21 @@ class TSDBAppender:
                 ),
                 value,
             )
-            return
-        self._last[series] = (t_ms, value)
+            return series.id
+        # Only the time is kept per series: a tuple with the value would be an
+        # object per sample; the value is found again in the (rare) duplicate case.
+        self._last[series] = t_ms
         self._series.append(series)
         self._ts.append(t_ms)
         self._vals.append(value)
+        return series.id
+
+    def _value_at(self, series: HeadSeries, t_ms: int) -> float:
+        # The batch's value of ``series`` at ``t_ms`` (its newest in the batch).
+        for i in range(len(self._series) - 1, -1, -1):
+            if self._series[i] is series and self._ts[i] == t_ms:
+                return self._vals[i]
+        raise AssertionError("a batch's last time always has its sample")  # pragma: no cover
 
     def _out_of_order(
         self, labels: Labels, t_ms: int, value: float, last_t: int, last_v: float

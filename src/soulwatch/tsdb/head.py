@@ -13,6 +13,7 @@ The head holds no lock of its own: :class:`soulwatch.tsdb.db.TSDB` guards it.
 from __future__ import annotations
 
 import bisect
+import itertools
 import sys
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -98,8 +99,10 @@ class HeadSeries:
 
     def times(self, lo: int = 0, hi: int | None = None) -> list[int]:
         """Absolute times of head samples ``lo:hi``."""
-        base = self.base
-        return [base + x for x in self.ts[lo:hi]]
+        window = self.ts[lo:hi]
+        if not self.base:
+            return window.tolist()
+        return list(map(self.base.__add__, window))
 
     def drop(self, n: int) -> None:
         """Remove the ``n`` oldest head samples and re-base the rest on the first left."""
@@ -143,6 +146,9 @@ class HeadIndex:
         # The series with exactly these labels, if known (the bound dict method:
         # this is on every append's path).
         self.get: Callable[[Labels], HeadSeries | None] = self._by_labels.get
+        # The series with this id, if known (``by_id`` without a method call: the
+        # appenders' series-reference fast path).
+        self.by_id_get: Callable[[int], HeadSeries | None] = self._by_id.get
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -225,29 +231,54 @@ class HeadIndex:
 
     def matching(self, matchers: Sequence[Matcher]) -> Iterator[HeadSeries]:
         """Series satisfying every matcher, resolved through the postings index."""
-        ids: set[int] | None = None
-        # Matchers that reject "" narrow by union of postings; run them first.
-        ordered = sorted(matchers, key=lambda m: m.matches(""))
-        for matcher in ordered:
+        # Matchers that reject "" narrow by union of postings; they go first,
+        # smallest first, so a selective matcher (route="/x") keeps the id set
+        # small and a broad one (__name__ over 10k series) only filters it.
+        narrowing: list[tuple[int, list[array[int]]]] = []
+        widening: list[tuple[Matcher, dict[str, _Posting]]] = []
+        for matcher in matchers:
             values = self._postings.get(matcher.name, {})
             if matcher.matches(""):
-                # Also true for series without the label: subtract the values it rejects.
-                if ids is None:
-                    ids = set(self._by_id)
-                for value, posting in values.items():
-                    if not matcher.matches(value):
-                        ids.difference_update(posting.ids)
+                widening.append((matcher, values))
+                continue
+            arrays = list(_candidates(matcher, values))
+            if not arrays:
+                return
+            narrowing.append((sum(map(len, arrays)), arrays))
+        narrowing.sort(key=lambda item: item[0])
+        ids: set[int] | None = None
+        for size, arrays in narrowing:
+            if ids is None:
+                ids = set(arrays[0])
+                for more in arrays[1:]:
+                    ids.update(more)
+            elif len(ids) * 16 < size:
+                # Few ids left: look each up in the sorted postings instead of
+                # building a set of all of them.
+                ids = {i for i in ids if any(_has(found, i) for found in arrays)}
             else:
-                hit: set[int] = set()
-                for found in _candidates(matcher, values):
-                    hit.update(found)
-                ids = hit if ids is None else ids & hit
+                ids = ids.intersection(itertools.chain.from_iterable(arrays))
+            if not ids:
+                return
+        for matcher, values in widening:
+            # Also true for series without the label: subtract the values it rejects.
+            if ids is None:
+                ids = set(self._by_id)
+            for value, posting in values.items():
+                if not matcher.matches(value):
+                    ids.difference_update(posting.ids)
             if not ids:
                 return
         if ids is None:
             ids = set(self._by_id)
         for series_id in ids:
             yield self._by_id[series_id]
+
+
+def _has(ids: array[int], series_id: int) -> bool:
+    """Whether the sorted postings ``ids`` hold ``series_id``."""
+    k = bisect.bisect_left(ids, series_id)
+    return k < len(ids) and ids[k] == series_id
 
 
 def _candidates(matcher: Matcher, values: dict[str, _Posting]) -> Iterator[array[int]]:

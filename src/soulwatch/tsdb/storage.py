@@ -31,6 +31,21 @@ class Appender(Protocol):
 
 
 @runtime_checkable
+class RefAppender(Appender, Protocol):
+    """An appender with a series-reference fast path (the embedded TSDB's).
+
+    A writer that appends the same series again and again (a scrape target)
+    keeps the int each call returns and passes it back with the same labels,
+    which spares the storage a label-set lookup per sample. A ref means
+    something only to the storage object that returned it.
+    """
+
+    def append_ref(self, ref: int, labels: Labels, t_ms: int, value: float) -> int:
+        """Add one sample; ``ref`` is the previous call's return for ``labels`` (0 at first)."""
+        ...
+
+
+@runtime_checkable
 class Storage(Protocol):
     """Append samples; select series by label matchers over a time range."""
 

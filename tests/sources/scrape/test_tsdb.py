@@ -72,3 +72,25 @@ async def test_a_tsdb_series_limit_drops_new_series_but_never_up(
         finally:
             await manager.stop()
             db.close()
+
+
+async def test_every_scrape_lands_on_its_own_series_once_the_target_holds_series_refs(
+    clock: SimulatedClock, tmp_path: Path
+) -> None:
+    # From the third scrape on, the target appends through the TSDB's series refs.
+    expo = Exposition("")
+    with UvicornThread(metrics_app(metrics=expo)) as srv:
+        db = TSDB(StorageConfig(path=tmp_path / "tsdb"), clock=clock)
+        manager = ScrapeManager([_job(srv.port)], db, clock=clock)
+        manager.start()
+        try:
+            for n in range(1, 6):
+                expo.set(f'jobs_total{{q="a"}} {n}\njobs_total{{q="b"}} {10 * n}\n')
+                await clock.advance(15)
+                await manager.settled()
+            assert [v for _, v in only(db, "jobs_total", q="a")] == [1.0, 2.0, 3.0, 4.0, 5.0]
+            assert [v for _, v in only(db, "jobs_total", q="b")] == [10.0, 20.0, 30.0, 40.0, 50.0]
+            assert [v for _, v in only(db, "up", job="api")] == [1.0] * 5
+        finally:
+            await manager.stop()
+            db.close()

@@ -40,7 +40,7 @@ from soulwatch.sources.scrape.parse import (
 )
 from soulwatch.sources.scrape.relabel import Relabeler
 from soulwatch.tsdb.model import METRIC_NAME, STALE_NAN, Labels
-from soulwatch.tsdb.storage import Appender, Storage
+from soulwatch.tsdb.storage import Appender, RefAppender, Storage
 
 REPORT_METRICS = (
     "up",
@@ -88,13 +88,14 @@ class _BodyFailure(Exception):
 class _Entry:
     """One series of the target: its stored labels and what the last scrapes saw of it."""
 
-    __slots__ = ("explicit", "labels", "last_ts", "seen")
+    __slots__ = ("explicit", "labels", "last_ts", "ref", "seen")
 
     def __init__(self, labels: Labels | None) -> None:
         self.labels = labels  # None: dropped by metric_relabel_configs
         self.seen = -1  # the last successful scrape that exposed it (none yet)
         self.last_ts: int | None = None  # its last own timestamp (honor_timestamps)
         self.explicit = False  # exposed with its own timestamp: no staleness markers
+        self.ref = 0  # the storage's series reference (RefAppender), 0 when unknown
 
 
 @dataclass
@@ -261,6 +262,8 @@ class ScrapeTarget:
 
     def _append_body(self, app: Appender, body: bytes, fmt: Format, t_ms: int) -> _Counts:
         append = app.append
+        # The storage's series references spare it a label-set lookup per sample.
+        append_ref = app.append_ref if isinstance(app, RefAppender) else None
         scrape = self._scrape
         if len(self._cache) > 2 * self._last_count + 1024:
             self._forget(scrape - 1)
@@ -317,7 +320,10 @@ class ScrapeTarget:
                     entry.explicit = False
                     t = t_ms
                 try:
-                    append(labels, t, value)
+                    if append_ref is None:
+                        append(labels, t, value)
+                    else:
+                        entry.ref = append_ref(entry.ref, labels, t, value)
                 except SeriesLimitError:
                     status.series_rejected += 1
                 except StorageError:
