@@ -492,7 +492,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                     on_change=lambda s: live.update(render(s)),
                 )
                 outcomes = asyncio.run(demo.run())
-            console.print(render(demo.state))
     except ValueError as exc:
         print(f"soulwatch: error: {exc}", file=sys.stderr)
         return 2

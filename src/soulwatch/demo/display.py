@@ -90,7 +90,7 @@ def format_value(raw: str, kind: str) -> str:
     if kind == "pct":
         return f"{value:.0%}"
     if kind == "s":
-        return f"{value:.2f} s"
+        return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
     if kind == "per-min":
         return f"{value:.0f}/min"
     if kind == "age":
