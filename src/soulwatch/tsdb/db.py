@@ -48,7 +48,7 @@ from soulwatch.tsdb.errors import (
 )
 from soulwatch.tsdb.head import NO_TIME, HeadIndex, HeadSeries
 from soulwatch.tsdb.metrics import TSDBCollector
-from soulwatch.tsdb.model import Labels, Matcher, Series
+from soulwatch.tsdb.model import Labels, Matcher, Series, names_of, values_of
 from soulwatch.tsdb.wal import (
     RecordType,
     WalReadStats,
@@ -514,7 +514,7 @@ class TSDB:
         maxt_ms: int | None = None,
     ) -> list[str]:
         """Sorted label names of the series with data (matching ``matchers`` if given)."""
-        return sorted({n for lbls in self._label_sets(matchers, mint_ms, maxt_ms) for n, _ in lbls})
+        return names_of(self._label_sets(matchers, mint_ms, maxt_ms))
 
     def label_values(
         self,
@@ -524,9 +524,7 @@ class TSDB:
         maxt_ms: int | None = None,
     ) -> list[str]:
         """Sorted values of label ``name`` (of series matching ``matchers`` if given)."""
-        values = {lbls.get(name) for lbls in self._label_sets(matchers, mint_ms, maxt_ms)}
-        values.discard("")
-        return sorted(values)
+        return values_of(name, self._label_sets(matchers, mint_ms, maxt_ms))
 
     # ---------------------------------------------------------- maintenance
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator, Sequence
 
-from soulwatch.tsdb.model import Labels, Matcher, Series, matches_all
+from soulwatch.tsdb.model import Labels, Matcher, Series, matches_all, names_of, values_of
 
 
 class MemoryStorage:
@@ -74,7 +74,7 @@ class MemoryStorage:
         maxt_ms: int | None = None,
     ) -> list[str]:
         """Sorted label names."""
-        return sorted({n for lbls in self._matching(matchers, mint_ms, maxt_ms) for n, _ in lbls})
+        return names_of(self._matching(matchers, mint_ms, maxt_ms))
 
     def label_values(
         self,
@@ -84,9 +84,7 @@ class MemoryStorage:
         maxt_ms: int | None = None,
     ) -> list[str]:
         """Sorted values of label ``name``."""
-        values = {lbls.get(name) for lbls in self._matching(matchers, mint_ms, maxt_ms)}
-        values.discard("")
-        return sorted(values)
+        return values_of(name, self._matching(matchers, mint_ms, maxt_ms))
 
 
 class _MemoryAppender:

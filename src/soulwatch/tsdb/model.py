@@ -169,6 +169,18 @@ class Series:
         return len(self.timestamps)
 
 
+def names_of(label_sets: Iterable[Labels]) -> list[str]:
+    """The sorted label names used by ``label_sets`` (what ``/api/v1/labels`` lists)."""
+    return sorted({name for labels in label_sets for name, _ in labels})
+
+
+def values_of(name: str, label_sets: Iterable[Labels]) -> list[str]:
+    """The sorted non-empty values of label ``name`` in ``label_sets``."""
+    values = {labels.get(name) for labels in label_sets}
+    values.discard("")
+    return sorted(values)
+
+
 def is_finite(value: float) -> bool:
     """True for a finite float (not NaN, not ±Inf)."""
     return math.isfinite(value)
