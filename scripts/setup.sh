@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want_system=${SOULWATCH_SYSTEM_PACKAGES:-redis-server prometheus prometheus-alertmanager}
+want_system=${SOULWATCH_SYSTEM_PACKAGES:-redis-server prometheus prometheus-alertmanager openssl}
 missing=()
 for pkg in $want_system; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
