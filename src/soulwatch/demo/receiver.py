@@ -31,6 +31,23 @@ class Delivery:
     at: float
 
 
+def sandbox_listing(sandbox_id: str) -> dict[str, object]:
+    """One running sandbox as E2B's ``GET /v2/sandboxes`` lists it (every required field)."""
+    return {
+        "sandboxID": sandbox_id,
+        "templateID": "soulcaster-agent",
+        "clientID": "demo",
+        "state": "running",
+        "startedAt": "2026-01-01T00:00:00Z",
+        "endAt": "2026-01-01T01:00:00Z",
+        "cpuCount": 2,
+        "memoryMB": 512,
+        "diskSizeMB": 1024,
+        "envdVersion": "0.2.0",
+        "metadata": {},
+    }
+
+
 class Receiver:
     """Records deliveries per receiver path (``/page``, ``/chat``, ``/ticket``)."""
 
@@ -56,10 +73,7 @@ class Receiver:
         # Answers like E2B's API listing, one sandbox per running agent job.
         if request.headers.get("x-api-key") is None:
             return JSONResponse({"code": 401, "message": "missing API key"}, status_code=401)
-        sandboxes = [
-            {"sandboxID": f"demo{i}", "templateID": "soulcaster-agent", "state": "running"}
-            for i in range(self._running())
-        ]
+        sandboxes = [sandbox_listing(f"demo{i}") for i in range(self._running())]
         return JSONResponse(sandboxes)
 
     async def _receive(self, request: Request) -> PlainTextResponse:

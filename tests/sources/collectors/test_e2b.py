@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
+import pytest
+
+from soulwatch.demo.receiver import sandbox_listing
 from soulwatch.sources.collectors import E2BCollector, E2BCollectorConfig
 from tests.helpers import RecordedRequest, Recorder, Reply
 
 
 def _e2b_like(running: int, page: int) -> Recorder:
-    sandboxes = [
-        {
-            "sandboxID": f"sbx{i}",
-            "templateID": "base",
-            "clientID": "c",
-            "state": "running",
-            "startedAt": "2026-05-28T10:00:00Z",
-            "cpuCount": 2,
-            "memoryMB": 512,
-        }
-        for i in range(running)
-    ]
+    sandboxes = [sandbox_listing(f"sbx{i}") for i in range(running)]
 
     def handle(req: RecordedRequest) -> Reply:
         if req.headers.get("x-api-key") != "e2b_key":
@@ -39,13 +32,19 @@ def _e2b_like(running: int, page: int) -> Recorder:
     return Recorder(handler=handle)
 
 
-async def test_running_sandboxes_counted_over_every_page_with_quota_and_limit() -> None:
+@pytest.mark.parametrize("use_sdk", [True, False], ids=["e2b-sdk", "plain-http"])
+async def test_running_sandboxes_counted_over_every_page_with_quota_and_limit(
+    use_sdk: bool,
+) -> None:
+    if use_sdk and importlib.util.find_spec("e2b") is None:
+        pytest.fail("the e2b SDK is not installed (it is in soulwatch[all])")
     with _e2b_like(running=7, page=3) as e2b:
         collector = E2BCollector(
             E2BCollectorConfig(
                 api_url=e2b.url, api_key="e2b_key", sandbox_limit=10, monthly_hours_quota=50
             ),
             hours_used=lambda: 41.5,
+            use_sdk=use_sdk,
         )
         samples = {lbls.name: v for lbls, v in await collector.collect()}
         await collector.aclose()

@@ -1,16 +1,19 @@
 """The E2B collector: sandbox concurrency against the plan's limit, and monthly sandbox-hours.
 
-Running sandboxes come from E2B's API (``GET /v2/sandboxes?state=running``
-with the ``X-API-KEY`` header, paged by the ``x-next-token`` response header —
-the listing the ``e2b`` SDK's ``Sandbox.list()`` performs) when an API key is
-configured. Sandbox-hours used this month are computed from agent-job
-durations (every agent job runs in one sandbox), since E2B bills by sandbox
-time; they are compared with the configured monthly quota — the plan's
-"E2B Quota Warning".
+Running sandboxes come from E2B's listing when an API key is configured:
+through the ``e2b`` SDK's ``AsyncSandbox.list()`` when the SDK is installed
+(``pip install 'soulwatch[e2b]'``), else by the same HTTP call the SDK makes
+(``GET /v2/sandboxes?state=running`` with the ``X-API-KEY`` header, paged by
+the ``x-next-token`` response header), so the monitor needs no extra for it.
+
+Sandbox-hours used this month are computed from agent-job durations (every
+agent job runs in one sandbox), since E2B bills by sandbox time; they are
+compared with the configured monthly quota — the plan's "E2B Quota Warning".
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +22,10 @@ from soulwatch.sources.collectors.base import CollectedSample, sample
 from soulwatch.sources.collectors.config import E2BCollectorConfig
 
 _MAX_PAGES = 50  # 50 pages of 100: far beyond any plan's concurrency limit
+
+
+def _sdk_installed() -> bool:
+    return importlib.util.find_spec("e2b") is not None
 
 
 class E2BError(SoulwatchError):
@@ -36,11 +43,16 @@ class E2BCollector:
         *,
         hours_used: Callable[[], float] | None = None,
         transport: Any = None,
+        use_sdk: bool | None = None,
     ) -> None:
         self.config = config or E2BCollectorConfig()
         self._hours_used = hours_used
         self._client: Any = None
-        if self.config.api_key:
+        #: The SDK when it is installed (and no test transport is injected).
+        self._use_sdk = bool(self.config.api_key) and (
+            use_sdk if use_sdk is not None else transport is None and _sdk_installed()
+        )
+        if self.config.api_key and not self._use_sdk:
             try:
                 import httpx
             except ImportError as exc:  # pragma: no cover - depends on the install
@@ -54,6 +66,8 @@ class E2BCollector:
 
     async def running_sandboxes(self) -> int:
         """How many sandboxes are running now, summed over every page of the listing."""
+        if self._use_sdk:
+            return await self._running_via_sdk()
         assert self._client is not None
         total = 0
         token: str | None = None
@@ -70,6 +84,23 @@ class E2BCollector:
                 break
         return total
 
+    async def _running_via_sdk(self) -> int:
+        from e2b import AsyncSandbox, SandboxQuery, SandboxState
+
+        paginator = AsyncSandbox.list(
+            query=SandboxQuery(state=[SandboxState.RUNNING]),
+            limit=100,
+            api_key=self.config.api_key,
+            api_url=self.config.api_url.rstrip("/"),
+            request_timeout=self.config.timeout_seconds,
+        )
+        total = 0
+        for _ in range(_MAX_PAGES):
+            if not paginator.has_next:
+                break
+            total += len(await paginator.next_items())
+        return total
+
     async def collect(self) -> list[CollectedSample]:
         """One cycle."""
         out = [
@@ -78,7 +109,7 @@ class E2BCollector:
         ]
         if self._hours_used is not None:
             out.append(sample("e2b_sandbox_hours_used", self._hours_used()))
-        if self._client is not None:
+        if self.config.api_key:
             out.append(sample("e2b_sandboxes_running", await self.running_sandboxes()))
         return out
 
