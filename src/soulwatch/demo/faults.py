@@ -24,9 +24,3 @@ class Faults:
     hung_job: bool = False
     #: The Reddit poller stops ingesting and stops sending heartbeats.
     poller_stalled: bool = False
-
-    def clear(self) -> None:
-        """Back to a healthy platform."""
-        healthy = Faults()
-        for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(healthy, name))

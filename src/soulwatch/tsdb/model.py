@@ -179,8 +179,3 @@ def values_of(name: str, label_sets: Iterable[Labels]) -> list[str]:
     values = {labels.get(name) for labels in label_sets}
     values.discard("")
     return sorted(values)
-
-
-def is_finite(value: float) -> bool:
-    """True for a finite float (not NaN, not ±Inf)."""
-    return math.isfinite(value)

@@ -104,11 +104,6 @@ class SoulcasterCollector:
         self._month_seconds: dict[str, float] = {}
         self._running_seconds_this_month = 0.0
 
-    @property
-    def round_trips(self) -> int:
-        """Redis round trips made so far (each SCAN or pipeline is one)."""
-        return self._reader.round_trips
-
     def sandbox_hours_this_month(self) -> float:
         """Agent-job hours in the current UTC month: finished jobs plus running ones so far."""
         month = _month(self._clock.time())
