@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want_system=${SOULWATCH_SYSTEM_PACKAGES:-redis-server prometheus prometheus-alertmanager openssl}
+want_system=${SOULWATCH_SYSTEM_PACKAGES:-redis-server prometheus prometheus-alertmanager victoria-metrics chromium chromium-driver openssl}
 missing=()
 for pkg in $want_system; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -17,7 +17,7 @@ if [ ${#missing[@]} -gt 0 ]; then
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
         # Debian starts these as services; soulwatch's tests and demo start their own.
-        for svc in redis-server prometheus prometheus-alertmanager; do
+        for svc in redis-server prometheus prometheus-alertmanager victoria-metrics; do
             service "$svc" stop >/dev/null 2>&1 || true
         done
     else
