@@ -44,6 +44,7 @@ from soulwatch.rules.evaluator import RuleManager
 from soulwatch.rules.loader import load_rule_files
 from soulwatch.rules.model import GroupSpec
 from soulwatch.rules.store import AlertStateStore
+from soulwatch.rum import RumIntake, RumRecorder
 from soulwatch.sources.base import Scheduler, Source, SourceStatus, phase
 from soulwatch.sources.collectors.e2b import E2BCollector
 from soulwatch.sources.collectors.redis_reader import RedisPyReader, UpstashRestReader
@@ -159,6 +160,7 @@ class Monitor:
         self.heartbeats: HeartbeatMonitor
         self.scrape: ScrapeManager
         self.collectors: Scheduler
+        self.rum: RumRecorder | None = None
         self.probes: ProbeManager
         self.rules: RuleManager
         self.silences: SilenceStore
@@ -219,6 +221,8 @@ class Monitor:
         self.scrape = ScrapeManager(
             config.resolved_scrape_configs(), self.storage, clock=self.clock
         )
+        # RUM aggregates live for the whole run: a reload keeps the counters.
+        self.rum = RumRecorder(config.rum, self.clock.time) if config.rum.sites else None
         self.collectors = Scheduler(self.clock, self._collector_sources(config))
         self.probes = ProbeManager(config.probes, self.storage, clock=self.clock)
         # Groups are placed after the sources exist: they evaluate right after them.
@@ -241,6 +245,7 @@ class Monitor:
             metrics=lambda: generate_latest(self.registry),
             health=self.health,
             external_labels=tuple(config.global_.external_labels.items()),
+            rum=RumIntake(config.rum, self.rum, self.clock) if self.rum else None,
         )
         self.scrape.start()
         self.probes.start()
@@ -503,6 +508,12 @@ class Monitor:
                     interval=e2b.interval_seconds,
                     timeout=e2b.timeout_seconds,
                     clock=self.clock,
+                )
+            )
+        if self.rum is not None:
+            sources.append(
+                CollectorSource(
+                    self.rum, self.storage, interval=config.rum.interval, clock=self.clock
                 )
             )
         return sources
