@@ -38,6 +38,7 @@ from soulwatch.api.views import OutboxView, RuleManagerView, ScrapeView, Silence
 from soulwatch.clock import Clock, SystemClock
 from soulwatch.config import SoulwatchConfig, load_config
 from soulwatch.exceptions import ConfigError, SoulwatchError
+from soulwatch.otlp.intake import OtlpIntake
 from soulwatch.promql.engine import Engine
 from soulwatch.promql.parser import parse as parse_promql
 from soulwatch.rules.evaluator import RuleManager
@@ -161,6 +162,7 @@ class Monitor:
         self.scrape: ScrapeManager
         self.collectors: Scheduler
         self.rum: RumRecorder | None = None
+        self.otlp: OtlpIntake | None = None
         self.probes: ProbeManager
         self.rules: RuleManager
         self.silences: SilenceStore
@@ -223,6 +225,7 @@ class Monitor:
         )
         # RUM aggregates live for the whole run: a reload keeps the counters.
         self.rum = RumRecorder(config.rum, self.clock.time) if config.rum.sites else None
+        self.otlp = OtlpIntake(config.otlp) if config.otlp.enabled else None
         self.collectors = Scheduler(self.clock, self._collector_sources(config))
         self.probes = ProbeManager(config.probes, self.storage, clock=self.clock)
         # Groups are placed after the sources exist: they evaluate right after them.
@@ -246,6 +249,7 @@ class Monitor:
             health=self.health,
             external_labels=tuple(config.global_.external_labels.items()),
             rum=RumIntake(config.rum, self.rum, self.clock) if self.rum else None,
+            otlp=self.otlp,
         )
         self.scrape.start()
         self.probes.start()
@@ -510,6 +514,8 @@ class Monitor:
                     clock=self.clock,
                 )
             )
+        if self.otlp is not None:
+            sources.append(self.otlp.source(self.storage, self.clock))
         if self.rum is not None:
             sources.append(
                 CollectorSource(

@@ -57,6 +57,7 @@ def create_app(ctx: ApiContext) -> Starlette:
         *PushApi(ctx, auth).routes(),
         *own.routes(),
         *(ctx.rum.routes() if ctx.rum else ()),
+        *(ctx.otlp.routes(auth) if ctx.otlp else ()),
     ]
     return Starlette(routes=routes, exception_handlers={Exception: _internal_error})
 
