@@ -38,6 +38,8 @@ from soulwatch.alerting.config import load_config as load_alerting_file
 from soulwatch.config_loading import Positions, load_yaml, validation_error
 from soulwatch.duration import Duration
 from soulwatch.exceptions import ConfigError
+from soulwatch.otlp.config import OtlpConfig
+from soulwatch.rum.config import RumConfig
 from soulwatch.sources.collectors.config import E2BCollectorConfig, SoulcasterCollectorConfig
 from soulwatch.sources.heartbeats import HeartbeatsConfig
 from soulwatch.sources.probes.config import ProbeConfig
@@ -187,6 +189,8 @@ class SoulwatchConfig(_Model):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     self_monitoring: SelfMonitoringConfig = Field(default_factory=SelfMonitoringConfig)
+    rum: RumConfig = Field(default_factory=RumConfig)
+    otlp: OtlpConfig = Field(default_factory=OtlpConfig)
 
     _source: Path | None = PrivateAttr(default=None)
     _routing: AlertingConfig | None = PrivateAttr(default=None)

@@ -38,12 +38,14 @@ from soulwatch.api.views import OutboxView, RuleManagerView, ScrapeView, Silence
 from soulwatch.clock import Clock, SystemClock
 from soulwatch.config import SoulwatchConfig, load_config
 from soulwatch.exceptions import ConfigError, SoulwatchError
+from soulwatch.otlp.intake import OtlpIntake
 from soulwatch.promql.engine import Engine
 from soulwatch.promql.parser import parse as parse_promql
 from soulwatch.rules.evaluator import RuleManager
 from soulwatch.rules.loader import load_rule_files
 from soulwatch.rules.model import GroupSpec
 from soulwatch.rules.store import AlertStateStore
+from soulwatch.rum import RumIntake, RumRecorder
 from soulwatch.sources.base import Scheduler, Source, SourceStatus, phase
 from soulwatch.sources.collectors.e2b import E2BCollector
 from soulwatch.sources.collectors.redis_reader import RedisPyReader, UpstashRestReader
@@ -159,6 +161,8 @@ class Monitor:
         self.heartbeats: HeartbeatMonitor
         self.scrape: ScrapeManager
         self.collectors: Scheduler
+        self.rum: RumRecorder | None = None
+        self.otlp: OtlpIntake | None = None
         self.probes: ProbeManager
         self.rules: RuleManager
         self.silences: SilenceStore
@@ -219,6 +223,9 @@ class Monitor:
         self.scrape = ScrapeManager(
             config.resolved_scrape_configs(), self.storage, clock=self.clock
         )
+        # RUM aggregates live for the whole run: a reload keeps the counters.
+        self.rum = RumRecorder(config.rum, self.clock.time) if config.rum.sites else None
+        self.otlp = OtlpIntake(config.otlp) if config.otlp.enabled else None
         self.collectors = Scheduler(self.clock, self._collector_sources(config))
         self.probes = ProbeManager(config.probes, self.storage, clock=self.clock)
         # Groups are placed after the sources exist: they evaluate right after them.
@@ -241,6 +248,8 @@ class Monitor:
             metrics=lambda: generate_latest(self.registry),
             health=self.health,
             external_labels=tuple(config.global_.external_labels.items()),
+            rum=RumIntake(config.rum, self.rum, self.clock) if self.rum else None,
+            otlp=self.otlp,
         )
         self.scrape.start()
         self.probes.start()
@@ -503,6 +512,14 @@ class Monitor:
                     interval=e2b.interval_seconds,
                     timeout=e2b.timeout_seconds,
                     clock=self.clock,
+                )
+            )
+        if self.otlp is not None:
+            sources.append(self.otlp.source(self.storage, self.clock))
+        if self.rum is not None:
+            sources.append(
+                CollectorSource(
+                    self.rum, self.storage, interval=config.rum.interval, clock=self.clock
                 )
             )
         return sources

@@ -56,6 +56,8 @@ def create_app(ctx: ApiContext) -> Starlette:
         *SilenceApi(ctx, auth).routes(),
         *PushApi(ctx, auth).routes(),
         *own.routes(),
+        *(ctx.rum.routes() if ctx.rum else ()),
+        *(ctx.otlp.routes(auth) if ctx.otlp else ()),
     ]
     return Starlette(routes=routes, exception_handlers={Exception: _internal_error})
 

@@ -16,7 +16,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from soulwatch.clock import Clock, SystemClock
 from soulwatch.config import ApiConfig, AuthConfig, SoulwatchConfig
+from soulwatch.otlp.intake import OtlpIntake
 from soulwatch.promql.values import QueryEngine
+from soulwatch.rum.intake import RumIntake
 from soulwatch.sources.heartbeats import HeartbeatMonitor
 from soulwatch.tsdb.storage import Storage
 
@@ -114,3 +116,5 @@ class ApiContext:
     metrics: Callable[[], bytes] | None = None
     health: Callable[[], JSONDict] | None = None
     external_labels: Sequence[tuple[str, str]] = ()
+    rum: RumIntake | None = None
+    otlp: OtlpIntake | None = None
