@@ -181,3 +181,39 @@ def test_instrumented_app_pushes_its_http_metrics_when_the_server_stops() -> Non
     assert {"key": "route", "value": {"stringValue": "/clusters/{cluster_id}"}} in point[
         "attributes"
     ]
+
+
+def test_dogstatsd_values_arrive_exactly_as_large_and_precise_as_they_are(
+    udp: socket.socket,
+) -> None:
+    registry = CollectorRegistry()
+    sizes = Counter("payload_bytes", "b", ["size"], registry=registry)
+    for label, amount in (("mega", 1e6), ("giga", 1e9), ("peta", 1e15), ("odd", 1_234_567)):
+        sizes.labels(label).inc(amount)
+    Gauge("process_start_time_seconds", "s", registry=registry).set(1796401695.19)
+    Gauge("ratio", "r", registry=registry).set(0.1 + 0.2)
+    exporter = DogStatsDExporter("127.0.0.1", udp.getsockname()[1])
+    exporter.export(list(registry.collect()), 0.0)
+    received: dict[str, str] = {}
+    for line in _receive_lines(udp):
+        name_value, _, rest = line.partition("|")
+        name, _, value = name_value.partition(":")
+        received[f"{name}{rest.partition('|#')[2]}"] = value
+    exporter.close()
+    for label, amount in (("mega", 1e6), ("giga", 1e9), ("peta", 1e15), ("odd", 1_234_567)):
+        assert float(received[f"payload_bytes_totalsize:{label}"]) == amount
+    assert received["payload_bytes_totalsize:peta"] == "1000000000000000"
+    assert received["process_start_time_seconds"] == "1796401695.19"
+    assert float(received["ratio"]) == 0.1 + 0.2  # every digit kept: 0.30000000000000004
+
+
+def test_otlp_timestamps_keep_the_hundredths_of_a_second() -> None:
+    registry = CollectorRegistry()
+    Gauge("agent_jobs_running", "j", registry=registry).set(1)
+    Counter("jobs", "j", registry=registry).inc()
+    exporter = OtlpExporter("http://127.0.0.1:1", service="backend", start_time=1796401695.19)
+    body = exporter.payload(registry.collect(), 1796401755.27)
+    metrics = {m["name"]: m for m in body["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]}
+    [point] = metrics["jobs"]["sum"]["dataPoints"]
+    assert point["startTimeUnixNano"] == "1796401695190000000"
+    assert point["timeUnixNano"] == "1796401755270000000"

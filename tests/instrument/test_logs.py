@@ -158,3 +158,37 @@ def test_console_format_is_readable_text_not_json() -> None:
     assert "stdlib says hi" in lines[1]
     for line in lines:
         assert not line.lstrip().startswith("{")
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_uvicorns_error_line_and_app_logs_carry_no_secret(tmp_path: Path, fmt: str) -> None:
+    from tests.instrument.leaky_app import SECRETS
+
+    log_file = tmp_path / "app.log"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [
+        sys.executable, "-m", "uvicorn", "tests.instrument.leaky_app:served_app", "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "info",
+    ]  # fmt: skip
+    env = subprocess_env(SW_TEST_LOG_FILE=str(log_file), SW_TEST_LOG_FORMAT=fmt)
+    with started(argv, env=env, ready=lambda: httpx.get(url + "/health").is_success):
+        body = {"email": "ada.lovelace@example.com", "password": "hunter2"}
+        assert httpx.post(url + "/signup", json=body).status_code == 500
+
+        def error_logged() -> str | None:
+            text = log_file.read_text()
+            return text if "Exception in ASGI application" in text else None
+
+        text = wait_until(error_logged, timeout=15, what="uvicorn's error line")
+    assert "calling billing with api_key: [redacted] for [redacted]" in text
+    assert [secret for secret in SECRETS if secret in text] == []
+    if fmt == "json":
+        error = next(line for line in _lines(log_file) if "exception" in line)
+        assert error["logger"] == "uvicorn.error"
+        assert error["exception"][-1]["exc_type"] == "RuntimeError"
+        assert error["exception"][-1]["exc_value"].startswith(
+            "login failed password=[redacted] for [redacted] via postgres://[redacted]@db"
+        )
+    else:
+        assert "RuntimeError: login failed password=[redacted] for [redacted]" in text

@@ -106,3 +106,47 @@ def test_before_send_tags_scrubs_and_chains_to_the_users_hook() -> None:
     assert "pw123456" not in result["message"]
     assert result["request"]["headers"] == {"Authorization": "[redacted]", "Accept": "*/*"}
     assert seen == [result]
+
+
+def test_no_secret_reaches_sentry_in_values_breadcrumbs_frame_vars_or_bodies(
+    recorder: Recorder,
+) -> None:
+    from tests.instrument.leaky_app import SECRETS
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [
+        sys.executable, "-m", "uvicorn", "tests.instrument.leaky_app:served_app", "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+    ]  # fmt: skip
+    env = subprocess_env(SW_TEST_SENTRY_DSN=f"http://publickey@127.0.0.1:{recorder.port}/1")
+    with started(argv, env=env, ready=lambda: httpx.get(url + "/health").is_success):
+        response = httpx.post(
+            url + "/signup",
+            json={"email": "ada.lovelace@example.com", "password": "hunter2", "plan": "pro"},
+        )
+        assert response.status_code == 500
+        events = wait_until(lambda: _events(recorder), timeout=20, what="a Sentry event")
+
+    event = events[0]
+    # What makes the event useful is still there...
+    exception = event["exception"]["values"][-1]
+    assert exception["type"] == "RuntimeError"
+    assert exception["value"].startswith("login failed password=[redacted] for [redacted] via ")
+    crumbs = [c.get("message", "") for c in event["breadcrumbs"]["values"]]
+    assert any(c.startswith("calling billing with api_key: [redacted]") for c in crumbs)
+    frames = exception["stacktrace"]["frames"]
+    signup = next(f for f in frames if f.get("function") == "signup")
+    assert {"api_token", "aws", "body"} <= signup["vars"].keys()
+    assert event["request"]["data"]["plan"] == "pro"
+    # ...and nothing secret is, anywhere in the envelope.
+    raw = b"".join(_decoded(r) for r in recorder.received("/api/1/envelope/")).decode()
+    leaked = [secret for secret in SECRETS if secret in raw]
+    assert leaked == []
+
+
+def _decoded(request: RecordedRequest) -> bytes:
+    return b"\n".join(
+        json.dumps(payload).encode() if isinstance(payload, dict) else payload
+        for _, payload in _envelope_items(request)
+    )

@@ -198,8 +198,35 @@ class MSTeamsConfig(_Model):
     send_resolved: bool = True
 
 
+class SoulcasterConfig(_Model):
+    """soulwatch extension: each alert becomes Soulcaster feedback through its Datadog intake."""
+
+    url: str
+    project_id: str = Field(min_length=1)
+    webhook_secret: str | None = None
+    webhook_secret_file: str | None = None
+    #: A recovery is not something to fix: off unless asked for.
+    send_resolved: bool = False
+    max_body: int = Field(16_000, ge=1_000, le=200_000)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"url must be the backend's http(s):// base URL, got {value!r}")
+        return value
+
+
 IntegrationKind = Literal[
-    "webhook", "slack", "pagerduty", "email", "github", "alertmanager", "discord", "msteams"
+    "webhook",
+    "slack",
+    "pagerduty",
+    "email",
+    "github",
+    "alertmanager",
+    "discord",
+    "msteams",
+    "soulcaster",
 ]
 IntegrationConfig = (
     WebhookConfig
@@ -210,6 +237,7 @@ IntegrationConfig = (
     | AlertmanagerForwardConfig
     | DiscordConfig
     | MSTeamsConfig
+    | SoulcasterConfig
 )
 
 
@@ -225,6 +253,7 @@ class Receiver(_Model):
     alertmanager_configs: list[AlertmanagerForwardConfig] = Field(default_factory=list)
     discord_configs: list[DiscordConfig] = Field(default_factory=list)
     msteams_configs: list[MSTeamsConfig] = Field(default_factory=list)
+    soulcaster_configs: list[SoulcasterConfig] = Field(default_factory=list)
 
     def integrations(self) -> list[tuple[IntegrationKind, int, IntegrationConfig]]:
         """Every integration as ``(kind, index, config)``."""
@@ -238,6 +267,7 @@ class Receiver(_Model):
             ("alertmanager", self.alertmanager_configs),
             ("discord", self.discord_configs),
             ("msteams", self.msteams_configs),
+            ("soulcaster", self.soulcaster_configs),
         )
         for kind, configs in kinds:
             out.extend((kind, i, c) for i, c in enumerate(configs))

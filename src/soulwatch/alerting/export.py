@@ -19,7 +19,12 @@ import yaml
 from soulwatch.alerting.config import AlertingConfig, Route, format_duration
 
 _DURATIONS = ("group_wait", "group_interval", "repeat_interval")
-_DROPPED_INTEGRATIONS = ("github_configs", "alertmanager_configs", "msteams_configs")
+_DROPPED_INTEGRATIONS = (
+    "github_configs",
+    "alertmanager_configs",
+    "msteams_configs",
+    "soulcaster_configs",
+)
 
 
 def export_alertmanager(config: AlertingConfig) -> tuple[str, list[str]]:

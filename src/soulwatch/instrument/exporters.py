@@ -21,6 +21,7 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
@@ -58,6 +59,18 @@ def urllib_post(url: str, body: bytes, headers: Mapping[str, str], timeout: floa
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
+
+
+def format_value(value: float) -> str:
+    """``value`` as the shortest decimal that reads back as exactly the same float.
+
+    Integral values within float's exact integer range drop the ``.0``
+    (``1000000``, ``1796401695``); everything else is ``repr(float)``
+    (``1796401695.19``, ``1e+16``), never a rounded ``%g``.
+    """
+    if value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(float(value))
 
 
 def _clean_tag(value: str) -> str:
@@ -110,7 +123,7 @@ class DogStatsDExporter:
                     continue
                 tags = self.tags + [f"{k}:{_clean_tag(v)}" for k, v in labels]
                 suffix = f"|#{','.join(tags)}" if tags else ""
-                out.append(f"{sample.name}:{value:g}|{kind}{suffix}")
+                out.append(f"{sample.name}:{format_value(value)}|{kind}{suffix}")
         return out
 
     def export(self, families: Sequence[Metric], now: float) -> None:
@@ -165,7 +178,7 @@ class OtlpExporter:
         """The OTLP JSON request for ``families`` collected at ``now``."""
         if self.start_time is None:
             self.start_time = now
-        start_ns, now_ns = str(int(self.start_time * 1e9)), str(int(now * 1e9))
+        start_ns, now_ns = _unix_nanos(self.start_time), _unix_nanos(now)
         metrics: list[dict[str, Any]] = []
         for family in families:
             metric = self._metric(family, start_ns, now_ns)
@@ -220,6 +233,12 @@ class OtlpExporter:
         status = self.post(self.url, body, self.headers, self.timeout)
         if status >= 400:
             raise OSError(f"OTLP collector at {redact_text(self.url)} answered {status}")
+
+
+def _unix_nanos(seconds: float) -> str:
+    # Through the shortest decimal, not ``seconds * 1e9``: the product rounds to
+    # the nearest representable float and 1796401695.19 would come out ...189999872.
+    return str(int(Decimal(repr(float(seconds))) * 1_000_000_000))
 
 
 def _histogram_points(family: Metric, start_ns: str, now_ns: str) -> list[dict[str, Any]]:

@@ -12,9 +12,13 @@
 
 with ``?rid=<uuid>`` pairing a start with its end when a run is tracked.
 Sending never raises into the caller and never blocks it longer than
-``timeout`` seconds in total, retries included; failures are counted in
-``heartbeat_ping_errors_total{name}``. ``heartbeat_last_success_timestamp_seconds{name}``
-is set on every success, for those who scrape instead.
+``timeout`` seconds in total, retries included. For those who scrape instead,
+``heartbeat_last_success_timestamp_seconds{name}`` and
+``heartbeat_last_failure_timestamp_seconds{name}`` move only when the ping was
+delivered (a 2xx/3xx answer); a ping that could not be delivered after retries
+counts in ``heartbeat_ping_errors_total{name}`` and sets
+``heartbeat_last_ping_error_timestamp_seconds{name}`` instead. Bodies (a fail
+reason, a log) are scrubbed of secrets before they leave the process.
 """
 
 from __future__ import annotations
@@ -84,6 +88,13 @@ class _HeartbeatMetrics:
             ("name",),
             registry=registry,
         )
+        self.last_error = Gauge(
+            "heartbeat_last_ping_error_timestamp_seconds",
+            "When a ping last failed to be delivered, seconds since epoch.",
+            ("name",),
+            registry=registry,
+            multiprocess_mode="max",
+        )
 
 
 class Heartbeat:
@@ -125,7 +136,7 @@ class Heartbeat:
     def send(self, suffix: str = "", body: str = "", rid: str | None = None) -> bool:
         """Send one ping to ``<url><suffix>``; True when delivered. Never raises."""
         target = self._target(suffix, rid)
-        payload = body.encode("utf-8", "replace")[:_MAX_BODY]
+        payload = redact_text(body).encode("utf-8", "replace")[:_MAX_BODY] if body else b""
         deadline = time.monotonic() + self.timeout
         last_error = ""
         for attempt in range(self.retries + 1):
@@ -146,6 +157,7 @@ class Heartbeat:
             if attempt < self.retries and backoff > 0:
                 self._sleep(backoff)
         self._metrics.errors.labels(self.name).inc()
+        self._metrics.last_error.labels(self.name).set(self.clock.time())
         _log.warning(
             "heartbeat ping failed",
             extra={"heartbeat": self.name, "error": redact_text(last_error)},
@@ -161,22 +173,28 @@ class Heartbeat:
         return self.send("/start", rid=rid)
 
     def success(self, rid: str | None = None, body: str = "") -> bool:
-        """Report success and set ``heartbeat_last_success_timestamp_seconds``."""
-        self._metrics.last_success.labels(self.name).set(self.clock.time())
-        return self.send("", body=body, rid=rid)
+        """Report success; once delivered, set ``heartbeat_last_success_timestamp_seconds``."""
+        return self._report(self._metrics.last_success, "", body, rid)
 
     def fail(self, reason: str = "", rid: str | None = None) -> bool:
-        """Report failure (``/fail``) with ``reason`` as the body."""
-        self._metrics.last_failure.labels(self.name).set(self.clock.time())
-        return self.send("/fail", body=reason, rid=rid)
+        """Report failure (``/fail``) with ``reason`` (scrubbed) as the body."""
+        return self._report(self._metrics.last_failure, "/fail", reason, rid)
 
     def exit_code(self, code: int, reason: str = "", rid: str | None = None) -> bool:
         """Report a process exit code (``/<code>``; 0 is success, anything else failure)."""
         if not 0 <= code <= 255:
             raise ValueError(f"exit code must be 0..255, got {code}")
         gauge = self._metrics.last_success if code == 0 else self._metrics.last_failure
-        gauge.labels(self.name).set(self.clock.time())
-        return self.send(f"/{code}", body=reason, rid=rid)
+        return self._report(gauge, f"/{code}", reason, rid)
+
+    def _report(self, gauge: Gauge, suffix: str, body: str, rid: str | None) -> bool:
+        # The time is taken when the outcome happened, the gauge moves only if
+        # soulwatch really heard of it: a board must not show a success nobody received.
+        at = self.clock.time()
+        delivered = self.send(suffix, body=body, rid=rid)
+        if delivered:
+            gauge.labels(self.name).set(at)
+        return delivered
 
     # -- async variants: the blocking send runs in a thread --------------------
 

@@ -14,6 +14,7 @@ Nothing happens at import: logging is configured only when this is called.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
@@ -22,10 +23,10 @@ from typing import Any, Final, Literal, TextIO
 
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
-from structlog.typing import EventDict, Processor, WrappedLogger
+from structlog.typing import EventDict, ExcInfo, Processor, WrappedLogger
 
 from soulwatch.instrument.context import current_request_id
-from soulwatch.instrument.redact import REDACTED, is_sensitive_key, redact
+from soulwatch.instrument.redact import REDACTED, is_sensitive_key, redact, redact_text
 
 LogFormat = Literal["json", "console"]
 """``json`` for production, ``console`` for development."""
@@ -89,6 +90,13 @@ def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDic
         elif isinstance(value, str | list | dict):
             event_dict[key] = redact(value)
     return event_dict
+
+
+def redacted_traceback(sio: TextIO, exc_info: ExcInfo) -> None:
+    """Console exception formatter: the plain traceback (no locals), scrubbed."""
+    buffer = io.StringIO()
+    structlog.dev.plain_traceback(buffer, exc_info)
+    sio.write(redact_text(buffer.getvalue()))
 
 
 def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -158,8 +166,12 @@ def configure_logging(
         renderer = structlog.processors.JSONRenderer()
     else:
         final = [redact_secrets]
-        # Colours only on a terminal: a file or pipe gets plain text.
-        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+        # Colours only on a terminal: a file or pipe gets plain text. The
+        # renderer formats exc_info itself, after redact_secrets ran: its
+        # traceback text is scrubbed on the way out, and shows no locals.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=out.isatty(), exception_formatter=redacted_traceback
+        )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=pre_chain,
         pass_foreign_args=True,

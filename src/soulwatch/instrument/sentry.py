@@ -2,6 +2,12 @@
 
 Needs the ``sentry`` extra. With no DSN (argument or ``SENTRY_DSN``) it does
 nothing and says so in one log line, so the same code runs in development.
+
+Scrubbing runs on the whole event, as the last step before it leaves: every
+string in it (message, exception values, breadcrumbs, frame variables, request
+body, extras) goes through :func:`soulwatch.instrument.redact.redact_text`, and
+values under sensitive keys are dropped. Transactions get the same treatment
+(span descriptions carry URLs and queries).
 """
 
 from __future__ import annotations
@@ -22,8 +28,16 @@ BeforeSend = Callable[[Event, dict[str, Any]], Event | None]
 
 
 def scrub_event(event: Event) -> Event:
-    """``event`` with secrets removed from request headers, cookies, query, data and extras."""
+    """``event`` with secrets removed from every string and sensitive field in it."""
     return redact(event)  # type: ignore[no-any-return]
+
+
+def _scrubbing(then: BeforeSend | None) -> BeforeSend:
+    def before_send_transaction(event: Event, hint: dict[str, Any]) -> Event | None:
+        event = scrub_event(event)
+        return then(event, hint) if then is not None else event
+
+    return before_send_transaction
 
 
 def make_before_send(service: str | None, then: BeforeSend | None = None) -> BeforeSend:
@@ -57,7 +71,8 @@ def init_sentry(
 
     ``dsn`` defaults to ``SENTRY_DSN``; ``environment`` and ``release`` to
     ``SENTRY_ENVIRONMENT`` and ``SENTRY_RELEASE``. ``options`` go to
-    ``sentry_sdk.init`` unchanged. ``send_default_pii`` stays off.
+    ``sentry_sdk.init`` unchanged, except a ``before_send_transaction``, which
+    runs after the scrubbing as ``before_send`` does. ``send_default_pii`` stays off.
     """
     dsn = dsn or os.environ.get("SENTRY_DSN")
     if not dsn:
@@ -71,6 +86,7 @@ def init_sentry(
         sample_rate=sample_rate,
         traces_sample_rate=traces_sample_rate,
         before_send=make_before_send(service, before_send),
+        before_send_transaction=_scrubbing(options.pop("before_send_transaction", None)),
         send_default_pii=False,
         **options,
     )

@@ -16,6 +16,7 @@ from soulwatch.alerting.config import (
     MSTeamsConfig,
     PagerDutyConfig,
     SlackConfig,
+    SoulcasterConfig,
     WebhookConfig,
     read_secret,
 )
@@ -26,6 +27,7 @@ from soulwatch.alerting.notifiers.email import EmailNotifier
 from soulwatch.alerting.notifiers.github import GitHubNotifier, IssueIndex
 from soulwatch.alerting.notifiers.pagerduty import PagerDutyNotifier
 from soulwatch.alerting.notifiers.slack import SlackNotifier
+from soulwatch.alerting.notifiers.soulcaster import EvidenceSource, SoulcasterNotifier
 from soulwatch.alerting.notifiers.webhook import WebhookNotifier
 from soulwatch.clock import Clock
 from soulwatch.exceptions import ConfigError
@@ -61,8 +63,12 @@ def build_notifiers(
     client: httpx.AsyncClient,
     clock: Clock,
     issue_index: IssueIndex,
+    evidence: EvidenceSource | None = None,
 ) -> dict[str, Notifier]:
-    """A notifier for every integration of every receiver, keyed by integration id."""
+    """A notifier for every integration of every receiver, keyed by integration id.
+
+    ``evidence`` feeds the Soulcaster feedback bodies (the monitor's data).
+    """
     out: dict[str, Notifier] = {}
     g = config.global_
     base = config.base_dir
@@ -153,6 +159,22 @@ def build_notifiers(
                 )
                 notifier = ChatWebhookNotifier(
                     _need(url, where, "webhook_url"), kind=kind, client=client, clock=clock
+                )
+            elif isinstance(c, SoulcasterConfig):
+                secret = read_secret(
+                    c.webhook_secret,
+                    c.webhook_secret_file,
+                    base_dir=base,
+                    what=f"{where} webhook_secret",
+                )
+                notifier = SoulcasterNotifier(
+                    c.url,
+                    c.project_id,
+                    client=client,
+                    clock=clock,
+                    webhook_secret=secret,
+                    evidence=evidence,
+                    max_body=c.max_body,
                 )
             else:  # pragma: no cover - the union is exhaustive
                 raise ConfigError(f"{where}: unsupported integration")
