@@ -421,6 +421,13 @@ class _Parser:
             token = self.tok
             if token.kind is TokenKind.NUMBER:
                 seconds = sign * self.number(token)
+            elif token.kind is TokenKind.DURATION:
+                # Prometheus 3 reads "@ 100s" / "@ 1m40s" as seconds since the epoch.
+                try:
+                    seconds = sign * parse_duration(token.text) / 1000
+                except ValueError as exc:
+                    self.defer(str(exc), token.pos)
+                    seconds = 0.0
             elif token.kind is TokenKind.IDENT and token.text.lower() in ("inf", "nan"):
                 seconds = sign * (math.inf if token.text.lower() == "inf" else math.nan)
             else:
