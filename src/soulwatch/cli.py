@@ -9,13 +9,14 @@ exit code (0 ok, 1 a check failed, 2 a usage or input error).
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from soulwatch import __version__
 from soulwatch.exceptions import SoulwatchError
-from soulwatch.promql.engine import Engine
+from soulwatch.promql.engine import FEATURES, Engine
 from soulwatch.promql.promqltest import Outcome, run_file
 
 Command = Callable[[argparse.Namespace], int]
@@ -82,6 +83,14 @@ def _add_promql_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--show-unsupported",
         action="store_true",
         help="also list each unsupported case and why it is out of scope",
+    )
+    test.add_argument(
+        "--enable-feature",
+        action="append",
+        default=[],
+        metavar="NAME[,NAME]",
+        help="enable engine features as Prometheus's flag of the same name does: "
+        "promql-delayed-name-removal, type-and-unit-labels",
     )
     test.set_defaults(func=_cmd_promql_test)
 
@@ -189,14 +198,18 @@ def _cmd_version(args: argparse.Namespace) -> int:
 
 
 def _cmd_promql_test(args: argparse.Namespace) -> int:
-
+    features = [f.strip() for arg in args.enable_feature for f in arg.split(",") if f.strip()]
+    unknown = sorted(set(features) - FEATURES)
+    if unknown:
+        print(f"soulwatch: error: unknown feature {unknown[0]!r}", file=sys.stderr)
+        return 2
     any_failed = False
     for name in args.files:
         path = Path(name)
         if not path.is_file():
             print(f"soulwatch: error: {name}: no such file", file=sys.stderr)
             return 2
-        report = run_file(path, Engine)
+        report = run_file(path, functools.partial(Engine, features=features))
         print(
             f"{name}: {report.passed} passed, {report.failed} failed, "
             f"{report.unsupported} unsupported"

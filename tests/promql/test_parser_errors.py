@@ -102,7 +102,7 @@ def test_syntax_errors_are_located(query: str, line: int, column: int, message: 
         ("{}", "vector selector must contain at least one non-empty matcher"),
         ('{a=~".*"}', "vector selector must contain at least one non-empty matcher"),
         ('foo{__name__="bar"}', 'metric name must not be set twice: "foo" or "bar"'),
-        ('foo{a=~"("}', "error parsing regexp: missing ), unterminated subpattern"),
+        ('foo{a=~"("}', "error parsing regexp: missing closing ): `(`"),
     ],
 )
 def test_type_errors_in_prometheus_wording(query: str, message: str) -> None:

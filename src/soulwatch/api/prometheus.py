@@ -318,7 +318,7 @@ def _encode(result: QueryResult, *, matrix: bool = False) -> dict[str, Any]:
         }
     if isinstance(value, String):
         return {"resultType": "string", "result": [format_time(value.t_ms), value.value]}
-    if matrix or (value and isinstance(value[0], Series)):
+    if matrix or result.result_type == "matrix":
         return {
             "resultType": "matrix",
             "result": [_series(s) for s in value if isinstance(s, Series)],

@@ -170,7 +170,7 @@ def evaluate(ev: Evaluator, node: AggregateExpr, ts: list[int]) -> StepValue:
     groups = _group(value, node)
     ev.check_time()
     if op in SIMPLE:
-        return _simple(SIMPLE[op], groups, n)
+        return _keep_drop_flags(_simple(SIMPLE[op], groups, n), groups)
     if op == "quantile":
         assert isinstance(param, ScalarSteps)
         assert node.param is not None
@@ -189,7 +189,7 @@ def evaluate(ev: Evaluator, node: AggregateExpr, ts: list[int]) -> StepValue:
                 if present:
                     vals[i] = quantile(qs[i], present)
             out.append(StepSeries(labels, vals))
-        return out
+        return _keep_drop_flags(out, groups)
     if op == "count_values":
         assert isinstance(param, StringValue)
         return _count_values(param.value, groups, n)
@@ -207,21 +207,33 @@ def _pos(node: object) -> int:
     return int(getattr(node, "pos", 0))
 
 
+def _keep_drop_flags(
+    out: list[StepSeries], groups: dict[Labels, list[StepSeries]]
+) -> list[StepSeries]:
+    """Under delayed name removal, ``by (__name__)`` keeps a name that is still to go.
+
+    The group's name is dropped at the end if any of its members' was
+    (Prometheus's ``promql-delayed-name-removal``). Without the feature no
+    input carries a pending removal, and nothing changes.
+    """
+    for index, s in enumerate(out):
+        if s.labels.get(METRIC_NAME) and any(m.drop_name for m in groups.get(s.labels, ())):
+            out[index] = StepSeries(s.labels, s.vals, True)
+    return out
+
+
 def _group(value: list[StepSeries], node: AggregateExpr) -> dict[Labels, list[StepSeries]]:
     groups: dict[Labels, list[StepSeries]] = {}
     grouping = frozenset(node.grouping)
     without = node.without
     if without:
         grouping = grouping | {METRIC_NAME}
-    # A series whose name is pending removal never groups by its name.
-    grouping_unnamed = grouping - {METRIC_NAME}
     keys: dict[tuple[tuple[str, str], ...], Labels] = {}
     for s in value:
         if without:
             raw = tuple([p for p in s.labels if p[0] not in grouping])
         else:
-            names = grouping_unnamed if s.drop_name else grouping
-            raw = tuple([p for p in s.labels if p[0] in names])
+            raw = tuple([p for p in s.labels if p[0] in grouping])
         key = keys.get(raw)
         if key is None:
             key = keys[raw] = sorted_labels(raw)

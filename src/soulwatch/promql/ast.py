@@ -278,6 +278,7 @@ FUNCTIONS: dict[str, FunctionSignature] = {
     "double_exponential_smoothing": _sig("double_exponential_smoothing", "mss", experimental=True),
     "histogram_fraction": _sig("histogram_fraction", "ssv"),
     "histogram_quantile": _sig("histogram_quantile", "sv"),
+    "histogram_quantiles": _sig("histogram_quantiles", "vSss", variadic=9, experimental=True),
     "info": _sig("info", "vv", variadic=1, experimental=True),
     "label_join": _sig("label_join", "vSSS", variadic=-1),
     "label_replace": _sig("label_replace", "vSSSS"),

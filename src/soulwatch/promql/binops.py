@@ -22,7 +22,7 @@ from soulwatch.promql.stepvec import (
     keep_labels,
     merge_same_labels,
 )
-from soulwatch.tsdb.model import METRIC_NAME, Labels
+from soulwatch.tsdb.model import Labels
 
 if TYPE_CHECKING:
     from soulwatch.promql.engine import Evaluator
@@ -98,14 +98,16 @@ def evaluate(ev: Evaluator, node: BinaryExpr, ts: list[int]) -> StepValue:
     if op in SET_OPERATORS:
         if not isinstance(lhs, list) or not isinstance(rhs, list):
             raise QueryError(f'set operator "{op}" not allowed in binary scalar expression')
-        return _set_op(op, lhs, rhs, node.matching or VectorMatching())
+        return _set_op(op, lhs, rhs, node.matching or VectorMatching(), ev.metadata)
     if isinstance(lhs, list) and isinstance(rhs, ScalarSteps):
         return _vector_scalar(op, lhs, rhs, swap=False, return_bool=node.return_bool)
     if isinstance(lhs, ScalarSteps) and isinstance(rhs, list):
         return _vector_scalar(op, rhs, lhs, swap=True, return_bool=node.return_bool)
     if isinstance(lhs, list) and isinstance(rhs, list):
         ev.check_time()
-        return _vector_vector(op, lhs, rhs, node.matching or VectorMatching(), node.return_bool)
+        return _vector_vector(
+            op, lhs, rhs, node.matching or VectorMatching(), node.return_bool, metadata=ev.metadata
+        )
     raise QueryError(f"binary expression must contain only scalar and instant vector types ({op})")
 
 
@@ -160,12 +162,19 @@ def _vector_scalar(
     return out
 
 
-def signature_function(matching: VectorMatching) -> Callable[[Labels], Signature]:
-    """The label subset two series must share to match under ``on``/``ignoring``."""
+def signature_function(
+    matching: VectorMatching, metadata: frozenset[str] = NAME_ONLY
+) -> Callable[[Labels], Signature]:
+    """The label subset two series must share to match under ``on``/``ignoring``.
+
+    ``metadata`` are the labels of the metric's identity (``__name__``, and
+    with type-and-unit labels ``__type__``/``__unit__``), never matched on
+    unless named in ``on``.
+    """
     if matching.on:
         keep = frozenset(matching.labels)
         return lambda labels: tuple(p for p in labels if p[0] in keep)
-    drop = frozenset(matching.labels) | {METRIC_NAME}
+    drop = frozenset(matching.labels) | metadata
     return lambda labels: tuple(p for p in labels if p[0] not in drop)
 
 
@@ -176,9 +185,13 @@ def _presence(group: list[StepSeries], n: int) -> list[bool]:
 
 
 def _set_op(
-    op: str, lhs: list[StepSeries], rhs: list[StepSeries], matching: VectorMatching
+    op: str,
+    lhs: list[StepSeries],
+    rhs: list[StepSeries],
+    matching: VectorMatching,
+    metadata: frozenset[str],
 ) -> list[StepSeries]:
-    sig = signature_function(matching)
+    sig = signature_function(matching, metadata)
     n = len(lhs[0].vals) if lhs else (len(rhs[0].vals) if rhs else 0)
     if op == "or":
         lhs_groups: dict[Signature, list[StepSeries]] = {}
@@ -241,6 +254,8 @@ def _vector_vector(
     rhs: list[StepSeries],
     matching: VectorMatching,
     return_bool: bool,
+    *,
+    metadata: frozenset[str],
 ) -> list[StepSeries]:
     card = matching.cardinality
     if card is Cardinality.MANY_TO_MANY:
@@ -283,7 +298,7 @@ def _vector_vector(
                     # Prometheus drops the name of an arithmetic result at once (its
                     # uniqueness checks see the label set without it); ``bool``
                     # results drop it late, filters keep the left side's.
-                    labels = drop_labels(labels, NAME_ONLY)
+                    labels = drop_labels(labels, metadata)
                 vals: list[float | None] = [None] * n
                 produced = False
                 for i, (mv, ov) in enumerate(zip(m.vals, o.vals, strict=True)):

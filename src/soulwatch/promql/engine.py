@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import fields
 
 from soulwatch.clock import Clock, SystemClock
-from soulwatch.exceptions import EvaluationError, QueryError, QueryLimitError
+from soulwatch.exceptions import EvaluationError, ParseError, QueryError, QueryLimitError
 from soulwatch.promql import aggregations, binops, functions
 from soulwatch.promql.ast import (
     AggregateExpr,
@@ -36,9 +36,11 @@ from soulwatch.promql.ast import (
     UnaryExpr,
     ValueType,
     VectorSelector,
+    value_type,
 )
 from soulwatch.promql.parser import parse
 from soulwatch.promql.stepvec import (
+    METADATA_LABELS,
     NAME_ONLY,
     Annotations,
     RangeSeries,
@@ -64,6 +66,15 @@ from soulwatch.tsdb.storage import Storage
 #: Prometheus's limit on the number of steps of one range query.
 MAX_POINTS_PER_SERIES = 11_000
 
+#: Keep ``__name__`` until the end of the query when an operation removes it,
+#: so ``label_replace`` or ``by (__name__)`` can still see it.
+DELAYED_NAME_REMOVAL = "promql-delayed-name-removal"
+#: Treat ``__type__`` and ``__unit__`` as part of the metric's identity: they
+#: are removed together with ``__name__``.
+TYPE_AND_UNIT_LABELS = "type-and-unit-labels"
+#: The ``--enable-feature`` names the engine knows (as Prometheus spells them).
+FEATURES = frozenset({DELAYED_NAME_REMOVAL, TYPE_AND_UNIT_LABELS})
+
 TOO_MANY_SAMPLES = "query processing would load too many samples into memory in query execution"
 
 
@@ -74,7 +85,9 @@ class Engine:
     ``timeout_s`` its run time; both stop the query with
     :class:`~soulwatch.exceptions.QueryLimitError`. ``default_subquery_step_ms``
     is the step of a subquery written without one (Prometheus uses the global
-    evaluation interval, 1 minute by default).
+    evaluation interval, 1 minute by default). ``features`` enables behaviour
+    Prometheus keeps behind ``--enable-feature`` flags of the same names
+    (:data:`FEATURES`).
     """
 
     def __init__(
@@ -86,7 +99,14 @@ class Engine:
         timeout_s: float = 120.0,
         clock: Clock | None = None,
         default_subquery_step_ms: int = 60_000,
+        features: Iterable[str] = (),
     ) -> None:
+        self.features = frozenset(features)
+        unknown = sorted(self.features - FEATURES)
+        if unknown:
+            raise QueryError(
+                f"unknown PromQL feature {unknown[0]!r} (known: {', '.join(sorted(FEATURES))})"
+            )
         self.storage = storage
         self.lookback_delta_ms = lookback_delta_ms
         self.max_samples = max_samples
@@ -101,7 +121,9 @@ class Engine:
         expr, text = self._parse(query)
         ev = Evaluator(self, expr, text, start_ms=t_ms, end_ms=t_ms, step_ms=0)
         value = ev.eval(expr, [t_ms])
-        return ev.result(_to_instant(value, t_ms))
+        # A range selector's result is a matrix even when it holds no series.
+        kind = ValueType.MATRIX if isinstance(value, RangeValue) else None
+        return ev.result(_to_instant(value, t_ms, ev.metadata), value_type=kind)
 
     def range(self, query: str | Expr, start_ms: int, end_ms: int, step_ms: int) -> QueryResult:
         """Evaluate ``query`` at every step from ``start_ms`` to ``end_ms``; returns a matrix."""
@@ -119,16 +141,19 @@ class Engine:
                 "Try decreasing the query resolution (?step=XX)"
             )
         expr, text = self._parse(query)
+        kind = value_type(expr)
+        if kind in (ValueType.STRING, ValueType.MATRIX):
+            # Known before evaluating: a bad query (Prometheus answers bad_data).
+            raise RangeQueryTypeError(
+                f'invalid expression type "{_TYPE_NAMES[kind]}" for range query, '
+                "must be Scalar or instant Vector"
+            )
         ts = [start_ms + i * step_ms for i in range(steps)]
         ev = Evaluator(self, expr, text, start_ms=start_ms, end_ms=end_ms, step_ms=step_ms)
         value = ev.eval(expr, ts)
-        if isinstance(value, StringValue | RangeValue):
-            kind = "string" if isinstance(value, StringValue) else "range vector"
-            raise QueryError(
-                f'invalid expression type "{kind}" for range query, '
-                "must be Scalar or instant Vector"
-            )
-        return ev.result(_to_matrix(value, ts), value_type=ValueType.MATRIX)
+        if isinstance(value, StringValue | RangeValue):  # pragma: no cover - typed above
+            raise QueryError("a range query must give a scalar or an instant vector")
+        return ev.result(_to_matrix(value, ts, ev.metadata), value_type=ValueType.MATRIX)
 
     def _parse(self, query: str | Expr) -> tuple[Expr, str]:
         if isinstance(query, Expr):
@@ -142,28 +167,48 @@ class Engine:
 
 
 _PARSE_CACHE_SIZE = 1024
+_TYPE_NAMES = {ValueType.STRING: "string", ValueType.MATRIX: "range vector"}
 
 
-def _to_instant(value: StepValue, t_ms: int) -> Scalar | String | Vector | Matrix:
+class RangeQueryTypeError(ParseError):
+    """A range query over a string or range vector: a bad query, not a failed evaluation.
+
+    It is a :class:`ParseError` because, like one, it is found before any data
+    is read and the query parameter is what is wrong; its text is Prometheus's.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def _to_instant(
+    value: StepValue, t_ms: int, metadata: frozenset[str]
+) -> Scalar | String | Vector | Matrix:
     if isinstance(value, ScalarSteps):
         return Scalar(t_ms, value.vals[0])
     if isinstance(value, StringValue):
         return String(t_ms, value.value)
     if isinstance(value, RangeValue):
-        named = finalize_range(value.series)
+        named = finalize_range(value.series, metadata)
         return [Series(s.labels, s.ts, s.vals) for s in named]
     out: Vector = []
-    for s in finalize_names(value):
+    for s in finalize_names(value, metadata):
         v = s.vals[0]
         if v is not None:
             out.append(Sample(s.labels, t_ms, v))
     return out
 
 
-def finalize_range(series: list[RangeSeries]) -> list[RangeSeries]:
+def finalize_range(
+    series: list[RangeSeries], metadata: frozenset[str] = NAME_ONLY
+) -> list[RangeSeries]:
     """Drop flagged ``__name__`` labels of a range vector; duplicate label sets are an error."""
     out = [
-        RangeSeries(drop_labels(s.labels, NAME_ONLY), s.ts, s.vals) if s.drop_name else s
+        RangeSeries(drop_labels(s.labels, metadata), s.ts, s.vals) if s.drop_name else s
         for s in series
     ]
     if len({s.labels for s in out}) != len(out):
@@ -171,12 +216,12 @@ def finalize_range(series: list[RangeSeries]) -> list[RangeSeries]:
     return out
 
 
-def _to_matrix(value: StepValue, ts: list[int]) -> Matrix:
+def _to_matrix(value: StepValue, ts: list[int], metadata: frozenset[str]) -> Matrix:
     if isinstance(value, ScalarSteps):
         return [Series(Labels(), list(ts), list(value.vals))]
     assert isinstance(value, list)
     out: Matrix = []
-    for s in finalize_names(value):
+    for s in finalize_names(value, metadata):
         times = [t for t, v in zip(ts, s.vals, strict=True) if v is not None]
         if times:
             out.append(Series(s.labels, times, [v for v in s.vals if v is not None]))
@@ -243,6 +288,9 @@ class Evaluator:
         self.end_ms = end_ms
         self.step_ms = step_ms
         self.is_range_query = step_ms > 0
+        self.delayed_names = DELAYED_NAME_REMOVAL in engine.features
+        #: The labels removed together with ``__name__``.
+        self.metadata = METADATA_LABELS if TYPE_AND_UNIT_LABELS in engine.features else NAME_ONLY
         self.annotations = Annotations(text)
         self.samples = 0
         self.deadline = engine.clock.monotonic() + engine.timeout_s
@@ -295,11 +343,28 @@ class Evaluator:
         """Evaluate ``node`` at the (ascending, evenly spaced) step times ``ts``."""
         shared = self._shared.get(id(node))
         if shared is None:
-            return self._eval(node, ts)
+            return self._names(self._eval(node, ts))
         key = (shared, ts[0], ts[-1], len(ts))
         value = self._results.get(key)
         if value is None:
-            value = self._results[key] = self._eval(node, ts)
+            value = self._results[key] = self._names(self._eval(node, ts))
+        return value
+
+    def _names(self, value: StepValue) -> StepValue:
+        """Drop pending names at once unless delayed name removal is enabled.
+
+        Operations only flag a series whose ``__name__`` they remove; by
+        default (Prometheus 3 without ``promql-delayed-name-removal``) the
+        name goes right away, and series that then share a label set at a
+        step are an error, as in Prometheus.
+        """
+        if self.delayed_names:
+            return value
+        if isinstance(value, list):
+            if any(s.drop_name for s in value):
+                return finalize_names(value, self.metadata)
+        elif isinstance(value, RangeValue) and any(s.drop_name for s in value.series):
+            return RangeValue(finalize_range(value.series, self.metadata))
         return value
 
     def _eval(self, node: Expr, ts: list[int]) -> StepValue:

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from soulwatch.exceptions import QueryError
 from soulwatch.promql import histograms, labelfuncs, mathfuncs
 from soulwatch.promql.aggregations import format_g
 from soulwatch.promql.ast import Call, Expr, MatrixSelector, ParenExpr, SubqueryExpr, VectorSelector
-from soulwatch.promql.funcargs import Handler, scalar_arg, vector_arg
+from soulwatch.promql.funcargs import Handler, scalar_arg, string_arg, vector_arg
 from soulwatch.promql.rangefuncs import RANGE_FUNCTIONS, RangeFunction, Window
 from soulwatch.promql.stepvec import (
     RangeSeries,
     ScalarSteps,
     StepSeries,
     StepValue,
+    merge_same_labels,
 )
 from soulwatch.tsdb.model import METRIC_NAME, Labels, MatchType
 
@@ -99,8 +101,13 @@ def _range_call(ev: Evaluator, node: Call, rf: RangeFunction, ts: list[int]) -> 
                 )
     series, ends, range_ms, pinned = _range_input(ev, node.args[rf.matrix_arg], ts)
     # With @ every step sees the same window; only predict_linear still
-    # depends on the step time (Prometheus's @-unsafe functions).
-    invariant = pinned and node.func != "predict_linear"
+    # depends on the step time (Prometheus's @-unsafe functions), and a
+    # parameter that changes from step to step (quantile_over_time(scalar(q), ...)).
+    invariant = (
+        pinned
+        and node.func != "predict_linear"
+        and all(len(set(map(repr, p))) <= 1 for p in params)
+    )
     n = len(ts)
     steps = 1 if invariant else n
     out: list[StepSeries] = []
@@ -243,6 +250,10 @@ def _scalar(ev: Evaluator, node: Call, ts: list[int]) -> StepValue:
 def _timestamp(ev: Evaluator, node: Call, ts: list[int]) -> StepValue:
     arg = _unwrap(node.args[0])
     if isinstance(arg, VectorSelector):
+        if arg.at is not None and arg.offset_ms:
+            # Prometheus 3 reads the sample at the @ time itself: an offset
+            # written beside @ does not move timestamp()'s lookup.
+            arg = replace(arg, offset_ms=0)
         vec = ev.vector_selector(arg, ts, timestamps=True)
         return [StepSeries(s.labels, s.vals, True) for s in vec]
     vec = vector_arg(ev, node, 0, ts)
@@ -282,6 +293,30 @@ def _histogram_quantile(ev: Evaluator, node: Call, ts: list[int]) -> StepValue:
     return histograms.quantile_over_buckets(ev, qs, vec, _pos(node.args[1]))
 
 
+def _histogram_quantiles(ev: Evaluator, node: Call, ts: list[int]) -> StepValue:
+    """Several quantiles at once, each result labelled ``<label>="<q>"``."""
+    vec = vector_arg(ev, node, 0, ts)
+    label = string_arg(ev, node, 1, ts)
+    out: list[StepSeries] = []
+    for index in range(2, len(node.args)):
+        qs = scalar_arg(ev, node, index, ts)
+        for q in qs:
+            if not 0 <= q <= 1:
+                ev.annotations.warn(
+                    f"quantile value should be between 0 and 1, got {format_g(q)}",
+                    _pos(node.args[index]),
+                )
+        results = histograms.quantile_over_buckets(ev, qs, vec, _pos(node.args[0]))
+        # A quantile computed per step may differ between steps: one label value each.
+        for q_text in dict.fromkeys(histograms.format_openmetrics_float(q) for q in qs):
+            keep = [histograms.format_openmetrics_float(q) == q_text for q in qs]
+            for s in results:
+                vals = [v if k else None for v, k in zip(s.vals, keep, strict=True)]
+                if any(v is not None for v in vals):
+                    out.append(StepSeries(s.labels.with_({label: q_text}), vals, s.drop_name))
+    return merge_same_labels(out)
+
+
 def _histogram_fraction(ev: Evaluator, node: Call, ts: list[int]) -> StepValue:
     lower = scalar_arg(ev, node, 0, ts)
     upper = scalar_arg(ev, node, 1, ts)
@@ -304,6 +339,7 @@ _HANDLERS: dict[str, Handler] = {
     "scalar": _scalar,
     "absent": _absent,
     "histogram_quantile": _histogram_quantile,
+    "histogram_quantiles": _histogram_quantiles,
     "histogram_fraction": _histogram_fraction,
     **dict.fromkeys(
         (

@@ -9,6 +9,7 @@ relative 1e-12 are treated as floating-point noise.
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from soulwatch.promql.stepvec import StepSeries, drop_labels
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from soulwatch.promql.engine import Evaluator
 
 SMALL_DELTA_TOLERANCE = 1e-12
-_LE_AND_NAME = frozenset({"le", "__name__"})
+_LE = frozenset({"le"})
 _MIN_NORMAL = 2.2250738585072014e-308
 
 Bucket = list[float]  # [upper_bound, count]
@@ -96,7 +97,40 @@ def bucket_quantile(q: float, buckets: list[Bucket]) -> tuple[float, bool]:
         start = merged[b - 1][0]
         count -= merged[b - 1][1]
         rank -= merged[b - 1][1]
-    return start + (end - start) * (rank / count), forced
+    return start + (end - start) * _go_div(rank, count), forced
+
+
+def _go_div(a: float, b: float) -> float:
+    """``a / b`` as Go's floats divide: by zero gives ±Inf, or NaN for 0/0 (q = 0)."""
+    if b != 0:
+        return a / b
+    if a == 0 or math.isnan(a):
+        return math.nan
+    return math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
+def format_openmetrics_float(value: float) -> str:
+    """A float as Prometheus writes it in a label: Go's shortest ``%g``, with ``.0`` if integral."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == 0:
+        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    text = "".join(map(str, digits))
+    exp = len(text) + exponent - 1  # the decimal exponent of the first digit
+    prefix = "-" if sign else ""
+    if exp < -4 or exp >= 6:  # strconv.FormatFloat(f, "g", -1, 64)
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        return f"{prefix}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    if exponent >= 0:
+        return f"{prefix}{text}{'0' * exponent}.0"
+    point = len(text) + exponent
+    if point > 0:
+        return f"{prefix}{text[:point]}.{text[point:]}"
+    return f"{prefix}0.{'0' * -point}{text}"
 
 
 def _interpolate(v: float, rank: float, low: float, up: float, count: float) -> float:
@@ -160,7 +194,10 @@ def _bucket_groups(
                 pos,
             )
             continue
-        key = drop_labels(s.labels, _LE_AND_NAME)
+        # As in Prometheus the name is part of the group: two histograms whose
+        # other labels agree are two results, which then collide once the name
+        # is dropped ("vector cannot contain metrics with the same labelset").
+        key = drop_labels(s.labels, _LE)
         groups.setdefault(key, []).append((bound, s))
     return groups
 
@@ -187,7 +224,7 @@ def quantile_over_buckets(
                 )
             vals.append(value)
         if any(v is not None for v in vals):
-            out.append(StepSeries(labels, vals))
+            out.append(StepSeries(labels, vals, True))
     return out
 
 
@@ -202,5 +239,5 @@ def fraction_over_buckets(
             buckets = [[bound, v] for bound, s in members if (v := s.vals[i]) is not None]
             vals.append(bucket_fraction(lower[i], upper[i], buckets) if buckets else None)
         if any(v is not None for v in vals):
-            out.append(StepSeries(labels, vals))
+            out.append(StepSeries(labels, vals, True))
     return out

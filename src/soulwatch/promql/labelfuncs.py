@@ -13,6 +13,7 @@ from soulwatch.promql.ast import Call
 from soulwatch.promql.funcargs import Handler, string_arg, vector_arg
 from soulwatch.promql.stepvec import StepSeries, StepValue, merge_same_labels
 from soulwatch.tsdb.model import METRIC_NAME
+from soulwatch.tsdb.regex import CaptureMatch, RegexError, compile_regex
 
 if TYPE_CHECKING:
     from soulwatch.promql.engine import Evaluator
@@ -92,7 +93,7 @@ def natural_less(a: str, b: str) -> bool:
 _TEMPLATE = re.compile(r"\$(\$|\{([^}]*)\}|([A-Za-z0-9_]+))")
 
 
-def expand_template(template: str, match: re.Match[str]) -> str:
+def expand_template(template: str, match: CaptureMatch) -> str:
     """Go's ``Regexp.Expand``: ``$1``, ``${1}``, ``$name``, ``${name}``, ``$$``."""
 
     def group(m: re.Match[str]) -> str:
@@ -112,14 +113,14 @@ def _label_replace(ev: Evaluator, node: Call, ts: list[int]) -> StepValue:
     vec = vector_arg(ev, node, 0, ts)
     dst, repl, src, pattern = (string_arg(ev, node, i, ts) for i in range(1, 5))
     try:
-        regex = re.compile(f"(?s:{pattern})\\Z")
-    except re.error as exc:
+        regex = compile_regex(pattern)
+    except RegexError as exc:
         raise EvaluationError(f"invalid regular expression in label_replace(): {pattern}") from exc
     if not valid_label_name(dst):
         raise EvaluationError(f"invalid destination label name in label_replace(): {go_quote(dst)}")
     out = []
     for s in vec:
-        m = regex.match(s.labels.get(src))
+        m = regex.capture(s.labels.get(src))
         if m is None:
             out.append(s)
             continue

@@ -31,7 +31,6 @@ import re
 from dataclasses import replace
 
 from soulwatch.exceptions import ParseError
-from soulwatch.promql import re2
 from soulwatch.promql.ast import (
     AGGREGATION_PARAMS,
     AGGREGATIONS,
@@ -59,6 +58,7 @@ from soulwatch.promql.ast import (
 from soulwatch.promql.lexer import Token, TokenKind, error_at, iter_tokens
 from soulwatch.promql.typecheck import ParseFacts, check
 from soulwatch.tsdb.model import Matcher, MatchType
+from soulwatch.tsdb.regex import RegexError
 
 __all__ = ["parse", "parse_duration"]
 
@@ -421,6 +421,13 @@ class _Parser:
             token = self.tok
             if token.kind is TokenKind.NUMBER:
                 seconds = sign * self.number(token)
+            elif token.kind is TokenKind.DURATION:
+                # Prometheus 3 reads "@ 100s" / "@ 1m40s" as seconds since the epoch.
+                try:
+                    seconds = sign * parse_duration(token.text) / 1000
+                except ValueError as exc:
+                    self.defer(str(exc), token.pos)
+                    seconds = 0.0
             elif token.kind is TokenKind.IDENT and token.text.lower() in ("inf", "nan"):
                 seconds = sign * (math.inf if token.text.lower() == "inf" else math.nan)
             else:
@@ -622,12 +629,10 @@ class _Parser:
         match_type = types[op_token.text]
         value = value_token.text
         try:
-            if match_type in (MatchType.REGEX, MatchType.NOT_REGEX):
-                value = re2.translate(value)
             return Matcher(match_type, name, value)
-        except re.error as exc:
-            self.defer(f"error parsing regexp: {exc}: `{value_token.text}`", token.pos)
-            return Matcher(MatchType.EQUAL, name, value_token.text)
+        except RegexError as exc:
+            self.defer(str(exc), token.pos)
+            return Matcher(MatchType.EQUAL, name, value)
 
 
 def _normalize(expr: Expr) -> Expr:

@@ -112,6 +112,8 @@ def keep_labels(labels: Labels, names: frozenset[str]) -> Labels:
 
 
 NAME_ONLY = frozenset({METRIC_NAME})
+#: With type-and-unit labels, the labels that go together with the name.
+METADATA_LABELS = frozenset({METRIC_NAME, "__type__", "__unit__"})
 
 
 def merge_same_labels(series: list[StepSeries]) -> list[StepSeries]:
@@ -144,12 +146,14 @@ def merge_same_labels(series: list[StepSeries]) -> list[StepSeries]:
     return out
 
 
-def finalize_names(series: list[StepSeries]) -> list[StepSeries]:
-    """Drop ``__name__`` from flagged series, then merge equal label sets."""
+def finalize_names(
+    series: list[StepSeries], metadata: frozenset[str] = NAME_ONLY
+) -> list[StepSeries]:
+    """Drop ``__name__`` (and the other ``metadata``) from flagged series, then merge."""
     if not any(s.drop_name for s in series):
         return series
     out = [
-        StepSeries(drop_labels(s.labels, NAME_ONLY), s.vals) if s.drop_name else s for s in series
+        StepSeries(drop_labels(s.labels, metadata), s.vals) if s.drop_name else s for s in series
     ]
     return merge_same_labels(out)
 

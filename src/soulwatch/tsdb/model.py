@@ -8,11 +8,12 @@ Prometheus. A label set is a :class:`Labels`: an immutable, sorted tuple of
 from __future__ import annotations
 
 import math
-import re
 import struct
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+
+from soulwatch.tsdb.regex import Regex, compile_regex
 
 METRIC_NAME = "__name__"
 
@@ -117,11 +118,12 @@ class Matcher:
     type: MatchType
     name: str
     value: str
-    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _regex: Regex | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.type in (MatchType.REGEX, MatchType.NOT_REGEX):
-            object.__setattr__(self, "_regex", re.compile(f"(?s:{self.value})\\Z"))
+            # Raises RegexError (a re.error) where Prometheus refuses the pattern.
+            object.__setattr__(self, "_regex", compile_regex(self.value))
 
     @classmethod
     def equal(cls, name: str, value: str) -> Matcher:
@@ -135,7 +137,7 @@ class Matcher:
         if self.type is MatchType.NOT_EQUAL:
             return value != self.value
         assert self._regex is not None
-        hit = self._regex.match(value) is not None
+        hit = self._regex.fullmatch(value)
         return hit if self.type is MatchType.REGEX else not hit
 
     def matches_labels(self, labels: Labels) -> bool:
