@@ -124,7 +124,8 @@ def test_init_writes_the_soulcaster_preset_that_checks_clean(tmp_path: Path) -> 
     assert "soulwatch.yaml:" in bare.stderr
     check = _cli("check", "config", "soulwatch.yaml", cwd=tmp_path, **PRESET_ENV)
     assert check.returncode == 0, check.stderr
-    assert check.stdout.startswith("soulwatch.yaml: OK (3 scrape job(s), 4 rule group(s)")
+    # soulwatch, backend (the dashboard has no /api/metrics at the commit the preset targets).
+    assert check.stdout.startswith("soulwatch.yaml: OK (2 scrape job(s), 4 rule group(s)")
     assert "routing on" in check.stdout
     tests = sorted(str(p) for p in (tmp_path / "rules" / "tests").glob("*.yml"))
     assert len(tests) >= 12

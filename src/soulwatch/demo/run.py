@@ -95,7 +95,7 @@ SIGNALS: list[tuple[str, str, str]] = [
     ("oldest pending job", 'soulcaster_agent_job_oldest_age_seconds{status="pending"}', "age"),
     ("oldest running job", 'soulcaster_agent_job_oldest_age_seconds{status="running"}', "age"),
     ("redis", "min(redis_up)", "bool"),
-    ("reddit poller lag", "time() - max(soulcaster_reddit_newest_item_timestamp_seconds)", "age"),
+    ("reddit poller lag", "time() - max(soulcaster_reddit_last_ingest_timestamp_seconds)", "age"),
     ("poller heartbeat", 'heartbeat_up{check="reddit-poller"}', "bool"),
     ("E2B sandboxes", "e2b_sandboxes_running", "n"),
     ("E2B quota used", "e2b_sandbox_hours_used / e2b_sandbox_hours_quota", "pct"),

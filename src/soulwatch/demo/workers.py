@@ -139,7 +139,11 @@ class RedditPoller:
         if self._faults.poller_stalled:
             return
         now = self._clock.time()
-        await self._redis.zadd(f"feedback:source:{PROJECT}:reddit", {f"t3_{next(self._ids)}": now})
+        n = next(self._ids)
+        # As the platform's store does, the score is the post's created_utc: the
+        # poller picks up posts some minutes after they were written.
+        posted = now - 600 - (n % 7) * 300
+        await self._redis.zadd(f"feedback:source:{PROJECT}:reddit", {f"t3_{n}": posted})
         if self._heartbeat is not None:
             await self._heartbeat()
 

@@ -128,6 +128,11 @@ class RequestIdMiddleware:
     while serving the request and set on the response, 500s included when this
     middleware wraps the framework's error handler (as :func:`instrument` does).
     It is also put in ``scope["state"]["request_id"]`` (``request.state.request_id``).
+
+    When the app raises before starting a response (an
+    ``exception_handler(Exception)`` that logs and re-raises does exactly
+    that), this middleware sends the 500 itself, with the id, then re-raises
+    so the server still logs the error; the server's own 500 would carry no id.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -150,8 +155,12 @@ class RequestIdMiddleware:
         else:
             state["request_id"] = request_id
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 # ASGI header names are lower-case; drop one the app set itself.
                 headers = [h for h in message.get("headers", ()) if h[0] != _REQUEST_ID_HEADER]
                 headers.append(header)
@@ -159,8 +168,29 @@ class RequestIdMiddleware:
             await send(message)
 
         token = _request_id.set(request_id)
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            if not started:
+                await _send_plain_500(send_with_id)
+            raise
         # Reset only on success: when the app raises, the server logs the error
         # after we return, in the same per-request task, and that line must
         # still carry the id. The next request sets its own id.
         _request_id.reset(token)
+
+
+async def _send_plain_500(send: Send) -> None:
+    """The response a server sends for an unhandled error (Starlette's words)."""
+    body = b"Internal Server Error"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode("ascii")),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

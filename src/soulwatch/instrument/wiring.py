@@ -10,6 +10,10 @@ The stack, outermost first::
 On a Starlette/FastAPI app the stack wraps the app's whole middleware stack
 (including the error handler that turns exceptions into 500s), so a 500 also
 carries the request id and is measured as the client saw it.
+
+The app's own endpoints win: a path the app already routes for GET (say its
+own ``/health``, which fails with its store) is left to the app, never
+shadowed by the SDK's.
 """
 
 from __future__ import annotations
@@ -123,6 +127,8 @@ class Instrumentation:
         self.metrics_endpoint = MetricsEndpoint(
             self.registry, multiprocess_dir=cfg.multiprocess_dir, before_scrape=hooks
         )
+        #: SDK paths left to the app because it routes them itself (set by :meth:`wrap`).
+        self.yielded_paths: frozenset[str] = frozenset()
         self.export_loop = (
             ExportLoop(
                 [exporter_from_url(u, service=service) for u in cfg.exporters],
@@ -149,13 +155,18 @@ class Instrumentation:
             **cfg.extra_endpoints,
         }
 
-    def wrap(self, app: ASGIApp) -> ASGIApp:
-        """``app`` inside the SDK's stack (for any ASGI app; :func:`instrument` uses it)."""
+    def wrap(self, app: ASGIApp, *, app_paths: frozenset[str] = frozenset()) -> ASGIApp:
+        """``app`` inside the SDK's stack (for any ASGI app; :func:`instrument` uses it).
+
+        ``app_paths`` are paths the app serves itself: the SDK does not answer
+        them, so an app's own ``/health`` keeps its meaning.
+        """
         cfg = self.config
         excluded = cfg.excluded_paths
         if excluded is None:
             excluded = frozenset(self.endpoints)
         measured = MetricsMiddleware(app, metrics=self.metrics, excluded_paths=excluded)
+        self.yielded_paths = frozenset(p for p in self.endpoints if p in app_paths)
         root = _Root(measured, self)
         return RequestIdMiddleware(root) if cfg.request_id else root
 
@@ -181,7 +192,11 @@ class _Root:
     def __init__(self, app: ASGIApp, instrumentation: Instrumentation) -> None:
         self.app = app
         self.instrumentation = instrumentation
-        self.endpoints = instrumentation.endpoints
+        self.endpoints = {
+            path: endpoint
+            for path, endpoint in instrumentation.endpoints.items()
+            if path not in instrumentation.yielded_paths
+        }
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -232,6 +247,8 @@ def instrument(
 ) -> Instrumentation:
     """Add metrics, ``/metrics``, ``/health``, ``/ready``, request ids and JSON logs to ``app``.
 
+    Of those paths, any the app already routes for GET stays the app's.
+
     ``app`` is a Starlette or FastAPI application that has not served yet.
     ``settings`` override fields of :class:`InstrumentConfig` (which is
     otherwise read from the environment); ``checks`` are readiness checks.
@@ -258,8 +275,21 @@ def instrument(
         instrumentation.add_check(name, check)
 
     def build_instrumented() -> ASGIApp:
-        return instrumentation.wrap(build())
+        # Routes are read when the stack is built (first request or lifespan),
+        # so routes declared after instrument() are seen too.
+        return instrumentation.wrap(build(), app_paths=_get_routes(app))
 
     app.build_middleware_stack = build_instrumented
     setattr(app, _MARK, instrumentation)
     return instrumentation
+
+
+def _get_routes(app: Any) -> frozenset[str]:
+    """The literal paths the app's router serves for GET (parametrised routes and mounts aside)."""
+    paths: set[str] = set()
+    for route in getattr(app, "routes", ()):
+        path, methods = getattr(route, "path", None), getattr(route, "methods", None)
+        # A Mount or a websocket route has no methods; "/{name}" is not a route *of* /health.
+        if isinstance(path, str) and methods and "GET" in methods and "{" not in path:
+            paths.add(path)
+    return frozenset(paths)

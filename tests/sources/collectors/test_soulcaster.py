@@ -17,7 +17,7 @@ from soulwatch.sources.collectors import (
 )
 from soulwatch.sources.collectors.base import CollectedSample
 from tests.helpers import RecordedRequest, Recorder, RedisServer, Reply
-from tests.sources.collectors.platform_data import NOW, put_cluster_job, put_job
+from tests.sources.collectors.platform_data import NOW, iso, put_cluster_job, put_job
 
 
 def values(samples: list[CollectedSample], name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -265,3 +265,138 @@ async def test_sandbox_hours_this_month_from_job_durations(
     collector = make()
     await collector.collect()
     assert collector.sandbox_hours_this_month() == pytest.approx(1 + 0.5 + 0.5)
+
+
+@pytest.fixture
+def store(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The Soulcaster-shaped backend's store, writing keys as the platform's store.py does."""
+    from tests.soulcaster_app.store import RedisStore
+
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    return RedisStore()
+
+
+def _agent_job(job_id: str, status: str, created: float) -> dict[str, Any]:
+    return {
+        "id": job_id,
+        "project_id": "proj-7",
+        "cluster_id": "cluster-42",
+        "status": status,
+        "created_at": iso(created),
+        "updated_at": iso(created),
+    }
+
+
+async def test_a_job_past_the_detail_threshold_is_named_and_steady_state_has_no_job_series(
+    store: Any, clock: SimulatedClock, make: Callable[..., SoulcasterCollector]
+) -> None:
+    store.add_job(_agent_job("9b1d", "pending", NOW - 120))
+    store.add_job(_agent_job("quick", "running", NOW - 60))
+    collector = make()
+    assert values(await collector.collect(), "soulcaster_agent_job_age_seconds") == {}
+
+    clock.set_time(NOW + 500)
+    ages = values(await collector.collect(), "soulcaster_agent_job_age_seconds")
+    assert ages == {
+        (
+            ("cluster_id", "cluster-42"),
+            ("job_id", "9b1d"),
+            ("project_id", "proj-7"),
+            ("status", "pending"),
+        ): 620.0,
+    }
+
+    store.update_job("9b1d", status="running", updated_at=iso(NOW + 600))
+    store.update_job("quick", status="success", updated_at=iso(NOW + 600))
+    clock.set_time(NOW + 900)
+    ages = values(await collector.collect(), "soulcaster_agent_job_age_seconds")
+    assert [dict(k)["status"] for k in ages] == ["running"]
+
+    store.update_job("9b1d", status="success", updated_at=iso(NOW + 900))
+    assert values(await collector.collect(), "soulcaster_agent_job_age_seconds") == {}
+
+
+async def test_at_most_the_limit_of_job_series_oldest_first(
+    store: Any, clock: SimulatedClock, make: Callable[..., SoulcasterCollector]
+) -> None:
+    for i in range(5):
+        store.add_job(_agent_job(f"j{i}", "running", NOW - 1000 - i))
+    ages = values(await make(job_detail_limit=2).collect(), "soulcaster_agent_job_age_seconds")
+    assert sorted(dict(k)["job_id"] for k in ages) == ["j3", "j4"]
+
+
+async def test_job_gauges_follow_deletions(
+    client: Any, clock: SimulatedClock, make: Callable[..., SoulcasterCollector]
+) -> None:
+    put_job(client, "a", "failed", created=NOW - 900, updated=NOW - 800)
+    put_job(client, "b", "failed", created=NOW - 900, updated=NOW - 800)
+    put_job(client, "c", "success", created=NOW - 900, updated=NOW - 800)
+    put_cluster_job(client, "p1", "k1", "failed", started=NOW - 900, finished=NOW - 800)
+    collector = make()
+    first = await collector.collect()
+    assert value(first, "soulcaster_agent_jobs", status="failed") == 2
+    assert value(first, "soulcaster_cluster_jobs", status="failed") == 1
+
+    client.delete("job:a")
+    second = await collector.collect()
+    assert value(second, "soulcaster_agent_jobs", status="failed") == 1
+    assert value(second, "soulcaster_agent_jobs", status="success") == 1
+
+    client.flushall()
+    wiped = await collector.collect()
+    assert value(wiped, "soulcaster_agent_jobs", status="failed") == 0
+    assert value(wiped, "soulcaster_agent_jobs", status="success") == 0
+    assert value(wiped, "soulcaster_cluster_jobs", status="failed") == 0
+
+
+def _reddit_item(item_id: str, posted: float) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "project_id": "proj-7",
+        "source": "reddit",
+        "external_id": f"t3_{item_id}",
+        "title": "The CLI hangs",
+        "body": "since the last release",
+        "metadata": {"subreddit": "claudeai"},
+        "created_at": iso(posted),
+    }
+
+
+async def test_reddit_lag_follows_ingest_time_not_post_age(
+    store: Any, client: Any, clock: SimulatedClock, make: Callable[..., SoulcasterCollector]
+) -> None:
+    store.add_feedback_item(_reddit_item("a", posted=NOW - 5 * 3600))
+    collector = make()
+    first = await collector.collect()
+    project = {(("project_id", "proj-7"),)}
+    assert values(first, "soulcaster_reddit_last_ingest_timestamp_seconds") == {
+        next(iter(project)): NOW
+    }
+    assert value(first, "soulcaster_reddit_newest_item_timestamp_seconds", project_id="proj-7") == (
+        NOW - 5 * 3600
+    )
+
+    # A quiet subreddit: the poller ingests a post that is already 4 hours old.
+    clock.set_time(NOW + 3 * 3600)
+    store.add_feedback_item(_reddit_item("b", posted=NOW - 3600))
+    grew = await collector.collect()
+    assert value(grew, "soulcaster_reddit_last_ingest_timestamp_seconds", project_id="proj-7") == (
+        NOW + 3 * 3600
+    )
+    assert value(grew, "soulcaster_reddit_items", project_id="proj-7") == 2
+
+    # Nothing new: the ingest time stays where it was.
+    clock.set_time(NOW + 4 * 3600)
+    quiet = await collector.collect()
+    assert value(quiet, "soulcaster_reddit_last_ingest_timestamp_seconds", project_id="proj-7") == (
+        NOW + 3 * 3600
+    )
+
+    # The set disappears while the project still has subreddits configured.
+    client.set("config:reddit:subreddits:proj-7", '["claudeai"]')
+    client.delete("feedback:source:proj-7:reddit")
+    gone = await collector.collect()
+    assert values(gone, "soulcaster_reddit_last_ingest_timestamp_seconds") == {}
+    assert values(gone, "soulcaster_reddit_subreddits_configured") == {
+        (("project_id", "proj-7"),): 1.0
+    }

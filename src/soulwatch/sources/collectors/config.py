@@ -62,6 +62,16 @@ class SoulcasterCollectorConfig(BaseModel):
         ]
     )
     duration_buckets: list[float] = Field(default_factory=lambda: list(DEFAULT_DURATION_BUCKETS))
+    job_detail_after_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="An agent job pending or running this long gets its own age series "
+        "(job_id, project_id, cluster_id), so a stuck-job alert names it. Keep it at or "
+        "below the stuck-job rules' thresholds.",
+    )
+    job_detail_limit: int = Field(
+        default=20, ge=1, description="At most this many per-job age series, oldest first."
+    )
 
 
 class E2BCollectorConfig(BaseModel):

@@ -1,6 +1,6 @@
 """Read-only access to the platform's Redis, over redis-py or Upstash's REST API.
 
-The collectors need only a few commands (``SCAN``, ``HMGET``, ``ZREVRANGE``),
+The collectors need only a few commands (``SCAN``, ``HMGET``, ``ZREVRANGE``, ``ZCARD``),
 always batched, so both transports implement the same small protocol and
 count the round trips they make (a collector cycle must stay bounded).
 """
@@ -35,6 +35,10 @@ class RedisReader(Protocol):
 
     async def zrevrange_top(self, keys: Sequence[str]) -> list[tuple[str, float] | None]:
         """The highest-scored member of each sorted set, in one round trip."""
+        ...
+
+    async def zcard_many(self, keys: Sequence[str]) -> list[int]:
+        """The size of each sorted set (0 when it does not exist), in one round trip."""
         ...
 
     async def aclose(self) -> None:
@@ -106,6 +110,15 @@ class RedisPyReader:
                 out.append(None)
         return out
 
+    async def zcard_many(self, keys: Sequence[str]) -> list[int]:
+        """Pipelined ``ZCARD``."""
+        if not keys:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.zcard(key)
+        return [int(n or 0) for n in await self._run(pipe.execute())]
+
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._client.aclose()
@@ -168,6 +181,12 @@ class UpstashRestReader:
             return []
         rows = await self._pipeline([["ZREVRANGE", key, "0", "0", "WITHSCORES"] for key in keys])
         return [(str(row[0]), float(row[1])) if row else None for row in rows]
+
+    async def zcard_many(self, keys: Sequence[str]) -> list[int]:
+        """Pipelined ``ZCARD``."""
+        if not keys:
+            return []
+        return [int(n or 0) for n in await self._pipeline([["ZCARD", key] for key in keys])]
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
