@@ -30,7 +30,13 @@ from typing import Any
 from soulwatch.alerting.actions import ActionRun, ActionRunner
 from soulwatch.alerting.config import AlertingConfig
 from soulwatch.alerting.inhibit import Inhibitor
-from soulwatch.alerting.message import AlertInfo, Notification, Status, idempotency_key
+from soulwatch.alerting.message import (
+    AlertInfo,
+    Notification,
+    Status,
+    episode,
+    idempotency_key,
+)
 from soulwatch.alerting.notifiers.factory import integration_id
 from soulwatch.alerting.outbox import LogEntry, Outbox
 from soulwatch.alerting.routing import RouteNode, RouteOptions, build_tree
@@ -366,8 +372,10 @@ class Dispatcher:
     def _notify(
         self, group: _Group, pairs: list[tuple[str, Alert]], notes: dict[str, str], now: float
     ) -> None:
-        firing = frozenset(fp for fp, a in pairs if not a.is_resolved(now))
-        resolved = frozenset(fp for fp, a in pairs if a.is_resolved(now))
+        # The log records episodes, not fingerprints: the same alert firing
+        # again after it resolved is news even if its resolve never went out.
+        firing = frozenset(episode(fp, a.starts_at) for fp, a in pairs if not a.is_resolved(now))
+        resolved = frozenset(episode(fp, a.starts_at) for fp, a in pairs if a.is_resolved(now))
         items: list[tuple[Notification | None, str, str, frozenset[str], frozenset[str]]] = []
         for integ in self._integrations.get(group.node.options.receiver, []):
             if integ.kind == "alertmanager":
@@ -385,7 +393,7 @@ class Dispatcher:
                 for fp, a in chosen
             ]
             status = Status.FIRING if firing else Status.RESOLVED
-            reported = [f"{i.fingerprint}:{i.status.value}" for i in infos]
+            reported = [f"{episode(i.fingerprint, i.starts_at)}:{i.status.value}" for i in infos]
             n = Notification(
                 receiver=integ.receiver,
                 integration=integ.id,
@@ -395,7 +403,7 @@ class Dispatcher:
                 alerts=infos,
                 external_url=self._config.external_url,
                 created_at=now,
-                idempotency_key=idempotency_key(group.key, integ.id, status, reported),
+                idempotency_key=idempotency_key(group.key, integ.id, status, reported, now),
                 notes=[notes[fp] for fp, _ in chosen if fp in notes],
             )
             items.append((n, integ.id, group.key, firing, resolved))
@@ -425,7 +433,11 @@ class Dispatcher:
                 external_url=self._config.external_url,
                 created_at=now,
                 idempotency_key=idempotency_key(
-                    key, integ_id, status, [f"{i.fingerprint}@{now}" for i in infos]
+                    key,
+                    integ_id,
+                    status,
+                    [f"{episode(i.fingerprint, i.starts_at)}:{i.status.value}" for i in infos],
+                    now,
                 ),
             )
             items.append((n, integ_id, key, frozenset(), frozenset()))
