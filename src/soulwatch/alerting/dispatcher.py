@@ -248,6 +248,17 @@ class Dispatcher:
         labels = node.group_labels(alert.labels)
         key = f"{node.key}:{_labels_str(labels)}"
         group = self._groups.get(key)
+        previous = group.alerts.get(fp) if group is not None else None
+        if (
+            group is not None
+            and previous is not None
+            and previous.starts_at != alert.starts_at
+            and self._effective(previous, now, fp).is_resolved(now)
+        ):
+            # A new episode would replace the last one's resolve before it went
+            # out: send that resolve now rather than lose it.
+            self._flush(group, now)
+            group = self._groups.get(key)
         if group is None:
             group = _Group(key=key, node=node, labels=labels, due=now + node.options.group_wait)
             self._groups[key] = group
