@@ -13,7 +13,9 @@ That is Alertmanager's dispatch and dedup logic.
 Beyond Alertmanager: when a silence, mute interval, inhibiting alert or
 auto-recovery hold ends while an alert still fires, the group flushes at that
 moment instead of at its next ``group_interval`` tick. ``NotificationFailing`` meta-alerts raised
-by the outbox go to every receiver except the failing one.
+by the outbox go to every receiver except the failing one: the dispatcher is the
+outbox's :class:`~soulwatch.alerting.outbox.DeliveryListener` (its owner passes
+it, through a forwarding listener, when it builds the outbox).
 
 All timing is on the injected clock, so the whole thing runs on a
 :class:`~soulwatch.clock.SimulatedClock`.
@@ -37,8 +39,9 @@ from soulwatch.alerting.message import (
     episode,
     idempotency_key,
 )
+from soulwatch.alerting.nflog import LogEntry, LogUpdate
 from soulwatch.alerting.notifiers.factory import integration_id
-from soulwatch.alerting.outbox import LogEntry, Outbox
+from soulwatch.alerting.outbox import EnqueueItem, Outbox
 from soulwatch.alerting.routing import RouteNode, RouteOptions, build_tree
 from soulwatch.alerting.silences import SilenceStore
 from soulwatch.alerting.timeintervals import interval_contains, next_change
@@ -118,8 +121,6 @@ class Dispatcher:
         self.last_error: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        outbox.on_failure = self._on_delivery_failure
-        outbox.on_recovery = self._on_delivery_recovery
         if silences is not None:
             silences.on_change(self._silences_changed)
 
@@ -387,7 +388,7 @@ class Dispatcher:
         # again after it resolved is news even if its resolve never went out.
         firing = frozenset(episode(fp, a.starts_at) for fp, a in pairs if not a.is_resolved(now))
         resolved = frozenset(episode(fp, a.starts_at) for fp, a in pairs if a.is_resolved(now))
-        items: list[tuple[Notification | None, str, str, frozenset[str], frozenset[str]]] = []
+        items: list[EnqueueItem] = []
         for integ in self._integrations.get(group.node.options.receiver, []):
             if integ.kind == "alertmanager":
                 continue
@@ -397,7 +398,7 @@ class Dispatcher:
                 continue
             chosen = [(fp, a) for fp, a in pairs if integ.send_resolved or not a.is_resolved(now)]
             if not chosen:
-                items.append((None, integ.id, group.key, firing, resolved))
+                items.append((None, LogUpdate(integ.id, group.key, firing, resolved)))
                 continue
             infos = [
                 AlertInfo.of(a, now, {"auto_recovery": notes[fp]} if fp in notes else None)
@@ -417,12 +418,12 @@ class Dispatcher:
                 idempotency_key=idempotency_key(group.key, integ.id, status, reported, now),
                 notes=[notes[fp] for fp, _ in chosen if fp in notes],
             )
-            items.append((n, integ.id, group.key, firing, resolved))
+            items.append((n, LogUpdate(integ.id, group.key, firing, resolved)))
         if items:
             self._outbox.enqueue(items)
 
     def _forward(self, batches: dict[str, list[Alert]], now: float) -> None:
-        items: list[tuple[Notification | None, str, str, frozenset[str], frozenset[str]]] = []
+        items: list[EnqueueItem] = []
         for integ_id, alerts in batches.items():
             receiver = integ_id.split("/", 1)[0]
             integ = next(i for i in self._integrations[receiver] if i.id == integ_id)
@@ -451,7 +452,7 @@ class Dispatcher:
                     now,
                 ),
             )
-            items.append((n, integ_id, key, frozenset(), frozenset()))
+            items.append((n, LogUpdate(integ_id, key, frozenset(), frozenset())))
         if items:
             self._outbox.enqueue(items)
 
@@ -504,9 +505,10 @@ class Dispatcher:
             starts_at=self._clock.time(),
         )
 
-    async def _on_delivery_failure(
+    async def delivery_failed(
         self, integration: str, receiver: str, error: str, permanent: bool
     ) -> None:
+        """Raise ``NotificationFailing`` for the integration (the outbox's listener)."""
         base = self._meta_alert(integration, receiver)
         existing = self._alerts.get(base.fingerprint)
         if existing is not None and not self._resolved(existing, self._clock.time()):
@@ -519,7 +521,8 @@ class Dispatcher:
         self._sticky.add(alert.fingerprint)
         await self.send([alert])
 
-    async def _on_delivery_recovery(self, integration: str, receiver: str) -> None:
+    async def delivery_recovered(self, integration: str, receiver: str) -> None:
+        """Resolve the integration's ``NotificationFailing`` (the outbox's listener)."""
         base = self._meta_alert(integration, receiver)
         existing = self._alerts.get(base.fingerprint)
         if existing is None:
@@ -529,13 +532,10 @@ class Dispatcher:
         await self.send([Alert(existing.labels, existing.annotations, existing.starts_at, now)])
 
     async def aclose(self) -> None:
-        """Detach from the silence store and outbox (before a reload replaces this
-        dispatcher) and wait for running actions to finish."""
+        """Detach from the silence store (before a reload replaces this dispatcher)
+        and wait for running actions to finish."""
         if self._silences is not None:
             self._silences.remove_listener(self._silences_changed)
-        if self._outbox.on_failure == self._on_delivery_failure:
-            self._outbox.on_failure = None
-            self._outbox.on_recovery = None
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
