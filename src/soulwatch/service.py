@@ -30,7 +30,7 @@ from soulwatch.alerting.config import AlertingConfig, DeliveryConfig
 from soulwatch.alerting.dispatcher import Dispatcher
 from soulwatch.alerting.notifiers import Notifier
 from soulwatch.alerting.notifiers.factory import build_notifiers
-from soulwatch.alerting.outbox import Outbox
+from soulwatch.alerting.outbox import ForwardingListener, Outbox
 from soulwatch.alerting.silences import SilenceStore
 from soulwatch.api.app import create_app
 from soulwatch.api.context import ApiContext, JSONDict
@@ -203,6 +203,7 @@ class Monitor:
         self.outbox = Outbox(
             self.data_dir / "outbox.sqlite",
             clock=self.clock,
+            listener=ForwardingListener(lambda: self.dispatcher),
             registry=self.registry,
             settings=self._delivery,
         )
@@ -420,7 +421,7 @@ class Monitor:
         if routing is None:
             return {}, None
         notifiers = build_notifiers(
-            routing, client=self._http, clock=self.clock, issue_index=self.outbox
+            routing, client=self._http, clock=self.clock, issue_index=self.outbox.issues
         )
         runner = None
         if routing.actions:
@@ -442,7 +443,7 @@ class Monitor:
         if routing is None:
             self.dispatcher = None
             return
-        self.outbox.notifiers = notifiers
+        self.outbox.use_notifiers(notifiers)
         self.dispatcher = Dispatcher(
             routing, clock=self.clock, outbox=self.outbox, silences=self.silences, actions=runner
         )

@@ -40,7 +40,9 @@ receivers:
     clock = SystemClock()
     async with httpx.AsyncClient(timeout=10) as client:
         outbox = Outbox(data_dir / "alerting.db", clock=clock, settings=config.delivery)
-        outbox.notifiers = build_notifiers(config, client=client, clock=clock, issue_index=outbox)
+        outbox.use_notifiers(
+            build_notifiers(config, client=client, clock=clock, issue_index=outbox.issues)
+        )
         dispatcher = Dispatcher(config, clock=clock, outbox=outbox)
         tasks = [asyncio.create_task(dispatcher.run()), asyncio.create_task(outbox.run())]
         alerts = [Alert(Labels.of(alertname=f"A{i}"), {}, STARTS_AT) for i in range(groups)]

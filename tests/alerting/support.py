@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from soulwatch.alerting.config import AlertingConfig, parse_config
 from soulwatch.alerting.dispatcher import Dispatcher
 from soulwatch.alerting.notifiers.factory import build_notifiers
-from soulwatch.alerting.outbox import Outbox
+from soulwatch.alerting.outbox import ForwardingListener, Outbox
 from soulwatch.alerting.silences import SilenceStore
 from soulwatch.alerts import Alert
 from soulwatch.clock import SimulatedClock
@@ -98,11 +98,15 @@ async def harness(
         outbox = Outbox(
             tmp_path / db,
             clock=clock,
+            # The dispatcher, built next, raises NotificationFailing.
+            listener=ForwardingListener(lambda: dispatcher),
             registry=registry,
             settings=config.delivery,
             rng=random.Random(7),
         )
-        outbox.notifiers = build_notifiers(config, client=client, clock=clock, issue_index=outbox)
+        outbox.use_notifiers(
+            build_notifiers(config, client=client, clock=clock, issue_index=outbox.issues)
+        )
         silences = SilenceStore(tmp_path / "silences.db", clock)
         dispatcher = Dispatcher(config, clock=clock, outbox=outbox, silences=silences)
         tasks = [asyncio.create_task(dispatcher.run()), asyncio.create_task(outbox.run())]

@@ -14,7 +14,7 @@ from soulwatch.alerting.actions import ActionOutcome, ActionRunner
 from soulwatch.alerting.config import parse_config
 from soulwatch.alerting.dispatcher import Dispatcher
 from soulwatch.alerting.notifiers.factory import build_notifiers
-from soulwatch.alerting.outbox import Outbox
+from soulwatch.alerting.outbox import ForwardingListener, Outbox
 from tests.alerting.support import Harness, alert
 from tests.helpers import Recorder, Reply
 
@@ -48,11 +48,15 @@ async def _harness(text, tmp_path, clock):
         outbox = Outbox(
             tmp_path / "a.db",
             clock=clock,
+            # The dispatcher, built next, raises NotificationFailing.
+            listener=ForwardingListener(lambda: dispatcher),
             registry=CollectorRegistry(),
             settings=config.delivery,
             rng=random.Random(1),
         )
-        outbox.notifiers = build_notifiers(config, client=client, clock=clock, issue_index=outbox)
+        outbox.use_notifiers(
+            build_notifiers(config, client=client, clock=clock, issue_index=outbox.issues)
+        )
         runner = ActionRunner(config.actions, db_path=tmp_path / "a.db", clock=clock, client=client)
         dispatcher = Dispatcher(config, clock=clock, outbox=outbox, actions=runner)
         tasks = [asyncio.create_task(dispatcher.run()), asyncio.create_task(outbox.run())]

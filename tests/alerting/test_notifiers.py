@@ -48,7 +48,7 @@ def _notification(status: Status = Status.FIRING, *, priority: str = "P1") -> No
         alerts=[info],
         external_url="http://soulwatch:9090",
         created_at=T0 + 120,
-        idempotency_key=idempotency_key(key, "page/pagerduty/0", status, ["abc123"]),
+        idempotency_key=idempotency_key(key, "page/pagerduty/0", status, ["abc123@0:firing"], 0.0),
     )
 
 

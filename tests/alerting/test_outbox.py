@@ -178,10 +178,10 @@ async def test_meta_alert_resolves_when_the_receiver_works_again(tmp_path, clock
 async def test_outbox_write_failure_is_retried_not_lost(tmp_path, clock):
     with Recorder() as hook, Recorder() as chat:
         async with harness(_config(hook.url, chat.url), tmp_path, clock) as h:
-            h.outbox._db.execute("PRAGMA query_only=ON")  # writes now fail, like a full disk
+            h.outbox._db.conn.execute("PRAGMA query_only=ON")  # writes now fail, like a full disk
             await h.fire(alert(clock.time(), alertname="A", instance="i"))
             assert hook.received() == []
             assert "readonly" in (h.dispatcher.last_error or "")
-            h.outbox._db.execute("PRAGMA query_only=OFF")
+            h.outbox._db.conn.execute("PRAGMA query_only=OFF")
             await h.run_for(10, step=1)
             assert len(hook.received("/hook")) == 1

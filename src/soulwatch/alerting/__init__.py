@@ -10,7 +10,7 @@ from soulwatch.alerting.export import export_alertmanager
 from soulwatch.alerting.message import Notification
 from soulwatch.alerting.notifiers import Notifier
 from soulwatch.alerting.notifiers.factory import build_notifiers, integration_id
-from soulwatch.alerting.outbox import Outbox
+from soulwatch.alerting.outbox import DeliveryListener, ForwardingListener, Outbox
 from soulwatch.alerting.routing import build_tree, receivers_for
 from soulwatch.alerting.silences import GettableSilence, PostableSilence, SilenceStore
 
@@ -18,7 +18,9 @@ __all__ = [
     "META_ALERTNAME",
     "ActionRunner",
     "AlertingConfig",
+    "DeliveryListener",
     "Dispatcher",
+    "ForwardingListener",
     "GettableSilence",
     "Notification",
     "Notifier",

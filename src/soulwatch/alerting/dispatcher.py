@@ -13,7 +13,9 @@ That is Alertmanager's dispatch and dedup logic.
 Beyond Alertmanager: when a silence, mute interval, inhibiting alert or
 auto-recovery hold ends while an alert still fires, the group flushes at that
 moment instead of at its next ``group_interval`` tick. ``NotificationFailing`` meta-alerts raised
-by the outbox go to every receiver except the failing one.
+by the outbox go to every receiver except the failing one: the dispatcher is the
+outbox's :class:`~soulwatch.alerting.outbox.DeliveryListener` (its owner passes
+it, through a forwarding listener, when it builds the outbox).
 
 All timing is on the injected clock, so the whole thing runs on a
 :class:`~soulwatch.clock.SimulatedClock`.
@@ -30,9 +32,16 @@ from typing import Any
 from soulwatch.alerting.actions import ActionRun, ActionRunner
 from soulwatch.alerting.config import AlertingConfig
 from soulwatch.alerting.inhibit import Inhibitor
-from soulwatch.alerting.message import AlertInfo, Notification, Status, idempotency_key
+from soulwatch.alerting.message import (
+    AlertInfo,
+    Notification,
+    Status,
+    episode,
+    idempotency_key,
+)
+from soulwatch.alerting.nflog import LogEntry, LogUpdate
 from soulwatch.alerting.notifiers.factory import integration_id
-from soulwatch.alerting.outbox import LogEntry, Outbox
+from soulwatch.alerting.outbox import EnqueueItem, Outbox
 from soulwatch.alerting.routing import RouteNode, RouteOptions, build_tree
 from soulwatch.alerting.silences import SilenceStore
 from soulwatch.alerting.timeintervals import interval_contains, next_change
@@ -112,8 +121,6 @@ class Dispatcher:
         self.last_error: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        outbox.on_failure = self._on_delivery_failure
-        outbox.on_recovery = self._on_delivery_recovery
         if silences is not None:
             silences.on_change(self._silences_changed)
 
@@ -242,6 +249,17 @@ class Dispatcher:
         labels = node.group_labels(alert.labels)
         key = f"{node.key}:{_labels_str(labels)}"
         group = self._groups.get(key)
+        previous = group.alerts.get(fp) if group is not None else None
+        if (
+            group is not None
+            and previous is not None
+            and previous.starts_at != alert.starts_at
+            and self._effective(previous, now, fp).is_resolved(now)
+        ):
+            # A new episode would replace the last one's resolve before it went
+            # out: send that resolve now rather than lose it.
+            self._flush(group, now)
+            group = self._groups.get(key)
         if group is None:
             group = _Group(key=key, node=node, labels=labels, due=now + node.options.group_wait)
             self._groups[key] = group
@@ -366,9 +384,11 @@ class Dispatcher:
     def _notify(
         self, group: _Group, pairs: list[tuple[str, Alert]], notes: dict[str, str], now: float
     ) -> None:
-        firing = frozenset(fp for fp, a in pairs if not a.is_resolved(now))
-        resolved = frozenset(fp for fp, a in pairs if a.is_resolved(now))
-        items: list[tuple[Notification | None, str, str, frozenset[str], frozenset[str]]] = []
+        # The log records episodes, not fingerprints: the same alert firing
+        # again after it resolved is news even if its resolve never went out.
+        firing = frozenset(episode(fp, a.starts_at) for fp, a in pairs if not a.is_resolved(now))
+        resolved = frozenset(episode(fp, a.starts_at) for fp, a in pairs if a.is_resolved(now))
+        items: list[EnqueueItem] = []
         for integ in self._integrations.get(group.node.options.receiver, []):
             if integ.kind == "alertmanager":
                 continue
@@ -378,14 +398,14 @@ class Dispatcher:
                 continue
             chosen = [(fp, a) for fp, a in pairs if integ.send_resolved or not a.is_resolved(now)]
             if not chosen:
-                items.append((None, integ.id, group.key, firing, resolved))
+                items.append((None, LogUpdate(integ.id, group.key, firing, resolved)))
                 continue
             infos = [
                 AlertInfo.of(a, now, {"auto_recovery": notes[fp]} if fp in notes else None)
                 for fp, a in chosen
             ]
             status = Status.FIRING if firing else Status.RESOLVED
-            reported = [f"{i.fingerprint}:{i.status.value}" for i in infos]
+            reported = [f"{episode(i.fingerprint, i.starts_at)}:{i.status.value}" for i in infos]
             n = Notification(
                 receiver=integ.receiver,
                 integration=integ.id,
@@ -395,15 +415,15 @@ class Dispatcher:
                 alerts=infos,
                 external_url=self._config.external_url,
                 created_at=now,
-                idempotency_key=idempotency_key(group.key, integ.id, status, reported),
+                idempotency_key=idempotency_key(group.key, integ.id, status, reported, now),
                 notes=[notes[fp] for fp, _ in chosen if fp in notes],
             )
-            items.append((n, integ.id, group.key, firing, resolved))
+            items.append((n, LogUpdate(integ.id, group.key, firing, resolved)))
         if items:
             self._outbox.enqueue(items)
 
     def _forward(self, batches: dict[str, list[Alert]], now: float) -> None:
-        items: list[tuple[Notification | None, str, str, frozenset[str], frozenset[str]]] = []
+        items: list[EnqueueItem] = []
         for integ_id, alerts in batches.items():
             receiver = integ_id.split("/", 1)[0]
             integ = next(i for i in self._integrations[receiver] if i.id == integ_id)
@@ -425,10 +445,14 @@ class Dispatcher:
                 external_url=self._config.external_url,
                 created_at=now,
                 idempotency_key=idempotency_key(
-                    key, integ_id, status, [f"{i.fingerprint}@{now}" for i in infos]
+                    key,
+                    integ_id,
+                    status,
+                    [f"{episode(i.fingerprint, i.starts_at)}:{i.status.value}" for i in infos],
+                    now,
                 ),
             )
-            items.append((n, integ_id, key, frozenset(), frozenset()))
+            items.append((n, LogUpdate(integ_id, key, frozenset(), frozenset())))
         if items:
             self._outbox.enqueue(items)
 
@@ -481,9 +505,10 @@ class Dispatcher:
             starts_at=self._clock.time(),
         )
 
-    async def _on_delivery_failure(
+    async def delivery_failed(
         self, integration: str, receiver: str, error: str, permanent: bool
     ) -> None:
+        """Raise ``NotificationFailing`` for the integration (the outbox's listener)."""
         base = self._meta_alert(integration, receiver)
         existing = self._alerts.get(base.fingerprint)
         if existing is not None and not self._resolved(existing, self._clock.time()):
@@ -496,7 +521,8 @@ class Dispatcher:
         self._sticky.add(alert.fingerprint)
         await self.send([alert])
 
-    async def _on_delivery_recovery(self, integration: str, receiver: str) -> None:
+    async def delivery_recovered(self, integration: str, receiver: str) -> None:
+        """Resolve the integration's ``NotificationFailing`` (the outbox's listener)."""
         base = self._meta_alert(integration, receiver)
         existing = self._alerts.get(base.fingerprint)
         if existing is None:
@@ -506,13 +532,10 @@ class Dispatcher:
         await self.send([Alert(existing.labels, existing.annotations, existing.starts_at, now)])
 
     async def aclose(self) -> None:
-        """Detach from the silence store and outbox (before a reload replaces this
-        dispatcher) and wait for running actions to finish."""
+        """Detach from the silence store (before a reload replaces this dispatcher)
+        and wait for running actions to finish."""
         if self._silences is not None:
             self._silences.remove_listener(self._silences_changed)
-        if self._outbox.on_failure == self._on_delivery_failure:
-            self._outbox.on_failure = None
-            self._outbox.on_recovery = None
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -125,11 +125,33 @@ def group_id(group_key: str) -> str:
     return hashlib.sha256(group_key.encode()).hexdigest()
 
 
+def episode(fingerprint: str, starts_at: float) -> str:
+    """The identity of one episode of an alert: its fingerprint and when it started.
+
+    The same alert firing again later (a new ``startsAt``) is a new episode,
+    so the notification log treats it as news and pages again.
+    """
+    return f"{fingerprint}@{starts_at:.3f}"
+
+
 def idempotency_key(
-    group_key: str, integration: str, status: Status, fingerprints: Sequence[str]
+    group_key: str,
+    integration: str,
+    status: Status,
+    reported: Sequence[str],
+    decided_at: float,
 ) -> str:
-    """Stable key of one notification: group, integration, state and which alerts it reports."""
-    digest = hashlib.sha256("|".join(sorted(fingerprints)).encode()).hexdigest()[:16]
+    """The key of one notification to one integration.
+
+    ``reported`` names the alert episodes it reports with their status
+    (``fingerprint@startsAt:status``) and ``decided_at`` is when the
+    dispatcher decided to send it. The key is stored with the notification,
+    so a redelivery after a crash or a retry repeats it, while a new episode
+    or a reminder after ``repeat_interval`` is a different notification with a
+    different key.
+    """
+    text = "|".join([*sorted(reported), f"{decided_at:.6f}"])
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     return f"{group_id(group_key)[:32]}:{integration}:{status.value}:{digest}"
 
 

@@ -8,27 +8,37 @@ same idempotency key. Within one lane (integration × alert group) rows go out
 strictly in order: a row waiting for a retry holds back the rows behind it.
 
 Retries back off exponentially with jitter, honour ``Retry-After``, and give
-up at the configured deadline. A permanent error (4xx other than 429, bad
-URL) fails the row at once and records the integration's last error; the
-``on_failure`` callback then raises the ``NotificationFailing`` meta-alert.
+up at the configured deadline. Each notifier says whether its error is
+permanent (see its ``raise_for_response``); a permanent one fails the row at
+once and records the integration's last error, and the
+:class:`DeliveryListener` given at construction raises the
+``NotificationFailing`` meta-alert. Any other exception a notifier raises is
+a transient error of that row: recorded as its ``last_error`` and retried
+with the same backoff, never in a tight loop.
+
+The outbox shares its SQLite file (:class:`DeliveryDatabase`) with the
+notification log (:mod:`soulwatch.alerting.nflog`) and the GitHub issue index
+(:mod:`soulwatch.alerting.issue_index`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import sqlite3
-import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from soulwatch.alerting import issue_index, nflog
 from soulwatch.alerting.config import DeliveryConfig
+from soulwatch.alerting.delivery_db import DeliveryDatabase
 from soulwatch.alerting.message import Notification
+from soulwatch.alerting.nflog import LogEntry, LogUpdate
 from soulwatch.alerting.notifiers import Notifier
 from soulwatch.clock import Clock
 from soulwatch.exceptions import DeliveryError, StorageError
@@ -50,25 +60,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     delivered_at REAL
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(state, integration, group_key, id);
-CREATE TABLE IF NOT EXISTS nflog (
-    integration TEXT NOT NULL,
-    group_key TEXT NOT NULL,
-    firing TEXT NOT NULL,
-    resolved TEXT NOT NULL,
-    sent_at REAL NOT NULL,
-    PRIMARY KEY (integration, group_key)
-);
 CREATE TABLE IF NOT EXISTS integration_errors (
     integration TEXT PRIMARY KEY,
     last_error TEXT NOT NULL,
     at REAL NOT NULL,
     failing INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS github_issues (
-    repository TEXT NOT NULL,
-    group_id TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    PRIMARY KEY (repository, group_id)
 );
 """
 
@@ -89,15 +85,6 @@ class Outcome(Enum):
     RETRY = "retry"
     FAILED = "failed"
     EXPIRED = "expired"
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    """What was last notified for one integration and alert group (Alertmanager's nflog)."""
-
-    firing: frozenset[str]
-    resolved: frozenset[str]
-    sent_at: float
 
 
 @dataclass(frozen=True)
@@ -137,7 +124,45 @@ class DeliveryMetrics:
 
 _DB_RETRY = 5.0
 
-FailureCallback = Callable[[str, str, str, bool], Awaitable[None]]
+#: One notification to store (``None``: only record the log entry) and its log entry.
+EnqueueItem = tuple[Notification | None, LogUpdate]
+
+
+class DeliveryListener(Protocol):
+    """Told when an integration starts failing for good, and when it recovers."""
+
+    async def delivery_failed(
+        self, integration: str, receiver: str, error: str, permanent: bool
+    ) -> None:
+        """A notification failed permanently or expired."""
+        ...
+
+    async def delivery_recovered(self, integration: str, receiver: str) -> None:
+        """An integration that was failing accepted a notification again."""
+        ...
+
+
+class ForwardingListener:
+    """A :class:`DeliveryListener` that forwards to whatever ``current()`` returns
+    at the time of the event: the owner's current dispatcher, which a reload
+    replaces while the outbox lives on."""
+
+    def __init__(self, current: Callable[[], DeliveryListener | None]) -> None:
+        self._current = current
+
+    async def delivery_failed(
+        self, integration: str, receiver: str, error: str, permanent: bool
+    ) -> None:
+        """Forward :meth:`DeliveryListener.delivery_failed`."""
+        target = self._current()
+        if target is not None:
+            await target.delivery_failed(integration, receiver, error, permanent)
+
+    async def delivery_recovered(self, integration: str, receiver: str) -> None:
+        """Forward :meth:`DeliveryListener.delivery_recovered`."""
+        target = self._current()
+        if target is not None:
+            await target.delivery_recovered(integration, receiver)
 
 
 class Outbox:
@@ -149,32 +174,43 @@ class Outbox:
         *,
         clock: Clock,
         notifiers: Mapping[str, Notifier] | None = None,
+        listener: DeliveryListener | None = None,
         settings: DeliveryConfig | None = None,
         registry: CollectorRegistry | None = None,
         rng: random.Random | None = None,
         max_in_flight: int = 16,
     ) -> None:
         self._clock = clock
-        self.notifiers: dict[str, Notifier] = dict(notifiers or {})
+        self._notifiers: dict[str, Notifier] = dict(notifiers or {})
+        self._listener = listener
         self._settings = settings or DeliveryConfig()
         self._rng = rng or random.Random()
-        self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open outbox {path}: {exc}") from exc
+        self._db = DeliveryDatabase(path, _SCHEMA + nflog.SCHEMA + issue_index.SCHEMA)
+        #: The notification log, in the same database (written with each notification).
+        self.log = nflog.NotificationLog(self._db)
+        #: The GitHub issue index, in the same database.
+        self.issues = issue_index.GitHubIssueIndex(self._db)
         self.metrics = DeliveryMetrics(registry)
         self._wake = asyncio.Event()
         self._in_flight: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._max_in_flight = max_in_flight
-        self.on_failure: FailureCallback | None = None
-        #: the last error of the outbox database itself, if any
-        self.last_error: str | None = None
-        self.on_recovery: Callable[[str, str], Awaitable[None]] | None = None
+
+    @property
+    def notifiers(self) -> dict[str, Notifier]:
+        """The notifiers by integration id (a copy)."""
+        return dict(self._notifiers)
+
+    def use_notifiers(self, notifiers: Mapping[str, Notifier]) -> None:
+        """Send with these from now on (a reload changed the receivers); rows of an
+        integration that no longer exists fail permanently when their turn comes."""
+        self._notifiers = dict(notifiers)
+        self._wake.set()
+
+    @property
+    def last_error(self) -> str | None:
+        """The last error of the outbox database itself, ``None`` once a write works again."""
+        return self._db.last_error
 
     def close(self) -> None:
         """Close the database (call after :meth:`run` has stopped)."""
@@ -184,63 +220,22 @@ class Outbox:
 
     def log_entry(self, integration: str, group_key: str) -> LogEntry | None:
         """The last notification-log entry for an integration and group."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT firing, resolved, sent_at FROM nflog WHERE integration=? AND group_key=?",
-                (integration, group_key),
-            ).fetchone()
-        if row is None:
-            return None
-        return LogEntry(frozenset(json.loads(row[0])), frozenset(json.loads(row[1])), float(row[2]))
+        return self.log.entry(integration, group_key)
 
-    def enqueue(
-        self,
-        items: list[tuple[Notification | None, str, str, frozenset[str], frozenset[str]]],
-    ) -> None:
+    def enqueue(self, items: Sequence[EnqueueItem]) -> None:
         """Store notifications and their log entries in one transaction.
 
-        Each item is ``(notification or None, integration, group_key, firing, resolved)``;
-        ``None`` records the log entry without sending (e.g. resolved-only with
-        ``send_resolved: false``).
+        Each item is ``(notification or None, log update)``; ``None`` records
+        the log entry without sending (e.g. resolved-only with
+        ``send_resolved: false``). Raises :class:`StorageError` when the
+        database cannot be written; then nothing was recorded.
         """
         now = self._clock.time()
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                for n, integration, group_key, firing, resolved in items:
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO nflog VALUES (?,?,?,?,?)",
-                        (
-                            integration,
-                            group_key,
-                            json.dumps(sorted(firing)),
-                            json.dumps(sorted(resolved)),
-                            now,
-                        ),
-                    )
-                    if n is None:
-                        continue
-                    self._db.execute(
-                        "INSERT INTO outbox (integration, receiver, group_key, idempotency_key,"
-                        " payload,"
-                        " created_at, event_at, state, next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                        (
-                            integration,
-                            n.receiver,
-                            group_key,
-                            n.idempotency_key,
-                            n.to_json(),
-                            now,
-                            n.event_time,
-                            RowState.PENDING.value,
-                            now,
-                        ),
-                    )
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise StorageError(f"cannot write to the outbox: {exc}") from exc
+        with self._db.transaction("write to the outbox") as conn:
+            for n, update in items:
+                nflog.NotificationLog.write(conn, update, now)
+                if n is not None:
+                    _insert_row(conn, n, update.group_key, now)
         self._wake.set()
 
     # --- reading -----------------------------------------------------------------
@@ -255,8 +250,7 @@ class Outbox:
         if state is not None:
             query += " WHERE state=?"
             args = (state.value,)
-        with self._lock:
-            rows = self._db.execute(query + " ORDER BY id", args).fetchall()
+        rows = self._db.read(query + " ORDER BY id", args)
         return [
             OutboxRow(
                 int(r[0]),
@@ -274,44 +268,21 @@ class Outbox:
 
     def pending_count(self) -> int:
         """How many notifications wait to be delivered."""
-        with self._lock:
-            row = self._db.execute("SELECT COUNT(*) FROM outbox WHERE state='pending'").fetchone()
-        return int(row[0])
+        rows = self._db.read("SELECT COUNT(*) FROM outbox WHERE state='pending'")
+        return int(rows[0][0])
 
     def integration_errors(self) -> dict[str, tuple[str, float, bool]]:
         """``integration -> (last error, when, failing now)``."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT integration, last_error, at, failing FROM integration_errors"
-            ).fetchall()
+        rows = self._db.read("SELECT integration, last_error, at, failing FROM integration_errors")
         return {str(r[0]): (str(r[1]), float(r[2]), bool(r[3])) for r in rows}
-
-    # --- GitHub issue index (IssueIndex protocol) ---------------------------------
-
-    def get_issue(self, repository: str, group_id: str) -> int | None:
-        """The GitHub issue of an alert group, if one was opened."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT number FROM github_issues WHERE repository=? AND group_id=?",
-                (repository, group_id),
-            ).fetchone()
-        return int(row[0]) if row else None
-
-    def put_issue(self, repository: str, group_id: str, number: int) -> None:
-        """Remember the GitHub issue of an alert group."""
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO github_issues VALUES (?,?,?)",
-                (repository, group_id, number),
-            )
 
     # --- delivering --------------------------------------------------------------
 
     def prune(self) -> int:
         """Delete finished rows older than the retention; returns how many."""
         cutoff = self._clock.time() - self._settings.retention
-        with self._lock:
-            cur = self._db.execute(
+        with self._db.transaction("prune the outbox") as conn:
+            cur = conn.execute(
                 "DELETE FROM outbox WHERE state != 'pending' AND created_at < ?", (cutoff,)
             )
         return int(cur.rowcount)
@@ -327,10 +298,9 @@ class Outbox:
                         self.prune()
                         last_prune = self._clock.time()
                     next_due = self._launch_due()
-                except sqlite3.Error as exc:
-                    # The database is unavailable (disk full, locked): keep the
-                    # error for the API and try again shortly; nothing is lost.
-                    self.last_error = f"outbox database: {exc}"
+                except StorageError:
+                    # The database is unavailable (disk full, locked): the error
+                    # is kept for the health check; try again shortly, nothing is lost.
                     await self._clock.sleep(_DB_RETRY)
                     continue
                 now = self._clock.time()
@@ -363,13 +333,12 @@ class Outbox:
     def _launch_due(self) -> float | None:
         """Start sending the due head of every idle lane; return the earliest future due time."""
         now = self._clock.time()
-        with self._lock:
-            heads = self._db.execute(
-                "SELECT id, integration, group_key, next_attempt_at FROM outbox o"
-                " WHERE state='pending'"
-                " AND id = (SELECT MIN(id) FROM outbox p WHERE p.state='pending'"
-                " AND p.integration=o.integration AND p.group_key=o.group_key) ORDER BY id"
-            ).fetchall()
+        heads = self._db.read(
+            "SELECT id, integration, group_key, next_attempt_at FROM outbox o"
+            " WHERE state='pending'"
+            " AND id = (SELECT MIN(id) FROM outbox p WHERE p.state='pending'"
+            " AND p.integration=o.integration AND p.group_key=o.group_key) ORDER BY id"
+        )
         next_due: float | None = None
         for row_id, integration, group_key, due in heads:
             lane = (str(integration), str(group_key))
@@ -389,23 +358,23 @@ class Outbox:
     async def _deliver(self, row_id: int, lane: tuple[str, str]) -> None:
         try:
             await self._deliver_row(row_id)
-        except sqlite3.Error as exc:
-            # The row stays pending and is sent again: at-least-once, never lost.
-            self.last_error = f"outbox database: {exc}"
+        except StorageError:
+            # The row stays pending and is sent again: at-least-once, never lost
+            # (the error is kept for the health check).
+            pass
         finally:
             self._in_flight.discard(lane)
             self._wake.set()
 
     async def _deliver_row(self, row_id: int) -> None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT integration, receiver, payload, created_at, event_at, attempts"
-                " FROM outbox WHERE id=?",
-                (row_id,),
-            ).fetchone()
+        [row] = self._db.read(
+            "SELECT integration, receiver, payload, created_at, event_at, attempts"
+            " FROM outbox WHERE id=?",
+            (row_id,),
+        )
         integration, receiver, payload, created_at, event_at, attempts = row
         notification = Notification.from_json(payload)
-        notifier = self.notifiers.get(integration)
+        notifier = self._notifiers.get(integration)
         try:
             if notifier is None:
                 raise DeliveryError(
@@ -415,23 +384,30 @@ class Outbox:
         except DeliveryError as exc:
             await self._failed(row_id, integration, receiver, created_at, attempts, exc)
             return
+        except Exception as exc:
+            # A notifier's own bug or an error it does not classify: the row's
+            # error, retried with backoff like a transient failure (the loop
+            # must not spin on it, nor lose the notification).
+            error = DeliveryError(f"{integration}: {type(exc).__name__}: {exc}", permanent=False)
+            await self._failed(row_id, integration, receiver, created_at, attempts, error)
+            return
         now = self._clock.time()
-        with self._lock:
-            self._db.execute(
+        with self._db.transaction("mark a notification delivered") as conn:
+            conn.execute(
                 "UPDATE outbox SET state=?, delivered_at=?, attempts=attempts+1 WHERE id=?",
                 (RowState.DELIVERED.value, now, row_id),
             )
-            was_failing = self._db.execute(
+            was_failing = conn.execute(
                 "SELECT failing FROM integration_errors WHERE integration=?", (integration,)
             ).fetchone()
             if was_failing and was_failing[0]:
-                self._db.execute(
+                conn.execute(
                     "UPDATE integration_errors SET failing=0 WHERE integration=?", (integration,)
                 )
         self.metrics.notifications.labels(receiver, Outcome.SUCCESS.value).inc()
         self.metrics.latency.labels(receiver).observe(max(0.0, now - float(event_at)))
-        if was_failing and was_failing[0] and self.on_recovery is not None:
-            await self.on_recovery(integration, receiver)
+        if was_failing and was_failing[0] and self._listener is not None:
+            await self._listener.delivery_recovered(integration, receiver)
 
     async def _failed(  # noqa: PLR0917
         self,
@@ -455,22 +431,40 @@ class Outbox:
                 if exc.permanent
                 else (RowState.EXPIRED, Outcome.EXPIRED)
             )
-            with self._lock:
-                self._db.execute(
+            with self._db.transaction("record a failed notification") as conn:
+                conn.execute(
                     "UPDATE outbox SET state=?, attempts=attempts+1, last_error=? WHERE id=?",
                     (state.value, str(exc), row_id),
                 )
-                self._db.execute(
+                conn.execute(
                     "INSERT OR REPLACE INTO integration_errors VALUES (?,?,?,1)",
                     (integration, str(exc), now),
                 )
             self.metrics.notifications.labels(receiver, outcome.value).inc()
-            if self.on_failure is not None:
-                await self.on_failure(integration, receiver, str(exc), exc.permanent)
+            if self._listener is not None:
+                await self._listener.delivery_failed(integration, receiver, str(exc), exc.permanent)
             return
-        with self._lock:
-            self._db.execute(
+        with self._db.transaction("record a retry") as conn:
+            conn.execute(
                 "UPDATE outbox SET attempts=attempts+1, next_attempt_at=?, last_error=? WHERE id=?",
                 (now + delay, str(exc), row_id),
             )
         self.metrics.notifications.labels(receiver, Outcome.RETRY.value).inc()
+
+
+def _insert_row(conn: sqlite3.Connection, n: Notification, group_key: str, now: float) -> None:
+    conn.execute(
+        "INSERT INTO outbox (integration, receiver, group_key, idempotency_key, payload,"
+        " created_at, event_at, state, next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            n.integration,
+            n.receiver,
+            group_key,
+            n.idempotency_key,
+            n.to_json(),
+            now,
+            n.event_time,
+            RowState.PENDING.value,
+            now,
+        ),
+    )

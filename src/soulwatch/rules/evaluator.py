@@ -8,9 +8,13 @@ state and transitions are saved to the :class:`AlertStateStore` (when one is
 given) and its due alerts are sent to the :class:`~soulwatch.alerts.AlertSink`.
 
 A restart restores that state: pending timers continue from their original
-``active_at``, firing alerts stay firing and are not re-sent before the resend
-delay has passed since their last send, and alerts whose condition ended while
-the monitor was down resolve at the first evaluation.
+``active_at``, firing alerts stay firing, and alerts whose condition ended
+while the monitor was down resolve at the first evaluation. Every restored
+firing or resolved instance is handed to the sink again at that first
+evaluation, since the sink's memory did not survive; the sink's notification
+log (keyed on episodes) drops what was already notified. So a resolve is
+durable from the moment its state is saved, even when the notification it
+leads to had not yet left.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import quote_plus
 
@@ -193,7 +197,13 @@ class RuleManager:
                 if previous is not None and previous.alerting is not None:
                     rule.alerting.restore(copy_alert(a) for a in previous.alerting.active.values())
                 elif rule.key in persisted:
-                    rule.alerting.restore(persisted[rule.key], last_evaluations.get(rule.key))
+                    # The alert sink kept nothing across the restart (the
+                    # dispatcher holds alerts in memory until it flushes their
+                    # group): every restored instance, resolved ones included,
+                    # is handed to it again at the first evaluation. That is
+                    # what makes a resolve durable once its state is saved.
+                    restored = [replace(a, last_sent_at=None) for a in persisted[rule.key]]
+                    rule.alerting.restore(restored, last_evaluations.get(rule.key))
         running = self._running
         if running:
             self._cancel_tasks()
@@ -292,6 +302,7 @@ class RuleManager:
             return
         for alert in due:
             alert.last_sent_at = ts
+        rule.alerting.superseded.clear()
         self._metrics.sent.inc(len(alerts))
 
     def _persist(self, rule: Rule, transitions: list[Transition], ts: float) -> None:

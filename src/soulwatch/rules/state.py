@@ -107,6 +107,9 @@ class AlertingRuleState:
     active: dict[Labels, ActiveAlert] = field(default_factory=dict)
     #: When the rule was last evaluated before a restart (set by :meth:`restore`).
     restored_from: float | None = None
+    #: Resolved instances replaced by a new episode of the same labels before
+    #: their resolve was handed to the sink; :meth:`due` sends them first.
+    superseded: list[ActiveAlert] = field(default_factory=list)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -172,6 +175,15 @@ class AlertingRuleState:
                 current.value = alert.value
                 current.annotations = alert.annotations
                 continue
+            if (
+                current is not None
+                and current.resolved_at is not None
+                and not _resolve_sent(current)
+            ):
+                # A new episode begins before the last one's resolve was sent
+                # (typically: it resolved, the process was killed, and the
+                # fault is back): the resolve still goes out, before the page.
+                self.superseded.append(current)
             self.active[lbls] = alert
 
         keep_s = self.spec.keep_firing_for_s
@@ -189,7 +201,9 @@ class AlertingRuleState:
                         alert.keep_firing_since = ts
                     keep = ts - alert.keep_firing_since < keep_s
                 expired = (
-                    alert.resolved_at is not None and ts - alert.resolved_at > RESOLVED_RETENTION_S
+                    alert.resolved_at is not None
+                    and ts - alert.resolved_at > RESOLVED_RETENTION_S
+                    and _resolve_sent(alert)
                 )
                 if alert.state is AlertState.PENDING or expired:
                     del self.active[lbls]
@@ -247,7 +261,10 @@ class AlertingRuleState:
 
     def due(self, ts: float, resend_delay_s: float) -> list[ActiveAlert]:
         """Instances to send now (firing or recently resolved), per the resend delay."""
-        return [a for a in self.active.values() if a.needs_sending(ts, resend_delay_s)]
+        return [
+            *self.superseded,
+            *(a for a in self.active.values() if a.needs_sending(ts, resend_delay_s)),
+        ]
 
     def _template_data(self, sample_labels: Labels, value: float) -> TemplateData:
         return TemplateData(
@@ -294,6 +311,15 @@ class AlertingRuleState:
         for lbls, alert in self._instances(vector, ts).items():
             held[lbls] = alert.value
         return held
+
+
+def _resolve_sent(alert: ActiveAlert) -> bool:
+    """Whether a resolved instance's resolve was handed to the sink (since the last start)."""
+    return (
+        alert.resolved_at is not None
+        and alert.last_sent_at is not None
+        and alert.last_sent_at >= alert.resolved_at
+    )
 
 
 def copy_alert(alert: ActiveAlert) -> ActiveAlert:

@@ -173,11 +173,13 @@ class _Run:
     async def run(self) -> ScenarioResult:
         await self.monitor.start()
         try:
-            self.monitor.outbox.notifiers = recording(
-                self.monitor.outbox.notifiers,
-                self.result.sent,
-                clock=self.clock,
-                start=self.scenario.start,
+            self.monitor.outbox.use_notifiers(
+                recording(
+                    self.monitor.outbox.notifiers,
+                    self.result.sent,
+                    clock=self.clock,
+                    start=self.scenario.start,
+                )
             )
             for index, step in enumerate(self.scenario.steps):
                 # Queued before the clock moves, so an evaluation at the step's

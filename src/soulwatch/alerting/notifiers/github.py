@@ -15,8 +15,17 @@ from typing import Any, Protocol
 import httpx
 
 from soulwatch.alerting.message import Notification, Status
-from soulwatch.alerting.notifiers._http import request
+from soulwatch.alerting.notifiers._http import (
+    describe,
+    raise_for_response,
+    request,
+    retry_after,
+)
 from soulwatch.clock import Clock
+from soulwatch.exceptions import DeliveryError
+
+#: How long to wait on a rate limit that names no reset time.
+RATE_LIMIT_WAIT = 60.0
 
 
 class IssueIndex(Protocol):
@@ -29,6 +38,31 @@ class IssueIndex(Protocol):
     def put_issue(self, repository: str, group_id: str, number: int) -> None:
         """Remember the issue number for the group."""
         ...
+
+
+def github_raise_for_response(response: httpx.Response, now: float, what: str) -> None:
+    """GitHub's reading of a response: a rate limit is a 403 (or 429) worth
+    retrying once the limit resets, not a permanent refusal."""
+    status = response.status_code
+    headers = response.headers
+    limited = status in {403, 429} and (
+        headers.get("x-ratelimit-remaining") == "0"
+        or "retry-after" in headers
+        or "rate limit" in response.text[:500].lower()
+    )
+    if not limited:
+        raise_for_response(response, now, what)
+        return
+    wait = retry_after(headers.get("retry-after"), now)
+    reset = headers.get("x-ratelimit-reset")
+    if wait is None and reset is not None and reset.isdigit():
+        wait = max(0.0, float(reset) - now)
+    raise DeliveryError(
+        describe(response, what) + " (rate limited)",
+        permanent=False,
+        retry_after=RATE_LIMIT_WAIT if wait is None else wait,
+        status=status,
+    )
 
 
 def marker(group_id: str) -> str:
@@ -84,6 +118,7 @@ class GitHubNotifier:
             headers=self._headers,
             now=self._clock.time(),
             what="github",
+            check=github_raise_for_response,
             **kwargs,
         )
         return response.json() if response.content else None

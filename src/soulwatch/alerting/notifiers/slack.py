@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 
 from soulwatch.alerting.message import AlertInfo, Notification, Status
-from soulwatch.alerting.notifiers._http import request
+from soulwatch.alerting.notifiers._http import describe, raise_for_response, request
 from soulwatch.clock import Clock
+from soulwatch.exceptions import DeliveryError
 
 _MAX_ALERTS = 10  # Slack allows 50 blocks; keep the message readable.
 
@@ -78,6 +79,26 @@ def slack_payload(
     return payload
 
 
+def slack_raise_for_response(response: httpx.Response, now: float, what: str) -> None:
+    """Slack's reading of an incoming-webhook response.
+
+    Slack answers a bad webhook with a 4xx and an error code in the body:
+    ``invalid_token`` (403), ``no_service`` (404), ``channel_is_archived``
+    (410), ``invalid_payload`` (400). None of them goes away by retrying, so
+    each is permanent and named in the error the UI shows; 429 and 5xx are
+    retried (the shared reading).
+    """
+    status = response.status_code
+    if 400 <= status < 500 and status not in {408, 429}:
+        code = response.text[:100].strip() or "no error code"
+        raise DeliveryError(
+            f"{describe(response, what)} (Slack refused the webhook: {code})",
+            permanent=True,
+            status=status,
+        )
+    raise_for_response(response, now, what)
+
+
 def _button(text: str, url: str, action_id: str) -> dict[str, Any]:
     return {
         "type": "button",
@@ -114,4 +135,5 @@ class SlackNotifier:
             json=slack_payload(notification, channel=self._channel, username=self._username),
             now=self._clock.time(),
             what="slack",
+            check=slack_raise_for_response,
         )
