@@ -40,7 +40,11 @@ from soulwatch.duration import Duration
 from soulwatch.exceptions import ConfigError
 from soulwatch.otlp.config import OtlpConfig
 from soulwatch.rum.config import RumConfig
-from soulwatch.sources.collectors.config import E2BCollectorConfig, SoulcasterCollectorConfig
+from soulwatch.sources.collectors.config import (
+    E2BCollectorConfig,
+    SoulcasterCollectorConfig,
+    VercelCollectorConfig,
+)
 from soulwatch.sources.heartbeats import HeartbeatsConfig
 from soulwatch.sources.probes.config import ProbeConfig
 from soulwatch.sources.scrape.config import GlobalConfig as ScrapeGlobalConfig
@@ -69,6 +73,7 @@ class CollectorsConfig(_Model):
 
     soulcaster: SoulcasterCollectorConfig | None = None
     e2b: E2BCollectorConfig | None = None
+    vercel: VercelCollectorConfig | None = None
 
 
 class AlertingSection(BaseModel):

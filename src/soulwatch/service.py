@@ -51,6 +51,7 @@ from soulwatch.sources.collectors.e2b import E2BCollector
 from soulwatch.sources.collectors.redis_reader import RedisPyReader, UpstashRestReader
 from soulwatch.sources.collectors.soulcaster import SoulcasterCollector
 from soulwatch.sources.collectors.source import CollectorSource
+from soulwatch.sources.collectors.vercel import VercelCollector
 from soulwatch.sources.heartbeats import HeartbeatMonitor, HeartbeatStore
 from soulwatch.sources.probes.manager import ProbeManager
 from soulwatch.sources.scrape.manager import ScrapeManager
@@ -512,6 +513,17 @@ class Monitor:
                     self.storage,
                     interval=e2b.interval_seconds,
                     timeout=e2b.timeout_seconds,
+                    clock=self.clock,
+                )
+            )
+        vercel = config.collectors.vercel
+        if vercel is not None:
+            sources.append(
+                CollectorSource(
+                    VercelCollector(vercel, clock=self.clock),
+                    self.storage,
+                    interval=vercel.interval_seconds,
+                    timeout=vercel.timeout_seconds,
                     clock=self.clock,
                 )
             )

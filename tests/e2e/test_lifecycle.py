@@ -113,7 +113,7 @@ def test_init_writes_the_soulcaster_preset_that_checks_clean(tmp_path: Path) -> 
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "soulwatch.yaml").read_text().startswith("# soulwatch.yaml")
     rules = sorted(p.name for p in (tmp_path / "rules").glob("*.yml"))
-    assert rules == ["agents.yml", "backend.yml", "meta.yml", "platform.yml"]
+    assert rules == ["agents.yml", "backend.yml", "meta.yml", "platform.yml", "rum.yml"]
     again = _cli("init", cwd=tmp_path)
     assert again.returncode == 2
     assert "exists" in again.stderr

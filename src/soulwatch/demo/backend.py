@@ -13,9 +13,18 @@ import random
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
+from fastapi.responses import HTMLResponse
 from prometheus_client import CollectorRegistry
 
+from soulwatch.demo.browsers import RUM_KEY
 from soulwatch.demo.faults import Faults
+
+_DASHBOARD = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Soulcaster demo dashboard</title>
+<script src="{agent}" data-site="{key}" defer></script></head>
+<body><h1>Clusters</h1><p>This page reports its page views and web vitals to soulwatch.</p>
+</body></html>
+"""
 
 
 def create_backend(
@@ -24,6 +33,7 @@ def create_backend(
     redis_url: str,
     registry: CollectorRegistry | None = None,
     rng: random.Random | None = None,
+    soulwatch_url: str | None = None,
 ) -> FastAPI:
     """A fresh backend app with its own metrics registry."""
     from soulwatch.instrument import instrument
@@ -63,6 +73,14 @@ def create_backend(
     async def trigger_poll(project_id: str = "demo") -> dict[str, Any]:
         polls.append(project_id)
         return {"triggered": project_id}
+
+    if soulwatch_url:
+        page = _DASHBOARD.format(agent=f"{soulwatch_url}/rum/v1/agent.js", key=RUM_KEY)
+
+        @app.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
+        async def dashboard() -> str:
+            # A stand-in for Soulcaster's Next.js dashboard page, with the browser agent.
+            return page
 
     app.state.polls = polls
     instrument(

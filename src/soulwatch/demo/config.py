@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from soulwatch.demo.browsers import RUM_KEY, RUM_ROUTES
+
 HEARTBEAT_UUID = "5f1d0b7e-6c41-4c2e-9d0a-2d5b8a1c9e01"
 ADMIN_TOKEN = "demo-admin-token-0123456789abcdef"
 
@@ -112,6 +114,17 @@ def demo_config(
                 {"name": "chat", **hook("chat")},
                 {"name": "ticket", **hook("ticket")},
                 {"name": "watchdog", **hook("watchdog")},
+            ],
+        },
+        "rum": {
+            "interval": "15s",
+            "sites": [
+                {
+                    "name": "dashboard",
+                    "key": RUM_KEY,
+                    "origins": [backend_url],
+                    "routes": RUM_ROUTES,
+                }
             ],
         },
         "auth": {

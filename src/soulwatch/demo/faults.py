@@ -24,3 +24,7 @@ class Faults:
     hung_job: bool = False
     #: The Reddit poller stops ingesting and stops sending heartbeats.
     poller_stalled: bool = False
+    #: The dashboard's pages paint their largest content after 3 to 4 seconds.
+    slow_pages: bool = False
+    #: Half of the dashboard's page loads crash into its error boundary.
+    crash_loop: bool = False

@@ -22,6 +22,7 @@ import uvicorn
 
 from soulwatch.clock import Clock
 from soulwatch.demo.backend import create_backend
+from soulwatch.demo.browsers import BrowserTraffic
 from soulwatch.demo.faults import Faults
 from soulwatch.demo.miniredis import MiniRedis
 from soulwatch.demo.traffic import Traffic
@@ -110,13 +111,13 @@ class QuietServer(uvicorn.Server):
 class Backend:
     """The sample backend under a real uvicorn server that can be stopped and restarted."""
 
-    def __init__(self, faults: Faults, redis_url: str) -> None:
+    def __init__(self, faults: Faults, redis_url: str, *, soulwatch_url: str | None = None) -> None:
         self.port = free_port()
         self._faults = faults
         self._redis_url = redis_url
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
-        self.app = create_backend(faults, redis_url=redis_url)
+        self.app = create_backend(faults, redis_url=redis_url, soulwatch_url=soulwatch_url)
 
     @property
     def url(self) -> str:
@@ -165,6 +166,7 @@ class Platform:
         *,
         heartbeat: Callable[[], Awaitable[Any]] | None = None,
         embedded_redis: bool = False,
+        soulwatch_url: str | None = None,
     ):
         self.clock = clock
         self.faults = Faults()
@@ -177,12 +179,14 @@ class Platform:
         self._stopping = False
         self.runner: AgentRunner | None = None
         self.traffic: Traffic | None = None
+        self._soulwatch_url = soulwatch_url
+        self.browsers: BrowserTraffic | None = None
 
     async def start(self) -> None:
         """Start Redis, the backend, the workers and the traffic."""
         await self.redis.start()
         self._client = aioredis.Redis.from_url(self.redis.url, decode_responses=True)
-        self.backend = Backend(self.faults, self.redis.url)
+        self.backend = Backend(self.faults, self.redis.url, soulwatch_url=self._soulwatch_url)
         await self.backend.start()
         self.runner = AgentRunner(self._client, self.clock, self.faults)
         poller = RedditPoller(self._client, self.clock, self.faults, heartbeat=self._heartbeat)
@@ -193,6 +197,9 @@ class Platform:
             asyncio.create_task(_resilient(poller.tick, self.clock, 300.0, stop)),
             asyncio.create_task(self.traffic.run(stop)),
         ]
+        if self._soulwatch_url:
+            self.browsers = BrowserTraffic(self._soulwatch_url, self.backend.url, self.faults)
+            self._tasks.append(asyncio.create_task(self.browsers.run(stop)))
 
     def _should_stop(self) -> bool:
         return self._stopping

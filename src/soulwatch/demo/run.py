@@ -98,6 +98,9 @@ SIGNALS: list[tuple[str, str, str]] = [
     ("reddit poller lag", "time() - max(soulcaster_reddit_last_ingest_timestamp_seconds)", "age"),
     ("poller heartbeat", 'heartbeat_up{check="reddit-poller"}', "bool"),
     ("E2B sandboxes", "e2b_sandboxes_running", "n"),
+    ("dashboard p75 LCP",
+     'histogram_quantile(0.75, sum by (le) (rate(rum_lcp_seconds_bucket[15m])))', "s"),
+    ("dashboard React crashes (10m)", 'sum(increase(rum_errors_total{kind="react"}[10m]))', "n"),
     ("E2B quota used", "e2b_sandbox_hours_used / e2b_sandbox_hours_quota", "pct"),
 ]  # fmt: skip
 
@@ -152,7 +155,10 @@ class Demo:
             clock=self.clock, registry=CollectorRegistry(),
         )  # fmt: skip
         self.platform = Platform(
-            self.clock, heartbeat=heartbeat.asuccess, embedded_redis=self._embedded_redis
+            self.clock,
+            heartbeat=heartbeat.asuccess,
+            embedded_redis=self._embedded_redis,
+            soulwatch_url=sw_url,
         )
         runner = self.platform
         self.receiver = Receiver(

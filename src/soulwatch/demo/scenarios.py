@@ -100,6 +100,8 @@ def _scenarios() -> list[Scenario]:
     stalled = _fault("runner_stalled", True, False)
     hung = _fault("hung_job", True, False)
     poller = _fault("poller_stalled", True, False)
+    slow_pages = _fault("slow_pages", True, False)
+    crashes = _fault("crash_loop", True, False)
     return [
         Scenario("backend-down", "Backend down: /health failing > 2 min",
                  ("BackendDown",), ("page", "chat"), _backend_down, _backend_up),
@@ -119,6 +121,10 @@ def _scenarios() -> list[Scenario]:
                  ("HeartbeatMissing", "RedditPollerLag"), ("chat", "ticket"), *poller),
         Scenario("quota", "E2B sandbox-hours > 80% of the monthly quota",
                  ("E2BQuotaWarning",), ("chat", "ticket"), _quota_near, _quota_raised),
+        Scenario("slow-pages", "Dashboard p75 LCP > 2.5 s for 15 min (real users)",
+                 ("DashboardSlowPages",), ("chat", "ticket"), *slow_pages),
+        Scenario("crash-loop", "Dashboard React crashes: 5 in 10 min (real users)",
+                 ("DashboardCrashSpike",), ("chat", "ticket"), *crashes),
     ]  # fmt: skip
 
 

@@ -87,3 +87,19 @@ class E2BCollectorConfig(BaseModel):
     monthly_hours_quota: float = Field(default=100.0, gt=0)
     interval_seconds: float = Field(default=60.0, gt=0)
     timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class VercelCollectorConfig(BaseModel):
+    """Usage this billing month from Vercel's REST API against the plan's limits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_url: str = "https://api.vercel.com"
+    token: str = Field(min_length=1, description="A Vercel access token (use token_env / _file).")
+    team_id: str | None = None
+    limits: dict[str, float] = Field(
+        min_length=1,
+        description="The plan's monthly limit per FOCUS ServiceName, in its ConsumedUnit.",
+    )
+    interval_seconds: float = Field(default=900.0, gt=0)
+    timeout_seconds: float = Field(default=30.0, gt=0)
