@@ -103,6 +103,11 @@ def _add_rules_commands(
         "rules", help="validate Prometheus rule files like `promtool check rules`"
     )
     check_rules.add_argument("files", nargs="+", metavar="FILE")
+    check_rules.add_argument(
+        "--target",
+        choices=["prometheus-2"],
+        help="also warn where a file would not load on this older Prometheus",
+    )
     check_rules.set_defaults(func=_cmd_check_rules)
     test_rules = test.add_parser(
         "rules", help="run rule unit tests in `promtool test rules` format"
@@ -228,12 +233,13 @@ def _cmd_promql_test(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_rules(args: argparse.Namespace) -> int:
-    from soulwatch.rules.loader import check_rule_file
+    from soulwatch.rules.loader import check_portability, check_rule_file
 
     failed = False
     for path in args.files:
         print(f"Checking {path}")
         groups, problems = check_rule_file(path)
+        warnings = check_portability(path, args.target) if args.target else []
         if problems:
             failed = True
             print(f"  FAILED: {len(problems)} problem(s)")
@@ -244,6 +250,10 @@ def _cmd_check_rules(args: argparse.Namespace) -> int:
             print(f"  SUCCESS: {count} rules found")
             if any(r.uses_extensions for g in groups for r in g.rules):
                 print("  NOTE: uses soulwatch extensions (recover_expr/no_data): soulwatch-only")
+        if warnings:
+            print(f"  WARNING: {len(warnings)} thing(s) {args.target} would not load")
+            for warning in warnings:
+                print(f"  {warning}")
         print()
     return 1 if failed else 0
 
