@@ -209,12 +209,19 @@ def _cmd_promql_test(args: argparse.Namespace) -> int:
         print(f"soulwatch: error: unknown feature {unknown[0]!r}", file=sys.stderr)
         return 2
     any_failed = False
+    malformed = False
     for name in args.files:
         path = Path(name)
         if not path.is_file():
             print(f"soulwatch: error: {name}: no such file", file=sys.stderr)
             return 2
-        report = run_file(path, functools.partial(Engine, features=features))
+        try:
+            report = run_file(path, functools.partial(Engine, features=features))
+        except SoulwatchError as exc:
+            # One malformed script does not hide the results of the others.
+            print(f"soulwatch: error: {exc}", file=sys.stderr)
+            malformed = True
+            continue
         print(
             f"{name}: {report.passed} passed, {report.failed} failed, "
             f"{report.unsupported} unsupported"
@@ -229,6 +236,8 @@ def _cmd_promql_test(args: argparse.Namespace) -> int:
                     print(f"    got:      {case.got}")
             elif case.outcome is Outcome.UNSUPPORTED and args.show_unsupported:
                 print(f"  UNSUPPORTED ({case.reason}) {case.file}:{case.line}: {case.query}")
+    if malformed:
+        return 2
     return 1 if any_failed else 0
 
 

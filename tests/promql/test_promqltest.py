@@ -237,7 +237,7 @@ def test_cli_exit_codes_for_passing_and_malformed_scripts(tmp_path: Path) -> Non
     )
     assert (ok.returncode, ok.stdout.strip()) == (0, f"{good}: 1 passed, 0 failed, 0 unsupported")
     broken = subprocess.run(
-        soulwatch_command("promql", "test", str(bad)),
+        soulwatch_command("promql", "test", str(bad), str(good)),
         env=subprocess_env(),
         capture_output=True,
         text=True,
@@ -246,6 +246,8 @@ def test_cli_exit_codes_for_passing_and_malformed_scripts(tmp_path: Path) -> Non
     )
     assert broken.returncode == 2
     assert f"{bad}:1:" in broken.stderr
+    # The scripts after a malformed one still run.
+    assert f"{good}: 1 passed, 0 failed, 0 unsupported" in broken.stdout
 
 
 def test_cli_enables_engine_features_by_prometheus_name(tmp_path: Path) -> None:
