@@ -103,6 +103,11 @@ def _add_rules_commands(
         "rules", help="validate Prometheus rule files like `promtool check rules`"
     )
     check_rules.add_argument("files", nargs="+", metavar="FILE")
+    check_rules.add_argument(
+        "--target",
+        choices=["prometheus-2"],
+        help="also warn where a file would not load on this older Prometheus",
+    )
     check_rules.set_defaults(func=_cmd_check_rules)
     test_rules = test.add_parser(
         "rules", help="run rule unit tests in `promtool test rules` format"
@@ -204,12 +209,19 @@ def _cmd_promql_test(args: argparse.Namespace) -> int:
         print(f"soulwatch: error: unknown feature {unknown[0]!r}", file=sys.stderr)
         return 2
     any_failed = False
+    malformed = False
     for name in args.files:
         path = Path(name)
         if not path.is_file():
             print(f"soulwatch: error: {name}: no such file", file=sys.stderr)
             return 2
-        report = run_file(path, functools.partial(Engine, features=features))
+        try:
+            report = run_file(path, functools.partial(Engine, features=features))
+        except SoulwatchError as exc:
+            # One malformed script does not hide the results of the others.
+            print(f"soulwatch: error: {exc}", file=sys.stderr)
+            malformed = True
+            continue
         print(
             f"{name}: {report.passed} passed, {report.failed} failed, "
             f"{report.unsupported} unsupported"
@@ -224,16 +236,19 @@ def _cmd_promql_test(args: argparse.Namespace) -> int:
                     print(f"    got:      {case.got}")
             elif case.outcome is Outcome.UNSUPPORTED and args.show_unsupported:
                 print(f"  UNSUPPORTED ({case.reason}) {case.file}:{case.line}: {case.query}")
+    if malformed:
+        return 2
     return 1 if any_failed else 0
 
 
 def _cmd_check_rules(args: argparse.Namespace) -> int:
-    from soulwatch.rules.loader import check_rule_file
+    from soulwatch.rules.loader import check_portability, check_rule_file
 
     failed = False
     for path in args.files:
         print(f"Checking {path}")
         groups, problems = check_rule_file(path)
+        warnings = check_portability(path, args.target) if args.target else []
         if problems:
             failed = True
             print(f"  FAILED: {len(problems)} problem(s)")
@@ -244,6 +259,10 @@ def _cmd_check_rules(args: argparse.Namespace) -> int:
             print(f"  SUCCESS: {count} rules found")
             if any(r.uses_extensions for g in groups for r in g.rules):
                 print("  NOTE: uses soulwatch extensions (recover_expr/no_data): soulwatch-only")
+        if warnings:
+            print(f"  WARNING: {len(warnings)} thing(s) {args.target} would not load")
+            for warning in warnings:
+                print(f"  {warning}")
         print()
     return 1 if failed else 0
 

@@ -8,6 +8,7 @@ by the runner, never skipped here.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,14 @@ def test_the_conformance_scripts_are_present() -> None:
     assert len(SCRIPTS) >= 8, f"expected Prometheus test scripts in {CONFORMANCE}"
 
 
+# Prometheus 3's defaults, and the feature flags Prometheus's own runner enables.
+FEATURES = {"default": [], "delayed-names": ["promql-delayed-name-removal"]}
+
+
+@pytest.mark.parametrize("features", FEATURES.values(), ids=FEATURES.keys())
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
-def test_conformance_script(script: Path) -> None:
-    report = run_file(script, Engine)
+def test_conformance_script(script: Path, features: list[str]) -> None:
+    report = run_file(script, functools.partial(Engine, features=features))
     assert report.passed > 0
     failures = [
         f"{case.file}:{case.line}: {case.query}\n    {case.reason}\n"

@@ -136,3 +136,38 @@ def test_type_and_unit_labels_go_with_the_name_when_enabled() -> None:
 def test_unknown_feature_names_are_refused() -> None:
     with pytest.raises(Exception, match="unknown PromQL feature 'delayed-names'"):
         Engine(MemoryStorage(), features=["delayed-names"])
+
+
+def test_info_adds_the_data_labels_of_matching_info_series() -> None:
+    s = MemoryStorage()
+    load(s, series("up", instance="a", job="1"), every(60, [1, 1, 1]))
+    load(s, series("up", instance="b", job="1"), every(60, [1, 1, 1]))
+    load(s, series("target_info", instance="a", job="1", version="v1", region="eu"), [(0, 1)])
+    load(s, series("target_info", instance="a", job="1", version="v2", region="eu"), [(90, 1)])
+    load(s, series("build_info", instance="a", job="1", commit="abc"), every(60, [1, 1, 1]))
+
+    assert vector(instant(s, "info(up)", 60)) == {
+        'up{instance="a", job="1", region="eu", version="v1"}': 1.0,
+        'up{instance="b", job="1"}': 1.0,  # no info series: kept as it is
+    }
+    # The newest matching info series wins.
+    assert 'up{instance="a", job="1", region="eu", version="v2"}' in vector(
+        instant(s, "info(up)", 120)
+    )
+    # Only the named data labels; a matcher refusing "" drops series without info.
+    assert vector(instant(s, 'info(up, {version=~".+"})', 60)) == {
+        'up{instance="a", job="1", version="v1"}': 1.0
+    }
+    assert vector(instant(s, 'info(up, {version=~".*"})', 60)) == {
+        'up{instance="a", job="1", version="v1"}': 1.0,
+        'up{instance="b", job="1"}': 1.0,
+    }
+    assert vector(instant(s, 'info(up{instance="a"}, {__name__="build_info"})', 60)) == {
+        'up{commit="abc", instance="a", job="1"}': 1.0
+    }
+    # The info series are read at the time of the selector's @.
+    assert 'up{instance="a", job="1", region="eu", version="v1"}' in vector(
+        instant(s, "info(up @ 60)", 120)
+    )
+    with pytest.raises(ParseError, match="expected label selectors only"):
+        instant(s, 'info(up, target_info{version="v1"})', 60)

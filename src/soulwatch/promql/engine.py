@@ -4,7 +4,8 @@ Semantics follow Prometheus 3 for float samples: a 5-minute lookback whose
 window is left-open ``(t - lookback, t]``, staleness markers end a series at
 once, range windows ``(t - range, t]``, ``offset`` and ``@`` (``start()`` and
 ``end()`` are the range query's bounds), subqueries aligned to absolute
-multiples of their step, and delayed ``__name__`` removal.
+multiples of their step, and ``__name__`` removed at once, or at the end of
+the query with the ``promql-delayed-name-removal`` feature.
 
 Every node is evaluated at all steps at once (see :mod:`.stepvec`): each
 selector loads its data once per query over the whole range it needs, and

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from soulwatch.exceptions import QueryError
-from soulwatch.promql import histograms, labelfuncs, mathfuncs
+from soulwatch.promql import histograms, info, labelfuncs, mathfuncs
 from soulwatch.promql.aggregations import format_g
 from soulwatch.promql.ast import Call, Expr, MatrixSelector, ParenExpr, SubqueryExpr, VectorSelector
 from soulwatch.promql.funcargs import Handler, scalar_arg, string_arg, vector_arg
@@ -340,6 +340,7 @@ _HANDLERS: dict[str, Handler] = {
     "absent": _absent,
     "histogram_quantile": _histogram_quantile,
     "histogram_quantiles": _histogram_quantiles,
+    "info": info.evaluate,
     "histogram_fraction": _histogram_fraction,
     **dict.fromkeys(
         (

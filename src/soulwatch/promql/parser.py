@@ -79,6 +79,9 @@ _PRECEDENCE = {
 _UNARY_PRECEDENCE = 5  # like '*': -a^b is -(a^b), -a*b is (-a)*b
 # Keywords that may still name a metric when they start an expression,
 # as in Prometheus's `metric_identifier` rule.
+#: Functions Prometheus 3 renamed: an unknown-function error names the new name.
+RENAMED_FUNCTIONS = {"holt_winters": "double_exponential_smoothing"}
+
 _KEYWORD_METRIC_NAMES = AGGREGATIONS | {"and", "or", "unless", "by", "without", "offset"}
 _KEYWORDS = _KEYWORD_METRIC_NAMES | {
     "atan2",
@@ -528,7 +531,11 @@ class _Parser:
         args = self.call_args("")
         # Checked after the arguments, as Prometheus reports errors inside them first.
         if name_token.text not in FUNCTIONS:
-            self.defer(f'unknown function with name "{name_token.text}"', name_token.pos)
+            message = f'unknown function with name "{name_token.text}"'
+            renamed = RENAMED_FUNCTIONS.get(name_token.text)
+            if renamed is not None:
+                message += f" (renamed {renamed} in Prometheus 3)"
+            self.defer(message, name_token.pos)
         return Call(name_token.text, tuple(args), name_token.pos)
 
     def aggregation(self) -> Expr:

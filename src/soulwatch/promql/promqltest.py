@@ -14,8 +14,12 @@ Prometheus, again with ``@ <t>`` pinned on every selector at other times.
 
 Unsupported means the case needs a feature outside soulwatch's scope,
 detected explicitly (see :data:`UNSUPPORTED_FUNCTIONS` and
-:func:`unsupported_reason`): native histograms, ``info()``, duration
-expressions and ``fill`` modifiers.
+:func:`unsupported_reason`): native histograms (and their ``</`` ``>/``
+trim operators), duration expressions, ``fill`` modifiers, the
+``anchored``/``smoothed`` range selectors and start timestamps (``@st``
+load lines, ``start_timestamp()``). Features soulwatch has behind
+Prometheus's flags (delayed name removal, type-and-unit labels) are run,
+and fail unless the engine was built with them.
 """
 
 from __future__ import annotations
@@ -64,7 +68,6 @@ EPSILON = 1e-6
 
 #: Functions out of scope, with the category a case using them is counted in.
 UNSUPPORTED_FUNCTIONS: dict[str, str] = {
-    "info": "info()",
     "histogram_avg": "native histograms",
     "histogram_count": "native histograms",
     "histogram_sum": "native histograms",
@@ -81,9 +84,15 @@ _AT_UNSAFE_FUNCTIONS = frozenset(
         *("hour", "minute", "month", "year", "predict_linear", "time", "timestamp"),
     )
 )
-_DURATION_FUNCTIONS = re.compile(r"\b(?:step|range|min_of|max_of)\s*\(")
+_DURATION_FUNCTIONS = re.compile(r"\b(?:step|range|min_of|max_of)\s*\(", re.IGNORECASE)
 _BARE_START_END = re.compile(r"(?<![@\s])\s*\b(?:start|end)\s*\(\s*\)")
 _FILL = re.compile(r"\bfill(?:_left|_right)?\s*\(")
+# Prometheus's promql-extended-range-selectors: "x[1m] anchored", "x[1m] smoothed".
+_EXTENDED_RANGE = re.compile(r"\b(?:anchored|smoothed)\b")
+# The native-histogram trim operators "</" and ">/".
+_TRIM = re.compile(r"[<>]/")
+# start_timestamp() reads the start times that "@st" load lines give (use-start-timestamps).
+_START_TIMESTAMP = re.compile(r"\bstart_timestamp\s*\(")
 _STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 
 
@@ -175,15 +184,20 @@ def run_script(text: str, engine_factory: EngineFactory, *, file: str = "<script
     storage = MemoryStorage()
     engine = engine_factory(storage)
     histogram_series: list[Labels] = []
+    start_timestamp_series: list[Labels] = []
     report = FileReport(file)
     for cmd in commands:
         if isinstance(cmd, ClearCommand):
             storage.clear()
             histogram_series.clear()
+            start_timestamp_series.clear()
         elif isinstance(cmd, LoadCommand):
             histogram_series.extend(_load(storage, cmd))
+            start_timestamp_series.extend(cmd.start_timestamps)
         else:
-            report.cases.append(_run_case(engine, cmd, file, histogram_series))
+            report.cases.append(
+                _run_case(engine, cmd, file, histogram_series, start_timestamp_series)
+            )
     return report
 
 
@@ -202,11 +216,21 @@ def _load(storage: MemoryStorage, cmd: LoadCommand) -> list[Labels]:
     return histograms
 
 
-def unsupported_reason(query: str, histogram_series: list[Labels] | None = None) -> str | None:
+def unsupported_reason(
+    query: str,
+    histogram_series: list[Labels] | None = None,
+    start_timestamp_series: list[Labels] | None = None,
+) -> str | None:
     """Why a case is out of scope, or ``None`` if soulwatch should support it."""
     code = _STRING_LITERAL.sub('""', query)
     if _FILL.search(code):
         return "fill modifiers"
+    if _EXTENDED_RANGE.search(code):
+        return "extended range selectors"
+    if _TRIM.search(code):
+        return "native histograms"
+    if _START_TIMESTAMP.search(code):
+        return "start timestamps"
     if _DURATION_FUNCTIONS.search(code) or _BARE_START_END.search(code):
         return "duration expressions"
     if re.search(r"\[[^\]]*[-+*/%^(][^\]]*\]", code) or re.search(r"\boffset\s*\(", code):
@@ -222,6 +246,10 @@ def unsupported_reason(query: str, histogram_series: list[Labels] | None = None)
             matches_all(node.matchers, labels) for labels in histogram_series or ()
         ):
             return "native histograms"
+        if isinstance(node, ast.VectorSelector) and any(
+            matches_all(node.matchers, labels) for labels in start_timestamp_series or ()
+        ):
+            return "start timestamps"
     return None
 
 
@@ -246,9 +274,13 @@ def _children(expr: ast.Expr) -> tuple[ast.Expr, ...]:
 
 
 def _run_case(
-    engine: QueryEngine, cmd: EvalCommand, file: str, histogram_series: list[Labels]
+    engine: QueryEngine,
+    cmd: EvalCommand,
+    file: str,
+    histogram_series: list[Labels],
+    start_timestamp_series: list[Labels],
 ) -> CaseResult:
-    reason = unsupported_reason(cmd.query, histogram_series)
+    reason = unsupported_reason(cmd.query, histogram_series, start_timestamp_series)
     if reason is None and cmd.histogram_expected:
         reason = "native histograms"
     if reason is not None:

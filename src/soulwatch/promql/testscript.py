@@ -53,6 +53,8 @@ class LoadCommand:
     step_ms: int
     series: list[tuple[Labels, list[Point]]]
     nhcb: bool = False
+    #: Series given start timestamps by ``@st`` lines (not loaded: soulwatch has none).
+    start_timestamps: list[Labels] = field(default_factory=list)
 
 
 @dataclass
@@ -180,6 +182,10 @@ def _parse_load(lines: list[str], i: int, commands: list[Command]) -> int:
     end = i
     for end, text in _block(lines, i):
         try:
+            start_timestamps = _start_timestamp_series(text)
+            if start_timestamps is not None:
+                load.start_timestamps.append(start_timestamps)
+                continue
             load.series.append(_parse_series_line(text))
         except ValueError as exc:
             raise _LineError(str(exc), end + 1) from None
@@ -294,6 +300,23 @@ def _parse_float(text: str) -> float:
     if not re.fullmatch(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[-+]?[0-9]+)?", lower):
         raise ValueError(f"invalid number {text!r}")
     return float(lower)
+
+
+def _start_timestamp_series(text: str) -> Labels | None:
+    """The series of a ``metric{...}@st <offsets>`` line (its samples' start times), else None.
+
+    soulwatch stores no start timestamps; the runner only needs to know which
+    series have them.
+    """
+    desc_end = _series_desc_end(text)
+    desc = text[:desc_end]
+    if desc.endswith("@st"):
+        return _parse_labels(desc[: -len("@st")])
+    if text.startswith("@st", desc_end) and (
+        len(text) == desc_end + 3 or text[desc_end + 3].isspace()
+    ):
+        return _parse_labels(desc)
+    return None
 
 
 def _parse_series_line(text: str) -> tuple[Labels, list[Point]]:

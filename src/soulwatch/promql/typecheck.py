@@ -132,12 +132,35 @@ class _Checker:
                     f'expected at most {most} argument(s) in call to "{name}", got {given}',
                     expr.pos,
                 )
+        label_selector: VectorSelector | None = None
+        if name == "info" and given > 1:
+            label_selector = self.info_labels(expr)
         for index, arg in enumerate(expr.args):
             wanted = signature.arg_types[min(index, declared - 1)] if declared else None
+            if arg is label_selector:
+                continue  # checked by info_labels: it may match the empty string
             if wanted is None:
                 self.check(arg)
             else:
                 self.expect(arg, wanted, f'call to function "{name}"')
+
+    def info_labels(self, expr: Call) -> VectorSelector | None:
+        """``info()``'s second argument: label matchers only, which may all match ``""``."""
+        arg = expr.args[1]
+        kind = value_type(arg)
+        if kind is not ValueType.VECTOR:
+            self.report(
+                f'expected type {doc_type(ValueType.VECTOR)} in call to function "info", '
+                f"got {doc_type(kind)}",
+                expr.pos,
+            )
+        if not isinstance(arg, VectorSelector):
+            self.report("expected label selectors only", _start(arg))
+            return None
+        if arg.pos in self.facts.named_selectors:
+            self.report("expected label selectors only, got vector selector instead", arg.pos)
+            return None
+        return arg
 
     def binary(self, expr: BinaryExpr) -> None:
         lt, rt = self.check(expr.lhs), self.check(expr.rhs)

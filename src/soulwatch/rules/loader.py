@@ -14,6 +14,7 @@ soulwatch-only: promtool rejects unknown keys.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -81,6 +82,74 @@ def check_rule_file(
     except (OSError, UnicodeDecodeError) as exc:
         return [], [RuleFileError(f"cannot read rule file: {exc}", file=name)]
     return parse_rule_text(text, name, validate_expr=validate_expr)
+
+
+@dataclass(frozen=True)
+class RuleFileWarning:
+    """Something in a rule file that the ``--target`` Prometheus would not load."""
+
+    message: str
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+#: Group fields that Prometheus 2.x lacks, with the version that added them.
+_NEWER_GROUP_FIELDS = {
+    "query_offset": "needs Prometheus 2.53 or later",
+    "labels": "needs Prometheus 3",
+}
+
+
+def check_portability(path: str | Path, target: str) -> list[RuleFileWarning]:
+    """Where the rule file at ``path`` would not load on ``target`` (``prometheus-2``).
+
+    Reports newer group fields and, in each ``expr``, the PromQL syntax and
+    functions Prometheus 2.x lacks (see :mod:`soulwatch.promql.portability`).
+    Parts that do not parse are left to :func:`check_rule_file`.
+    """
+    from soulwatch.promql.portability import TARGETS, prometheus2_incompatibilities
+
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
+    name = str(path)
+    try:
+        root = yaml.compose(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    warnings: list[RuleFileWarning] = []
+    for group in _items(_field(root, "groups")):
+        for key, _ in _pairs(group):
+            note = _NEWER_GROUP_FIELDS.get(key.value)
+            if note is not None:
+                mark = key.start_mark
+                message = f"group field '{key.value}' {note}"
+                warnings.append(RuleFileWarning(message, name, mark.line + 1, mark.column + 1))
+        for rule in _items(_field(group, "rules")):
+            expr = _field(rule, "expr")
+            if not isinstance(expr, ScalarNode):
+                continue
+            for found in prometheus2_incompatibilities(expr.value):
+                line, column = _position_in_value(expr, found.line, found.column)
+                warnings.append(RuleFileWarning(found.message, name, line, column))
+    return warnings
+
+
+def _pairs(node: Node | None) -> list[tuple[ScalarNode, Node]]:
+    if not isinstance(node, MappingNode):
+        return []
+    return [(k, v) for k, v in node.value if isinstance(k, ScalarNode)]
+
+
+def _field(node: Node | None, key: str) -> Node | None:
+    return next((v for k, v in _pairs(node) if k.value == key), None)
+
+
+def _items(node: Node | None) -> list[Node]:
+    return list(node.value) if isinstance(node, SequenceNode) else []
 
 
 def parse_rule_text(
