@@ -12,53 +12,34 @@ import contextlib
 import os
 import shutil
 import subprocess
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import free_port, need_binary, soulwatch_command, started, subprocess_env
-from tests.rum.support import value, wait_value
+from tests.helpers import free_port, need_binary, started
+from tests.rum.support import monitor, value, wait_value
 
 APP = Path(__file__).parent / "nextjs_app"
 KEY = "nextjs-dashboard-key"
 TOKEN = "nextjs-otlp-token-1"
 
 
-@contextlib.contextmanager
-def _soulwatch(tmp_path: Path, origin: str) -> Iterator[httpx.Client]:
-    listen = free_port()
-    base = f"http://127.0.0.1:{listen}"
-    config = tmp_path / "soulwatch.yaml"
-    config.write_text(
-        textwrap.dedent(
-            f"""\
-            listen: 127.0.0.1:{listen}
-            data_dir: data
-            otlp: {{enabled: true, interval: 1s}}
-            rum:
-              interval: 1s
-              sites:
-                - name: dashboard
-                  key: {KEY}
-                  origins: ["{origin}"]
-                  routes: ["/", "/crash", "/api/clusters/[id]"]
-            auth:
-              tokens:
-                - {{name: dashboard-otel, token_env: OTLP_TOKEN, scopes: [push]}}
-            """
-        )
-    )
-    ready = lambda: httpx.get(f"{base}/-/ready", timeout=1).status_code == 200  # noqa: E731
-    argv = soulwatch_command("run", "-c", str(config))
-    env = subprocess_env(OTLP_TOKEN=TOKEN)
-    with (
-        started(argv, env=env, cwd=str(tmp_path), ready=ready, timeout=30),
-        httpx.Client(base_url=base, timeout=10) as api,
-    ):
-        yield api
+def _soulwatch(tmp_path: Path, origin: str) -> contextlib.AbstractContextManager[httpx.Client]:
+    config = f"""\
+otlp: {{enabled: true, interval: 1s}}
+rum:
+  interval: 1s
+  sites:
+    - name: dashboard
+      key: {KEY}
+      origins: ["{origin}"]
+      routes: ["/", "/crash", "/api/clusters/[id]"]
+auth:
+  tokens:
+    - {{name: dashboard-otel, token_env: OTLP_TOKEN, scopes: [push]}}
+"""
+    return monitor(tmp_path, config, OTLP_TOKEN=TOKEN)
 
 
 def _run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,41 +19,26 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
-from tests.helpers import free_port, soulwatch_command, started, subprocess_env
-from tests.rum.support import value, wait_value
+from tests.rum.support import monitor, value, wait_value
 
 TOKEN = "otlp-push-token-123"
 
 
-@contextlib.contextmanager
-def _monitor(tmp_path: Path) -> Iterator[httpx.Client]:
-    listen = free_port()
-    base = f"http://127.0.0.1:{listen}"
-    (tmp_path / "soulwatch.yaml").write_text(
-        textwrap.dedent(
-            f"""\
-            listen: 127.0.0.1:{listen}
-            data_dir: data
-            otlp:
-              enabled: true
-              interval: 1s
-              max_series: 200
-            auth:
-              tokens:
-                - name: nextjs
-                  token_env: OTLP_TOKEN
-                  scopes: [push]
-            """
-        )
-    )
-    argv = soulwatch_command("run", "-c", str(tmp_path / "soulwatch.yaml"))
-    ready = lambda: httpx.get(f"{base}/-/ready", timeout=1).status_code == 200  # noqa: E731
-    env = subprocess_env(OTLP_TOKEN=TOKEN)
-    with (
-        started(argv, env=env, cwd=str(tmp_path), ready=ready, timeout=30),
-        httpx.Client(base_url=base, timeout=10) as api,
-    ):
-        yield api
+_CONFIG = """\
+otlp:
+  enabled: true
+  interval: 1s
+  max_series: 200
+auth:
+  tokens:
+    - name: nextjs
+      token_env: OTLP_TOKEN
+      scopes: [push]
+"""
+
+
+def _monitor(tmp_path: Path) -> contextlib.AbstractContextManager[httpx.Client]:
+    return monitor(tmp_path, _CONFIG, OTLP_TOKEN=TOKEN)
 
 
 def _server_span(tracer: object, route: str, path: str, status: int, seconds: float) -> None:

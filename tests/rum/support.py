@@ -15,15 +15,12 @@ from tests.helpers import free_port, soulwatch_command, started, subprocess_env,
 KEY = "dash-public-key-1"
 
 
-def write_config(tmp_path: Path, listen: int, origin: str, **rum: Any) -> Path:
-    """A config with one site, ``dashboard``, whose pages come from ``origin``."""
+def rum_config(origin: str, **rum: Any) -> str:
+    """The ``rum:`` section with one site, ``dashboard``, whose pages come from ``origin``."""
     extra = "".join(f"  {k}: {v}\n" for k, v in rum.items())
-    config = tmp_path / "soulwatch.yaml"
-    config.write_text(
+    return (
         textwrap.dedent(
             f"""\
-            listen: 127.0.0.1:{listen}
-            data_dir: data
             rum:
               interval: 1s
               sites:
@@ -36,21 +33,28 @@ def write_config(tmp_path: Path, listen: int, origin: str, **rum: Any) -> Path:
         )
         + extra
     )
-    return config
+
+
+@contextlib.contextmanager
+def monitor(tmp_path: Path, config: str, **env: str) -> Iterator[httpx.Client]:
+    """``soulwatch run`` with ``config`` (YAML; ``listen`` is added); a client on its API."""
+    listen = free_port()
+    base = f"http://127.0.0.1:{listen}"
+    path = tmp_path / "soulwatch.yaml"
+    path.write_text(f"listen: 127.0.0.1:{listen}\ndata_dir: data\n" + config)
+    ready = lambda: httpx.get(f"{base}/-/ready", timeout=1).status_code == 200  # noqa: E731
+    argv = soulwatch_command("run", "-c", str(path))
+    with (
+        started(argv, env=subprocess_env(**env), cwd=str(tmp_path), ready=ready, timeout=30),
+        httpx.Client(base_url=base, timeout=10) as api,
+    ):
+        yield api
 
 
 @contextlib.contextmanager
 def rum_monitor(tmp_path: Path, origin: str, **rum: Any) -> Iterator[httpx.Client]:
     """``soulwatch run`` with the RUM intake; yields a client on its API."""
-    listen = free_port()
-    base = f"http://127.0.0.1:{listen}"
-    config = write_config(tmp_path, listen, origin, **rum)
-    ready = lambda: httpx.get(f"{base}/-/ready", timeout=1).status_code == 200  # noqa: E731
-    argv = soulwatch_command("run", "-c", str(config))
-    with (
-        started(argv, env=subprocess_env(), cwd=str(tmp_path), ready=ready, timeout=30),
-        httpx.Client(base_url=base, timeout=10) as api,
-    ):
+    with monitor(tmp_path, rum_config(origin, **rum)) as api:
         yield api
 
 
