@@ -189,6 +189,7 @@ class SoulwatchConfig(_Model):
     self_monitoring: SelfMonitoringConfig = Field(default_factory=SelfMonitoringConfig)
 
     _source: Path | None = PrivateAttr(default=None)
+    _source_as_given: str | None = PrivateAttr(default=None)
     _routing: AlertingConfig | None = PrivateAttr(default=None)
 
     @field_validator("listen")
@@ -226,6 +227,11 @@ class SoulwatchConfig(_Model):
         return self._source
 
     @property
+    def source_as_given(self) -> str | None:
+        """The config file's path as it was named (Prometheus shows rule files joined onto it)."""
+        return self._source_as_given
+
+    @property
     def base_dir(self) -> Path:
         """Relative paths in the config are relative to this directory."""
         return self._source.parent if self._source else Path.cwd()
@@ -256,6 +262,7 @@ class SoulwatchConfig(_Model):
             update["listen"] = listen
         copy = self.model_copy(update=update)
         copy._source = self._source
+        copy._source_as_given = self._source_as_given
         copy._routing = self._routing
         return copy
 
@@ -279,6 +286,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> S
         raise ConfigError("config is not UTF-8 text", file=str(file)) from None
     config = parse_config(text, str(file), environ, base_dir=file.resolve().parent)
     config._source = file.resolve()
+    config._source_as_given = str(path)
     _check_files(config)
     return config
 

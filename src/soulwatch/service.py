@@ -34,7 +34,13 @@ from soulwatch.alerting.outbox import Outbox
 from soulwatch.alerting.silences import SilenceStore
 from soulwatch.api.app import create_app
 from soulwatch.api.context import ApiContext, JSONDict
-from soulwatch.api.views import OutboxView, RuleManagerView, ScrapeView, SilenceStoreView
+from soulwatch.api.views import (
+    MonitorRuntime,
+    OutboxView,
+    RuleManagerView,
+    ScrapeView,
+    SilenceStoreView,
+)
 from soulwatch.clock import Clock, SystemClock
 from soulwatch.config import SoulwatchConfig, load_config
 from soulwatch.exceptions import ConfigError, SoulwatchError
@@ -152,6 +158,8 @@ class Monitor:
         self._stopping = False
         self._reload_lock = asyncio.Lock()
         self._rule_specs: list[GroupSpec] = []
+        #: whether the last (re)load succeeded, and when the last one that did was
+        self.last_reload: tuple[bool, float] = (False, 0.0)
         self._phase_mode = config.rule_evaluation_phase
         # Built by start():
         self.storage: TSDB
@@ -224,6 +232,11 @@ class Monitor:
         # Groups are placed after the sources exist: they evaluate right after them.
         self.rules.set_groups(specs)
         self._rule_specs = specs
+        scrape_view = ScrapeView(
+            self._target_statuses,
+            self._probe_statuses,
+            lambda: [t.metadata for t in self.scrape.targets],
+        )
         self.ctx = ApiContext(
             storage=self.storage,
             engine=self.engine,
@@ -231,8 +244,15 @@ class Monitor:
             api=config.api,
             auth=config.auth,
             heartbeats=self.heartbeats,
-            rules=RuleManagerView(self.rules),
-            targets=ScrapeView(self._target_statuses, self._probe_statuses),
+            rules=RuleManagerView(self.rules, lambda: self.config.source_as_given),
+            targets=scrape_view,
+            metadata=scrape_view,
+            runtime=MonitorRuntime(
+                started_at=self.clock.time(),
+                config=lambda: self.config,
+                last_reload=lambda: self.last_reload,
+                storage_path=str(self.storage.config.path),
+            ),
             receivers=OutboxView(routing, self.outbox) if routing else None,
             silences=SilenceStoreView(self.silences),
             reload=self.reload,
@@ -256,6 +276,7 @@ class Monitor:
             self._spawn("deadman", self._deadman_loop)
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set(self.clock.time())
+        self.last_reload = (True, self.clock.time())
         self._started = True
         _log.info(
             "soulwatch started",
@@ -315,9 +336,11 @@ class Monitor:
                 await self._apply(new, specs)
             except ConfigError:
                 self.metrics.reload_ok.set(0)
+                self.last_reload = (False, self.last_reload[1])
                 raise
             self.metrics.reload_ok.set(1)
             self.metrics.reload_time.set(self.clock.time())
+            self.last_reload = (True, self.clock.time())
             _log.info("configuration reloaded", rule_groups=len(specs))
 
     async def _apply(self, new: SoulwatchConfig, specs: list[GroupSpec]) -> None:

@@ -12,8 +12,8 @@ that made this the choice over ``prometheus_client.parser``.
 from __future__ import annotations
 
 import re
-from collections.abc import Container, Iterator
-from dataclasses import dataclass
+from collections.abc import Container, Iterator, MutableMapping
+from dataclasses import dataclass, replace
 from enum import Enum
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -50,6 +50,18 @@ class ExpositionError(ValueError):
         self.line = line
         self.column = column
         super().__init__(f"line {line}, column {column}: {message}")
+
+
+@dataclass(frozen=True)
+class MetricMetadata:
+    """A metric family's ``# TYPE``, ``# HELP`` and ``# UNIT``, as Prometheus keeps them.
+
+    The text format's ``untyped`` is kept as ``unknown``, as Prometheus does.
+    """
+
+    type: str = "unknown"
+    help: str = ""
+    unit: str = ""
 
 
 @dataclass(frozen=True)
@@ -176,9 +188,15 @@ def _timestamp(token: str, fmt: Format, line: int, column: int) -> int:
 
 
 def samples(
-    text: str, fmt: Format, known: Container[str] = ()
+    text: str,
+    fmt: Format,
+    known: Container[str] = (),
+    metadata: MutableMapping[str, MetricMetadata] | None = None,
 ) -> Iterator[tuple[str, float, int | None, int]]:
     """Yield ``(series_text, value, timestamp_ms or None, line)`` for every sample line.
+
+    With ``metadata``, the ``# TYPE``, ``# HELP`` and ``# UNIT`` lines met
+    are recorded in it by family name.
 
     ``known`` holds series texts already validated (the scraper's cache); a
     line whose series text is not in it is fully tokenized, and its series
@@ -205,7 +223,7 @@ def samples(
                 raise ExpositionError("empty line in OpenMetrics", line=lineno)
             continue
         if line[0] == "#":
-            eof = _comment(line, om, lineno)
+            eof = _comment(line, om, lineno, metadata)
             continue
         # the last '}' ends the labels (values and timestamps have none); an OpenMetrics
         # exemplar also has braces, so such a line misses the cache and is tokenized
@@ -250,8 +268,10 @@ def samples(
         raise ExpositionError("OpenMetrics exposition does not end with '# EOF'", line=lineno)
 
 
-def _comment(line: str, om: bool, lineno: int) -> bool:
-    """Validate a ``#`` line; True for OpenMetrics ``# EOF``."""
+def _comment(
+    line: str, om: bool, lineno: int, metadata: MutableMapping[str, MetricMetadata] | None
+) -> bool:
+    """Validate a ``#`` line (recording TYPE/HELP/UNIT in ``metadata``); True for ``# EOF``."""
     if om and line.rstrip() == "# EOF":
         return True
     parts = line.split(None, 3)
@@ -263,4 +283,31 @@ def _comment(line: str, om: bool, lineno: int) -> bool:
         kind = parts[3].strip()
         if kind not in (_OM_TYPES if om else _TEXT_TYPES):
             raise ExpositionError(f"invalid metric type {kind!r}", line=lineno)
+        if metadata is not None:
+            entry = metadata.get(parts[2], MetricMetadata())
+            metadata[parts[2]] = replace(entry, type="unknown" if kind == "untyped" else kind)
+    elif metadata is not None and len(parts) >= 3 and parts[1] in ("HELP", "UNIT"):
+        name = parts[2]
+        entry = metadata.get(name, MetricMetadata())
+        rest = parts[3] if len(parts) == 4 else ""
+        if parts[1] == "HELP":
+            metadata[name] = replace(entry, help=_unescape_help(rest.rstrip("\r")))
+        else:
+            metadata[name] = replace(entry, unit=rest.strip())
     return False
+
+
+def _unescape_help(text: str) -> str:
+    if "\\" not in text:
+        return text
+    out = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] in ("\\", "n"):
+            out.append("\n" if text[i + 1] == "n" else "\\")
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
