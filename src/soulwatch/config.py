@@ -97,6 +97,7 @@ class Scope(Enum):
     ADMIN = "admin"
     SILENCES = "silences"
     PUSH = "push"
+    ALERTS = "alerts"
     READ = "read"
 
 

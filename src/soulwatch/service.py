@@ -28,12 +28,14 @@ from soulwatch import __version__
 from soulwatch.alerting.actions import ActionRunner
 from soulwatch.alerting.config import AlertingConfig, DeliveryConfig
 from soulwatch.alerting.dispatcher import Dispatcher
+from soulwatch.alerting.intake import DispatcherIntake
 from soulwatch.alerting.notifiers import Notifier
 from soulwatch.alerting.notifiers.factory import build_notifiers
 from soulwatch.alerting.outbox import Outbox
 from soulwatch.alerting.silences import SilenceStore
 from soulwatch.api.app import create_app
 from soulwatch.api.context import ApiContext, JSONDict
+from soulwatch.api.status import redact
 from soulwatch.api.views import (
     MonitorRuntime,
     OutboxView,
@@ -261,6 +263,14 @@ class Monitor:
             metrics=lambda: generate_latest(self.registry),
             health=self.health,
             external_labels=tuple(config.global_.external_labels.items()),
+            alert_intake=DispatcherIntake(
+                dispatcher=lambda: self.dispatcher,
+                routing=lambda: self.routing_of(self.config),
+                silences=self.silences,
+                clock=self.clock,
+                started_at=self.clock.time(),
+                redact=redact,
+            ),
         )
         self.scrape.start()
         self.probes.start()

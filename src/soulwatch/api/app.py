@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from soulwatch.api.alertmanager import AlertmanagerApi
 from soulwatch.api.auth import Authenticator
 from soulwatch.api.context import ApiContext
 from soulwatch.api.federate import FederateApi
@@ -58,6 +59,7 @@ def create_app(ctx: ApiContext) -> Starlette:
         *FederateApi(ctx, auth).routes(),
         *HeartbeatApi(ctx, auth).routes(),
         *SilenceApi(ctx, auth).routes(),
+        *AlertmanagerApi(ctx, auth).routes(),
         *PushApi(ctx, auth).routes(),
         *own.routes(),
     ]

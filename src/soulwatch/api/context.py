@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from soulwatch.alerting.intake import AlertQuery
 from soulwatch.clock import Clock, SystemClock
 from soulwatch.config import ApiConfig, AuthConfig, SoulwatchConfig
 from soulwatch.promql.values import QueryEngine
@@ -89,16 +90,20 @@ class RuntimeView(Protocol):
 class AlertIntakeView(Protocol):
     """Alerts from other rulers (Alertmanager's API v2) into soulwatch's routing."""
 
-    async def post_alerts(self, alerts: Sequence[JSONDict]) -> None:
-        """Route validated ``postableAlert`` objects (labels, annotations, times)."""
+    async def post_alerts(self, alerts: Sequence[object]) -> list[str]:
+        """Route the valid ``postableAlert`` objects; one error message per invalid one."""
         ...
 
-    def alerts(self) -> list[JSONDict]:
-        """Every alert known to the router, as ``gettableAlert``."""
+    def alerts(self, query: AlertQuery) -> list[JSONDict]:
+        """Unresolved alerts known to the router, as ``gettableAlert``."""
         ...
 
-    def groups(self) -> list[JSONDict]:
+    def groups(self, query: AlertQuery) -> list[JSONDict]:
         """Aggregation groups, as ``alertGroup``."""
+        ...
+
+    def receivers(self) -> list[JSONDict]:
+        """The receivers, as ``[{"name": ...}]``."""
         ...
 
     def status(self) -> JSONDict:
