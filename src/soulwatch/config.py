@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from soulwatch.alerting.alertmanagers import AlertmanagerConfig
 from soulwatch.alerting.config import AlertingConfig
 from soulwatch.alerting.config import _check_references as check_alerting_references
 from soulwatch.alerting.config import load_config as load_alerting_file
@@ -42,7 +43,7 @@ from soulwatch.sources.collectors.config import E2BCollectorConfig, SoulcasterCo
 from soulwatch.sources.heartbeats import HeartbeatsConfig
 from soulwatch.sources.probes.config import ProbeConfig
 from soulwatch.sources.scrape.config import GlobalConfig as ScrapeGlobalConfig
-from soulwatch.sources.scrape.config import ScrapeConfig
+from soulwatch.sources.scrape.config import RelabelConfig, ScrapeConfig
 from soulwatch.tsdb.config import StorageConfig
 
 DEFAULT_LISTEN = "127.0.0.1:9797"
@@ -76,15 +77,16 @@ class AlertingSection(BaseModel):
     ``time_intervals``...) plus the alerting component's extensions; they are
     validated by :class:`soulwatch.alerting.config.AlertingConfig` with
     positions in this file. ``alertmanagers`` and ``alert_relabel_configs``
-    (prometheus.yml's keys) are accepted so that section loads unchanged.
+    are prometheus.yml's keys: soulwatch sends its alerts to those
+    Alertmanagers as Prometheus does (:mod:`soulwatch.alerting.alertmanagers`).
     """
 
     model_config = ConfigDict(extra="allow", frozen=True)
     extra_keys_model: ClassVar[type[BaseModel]] = AlertingConfig
 
     config_file: Path | None = None
-    alertmanagers: list[dict[str, Any]] | None = None
-    alert_relabel_configs: list[dict[str, Any]] | None = None
+    alertmanagers: list[AlertmanagerConfig] = Field(default_factory=list)
+    alert_relabel_configs: list[RelabelConfig] = Field(default_factory=list)
 
     def inline(self) -> dict[str, Any]:
         """The inline Alertmanager keys."""

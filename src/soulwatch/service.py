@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from soulwatch import __version__
 from soulwatch.alerting.actions import ActionRunner
+from soulwatch.alerting.alertmanagers import AlertmanagerSender, FanOutSink
 from soulwatch.alerting.config import AlertingConfig, DeliveryConfig
 from soulwatch.alerting.dispatcher import Dispatcher
 from soulwatch.alerting.intake import DispatcherIntake
@@ -48,7 +49,7 @@ from soulwatch.config import SoulwatchConfig, load_config
 from soulwatch.exceptions import ConfigError, SoulwatchError
 from soulwatch.promql.engine import Engine
 from soulwatch.promql.parser import parse as parse_promql
-from soulwatch.rules.evaluator import RuleManager
+from soulwatch.rules.evaluator import RESEND_DELAY_S, RuleManager
 from soulwatch.rules.loader import load_rule_files
 from soulwatch.rules.model import GroupSpec
 from soulwatch.rules.store import AlertStateStore
@@ -174,6 +175,7 @@ class Monitor:
         self.silences: SilenceStore
         self.outbox: Outbox
         self.dispatcher: Dispatcher | None = None
+        self.am_sender: AlertmanagerSender
         self.actions: ActionRunner | None = None
         # The outbox's retry policy is fixed when it opens; a reload only warns.
         self._delivery: DeliveryConfig | None = None
@@ -213,10 +215,16 @@ class Monitor:
             settings=self._delivery,
         )
         self._install_dispatcher(routing, *self._delivery_parts(routing))
+        self.am_sender = AlertmanagerSender(
+            config.alerting.alertmanagers,
+            clock=self.clock,
+            registry=self.registry,
+            **self._sender_settings(config),
+        )
         self.rules = RuleManager(
             engine=self.engine,
             storage=self.storage,
-            sink=self.dispatcher or _NullSink(),
+            sink=self._rule_sink(),
             clock=self.clock,
             store=AlertStateStore.in_data_dir(self.data_dir),
             registry=self.registry,
@@ -271,12 +279,14 @@ class Monitor:
                 started_at=self.clock.time(),
                 redact=redact,
             ),
+            alertmanager_urls=lambda: self.am_sender.urls,
         )
         self.scrape.start()
         self.probes.start()
         self.collectors.start()
         await self.rules.start()
         self._spawn("outbox", self.outbox.run)
+        self._spawn("alertmanagers", self.am_sender.run)
         if self.dispatcher is not None:
             self._spawn("dispatcher", self.dispatcher.run)
         self._spawn("heartbeats", self._heartbeat_loop)
@@ -375,6 +385,7 @@ class Monitor:
             if routing != self.routing_of(old):
                 # Built last: it opens the action audit log, which a later failure would leak.
                 delivery = self._delivery_parts(routing)
+            self.am_sender.configure(new.alerting.alertmanagers, **self._sender_settings(new))
         except BaseException:
             await self.scrape.discard(scrape)
             if probes is not None:
@@ -437,6 +448,20 @@ class Monitor:
         url = config.external_url or f"http://{config.listen}"
         return routing.model_copy(update={"external_url": url})
 
+    @staticmethod
+    def _sender_settings(config: SoulwatchConfig) -> dict[str, Any]:
+        """What the Alertmanager sender takes from ``config`` besides the Alertmanagers."""
+        return {
+            "external_labels": dict(config.global_.external_labels),
+            "alert_relabel_configs": config.alerting.alert_relabel_configs,
+            # Prometheus's ValidUntil: four times the longer of resend delay and interval.
+            "valid_for": 4 * max(RESEND_DELAY_S, config.global_.evaluation_interval),
+        }
+
+    def _rule_sink(self) -> FanOutSink:
+        """Where rule alerts go: soulwatch's routing and the configured Alertmanagers."""
+        return FanOutSink(self.dispatcher or _NullSink(), self.am_sender)
+
     def _delivery_parts(
         self, routing: AlertingConfig | None
     ) -> tuple[dict[str, Notifier], ActionRunner | None]:
@@ -494,7 +519,7 @@ class Monitor:
         if self.actions is not None:
             await self._blocking(self.actions.close)
         self._install_dispatcher(routing, notifiers, runner)
-        self.rules.sink = self.dispatcher or _NullSink()
+        self.rules.sink = self._rule_sink()
         if self.dispatcher is not None:
             self._spawn("dispatcher", self.dispatcher.run)
 

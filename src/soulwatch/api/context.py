@@ -166,3 +166,4 @@ class ApiContext:
     metadata: MetadataView | None = None
     runtime: RuntimeView | None = None
     alert_intake: AlertIntakeView | None = None
+    alertmanager_urls: Callable[[], list[str]] = lambda: []

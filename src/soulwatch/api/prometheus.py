@@ -80,6 +80,7 @@ class PrometheusApi:
             Route("/api/v1/rules", self._wrap(self.rules), methods=["GET"]),
             Route("/api/v1/alerts", self._wrap(self.alerts), methods=["GET"]),
             Route("/api/v1/targets", self._wrap(self.targets), methods=["GET"]),
+            Route("/api/v1/alertmanagers", self._wrap(self.alertmanagers), methods=["GET"]),
             Route("/api/v1/status/buildinfo", self._wrap(self.buildinfo), methods=["GET"]),
             Route("/api/v1/metadata", self._wrap(self.metadata), methods=["GET"]),
             Route("/api/v1/targets/metadata", self._wrap(self.targets_metadata), methods=["GET"]),
@@ -300,6 +301,11 @@ class PrometheusApi:
         elif state == "dropped":
             data = {"activeTargets": [], "droppedTargets": []}
         return _success(data)
+
+    async def alertmanagers(self, request: Request) -> Response:
+        """``/api/v1/alertmanagers``: where ``alerting.alertmanagers`` sends alerts."""
+        active = [{"url": url} for url in self.ctx.alertmanager_urls()]
+        return _success({"activeAlertmanagers": active, "droppedAlertmanagers": []})
 
     async def buildinfo(self, request: Request) -> Response:
         """``/api/v1/status/buildinfo``."""
