@@ -12,8 +12,8 @@ that made this the choice over ``prometheus_client.parser``.
 from __future__ import annotations
 
 import re
-from collections.abc import Container, Iterator, MutableMapping
-from dataclasses import dataclass, replace
+from collections.abc import Container, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
 from enum import Enum
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -191,12 +191,14 @@ def samples(
     text: str,
     fmt: Format,
     known: Container[str] = (),
-    metadata: MutableMapping[str, MetricMetadata] | None = None,
+    metadata: MutableMapping[str, list[str]] | None = None,
 ) -> Iterator[tuple[str, float, int | None, int]]:
     """Yield ``(series_text, value, timestamp_ms or None, line)`` for every sample line.
 
     With ``metadata``, the ``# TYPE``, ``# HELP`` and ``# UNIT`` lines met
-    are recorded in it by family name.
+    are recorded in it by family name as ``[type, help, unit]`` lists (plain
+    lists: this runs per scrape; :func:`metadata_of` makes them
+    :class:`MetricMetadata`).
 
     ``known`` holds series texts already validated (the scraper's cache); a
     line whose series text is not in it is fully tokenized, and its series
@@ -268,8 +270,20 @@ def samples(
         raise ExpositionError("OpenMetrics exposition does not end with '# EOF'", line=lineno)
 
 
+def metadata_of(raw: Mapping[str, list[str]]) -> dict[str, MetricMetadata]:
+    """The ``[type, help, unit]`` lists recorded by :func:`samples` as :class:`MetricMetadata`."""
+    return {name: MetricMetadata(*entry) for name, entry in raw.items()}
+
+
+def _entry(metadata: MutableMapping[str, list[str]], name: str) -> list[str]:
+    entry = metadata.get(name)
+    if entry is None:
+        entry = metadata[name] = ["unknown", "", ""]
+    return entry
+
+
 def _comment(
-    line: str, om: bool, lineno: int, metadata: MutableMapping[str, MetricMetadata] | None
+    line: str, om: bool, lineno: int, metadata: MutableMapping[str, list[str]] | None
 ) -> bool:
     """Validate a ``#`` line (recording TYPE/HELP/UNIT in ``metadata``); True for ``# EOF``."""
     if om and line.rstrip() == "# EOF":
@@ -284,16 +298,13 @@ def _comment(
         if kind not in (_OM_TYPES if om else _TEXT_TYPES):
             raise ExpositionError(f"invalid metric type {kind!r}", line=lineno)
         if metadata is not None:
-            entry = metadata.get(parts[2], MetricMetadata())
-            metadata[parts[2]] = replace(entry, type="unknown" if kind == "untyped" else kind)
+            _entry(metadata, parts[2])[0] = "unknown" if kind == "untyped" else kind
     elif metadata is not None and len(parts) >= 3 and parts[1] in ("HELP", "UNIT"):
-        name = parts[2]
-        entry = metadata.get(name, MetricMetadata())
         rest = parts[3] if len(parts) == 4 else ""
         if parts[1] == "HELP":
-            metadata[name] = replace(entry, help=_unescape_help(rest.rstrip("\r")))
+            _entry(metadata, parts[2])[1] = _unescape_help(rest.rstrip("\r"))
         else:
-            metadata[name] = replace(entry, unit=rest.strip())
+            _entry(metadata, parts[2])[2] = rest.strip()
     return False
 
 

@@ -36,6 +36,7 @@ from soulwatch.sources.scrape.parse import (
     MetricMetadata,
     decode_body,
     format_of,
+    metadata_of,
     parse_series,
     samples,
 )
@@ -161,7 +162,7 @@ class ScrapeTarget:
         self._report_labels = {name: labels.with_(__name__=name) for name in REPORT_METRICS}
         self._status = TargetStatus(url=url, labels=labels.to_dict())
         self._last_t_ms: int | None = None
-        self._metadata: dict[str, MetricMetadata] = {}
+        self._metadata: dict[str, list[str]] = {}
 
     @property
     def key(self) -> str:
@@ -176,7 +177,7 @@ class ScrapeTarget:
     @property
     def metadata(self) -> Mapping[str, MetricMetadata]:
         """``# TYPE``/``# HELP``/``# UNIT`` of the metric families of the last good scrape."""
-        return self._metadata
+        return metadata_of(self._metadata)
 
     @property
     def status(self) -> TargetStatus:
@@ -290,7 +291,7 @@ class ScrapeTarget:
         new_last_ts: list[tuple[_Entry, int]] = []  # kept only if the scrape succeeds
         try:
             text = decode_body(body)
-            metadata: dict[str, MetricMetadata] = {}
+            metadata: dict[str, list[str]] = {}
             for key, value, ts, lineno in samples(text, fmt, cache, metadata):
                 scraped += 1
                 entry = cache.get(key)
