@@ -291,20 +291,28 @@ class AlertmanagerSender:
 
     # --- delivery ------------------------------------------------------------------
 
+    @property
+    def queued(self) -> int:
+        """Alerts waiting to be sent."""
+        return len(self._queue)
+
     async def run(self) -> None:
         """Send queued alerts as they come, forever (cancel to stop)."""
         try:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                while self._queue:
-                    batch = [
-                        self._queue.popleft() for _ in range(min(BATCH_SIZE, len(self._queue)))
-                    ]
-                    self._metrics.queue.set(len(self._queue))
-                    await self.deliver(batch)
+                await self.flush()
         finally:
             await self.aclose()
+
+    async def flush(self) -> None:
+        """Send everything queued, in batches of :data:`BATCH_SIZE`."""
+        while self._queue:
+            size = min(BATCH_SIZE, len(self._queue))
+            batch = [self._queue.popleft() for _ in range(size)]
+            self._metrics.queue.set(len(self._queue))
+            await self.deliver(batch)
 
     async def deliver(self, batch: list[dict[str, Any]]) -> None:
         """POST one batch to every Alertmanager at once."""

@@ -243,6 +243,7 @@ class StatusApi:
         """``/api/v1/format_query``: the query as Prometheus would write it."""
         params = await form_params(request, self.ctx.api.max_body_bytes)
         try:
-            return pretty(parse_promql(first(params, "query") or ""))
+            query = first(params, "query") or ""
+            return pretty(parse_promql(query), source=query)
         except ParseError as exc:
             raise ApiError(ErrorType.BAD_DATA, f'invalid parameter "query": {exc}') from None

@@ -107,8 +107,11 @@ def _offset(offset_ms: int) -> str:
     return ""
 
 
-def _selector(node: VectorSelector, *, modifiers: bool = True) -> str:
+def _selector(node: VectorSelector, source: str, *, modifiers: bool = True) -> str:
     name = node.name or ""
+    if source[node.pos : node.pos + 1] == "{":
+        # written as {__name__="x"}: Prometheus keeps it that way
+        name = ""
     shown = sorted(
         _matcher(m)
         for m in node.matchers
@@ -146,37 +149,38 @@ def _subquery_suffix(node: SubqueryExpr) -> str:
     )
 
 
-def to_string(node: Expr) -> str:
-    """Prometheus's one-line form of ``node``."""
+def to_string(node: Expr, source: str = "") -> str:
+    """Prometheus's one-line form of ``node`` (``source``: the query it was parsed from)."""
     if isinstance(node, NumberLiteral):
         return go_float(node.value)
     if isinstance(node, StringLiteral):
         return go_quote(node.value)
     if isinstance(node, VectorSelector):
-        return _selector(node)
+        return _selector(node, source)
     if isinstance(node, MatrixSelector):
         sel = node.selector
         return (
-            f"{_selector(sel, modifiers=False)}[{format_duration(node.range_ms / 1000)}]"
+            f"{_selector(sel, source, modifiers=False)}[{format_duration(node.range_ms / 1000)}]"
             f"{_at(sel.at)}{_offset(sel.offset_ms)}"
         )
     if isinstance(node, SubqueryExpr):
-        return to_string(node.expr) + _subquery_suffix(node)
+        return to_string(node.expr, source) + _subquery_suffix(node)
     if isinstance(node, ParenExpr):
-        return f"({to_string(node.expr)})"
+        return f"({to_string(node.expr, source)})"
     if isinstance(node, UnaryExpr):
         folded = _folded(node)
         if folded is not None:
-            return to_string(folded)
-        return f"{node.op}{to_string(node.expr)}"
+            return to_string(folded, source)
+        return f"{node.op}{to_string(node.expr, source)}"
     if isinstance(node, BinaryExpr):
         bool_ = " bool" if node.return_bool else ""
-        return f"{to_string(node.lhs)} {node.op}{bool_}{_matching(node)} {to_string(node.rhs)}"
+        lhs, rhs = to_string(node.lhs, source), to_string(node.rhs, source)
+        return f"{lhs} {node.op}{bool_}{_matching(node)} {rhs}"
     if isinstance(node, AggregateExpr):
-        param = f"{to_string(node.param)}, " if node.param is not None else ""
-        return f"{_aggregate_op(node)}({param}{to_string(node.expr)})"
+        param = f"{to_string(node.param, source)}, " if node.param is not None else ""
+        return f"{_aggregate_op(node)}({param}{to_string(node.expr, source)})"
     if isinstance(node, Call):
-        return f"{node.func}({', '.join(to_string(a) for a in node.args)})"
+        return f"{node.func}({', '.join(to_string(a, source) for a in node.args)})"
     raise TypeError(f"cannot print {type(node).__name__}")
 
 
@@ -188,34 +192,34 @@ def _folded(node: UnaryExpr) -> NumberLiteral | None:
     return None
 
 
-def pretty(node: Expr, level: int = 0) -> str:
+def pretty(node: Expr, level: int = 0, source: str = "") -> str:
     """Prometheus's ``Pretty()``: ``node`` over several indented lines when it is long."""
     indent = "  " * level
-    one_line = to_string(node)
+    one_line = to_string(node, source)
     if len(one_line) <= MAX_LINE:
         # A subquery that fits is written without indent, as Prometheus does.
         return one_line if isinstance(node, SubqueryExpr) else indent + one_line
     if isinstance(node, AggregateExpr):
         text = f"{indent}{_aggregate_op(node)}(\n"
         if node.param is not None and node.op in _AGGREGATORS_WITH_PARAM:
-            text += f"{pretty(node.param, level + 1)},\n"
-        return text + f"{pretty(node.expr, level + 1)}\n{indent})"
+            text += f"{pretty(node.param, level + 1, source)},\n"
+        return text + f"{pretty(node.expr, level + 1, source)}\n{indent})"
     if isinstance(node, BinaryExpr):
         bool_ = " bool" if node.return_bool else ""
         return (
-            f"{pretty(node.lhs, level + 1)}\n{indent}{node.op}{bool_}{_matching(node)}\n"
-            f"{pretty(node.rhs, level + 1)}"
+            f"{pretty(node.lhs, level + 1, source)}\n{indent}{node.op}{bool_}{_matching(node)}\n"
+            f"{pretty(node.rhs, level + 1, source)}"
         )
     if isinstance(node, Call):
-        args = ",\n".join(pretty(a, level + 1) for a in node.args)
+        args = ",\n".join(pretty(a, level + 1, source) for a in node.args)
         return f"{indent}{node.func}(\n{args}\n{indent})"
     if isinstance(node, ParenExpr):
-        return f"{indent}(\n{pretty(node.expr, level + 1)}\n{indent})"
+        return f"{indent}(\n{pretty(node.expr, level + 1, source)}\n{indent})"
     if isinstance(node, SubqueryExpr):
-        return pretty(node.expr, level) + _subquery_suffix(node)
+        return pretty(node.expr, level, source) + _subquery_suffix(node)
     if isinstance(node, UnaryExpr):
         folded = _folded(node)
         if folded is not None:
-            return indent + to_string(folded)
-        return f"{indent}{node.op}{pretty(node.expr, level).strip()}"
+            return indent + to_string(folded, source)
+        return f"{indent}{node.op}{pretty(node.expr, level, source).strip()}"
     return indent + one_line
