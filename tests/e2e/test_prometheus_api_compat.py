@@ -307,6 +307,15 @@ ERROR_CALLS = [
     ("/api/v1/query_range", {"query": "up", "start": "x", "end": 200, "step": 15}),
     ("/api/v1/query_range", {"query": "up", "start": 100, "end": "y", "step": 15}),
     ("/api/v1/query", {"query": "up", "time": "soon"}),
+    ("/api/v1/series", {"match[]": "up", "start": 200, "end": 100}),
+    ("/api/v1/labels", {"start": 200, "end": 100}),
+    ("/api/v1/label/job/values", {"start": 200, "end": 100}),
+    ("/api/v1/labels", {"start": "zz"}),
+    ("/api/v1/label/job/values", {"end": "zz"}),
+    ("/api/v1/rules", {"type": "bogus"}),
+    ("/api/v1/query_exemplars", {"query": "up", "start": "x"}),
+    ("/api/v1/metadata", {"limit": "x"}),
+    ("/api/v1/targets/metadata", {"limit": "x"}),
 ]
 
 

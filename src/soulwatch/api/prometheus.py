@@ -189,9 +189,12 @@ class PrometheusApi:
         end = first(params, "end")
         mint = _time_param(start, "start") if start else None
         maxt = _time_param(end, "end") if end else None
-        if mint is not None and maxt is not None and maxt < mint:
-            raise ApiError(ErrorType.BAD_DATA, "end timestamp must not be before start time")
         return mint, maxt
+
+    @staticmethod
+    def _inverted(mint: int | None, maxt: int | None) -> bool:
+        """An ``end`` before ``start`` selects nothing (Prometheus answers an empty list)."""
+        return mint is not None and maxt is not None and maxt < mint
 
     @staticmethod
     def _matchers(params: list[tuple[str, str]]) -> list[list[Matcher]]:
@@ -221,6 +224,8 @@ class PrometheusApi:
         if not sets:
             raise ApiError(ErrorType.BAD_DATA, "no match[] parameter provided")
         mint, maxt = self._range(params)
+        if self._inverted(mint, maxt):
+            return _success([])
         lo = mint if mint is not None else -(2**62)
         hi = maxt if maxt is not None else 2**62
         storage = self.ctx.storage
@@ -240,6 +245,8 @@ class PrometheusApi:
         params = await self._params(request)
         sets = self._matchers(params) or [[]]
         mint, maxt = self._range(params)
+        if self._inverted(mint, maxt):
+            return _success([])
         storage = self.ctx.storage
 
         def read() -> list[str]:
@@ -259,6 +266,8 @@ class PrometheusApi:
         params = list(request.query_params.multi_items())
         sets = self._matchers(params) or [[]]
         mint, maxt = self._range(params)
+        if self._inverted(mint, maxt):
+            return _success([])
         storage = self.ctx.storage
 
         def read() -> list[str]:
@@ -277,7 +286,9 @@ class PrometheusApi:
         groups = self.ctx.rules.rule_groups() if self.ctx.rules else []
         kind = request.query_params.get("type")
         if kind not in (None, "", "alert", "record"):
-            raise ApiError(ErrorType.BAD_DATA, f'invalid parameter "type": {kind!r}')
+            raise ApiError(
+                ErrorType.BAD_DATA, f'invalid parameter "type": not supported value "{kind}"'
+            )
         if kind:
             wanted = "alerting" if kind == "alert" else "recording"
             groups = [
@@ -382,8 +393,11 @@ class PrometheusApi:
         return _success(out)
 
     async def exemplars(self, request: Request) -> Response:
-        """``/api/v1/query_exemplars``: soulwatch stores no exemplars (an empty list)."""
-        await self._params(request)
+        """``/api/v1/query_exemplars``: soulwatch stores no exemplars (an empty list),
+        but the parameters are checked as Prometheus checks them."""
+        params = await self._params(request)
+        self._range(params)
+        _expression_type(first(params, "query") or "")
         return _success([])
 
 

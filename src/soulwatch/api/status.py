@@ -229,9 +229,7 @@ class StatusApi:
         limit = _TOP
         if text:
             if not text.isdigit() or int(text) == 0:
-                raise ApiError(
-                    ErrorType.BAD_DATA, 'invalid parameter "limit": limit must be a positive number'
-                )
+                raise ApiError(ErrorType.BAD_DATA, "limit must be a positive number")
             limit = int(text)
         now_ms = round(self.ctx.clock.time() * 1000)
         storage = self.ctx.storage
