@@ -199,7 +199,13 @@ def test_status_flags_name_the_same_settings(peers: tuple[str, str]) -> None:
     prom, sw = peers
     theirs, ours = _data(prom, "/api/v1/status/flags"), _data(sw, "/api/v1/status/flags")
     assert all(isinstance(v, str) for v in ours.values())
-    for key in ("config.file", "query.timeout", "query.lookback-delta"):
+    for key in (
+        "config.file",
+        "query.timeout",
+        "query.lookback-delta",
+        "rules.alert.resend-delay",
+        "alertmanager.notification-queue-capacity",
+    ):
         assert ours[key] == theirs[key], key
     assert set(ours) <= set(theirs)
 

@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from pydantic import ValidationError
 
+from soulwatch.alerting.alertmanagers import QUEUE_CAPACITY
 from soulwatch.alerting.config import AlertingConfig
 from soulwatch.alerting.notifiers.factory import integration_id
 from soulwatch.alerting.outbox import Outbox, RowState
@@ -27,7 +28,7 @@ from soulwatch.api.http import format_value
 from soulwatch.config import SoulwatchConfig
 from soulwatch.duration import format_duration
 from soulwatch.exceptions import ConfigError
-from soulwatch.rules.evaluator import RuleManager, RuleStatus
+from soulwatch.rules.evaluator import RESEND_DELAY_S, RuleManager, RuleStatus
 from soulwatch.rules.state import ActiveAlert
 from soulwatch.sources.base import SourceStatus
 from soulwatch.sources.scrape.parse import MetricMetadata
@@ -333,9 +334,11 @@ class MonitorRuntime:
         if config is None:
             return {}
         return {
+            "alertmanager.notification-queue-capacity": str(QUEUE_CAPACITY),
             "config.file": config.source_as_given or str(config.source or ""),
             "query.lookback-delta": format_duration(config.api.lookback_delta),
             "query.timeout": format_duration(config.api.query_timeout),
+            "rules.alert.resend-delay": format_duration(RESEND_DELAY_S),
             "storage.tsdb.path": self._storage_path,
             "storage.tsdb.retention.time": format_duration(config.storage.retention_time),
             "web.enable-lifecycle": "true",
