@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -16,6 +19,8 @@ from soulwatch.alerting.alertmanagers import (
 )
 from soulwatch.alerts import Alert
 from soulwatch.clock import SimulatedClock
+from soulwatch.config import parse_config
+from soulwatch.service import Monitor
 from soulwatch.sources.scrape.config import RelabelConfig
 from soulwatch.tsdb.model import Labels
 from tests.helpers import Recorder, Reply
@@ -143,3 +148,43 @@ async def test_fan_out_reaches_every_sink_even_when_one_fails() -> None:
     with pytest.raises(RuntimeError, match="down"):
         await FanOutSink(Broken(), Keeps(), None).send([Alert(Labels.of(alertname="A"))])
     assert got == [1]
+
+
+async def _eventually(predicate: Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_reload_starts_sending_to_added_alertmanagers(
+    tmp_path: Path, clock: SimulatedClock
+) -> None:
+    (tmp_path / "rules.yml").write_text(
+        "groups:\n  - name: g\n    interval: 10s\n    rules:\n"
+        "      - alert: Always\n        expr: vector(1)\n"
+    )
+    base = f"data_dir: {tmp_path / 'data'}\nrule_files: [{tmp_path / 'rules.yml'}]\n"
+    with Recorder() as am:
+        monitor = Monitor(parse_config(base, environ={}), clock=clock)
+        await monitor.start()
+        try:
+            await clock.advance(20)
+            assert am.received() == []
+            added = (
+                base + "global: {external_labels: {site: lab}}\n"
+                "alerting:\n  alertmanagers:\n"
+                f"    - static_configs: [{{targets: ['127.0.0.1:{am.port}']}}]\n"
+            )
+            await monitor.reload(parse_config(added, environ={}))
+            # The rule manager re-sends every minute: the alert reaches the added Alertmanager.
+            for _ in range(8):
+                await clock.advance(10)
+                if am.received("/api/v2/alerts"):
+                    break
+            await _eventually(lambda: am.received("/api/v2/alerts"))
+            [alert] = am.received("/api/v2/alerts")[0].json()
+            assert alert["labels"] == {"alertname": "Always", "site": "lab"}
+            assert monitor.am_sender.urls == [f"http://127.0.0.1:{am.port}/api/v2/alerts"]
+        finally:
+            await monitor.stop()
