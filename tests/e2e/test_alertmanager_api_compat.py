@@ -4,6 +4,8 @@ and its API v2 answers like a real Alertmanager 0.25 given the same routing.
 - Prometheus evaluates an always-firing rule and posts to soulwatch's
   ``/api/v2/alerts`` (``alerting.alertmanagers`` with a bearer token); the
   alert is routed, grouped and delivered by soulwatch to a recording webhook.
+  A rule over a scraped metric fires, then resolves when the metric drops:
+  both reach the webhook. vmalert, querying soulwatch, sends to it too.
 - ``amtool alert query``, ``alert add``, ``config show`` and ``cluster show``
   run against soulwatch.
 - The same alerts posted to soulwatch and to ``prometheus-alertmanager``
@@ -26,6 +28,7 @@ import pytest
 
 from tests.helpers import (
     Recorder,
+    Reply,
     free_port,
     need_binary,
     soulwatch_command,
@@ -74,6 +77,10 @@ groups:
           service: backend
         annotations:
           summary: the backend is down
+      - alert: JobFailing
+        expr: job_failed > 0
+        labels:
+          severity: page
 """
 
 
@@ -84,6 +91,7 @@ class Peers:
     prometheus: str
     hooks: Recorder
     am_hooks: Recorder
+    exporter: Recorder
     workdir: Path
 
 
@@ -97,7 +105,8 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
     alertmanager = need_binary("prometheus-alertmanager")
     need_binary("amtool")
     workdir = tmp_path_factory.mktemp("amcompat")
-    with Recorder() as hooks, Recorder() as am_hooks:
+    failing = Reply(body=b"job_failed 1\n", headers={"Content-Type": "text/plain"})
+    with Recorder() as hooks, Recorder() as am_hooks, Recorder(default=failing) as exporter:
         sw_port, am_port, prom_port = free_port(), free_port(), free_port()
         sw = f"http://127.0.0.1:{sw_port}"
         am = f"http://127.0.0.1:{am_port}"
@@ -114,7 +123,13 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
                 f"""\
                 global:
                   evaluation_interval: 1s
+                  scrape_interval: 1s
+                  scrape_timeout: 500ms
                 rule_files: [rules.yml]
+                scrape_configs:
+                  - job_name: jobs
+                    static_configs:
+                      - targets: ["127.0.0.1:{exporter.port}"]
                 alerting:
                   alertmanagers:
                     - authorization:
@@ -152,7 +167,7 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
             started(am_argv, ready=_ready(am), timeout=60),
             started(prom_argv, ready=_ready(prom), timeout=60),
         ):
-            yield Peers(sw, am, prom, hooks, am_hooks, workdir)
+            yield Peers(sw, am, prom, hooks, am_hooks, exporter, workdir)
 
 
 def _amtool(peers: Peers, base: str, *args: str) -> str:
@@ -193,6 +208,52 @@ def test_prometheus_alerts_are_paged_through_soulwatch_routing(peers: Peers) -> 
     ams = httpx.get(peers.prometheus + "/api/v1/alertmanagers", timeout=10).json()
     [active] = ams["data"]["activeAlertmanagers"]
     assert active["url"] == peers.soulwatch + "/api/v2/alerts"
+
+
+def _hooked(peers: Peers, alertname: str, status: str) -> list[Any]:
+    return [
+        body
+        for body in (r.json() for r in peers.hooks.received("/pager"))
+        if body["status"] == status and body["groupLabels"] == {"alertname": alertname}
+    ]
+
+
+def test_a_prometheus_alert_resolves_through_soulwatch(peers: Peers) -> None:
+    [firing, *_] = wait_until(
+        lambda: _hooked(peers, "JobFailing", "firing"), timeout=30, what="JobFailing paged"
+    )
+    assert firing["alerts"][0]["labels"]["job"] == "jobs"
+    peers.exporter.default = Reply(body=b"job_failed 0\n", headers={"Content-Type": "text/plain"})
+    [resolved, *_] = wait_until(
+        lambda: _hooked(peers, "JobFailing", "resolved"), timeout=30, what="JobFailing resolved"
+    )
+    assert resolved["alerts"][0]["status"] == "resolved"
+
+
+def test_vmalert_sends_to_soulwatch(peers: Peers) -> None:
+    vmalert = need_binary("vmalert")
+    rules = peers.workdir / "vmalert-rules.yml"
+    rules.write_text(
+        "groups:\n  - name: vm\n    interval: 1s\n    rules:\n"
+        "      - alert: FromVmalert\n        expr: vector(1) > 0\n"
+        "        labels: {severity: page}\n"
+    )
+    port = free_port()
+    argv = [
+        vmalert,
+        f"-rule={rules}",
+        f"-datasource.url={peers.soulwatch}",
+        f"-notifier.url={peers.soulwatch}",
+        f"-notifier.bearerToken={TOKEN}",
+        f"-httpListenAddr=127.0.0.1:{port}",
+        "-evaluationInterval=1s",
+    ]
+    with started(argv, ready=_ready(f"http://127.0.0.1:{port}", "/health"), timeout=60):
+        [page, *_] = wait_until(
+            lambda: _hooked(peers, "FromVmalert", "firing"), timeout=30, what="vmalert paged"
+        )
+    assert page["alerts"][0]["labels"]["alertname"] == "FromVmalert"
+    assert page["receiver"] == "pager"
 
 
 def test_posting_without_the_scope_is_refused(peers: Peers) -> None:
