@@ -113,7 +113,10 @@ def config_yaml(config: SoulwatchConfig) -> str:
     global defaults filled in (as Prometheus shows them)."""
     data = redact(config)
     data["scrape_configs"] = [redact(job) for job in config.resolved_scrape_configs()]
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+    # prometheus.yml's sections first, in Prometheus's order, then soulwatch's own
+    first = [k for k in ("global", "rule_files", "scrape_configs", "alerting") if k in data]
+    ordered = {k: data[k] for k in first} | {k: v for k, v in data.items() if k not in first}
+    return yaml.safe_dump(ordered, sort_keys=False, default_flow_style=False)
 
 
 def tsdb_status(storage: Storage, now_ms: int, limit: int = _TOP) -> JSONDict:
