@@ -245,7 +245,7 @@ class Monitor:
         scrape_view = ScrapeView(
             self._target_statuses,
             self._probe_statuses,
-            lambda: [t.metadata for t in self.scrape.targets],
+            lambda: [(t.status.labels, t.metadata) for t in self.scrape.targets],
         )
         self.ctx = ApiContext(
             storage=self.storage,

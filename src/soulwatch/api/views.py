@@ -185,18 +185,20 @@ class ScrapeView:
         self,
         targets: Callable[[], Sequence[tuple[TargetStatus, float, float]]],
         probes: Callable[[], Sequence[tuple[str, SourceStatus]]] = lambda: (),
-        metadata: Callable[[], Sequence[Mapping[str, MetricMetadata]]] = lambda: (),
+        metadata: Callable[
+            [], Sequence[tuple[Mapping[str, str], Mapping[str, MetricMetadata]]]
+        ] = lambda: (),
     ) -> None:
         self._targets = targets
         self._probes = probes
         self._metadata = metadata
 
     def targets_metadata(self) -> list[tuple[dict[str, str], Mapping[str, MetricMetadata]]]:
-        """``(target labels, {family: metadata})`` per target, in the order of ``targets``."""
-        statuses = self._targets()
+        """``(target labels, {family: metadata})`` per target; the labels without the
+        ``__``-prefixed ones, as Prometheus shows a target."""
         return [
-            (dict(status.labels), meta)
-            for (status, _, _), meta in zip(statuses, self._metadata(), strict=False)
+            ({n: v for n, v in labels.items() if not n.startswith("__")}, meta)
+            for labels, meta in self._metadata()
         ]
 
     def targets(self) -> list[JSONDict]:
