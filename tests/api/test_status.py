@@ -16,6 +16,13 @@ CONFIG = """\
 global:
   scrape_interval: 15s
   scrape_timeout: 10s
+scrape_configs:
+  - job_name: app
+    headers: {X-Api-Key: key-in-a-header-SECRET}
+    static_configs: [{targets: ["127.0.0.1:1"]}]
+collectors:
+  soulcaster:
+    redis_url: redis://:pw-in-url-SECRET@127.0.0.1:6379/0
 auth:
   tokens:
     - name: ops
@@ -41,7 +48,7 @@ def test_config_hides_every_secret(tmp_path: Path, clock: SimulatedClock) -> Non
     with serve(tmp_path, clock, config=config) as served:
         body = served.http.get("/api/v1/status/config").json()
     text = body["data"]["yaml"]
-    for secret in ("0123456789", "XXXXSECRET", "token-in-path-SECRET"):
+    for secret in ("0123456789", "XXXXSECRET", "SECRET"):
         assert secret not in text
     data = yaml.safe_load(text)
     [receiver] = data["alerting"]["receivers"]
@@ -50,6 +57,8 @@ def test_config_hides_every_secret(tmp_path: Path, clock: SimulatedClock) -> Non
     assert receiver["webhook_configs"] == [{"url": "<secret>"}]
     assert data["auth"]["tokens"][0]["token"] == "<secret>"
     assert data["global"]["scrape_interval"] == "15s"
+    assert data["scrape_configs"][0]["headers"] == {"X-Api-Key": "<secret>"}
+    assert data["collectors"]["soulcaster"]["redis_url"] == "<secret>"
 
 
 def test_root_redirects(tmp_path: Path, clock: SimulatedClock) -> None:
@@ -104,3 +113,13 @@ def test_tsdb_status_counts(tmp_path: Path, clock: SimulatedClock) -> None:
         {"name": "down", "value": 1},
     ]
     assert data["labelValueCountByLabelName"][0] == {"name": "instance", "value": 3}
+
+
+def test_a_password_inside_any_url_is_hidden() -> None:
+    from soulwatch.api.status import redact
+
+    data = {"remote": {"url": "https://user:pw@example.com/write"}, "plain": "a@b"}
+    assert redact(data) == {
+        "remote": {"url": "https://user:<secret>@example.com/write"},
+        "plain": "a@b",
+    }

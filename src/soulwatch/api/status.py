@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import math
+import re
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -59,8 +60,19 @@ SECRET_KEYS = frozenset(
         "deadman_url",
         "redis_url",
         "upstash_rest_token",
+        "auth_secret",
+        "smtp_auth_secret",
+        "auth_token",
+        "access_token",
+        "bot_token",
+        "user_key",
+        "api_secret",
     }
 )
+#: Keys whose every item is a secret: free-form request headers (the names are
+#: kept) and Prometheus 3's ``http_headers.*.secrets``.
+_SECRET_ITEMS = frozenset({"headers", "secrets"})
+_URL_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*):[^/@]*@")
 #: Settings held as seconds that Prometheus writes as durations (``15s``).
 _DURATION_KEYS = frozenset(
     {
@@ -93,6 +105,10 @@ def redact(value: Any, key: str = "", parent: str = "") -> Any:
         key in SECRET_KEYS or (key == "url" and parent in _SECRET_URL_PARENTS)
     ):
         return SECRET
+    if key in _SECRET_ITEMS and isinstance(value, dict):
+        return {str(k): SECRET for k in value}
+    if key in _SECRET_ITEMS and isinstance(value, list):
+        return [SECRET for _ in value]
     if key in _DURATION_KEYS and isinstance(value, int | float) and not isinstance(value, bool):
         return format_duration(value)
     if isinstance(value, dict):
@@ -105,6 +121,9 @@ def redact(value: Any, key: str = "", parent: str = "") -> Any:
         return value.value
     if isinstance(value, float) and value.is_integer() and math.isfinite(value):
         return int(value)
+    if isinstance(value, str) and "@" in value:
+        # a password inside a URL (``redis://:pw@host``, ``https://user:pw@host``)
+        return _URL_PASSWORD.sub(rf"\1:{SECRET}@", value)
     return value
 
 
