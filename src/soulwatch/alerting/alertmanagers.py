@@ -46,7 +46,6 @@ from soulwatch.sources.scrape.config import (
     StaticConfig,
     TLSConfig,
 )
-from soulwatch.sources.scrape.manager import ssl_context
 from soulwatch.sources.scrape.relabel import Relabeler
 
 _log = structlog.get_logger("soulwatch.alertmanagers")
@@ -134,6 +133,9 @@ def _client(config: AlertmanagerConfig) -> httpx.AsyncClient:
         auth = httpx.BasicAuth(config.basic_auth.username, password)
     verify: Any = True
     if config.scheme == "https" and config.tls_config is not None:
+        # imported here: the config model must not pull in the scrape machinery
+        from soulwatch.sources.scrape.manager import ssl_context
+
         verify = ssl_context(config.tls_config)
     return httpx.AsyncClient(
         headers=headers,
