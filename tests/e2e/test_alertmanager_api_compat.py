@@ -296,6 +296,7 @@ def test_amtool_alert_query_lists_the_prometheus_alert(peers: Peers) -> None:
 def test_amtool_config_show_and_cluster_show(peers: Peers) -> None:
     shown = _amtool(peers, peers.soulwatch, "config", "show")
     assert "receiver: team" in shown
+    assert "repeat_interval: 1h" in shown
     assert "<secret>" in shown
     assert peers.hooks.url not in shown
     theirs = _amtool(peers, peers.alertmanager, "cluster", "show")

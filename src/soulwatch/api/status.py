@@ -85,6 +85,17 @@ _DURATION_KEYS = frozenset(
         "wal_segment_max_age",
         "head_max_age",
         "busy_timeout",
+        "timeout",
+        "resolve_timeout",
+        "group_wait",
+        "group_interval",
+        "repeat_interval",
+        "initial_backoff",
+        "max_backoff",
+        "deadline",
+        "retention",
+        "verify_after",
+        "cooldown",
     }
 )
 #: Lists whose items' ``url`` is a secret (a webhook URL often embeds a token).
@@ -112,7 +123,12 @@ def redact(value: Any, key: str = "", parent: str = "") -> Any:
     if key in _DURATION_KEYS and isinstance(value, int | float) and not isinstance(value, bool):
         return format_duration(value)
     if isinstance(value, dict):
-        return {str(k): redact(v, str(k), key or parent) for k, v in value.items() if v is not None}
+        # unset and empty settings are left out, as Prometheus and Alertmanager write them
+        return {
+            str(k): redact(v, str(k), key or parent)
+            for k, v in value.items()
+            if v is not None and v not in ([], {})
+        }
     if isinstance(value, list | tuple | set | frozenset):
         return [redact(v, "", key or parent) for v in value]
     if isinstance(value, Path):
