@@ -199,6 +199,8 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: bytes
+    #: Unix time at which it arrived
+    received_at: float = field(default_factory=time.time)
 
     def json(self) -> Any:
         """The body parsed as JSON."""

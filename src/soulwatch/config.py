@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from soulwatch.alerting.alertmanagers import AlertmanagerConfig
 from soulwatch.alerting.config import AlertingConfig
 from soulwatch.alerting.config import _check_references as check_alerting_references
 from soulwatch.alerting.config import load_config as load_alerting_file
@@ -48,7 +49,7 @@ from soulwatch.sources.collectors.config import (
 from soulwatch.sources.heartbeats import HeartbeatsConfig
 from soulwatch.sources.probes.config import ProbeConfig
 from soulwatch.sources.scrape.config import GlobalConfig as ScrapeGlobalConfig
-from soulwatch.sources.scrape.config import ScrapeConfig
+from soulwatch.sources.scrape.config import RelabelConfig, ScrapeConfig
 from soulwatch.tsdb.config import StorageConfig
 
 DEFAULT_LISTEN = "127.0.0.1:9797"
@@ -83,15 +84,16 @@ class AlertingSection(BaseModel):
     ``time_intervals``...) plus the alerting component's extensions; they are
     validated by :class:`soulwatch.alerting.config.AlertingConfig` with
     positions in this file. ``alertmanagers`` and ``alert_relabel_configs``
-    (prometheus.yml's keys) are accepted so that section loads unchanged.
+    are prometheus.yml's keys: soulwatch sends its alerts to those
+    Alertmanagers as Prometheus does (:mod:`soulwatch.alerting.alertmanagers`).
     """
 
     model_config = ConfigDict(extra="allow", frozen=True)
     extra_keys_model: ClassVar[type[BaseModel]] = AlertingConfig
 
     config_file: Path | None = None
-    alertmanagers: list[dict[str, Any]] | None = None
-    alert_relabel_configs: list[dict[str, Any]] | None = None
+    alertmanagers: list[AlertmanagerConfig] = Field(default_factory=list)
+    alert_relabel_configs: list[RelabelConfig] = Field(default_factory=list)
 
     def inline(self) -> dict[str, Any]:
         """The inline Alertmanager keys."""
@@ -104,6 +106,7 @@ class Scope(Enum):
     ADMIN = "admin"
     SILENCES = "silences"
     PUSH = "push"
+    ALERTS = "alerts"
     READ = "read"
 
 
@@ -198,6 +201,7 @@ class SoulwatchConfig(_Model):
     otlp: OtlpConfig = Field(default_factory=OtlpConfig)
 
     _source: Path | None = PrivateAttr(default=None)
+    _source_as_given: str | None = PrivateAttr(default=None)
     _routing: AlertingConfig | None = PrivateAttr(default=None)
 
     @field_validator("listen")
@@ -235,6 +239,11 @@ class SoulwatchConfig(_Model):
         return self._source
 
     @property
+    def source_as_given(self) -> str | None:
+        """The config file's path as it was named (Prometheus shows rule files joined onto it)."""
+        return self._source_as_given
+
+    @property
     def base_dir(self) -> Path:
         """Relative paths in the config are relative to this directory."""
         return self._source.parent if self._source else Path.cwd()
@@ -265,6 +274,7 @@ class SoulwatchConfig(_Model):
             update["listen"] = listen
         copy = self.model_copy(update=update)
         copy._source = self._source
+        copy._source_as_given = self._source_as_given
         copy._routing = self._routing
         return copy
 
@@ -288,6 +298,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> S
         raise ConfigError("config is not UTF-8 text", file=str(file)) from None
     config = parse_config(text, str(file), environ, base_dir=file.resolve().parent)
     config._source = file.resolve()
+    config._source_as_given = str(path)
     _check_files(config)
     return config
 

@@ -44,6 +44,9 @@ def format_duration(seconds: float) -> str:
     parts = []
     for unit in _ORDER:
         size = round(_UNITS[unit] * 1000)
+        if unit in ("y", "w") and ms % size:
+            # as Prometheus writes them: years and weeks only when exact (15d, not 2w1d)
+            continue
         count, ms = divmod(ms, size)
         if count:
             parts.append(f"{count}{unit}")

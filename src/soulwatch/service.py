@@ -26,22 +26,31 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from soulwatch import __version__
 from soulwatch.alerting.actions import ActionRunner
+from soulwatch.alerting.alertmanagers import AlertmanagerSender, FanOutSink
 from soulwatch.alerting.config import AlertingConfig, DeliveryConfig
 from soulwatch.alerting.dispatcher import Dispatcher
+from soulwatch.alerting.intake import DispatcherIntake
 from soulwatch.alerting.notifiers import Notifier
 from soulwatch.alerting.notifiers.factory import build_notifiers
 from soulwatch.alerting.outbox import ForwardingListener, Outbox
 from soulwatch.alerting.silences import SilenceStore
 from soulwatch.api.app import create_app
 from soulwatch.api.context import ApiContext, JSONDict
-from soulwatch.api.views import OutboxView, RuleManagerView, ScrapeView, SilenceStoreView
+from soulwatch.api.status import redact
+from soulwatch.api.views import (
+    MonitorRuntime,
+    OutboxView,
+    RuleManagerView,
+    ScrapeView,
+    SilenceStoreView,
+)
 from soulwatch.clock import Clock, SystemClock
 from soulwatch.config import SoulwatchConfig, load_config
 from soulwatch.exceptions import ConfigError, SoulwatchError
 from soulwatch.otlp.intake import OtlpIntake
 from soulwatch.promql.engine import Engine
 from soulwatch.promql.parser import parse as parse_promql
-from soulwatch.rules.evaluator import RuleManager
+from soulwatch.rules.evaluator import RESEND_DELAY_S, RuleManager
 from soulwatch.rules.loader import load_rule_files
 from soulwatch.rules.model import GroupSpec
 from soulwatch.rules.store import AlertStateStore
@@ -155,6 +164,8 @@ class Monitor:
         self._stopping = False
         self._reload_lock = asyncio.Lock()
         self._rule_specs: list[GroupSpec] = []
+        #: whether the last (re)load succeeded, and when the last one that did was
+        self.last_reload: tuple[bool, float] = (False, 0.0)
         self._phase_mode = config.rule_evaluation_phase
         # Built by start():
         self.storage: TSDB
@@ -169,6 +180,7 @@ class Monitor:
         self.silences: SilenceStore
         self.outbox: Outbox
         self.dispatcher: Dispatcher | None = None
+        self.am_sender: AlertmanagerSender
         self.actions: ActionRunner | None = None
         # The outbox's retry policy is fixed when it opens; a reload only warns.
         self._delivery: DeliveryConfig | None = None
@@ -209,10 +221,16 @@ class Monitor:
             settings=self._delivery,
         )
         self._install_dispatcher(routing, *self._delivery_parts(routing))
+        self.am_sender = AlertmanagerSender(
+            config.alerting.alertmanagers,
+            clock=self.clock,
+            registry=self.registry,
+            **self._sender_settings(config),
+        )
         self.rules = RuleManager(
             engine=self.engine,
             storage=self.storage,
-            sink=self.dispatcher or _NullSink(),
+            sink=self._rule_sink(),
             clock=self.clock,
             store=AlertStateStore.in_data_dir(self.data_dir),
             registry=self.registry,
@@ -233,6 +251,11 @@ class Monitor:
         # Groups are placed after the sources exist: they evaluate right after them.
         self.rules.set_groups(specs)
         self._rule_specs = specs
+        scrape_view = ScrapeView(
+            self._target_statuses,
+            self._probe_statuses,
+            lambda: [(t.status.labels, t.metadata) for t in self.scrape.targets],
+        )
         self.ctx = ApiContext(
             storage=self.storage,
             engine=self.engine,
@@ -240,8 +263,15 @@ class Monitor:
             api=config.api,
             auth=config.auth,
             heartbeats=self.heartbeats,
-            rules=RuleManagerView(self.rules),
-            targets=ScrapeView(self._target_statuses, self._probe_statuses),
+            rules=RuleManagerView(self.rules, lambda: self.config.source_as_given),
+            targets=scrape_view,
+            metadata=scrape_view,
+            runtime=MonitorRuntime(
+                started_at=self.clock.time(),
+                config=lambda: self.config,
+                last_reload=lambda: self.last_reload,
+                storage_path=str(self.storage.config.path),
+            ),
             receivers=OutboxView(routing, self.outbox) if routing else None,
             silences=SilenceStoreView(self.silences),
             reload=self.reload,
@@ -252,12 +282,22 @@ class Monitor:
             external_labels=tuple(config.global_.external_labels.items()),
             rum=RumIntake(config.rum, self.rum, self.clock) if self.rum else None,
             otlp=self.otlp,
+            alert_intake=DispatcherIntake(
+                dispatcher=lambda: self.dispatcher,
+                routing=lambda: self.routing_of(self.config),
+                silences=self.silences,
+                clock=self.clock,
+                started_at=self.clock.time(),
+                redact=redact,
+            ),
+            alertmanager_urls=lambda: self.am_sender.urls,
         )
         self.scrape.start()
         self.probes.start()
         self.collectors.start()
         await self.rules.start()
         self._spawn("outbox", self.outbox.run)
+        self._spawn("alertmanagers", self.am_sender.run)
         if self.dispatcher is not None:
             self._spawn("dispatcher", self.dispatcher.run)
         self._spawn("heartbeats", self._heartbeat_loop)
@@ -267,6 +307,7 @@ class Monitor:
             self._spawn("deadman", self._deadman_loop)
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set(self.clock.time())
+        self.last_reload = (True, self.clock.time())
         self._started = True
         _log.info(
             "soulwatch started",
@@ -326,9 +367,11 @@ class Monitor:
                 await self._apply(new, specs)
             except ConfigError:
                 self.metrics.reload_ok.set(0)
+                self.last_reload = (False, self.last_reload[1])
                 raise
             self.metrics.reload_ok.set(1)
             self.metrics.reload_time.set(self.clock.time())
+            self.last_reload = (True, self.clock.time())
             _log.info("configuration reloaded", rule_groups=len(specs))
 
     async def _apply(self, new: SoulwatchConfig, specs: list[GroupSpec]) -> None:
@@ -353,6 +396,7 @@ class Monitor:
             if routing != self.routing_of(old):
                 # Built last: it opens the action audit log, which a later failure would leak.
                 delivery = self._delivery_parts(routing)
+            self.am_sender.configure(new.alerting.alertmanagers, **self._sender_settings(new))
         except BaseException:
             await self.scrape.discard(scrape)
             if probes is not None:
@@ -415,6 +459,20 @@ class Monitor:
         url = config.external_url or f"http://{config.listen}"
         return routing.model_copy(update={"external_url": url})
 
+    @staticmethod
+    def _sender_settings(config: SoulwatchConfig) -> dict[str, Any]:
+        """What the Alertmanager sender takes from ``config`` besides the Alertmanagers."""
+        return {
+            "external_labels": dict(config.global_.external_labels),
+            "alert_relabel_configs": config.alerting.alert_relabel_configs,
+            # Prometheus's ValidUntil: four times the longer of resend delay and interval.
+            "valid_for": 4 * max(RESEND_DELAY_S, config.global_.evaluation_interval),
+        }
+
+    def _rule_sink(self) -> FanOutSink:
+        """Where rule alerts go: soulwatch's routing and the configured Alertmanagers."""
+        return FanOutSink(self.dispatcher or _NullSink(), self.am_sender)
+
     def _delivery_parts(
         self, routing: AlertingConfig | None
     ) -> tuple[dict[str, Notifier], ActionRunner | None]:
@@ -472,7 +530,7 @@ class Monitor:
         if self.actions is not None:
             await self._blocking(self.actions.close)
         self._install_dispatcher(routing, notifiers, runner)
-        self.rules.sink = self.dispatcher or _NullSink()
+        self.rules.sink = self._rule_sink()
         if self.dispatcher is not None:
             self._spawn("dispatcher", self.dispatcher.run)
 

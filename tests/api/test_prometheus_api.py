@@ -68,7 +68,8 @@ def test_bad_time_is_bad_data_400(served: Served) -> None:
     assert r.json() == {
         "status": "error",
         "errorType": "bad_data",
-        "error": 'invalid parameter "time": cannot parse "yesterday" to a valid timestamp',
+        "error": "invalid parameter \"time\": Invalid time value for 'time': "
+        'cannot parse "yesterday" to a valid timestamp',
     }
 
 

@@ -216,6 +216,10 @@ class Dispatcher:
         """Every alert the dispatcher currently knows."""
         return list(self._alerts.values())
 
+    def updated_at(self, fingerprint: str) -> float | None:
+        """When the alert with ``fingerprint`` was last received (for the alerts API)."""
+        return self._updated.get(fingerprint)
+
     # --- grouping ----------------------------------------------------------------
 
     def _nodes_for(self, alert: Alert) -> list[RouteNode]:

@@ -17,14 +17,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from soulwatch.api.alertmanager import AlertmanagerApi
 from soulwatch.api.auth import Authenticator
 from soulwatch.api.context import ApiContext
+from soulwatch.api.federate import FederateApi
 from soulwatch.api.heartbeats import HeartbeatApi
 from soulwatch.api.http import ApiError, ErrorType, HttpError, json_response
 from soulwatch.api.openapi import openapi_document
 from soulwatch.api.prometheus import PrometheusApi
 from soulwatch.api.push import PushApi
 from soulwatch.api.silences import SilenceApi
+from soulwatch.api.status import StatusApi
 from soulwatch.config import AuthConfig, Scope
 from soulwatch.exceptions import ConfigError
 
@@ -52,8 +55,11 @@ def create_app(ctx: ApiContext) -> Starlette:
     own = _OwnApi(ctx, auth)
     routes = [
         *PrometheusApi(ctx, auth).routes(),
+        *StatusApi(ctx, auth).routes(),
+        *FederateApi(ctx, auth).routes(),
         *HeartbeatApi(ctx, auth).routes(),
         *SilenceApi(ctx, auth).routes(),
+        *AlertmanagerApi(ctx, auth).routes(),
         *PushApi(ctx, auth).routes(),
         *own.routes(),
         *(ctx.rum.routes() if ctx.rum else ()),

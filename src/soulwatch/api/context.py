@@ -10,16 +10,18 @@ endpoint then answers with an empty list).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from soulwatch.alerting.intake import AlertQuery
 from soulwatch.clock import Clock, SystemClock
 from soulwatch.config import ApiConfig, AuthConfig, SoulwatchConfig
 from soulwatch.otlp.intake import OtlpIntake
 from soulwatch.promql.values import QueryEngine
 from soulwatch.rum.intake import RumIntake
 from soulwatch.sources.heartbeats import HeartbeatMonitor
+from soulwatch.sources.scrape.parse import MetricMetadata
 from soulwatch.tsdb.storage import Storage
 
 JSONDict = dict[str, Any]
@@ -61,6 +63,53 @@ class ReceiversView(Protocol):
 
     def receivers(self) -> list[JSONDict]:
         """``{name, integrations: [{id, type, lastError, lastErrorAt, failing}]}``."""
+        ...
+
+
+@runtime_checkable
+class MetadataView(Protocol):
+    """The metric metadata (``# TYPE``, ``# HELP``, ``# UNIT``) scraped from each target."""
+
+    def targets_metadata(self) -> list[tuple[dict[str, str], Mapping[str, MetricMetadata]]]:
+        """``(target labels, {family: metadata})`` of every scrape target."""
+        ...
+
+
+@runtime_checkable
+class RuntimeView(Protocol):
+    """What ``/api/v1/status/runtimeinfo`` and ``status/flags`` report."""
+
+    def runtime_info(self) -> JSONDict:
+        """Start time, working directory, last reload, retention (Prometheus's keys)."""
+        ...
+
+    def flags(self) -> dict[str, str]:
+        """The effective settings under Prometheus's command-line flag names."""
+        ...
+
+
+@runtime_checkable
+class AlertIntakeView(Protocol):
+    """Alerts from other rulers (Alertmanager's API v2) into soulwatch's routing."""
+
+    async def post_alerts(self, alerts: Sequence[object]) -> list[str]:
+        """Route the valid ``postableAlert`` objects; one error message per invalid one."""
+        ...
+
+    def alerts(self, query: AlertQuery) -> list[JSONDict]:
+        """Unresolved alerts known to the router, as ``gettableAlert``."""
+        ...
+
+    def groups(self, query: AlertQuery) -> list[JSONDict]:
+        """Aggregation groups, as ``alertGroup``."""
+        ...
+
+    def receivers(self) -> list[JSONDict]:
+        """The receivers, as ``[{"name": ...}]``."""
+        ...
+
+    def status(self) -> JSONDict:
+        """``alertmanagerStatus``: config, cluster, version, uptime."""
         ...
 
 
@@ -118,3 +167,7 @@ class ApiContext:
     external_labels: Sequence[tuple[str, str]] = ()
     rum: RumIntake | None = None
     otlp: OtlpIntake | None = None
+    metadata: MetadataView | None = None
+    runtime: RuntimeView | None = None
+    alert_intake: AlertIntakeView | None = None
+    alertmanager_urls: Callable[[], list[str]] = lambda: []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from soulwatch import __version__
 from soulwatch.api.auth import Authenticator
-from soulwatch.api.context import ApiContext
+from soulwatch.api.context import ApiContext, JSONDict
 from soulwatch.api.http import (
     ApiError,
     ErrorType,
@@ -40,7 +40,10 @@ from soulwatch.exceptions import (
     QueryLimitError,
     StorageError,
 )
+from soulwatch.promql.ast import MatrixSelector, ParenExpr, StringLiteral, SubqueryExpr
+from soulwatch.promql.parser import parse as parse_promql
 from soulwatch.promql.values import QueryResult, Scalar, String
+from soulwatch.sources.scrape.parse import MetricMetadata
 from soulwatch.tsdb.model import Labels, Matcher, Series
 
 _T = TypeVar("_T")
@@ -77,8 +80,10 @@ class PrometheusApi:
             Route("/api/v1/rules", self._wrap(self.rules), methods=["GET"]),
             Route("/api/v1/alerts", self._wrap(self.alerts), methods=["GET"]),
             Route("/api/v1/targets", self._wrap(self.targets), methods=["GET"]),
+            Route("/api/v1/alertmanagers", self._wrap(self.alertmanagers), methods=["GET"]),
             Route("/api/v1/status/buildinfo", self._wrap(self.buildinfo), methods=["GET"]),
             Route("/api/v1/metadata", self._wrap(self.metadata), methods=["GET"]),
+            Route("/api/v1/targets/metadata", self._wrap(self.targets_metadata), methods=["GET"]),
             Route("/api/v1/query_exemplars", self._wrap(self.exemplars), methods=both),
         ]
 
@@ -134,10 +139,11 @@ class PrometheusApi:
         params = await self._params(request)
         query = first(params, "query") or ""
         t = first(params, "time")
-        t_ms = parse_time(t, "time") if t else self._now_ms()
+        t_ms = _time_param(t, "time") if t else self._now_ms()
         timeout = self._timeout(params)
+        kind = _expression_type(query)
         result = await self._run(lambda: self.ctx.engine.instant(query, t_ms), timeout)
-        return _success(_encode(result), result)
+        return _success(_encode(result, matrix=kind == "range vector"), result)
 
     async def query_range(self, request: Request) -> Response:
         """``/api/v1/query_range``: a range query."""
@@ -145,13 +151,16 @@ class PrometheusApi:
         start = parse_time(first(params, "start") or "", "start")
         end = parse_time(first(params, "end") or "", "end")
         if end < start:
-            raise ApiError(ErrorType.BAD_DATA, "end timestamp must not be before start time")
+            raise ApiError(
+                ErrorType.BAD_DATA,
+                'invalid parameter "end": end timestamp must not be before start time',
+            )
         step = parse_step(first(params, "step") or "", "step")
         if step <= 0:
             raise ApiError(
                 ErrorType.BAD_DATA,
-                "zero or negative query resolution step widths are not accepted. "
-                "Try a positive integer",
+                'invalid parameter "step": zero or negative query resolution step widths '
+                "are not accepted. Try a positive integer",
             )
         step_ms = int(step * 1000)
         limit = self.ctx.api.max_points_per_series
@@ -163,6 +172,13 @@ class PrometheusApi:
             )
         query = first(params, "query") or ""
         timeout = self._timeout(params)
+        kind = _expression_type(query)
+        if kind in ("range vector", "string"):
+            raise ApiError(
+                ErrorType.BAD_DATA,
+                f'invalid expression type "{kind}" for range query, '
+                "must be Scalar or instant Vector",
+            )
         result = await self._run(lambda: self.ctx.engine.range(query, start, end, step_ms), timeout)
         return _success(_encode(result, matrix=True), result)
 
@@ -171,11 +187,14 @@ class PrometheusApi:
     def _range(self, params: list[tuple[str, str]]) -> tuple[int | None, int | None]:
         start = first(params, "start")
         end = first(params, "end")
-        mint = parse_time(start, "start") if start else None
-        maxt = parse_time(end, "end") if end else None
-        if mint is not None and maxt is not None and maxt < mint:
-            raise ApiError(ErrorType.BAD_DATA, "end timestamp must not be before start time")
+        mint = _time_param(start, "start") if start else None
+        maxt = _time_param(end, "end") if end else None
         return mint, maxt
+
+    @staticmethod
+    def _inverted(mint: int | None, maxt: int | None) -> bool:
+        """An ``end`` before ``start`` selects nothing (Prometheus answers an empty list)."""
+        return mint is not None and maxt is not None and maxt < mint
 
     @staticmethod
     def _matchers(params: list[tuple[str, str]]) -> list[list[Matcher]]:
@@ -205,6 +224,8 @@ class PrometheusApi:
         if not sets:
             raise ApiError(ErrorType.BAD_DATA, "no match[] parameter provided")
         mint, maxt = self._range(params)
+        if self._inverted(mint, maxt):
+            return _success([])
         lo = mint if mint is not None else -(2**62)
         hi = maxt if maxt is not None else 2**62
         storage = self.ctx.storage
@@ -224,6 +245,8 @@ class PrometheusApi:
         params = await self._params(request)
         sets = self._matchers(params) or [[]]
         mint, maxt = self._range(params)
+        if self._inverted(mint, maxt):
+            return _success([])
         storage = self.ctx.storage
 
         def read() -> list[str]:
@@ -243,6 +266,8 @@ class PrometheusApi:
         params = list(request.query_params.multi_items())
         sets = self._matchers(params) or [[]]
         mint, maxt = self._range(params)
+        if self._inverted(mint, maxt):
+            return _success([])
         storage = self.ctx.storage
 
         def read() -> list[str]:
@@ -261,7 +286,9 @@ class PrometheusApi:
         groups = self.ctx.rules.rule_groups() if self.ctx.rules else []
         kind = request.query_params.get("type")
         if kind not in (None, "", "alert", "record"):
-            raise ApiError(ErrorType.BAD_DATA, f'invalid parameter "type": {kind!r}')
+            raise ApiError(
+                ErrorType.BAD_DATA, f'invalid parameter "type": not supported value "{kind}"'
+            )
         if kind:
             wanted = "alerting" if kind == "alert" else "recording"
             groups = [
@@ -286,6 +313,11 @@ class PrometheusApi:
             data = {"activeTargets": [], "droppedTargets": []}
         return _success(data)
 
+    async def alertmanagers(self, request: Request) -> Response:
+        """``/api/v1/alertmanagers``: where ``alerting.alertmanagers`` sends alerts."""
+        active = [{"url": url} for url in self.ctx.alertmanager_urls()]
+        return _success({"activeAlertmanagers": active, "droppedAlertmanagers": []})
+
     async def buildinfo(self, request: Request) -> Response:
         """``/api/v1/status/buildinfo``."""
         return _success(
@@ -299,14 +331,111 @@ class PrometheusApi:
             }
         )
 
+    @staticmethod
+    def _metadata_limit(params: list[tuple[str, str]]) -> int:
+        text = first(params, "limit")
+        if not text:
+            return -1
+        try:
+            return int(text)
+        except ValueError:
+            raise ApiError(ErrorType.BAD_DATA, "limit must be a number") from None
+
+    def _targets_metadata(self) -> list[tuple[dict[str, str], Mapping[str, MetricMetadata]]]:
+        return self.ctx.metadata.targets_metadata() if self.ctx.metadata else []
+
     async def metadata(self, request: Request) -> Response:
-        """``/api/v1/metadata``: soulwatch keeps no metric metadata (an empty map)."""
-        return _success({})
+        """``/api/v1/metadata``: the scraped ``# TYPE``/``# HELP``/``# UNIT`` per metric."""
+        params = list(request.query_params.multi_items())
+        limit = self._metadata_limit(params)
+        per_metric = self._metadata_limit([("limit", first(params, "limit_per_metric") or "")])
+        metric = first(params, "metric") or ""
+        found: dict[str, dict[MetricMetadata, None]] = {}
+        for _, families in self._targets_metadata():
+            items = [(metric, families[metric])] if metric in families else []
+            for name, meta in items if metric else families.items():
+                found.setdefault(name, {})[meta] = None
+        data: dict[str, list[JSONDict]] = {}
+        for name, metas in found.items():
+            if 0 <= limit <= len(data):
+                break
+            entries = [_meta_json(m) for m in metas]
+            data[name] = entries if per_metric < 0 else entries[:per_metric]
+        return _success(data)
+
+    async def targets_metadata(self, request: Request) -> Response:
+        """``/api/v1/targets/metadata``: the metadata of each target, filtered."""
+        params = list(request.query_params.multi_items())
+        limit = self._metadata_limit(params)
+        match_target = first(params, "match_target") or ""
+        matchers: list[Matcher] = []
+        if match_target:
+            try:
+                matchers = parse_selector(match_target)
+            except SelectorError as exc:
+                raise ApiError(
+                    ErrorType.BAD_DATA, f'invalid parameter "match_target": {exc}'
+                ) from None
+        metric = first(params, "metric") or ""
+        out: list[JSONDict] = []
+        for target, families in self._targets_metadata():
+            if 0 <= limit <= len(out):
+                break
+            if not all(m.matches(target.get(m.name, "")) for m in matchers):
+                continue
+            if not metric:
+                out.extend(
+                    {"target": target, "metric": name, **_meta_json(meta)}
+                    for name, meta in families.items()
+                )
+            elif metric in families:
+                out.append({"target": target, **_meta_json(families[metric])})
+        return _success(out)
 
     async def exemplars(self, request: Request) -> Response:
-        """``/api/v1/query_exemplars``: soulwatch stores no exemplars (an empty list)."""
-        await self._params(request)
+        """``/api/v1/query_exemplars``: soulwatch stores no exemplars (an empty list),
+        but the parameters are checked as Prometheus checks them."""
+        params = await self._params(request)
+        self._range(params)
+        _expression_type(first(params, "query") or "")
         return _success([])
+
+
+def _time_param(value: str, name: str) -> int:
+    """A time parameter of the endpoints that take an optional one (Prometheus's
+    ``parseTimeParam``, whose errors say which value was invalid)."""
+    try:
+        return parse_time(value, name)
+    except ApiError:
+        raise ApiError(
+            ErrorType.BAD_DATA,
+            f"invalid parameter \"{name}\": Invalid time value for '{name}': "
+            f'cannot parse "{value}" to a valid timestamp',
+        ) from None
+
+
+def _expression_type(query: str) -> str:
+    """``range vector``, ``string`` or ``instant`` (vector or scalar): what ``query`` yields.
+
+    Only a range selector or a subquery (maybe in parentheses) yields a range
+    vector, so the type is known before evaluating: an empty result is still
+    typed ``matrix``, and a range query over one is refused as bad data.
+    """
+    try:
+        expr = parse_promql(query)
+    except ParseError as exc:
+        raise ApiError(ErrorType.BAD_DATA, f'invalid parameter "query": {exc}') from None
+    while isinstance(expr, ParenExpr):
+        expr = expr.expr
+    if isinstance(expr, MatrixSelector | SubqueryExpr):
+        return "range vector"
+    if isinstance(expr, StringLiteral):
+        return "string"
+    return "instant"
+
+
+def _meta_json(meta: MetricMetadata) -> JSONDict:
+    return {"type": meta.type, "help": meta.help, "unit": meta.unit}
 
 
 def _encode(result: QueryResult, *, matrix: bool = False) -> dict[str, Any]:

@@ -10,26 +10,38 @@ Alertmanager v2 silences.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from pydantic import ValidationError
 
+from soulwatch.alerting.alertmanagers import QUEUE_CAPACITY
 from soulwatch.alerting.config import AlertingConfig
 from soulwatch.alerting.notifiers.factory import integration_id
 from soulwatch.alerting.outbox import Outbox, RowState
 from soulwatch.alerting.silences import PostableSilence, SilenceStore
 from soulwatch.api.context import JSONDict, SilenceNotFoundError
 from soulwatch.api.http import format_value
+from soulwatch.config import SoulwatchConfig
 from soulwatch.duration import format_duration
 from soulwatch.exceptions import ConfigError
-from soulwatch.rules.evaluator import RuleManager, RuleStatus
+from soulwatch.rules.evaluator import RESEND_DELAY_S, RuleManager, RuleStatus
 from soulwatch.rules.state import ActiveAlert
 from soulwatch.sources.base import SourceStatus
+from soulwatch.sources.scrape.parse import MetricMetadata
 from soulwatch.sources.scrape.target import TargetStatus
 
 _ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def go_number(value: float) -> float | int:
+    """A float as Go's JSON writes it: ``5`` rather than ``5.0`` for a whole number."""
+    if math.isfinite(value) and value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    return value
 
 
 def rfc3339(t: float | None) -> str:
@@ -84,8 +96,8 @@ def _rule(rule: RuleStatus) -> JSONDict:
     return {
         "state": state,
         **common,
-        "duration": rule.for_s,
-        "keepFiringFor": rule.keep_firing_for_s,
+        "duration": go_number(rule.for_s),
+        "keepFiringFor": go_number(rule.keep_firing_for_s),
         "annotations": rule.annotations,
         "alerts": [_alert(a) for a in rule.alerts],
         "type": "alerting",
@@ -95,17 +107,32 @@ def _rule(rule: RuleStatus) -> JSONDict:
 class RuleManagerView:
     """``/api/v1/rules``, ``/api/v1/alerts`` and alert history from a :class:`RuleManager`."""
 
-    def __init__(self, manager: RuleManager) -> None:
+    def __init__(
+        self, manager: RuleManager, file_base: Callable[[], str | None] = lambda: None
+    ) -> None:
         self.manager = manager
+        self._file_base = file_base
+
+    def _file(self, path: str) -> str:
+        """A rule file as Prometheus shows it: joined onto the config file's directory as
+        that was given (relative when the config was named relatively)."""
+        base = self._file_base()
+        if base is None or not os.path.isabs(path):
+            return path
+        given_dir, absolute_dir = os.path.split(base)[0], os.path.dirname(os.path.abspath(base))
+        if os.path.isabs(given_dir):
+            return path
+        rel = os.path.relpath(path, absolute_dir)
+        return os.path.normpath(os.path.join(given_dir, rel))
 
     def rule_groups(self) -> list[JSONDict]:
         """Groups with their rules, in Prometheus's shape."""
         return [
             {
                 "name": g.name,
-                "file": g.file,
+                "file": self._file(g.file),
                 "rules": [_rule(r) for r in g.rules],
-                "interval": g.interval_s,
+                "interval": go_number(g.interval_s),
                 "limit": 0,
                 "evaluationTime": g.evaluation_seconds,
                 "lastEvaluation": rfc3339(g.last_evaluation),
@@ -152,15 +179,27 @@ def _target(status: TargetStatus, interval: float, timeout: float) -> JSONDict:
 
 
 class ScrapeView:
-    """``/api/v1/targets`` and probes from the running sources."""
+    """``/api/v1/targets``, probes and the scraped metric metadata from the running sources."""
 
     def __init__(
         self,
         targets: Callable[[], Sequence[tuple[TargetStatus, float, float]]],
         probes: Callable[[], Sequence[tuple[str, SourceStatus]]] = lambda: (),
+        metadata: Callable[
+            [], Sequence[tuple[Mapping[str, str], Mapping[str, MetricMetadata]]]
+        ] = lambda: (),
     ) -> None:
         self._targets = targets
         self._probes = probes
+        self._metadata = metadata
+
+    def targets_metadata(self) -> list[tuple[dict[str, str], Mapping[str, MetricMetadata]]]:
+        """``(target labels, {family: metadata})`` per target; the labels without the
+        ``__``-prefixed ones, as Prometheus shows a target."""
+        return [
+            ({n: v for n, v in labels.items() if not n.startswith("__")}, meta)
+            for labels, meta in self._metadata()
+        ]
 
     def targets(self) -> list[JSONDict]:
         """Active targets with health and last error."""
@@ -254,3 +293,57 @@ class SilenceStoreView:
             self.store.expire(silence_id)
         except KeyError:
             raise SilenceNotFoundError(silence_id) from None
+
+
+class MonitorRuntime:
+    """``status/runtimeinfo`` and ``status/flags`` of one running monitor."""
+
+    def __init__(
+        self,
+        *,
+        started_at: float,
+        config: Callable[[], SoulwatchConfig | None],
+        last_reload: Callable[[], tuple[bool, float]],
+        storage_path: str,
+    ) -> None:
+        self._started_at = started_at
+        self._config = config
+        self._last_reload = last_reload
+        self._storage_path = storage_path
+
+    def runtime_info(self) -> JSONDict:
+        """Prometheus's runtime-info keys, filled with what soulwatch has in their place
+        (threads for goroutines, CPUs for ``GOMAXPROCS``)."""
+        ok, at = self._last_reload()
+        config = self._config()
+        retention = format_duration(config.storage.retention_time) if config else ""
+        return {
+            "startTime": rfc3339(self._started_at),
+            "CWD": os.getcwd(),
+            "reloadConfigSuccess": ok,
+            "lastConfigTime": rfc3339(float(int(at))),
+            "corruptionCount": 0,
+            "goroutineCount": threading.active_count(),
+            "GOMAXPROCS": os.cpu_count() or 1,
+            "GOGC": "",
+            "GODEBUG": "",
+            "storageRetention": retention,
+        }
+
+    def flags(self) -> dict[str, str]:
+        """The settings that have a Prometheus flag, under that flag's name."""
+        config = self._config()
+        if config is None:
+            return {}
+        return {
+            "alertmanager.notification-queue-capacity": str(QUEUE_CAPACITY),
+            "config.file": config.source_as_given or str(config.source or ""),
+            "query.lookback-delta": format_duration(config.api.lookback_delta),
+            "query.timeout": format_duration(config.api.query_timeout),
+            "rules.alert.resend-delay": format_duration(RESEND_DELAY_S),
+            "storage.tsdb.path": self._storage_path,
+            "storage.tsdb.retention.time": format_duration(config.storage.retention_time),
+            "web.enable-lifecycle": "true",
+            "web.external-url": config.external_url,
+            "web.listen-address": config.listen,
+        }

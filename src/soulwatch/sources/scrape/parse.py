@@ -12,7 +12,7 @@ that made this the choice over ``prometheus_client.parser``.
 from __future__ import annotations
 
 import re
-from collections.abc import Container, Iterator
+from collections.abc import Container, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -50,6 +50,18 @@ class ExpositionError(ValueError):
         self.line = line
         self.column = column
         super().__init__(f"line {line}, column {column}: {message}")
+
+
+@dataclass(frozen=True)
+class MetricMetadata:
+    """A metric family's ``# TYPE``, ``# HELP`` and ``# UNIT``, as Prometheus keeps them.
+
+    The text format's ``untyped`` is kept as ``unknown``, as Prometheus does.
+    """
+
+    type: str = "unknown"
+    help: str = ""
+    unit: str = ""
 
 
 @dataclass(frozen=True)
@@ -176,9 +188,17 @@ def _timestamp(token: str, fmt: Format, line: int, column: int) -> int:
 
 
 def samples(
-    text: str, fmt: Format, known: Container[str] = ()
+    text: str,
+    fmt: Format,
+    known: Container[str] = (),
+    metadata: MutableMapping[str, list[str]] | None = None,
 ) -> Iterator[tuple[str, float, int | None, int]]:
     """Yield ``(series_text, value, timestamp_ms or None, line)`` for every sample line.
+
+    With ``metadata``, the ``# TYPE``, ``# HELP`` and ``# UNIT`` lines met
+    are recorded in it by family name as ``[type, help, unit]`` lists (plain
+    lists: this runs per scrape; :func:`metadata_of` makes them
+    :class:`MetricMetadata`).
 
     ``known`` holds series texts already validated (the scraper's cache); a
     line whose series text is not in it is fully tokenized, and its series
@@ -205,7 +225,7 @@ def samples(
                 raise ExpositionError("empty line in OpenMetrics", line=lineno)
             continue
         if line[0] == "#":
-            eof = _comment(line, om, lineno)
+            eof = _comment(line, om, lineno, metadata)
             continue
         # the last '}' ends the labels (values and timestamps have none); an OpenMetrics
         # exemplar also has braces, so such a line misses the cache and is tokenized
@@ -250,8 +270,22 @@ def samples(
         raise ExpositionError("OpenMetrics exposition does not end with '# EOF'", line=lineno)
 
 
-def _comment(line: str, om: bool, lineno: int) -> bool:
-    """Validate a ``#`` line; True for OpenMetrics ``# EOF``."""
+def metadata_of(raw: Mapping[str, list[str]]) -> dict[str, MetricMetadata]:
+    """The ``[type, help, unit]`` lists recorded by :func:`samples` as :class:`MetricMetadata`."""
+    return {name: MetricMetadata(*entry) for name, entry in raw.items()}
+
+
+def _entry(metadata: MutableMapping[str, list[str]], name: str) -> list[str]:
+    entry = metadata.get(name)
+    if entry is None:
+        entry = metadata[name] = ["unknown", "", ""]
+    return entry
+
+
+def _comment(
+    line: str, om: bool, lineno: int, metadata: MutableMapping[str, list[str]] | None
+) -> bool:
+    """Validate a ``#`` line (recording TYPE/HELP/UNIT in ``metadata``); True for ``# EOF``."""
     if om and line.rstrip() == "# EOF":
         return True
     parts = line.split(None, 3)
@@ -263,4 +297,28 @@ def _comment(line: str, om: bool, lineno: int) -> bool:
         kind = parts[3].strip()
         if kind not in (_OM_TYPES if om else _TEXT_TYPES):
             raise ExpositionError(f"invalid metric type {kind!r}", line=lineno)
+        if metadata is not None:
+            _entry(metadata, parts[2])[0] = "unknown" if kind == "untyped" else kind
+    elif metadata is not None and len(parts) >= 3 and parts[1] in ("HELP", "UNIT"):
+        rest = parts[3] if len(parts) == 4 else ""
+        if parts[1] == "HELP":
+            _entry(metadata, parts[2])[1] = _unescape_help(rest.rstrip("\r"))
+        else:
+            _entry(metadata, parts[2])[2] = rest.strip()
     return False
+
+
+def _unescape_help(text: str) -> str:
+    if "\\" not in text:
+        return text
+    out = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] in ("\\", "n"):
+            out.append("\n" if text[i + 1] == "n" else "\\")
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)

@@ -33,8 +33,10 @@ from soulwatch.sources.scrape.config import DEFAULT_BODY_SIZE_LIMIT, ScrapeConfi
 from soulwatch.sources.scrape.parse import (
     ExpositionError,
     Format,
+    MetricMetadata,
     decode_body,
     format_of,
+    metadata_of,
     parse_series,
     samples,
 )
@@ -160,6 +162,7 @@ class ScrapeTarget:
         self._report_labels = {name: labels.with_(__name__=name) for name in REPORT_METRICS}
         self._status = TargetStatus(url=url, labels=labels.to_dict())
         self._last_t_ms: int | None = None
+        self._metadata: dict[str, list[str]] = {}
 
     @property
     def key(self) -> str:
@@ -170,6 +173,11 @@ class ScrapeTarget:
     def interval(self) -> float:
         """Seconds between scrapes."""
         return self.config.interval
+
+    @property
+    def metadata(self) -> Mapping[str, MetricMetadata]:
+        """``# TYPE``/``# HELP``/``# UNIT`` of the metric families of the last good scrape."""
+        return metadata_of(self._metadata)
 
     @property
     def status(self) -> TargetStatus:
@@ -283,7 +291,8 @@ class ScrapeTarget:
         new_last_ts: list[tuple[_Entry, int]] = []  # kept only if the scrape succeeds
         try:
             text = decode_body(body)
-            for key, value, ts, lineno in samples(text, fmt, cache):
+            metadata: dict[str, list[str]] = {}
+            for key, value, ts, lineno in samples(text, fmt, cache, metadata):
                 scraped += 1
                 entry = cache.get(key)
                 if entry is None:
@@ -345,6 +354,7 @@ class ScrapeTarget:
                 _append_quietly(app, gone.labels, t_ms, STALE_NAN)
         self._prev = [e for e in cur if not e.explicit]
         self._last_count = scraped
+        self._metadata = metadata
         return _Counts(scraped, post_relabel, series_added)
 
     def _forget(self, oldest: int) -> None:
