@@ -29,7 +29,8 @@ from tests.rules.support import RecordingSink
 
 START = 1_780_000_000.0
 STEP = 15.0
-AGENTS = Path(preset.__file__).parent / "rules" / "agents.yml"
+RULES = Path(preset.__file__).parent / "rules"
+AGENTS = RULES / "agents.yml"
 
 
 def _iso(t: float) -> str:
@@ -39,8 +40,12 @@ def _iso(t: float) -> str:
 class _Platform:
     """The collector, the rules and the clock, advanced together in 15 s steps."""
 
-    def __init__(self, redis_url: str, clock: SimulatedClock) -> None:
+    def __init__(
+        self, redis_url: str, clock: SimulatedClock, rules: Path = AGENTS, step: float = STEP
+    ) -> None:
         self.clock = clock
+        self.step = step
+        self._next: float | None = None
         self.storage = MemoryStorage()
         self.reader = RedisPyReader(redis_url, timeout=0.5)
         self.source = CollectorSource(
@@ -58,15 +63,16 @@ class _Platform:
             clock=clock,
             external_labels={"dashboard_url": "https://dashboard.soulcaster.test"},
         )
-        self.rules.load([AGENTS])
+        self.rules.load([rules])
 
     async def run_until(self, end: float) -> None:
-        t = self.clock.time()
+        t = self._next if self._next is not None else self.clock.time()
         while t <= end:
             self.clock.set_time(t)
             await self.source.run_once(t)
             await self.rules.evaluate_all(t)
-            t += STEP
+            t += self.step
+        self._next = t
 
 
 @pytest.fixture
@@ -136,3 +142,46 @@ async def test_a_stuck_job_alert_holds_through_a_redis_outage_and_resolves_when_
     [(_, resolved)] = platform.sink.resolved("AgentJobStuckRunning")
     assert resolved.labels.get("job_id") == "9b1d"
     assert NO_DATA_ANNOTATION not in resolved.annotations
+
+
+async def test_an_aggregated_alert_holds_through_an_outage_longer_than_the_lookback(
+    redis_server: RedisServer, store: Any
+) -> None:
+    """RedditPollerLag drops job and instance (max by project_id): its inputs' source decides."""
+    clock = SimulatedClock(start=START)
+    platform = _Platform(redis_server.url, clock, rules=RULES / "platform.yml", step=60.0)
+    item = {
+        "id": "a",
+        "project_id": "proj-7",
+        "source": "reddit",
+        "title": "The CLI hangs",
+        "body": "since the last release",
+        "created_at": _iso(START - 3600),
+    }
+    try:
+        store.add_feedback_item(item)
+        await platform.run_until(START + 7260)
+        [(_, page)] = platform.sink.firing("RedditPollerLag")
+        assert page.labels.get("project_id") == "proj-7"
+
+        client = redis.Redis.from_url(redis_server.url)
+        client.save()
+        client.close()
+        redis_server.stop()
+        # Thirty minutes without data: far past the 5-minute lookback.
+        await platform.run_until(START + 7260 + 1800)
+        assert platform.sink.resolved("RedditPollerLag") == []
+        held = [a for _, a in platform.sink.firing("RedditPollerLag")][-1]
+        assert "job=soulcaster, instance=collector" in held.annotations[NO_DATA_ANNOTATION]
+
+        # Back, and the poller ingests again: now the lag is over.
+        redis_server.start()
+        await platform.run_until(START + 9120)
+        assert platform.sink.resolved("RedditPollerLag") == []
+        store.add_feedback_item({**item, "id": "b"})
+        await platform.run_until(START + 9240)
+        (first_at, resolved), *_ = platform.sink.resolved("RedditPollerLag")
+        assert first_at > START + 9120
+        assert resolved.labels.get("project_id") == "proj-7"
+    finally:
+        await platform.reader.aclose()

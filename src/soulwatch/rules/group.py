@@ -97,13 +97,13 @@ class SourceWatch:
         self._storage = storage
         self._lookback_ms = lookback_ms
         self._up: dict[tuple[str, str], bool] = {}
-        self._inputs: list[tuple[str, str]] | None = None
+        self._inputs: dict[int, list[tuple[str, str]]] = {}
 
-    def __call__(self, labels: Labels) -> str | None:
+    def __call__(self, labels: Labels, active_since: float) -> str | None:
         job, instance = labels.get("job"), labels.get("instance")
         if job and instance:
             return self._describe(job, instance) if self._down(job, instance) else None
-        for job, instance in self._input_sources():
+        for job, instance in self._input_sources(round(active_since * 1000)):
             if self._down(job, instance):
                 return self._describe(job, instance)
         return None
@@ -129,19 +129,21 @@ class SourceWatch:
             self._up[key] = latest is not None and not is_stale_nan(latest) and latest == 0
         return self._up[key]
 
-    def _input_sources(self) -> list[tuple[str, str]]:
-        if self._inputs is None:
-            found: set[tuple[str, str]] = set()
-            for selector, range_ms in _selectors(_parsed(self._expr), self._lookback_ms):
-                end = self._t_ms - selector.offset_ms
-                # Stale series count: a source that just failed ended them with markers.
-                for labels in self._storage.series(
-                    list(selector.matchers), end - range_ms - self._lookback_ms + 1, end
-                ):
-                    if labels.get("job") and labels.get("instance"):
-                        found.add((labels.get("job"), labels.get("instance")))
-            self._inputs = sorted(found)
-        return self._inputs
+    def _input_sources(self, since_ms: int) -> list[tuple[str, str]]:
+        cached = self._inputs.get(since_ms)
+        if cached is not None:
+            return cached
+        found: set[tuple[str, str]] = set()
+        for selector, range_ms in _selectors(_parsed(self._expr), self._lookback_ms):
+            end = self._t_ms - selector.offset_ms
+            # Every series the expression read while the alert was active,
+            # ended or not: a source that failed ended its series with markers.
+            start = min(since_ms - selector.offset_ms, end) - range_ms
+            for labels in self._storage.series(list(selector.matchers), start + 1, end):
+                if labels.get("job") and labels.get("instance"):
+                    found.add((labels.get("job"), labels.get("instance")))
+        self._inputs[since_ms] = sorted(found)
+        return self._inputs[since_ms]
 
 
 @lru_cache(maxsize=8192)

@@ -42,8 +42,9 @@ RESOLVED_RETENTION_S = 15 * 60.0
 #: The annotation set on an instance held because its data source is down.
 NO_DATA_ANNOTATION = "no_data"
 
-#: Given an instance's labels, why its data source is down (``None``: it is not).
-SourceDown = Callable[[Labels], str | None]
+#: Given an instance's labels and since when it is active, why its data
+#: source is down (``None``: it is not).
+SourceDown = Callable[[Labels, float], str | None]
 
 ALERTS_METRIC = "ALERTS"
 ALERTS_FOR_STATE_METRIC = "ALERTS_FOR_STATE"
@@ -197,7 +198,7 @@ class AlertingRuleState:
             if lbls in fresh:
                 alert.keep_firing_since = None
             elif alert.state is not AlertState.INACTIVE and (
-                reason := source_down(lbls) if source_down is not None else None
+                reason := source_down(lbls, alert.active_at) if source_down is not None else None
             ):
                 # The data went dark, not the condition: hold, and say so.
                 if NO_DATA_ANNOTATION not in alert.annotations:
