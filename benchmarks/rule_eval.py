@@ -119,7 +119,9 @@ def synthetic_series(count: int) -> list[tuple[Labels, float]]:
         Labels.of(__name__="e2b_sandbox_hours_quota"),
         Labels.of(__name__="soulcaster_agent_job_oldest_age_seconds", status="running"),
         Labels.of(__name__="soulcaster_agent_job_oldest_age_seconds", status="pending"),
-        Labels.of(__name__="soulcaster_reddit_newest_item_timestamp_seconds", project_id="p1"),
+        # Steady state: no job has its own age series (none is stuck).
+        Labels.of(__name__="soulcaster_reddit_last_ingest_timestamp_seconds", project_id="p1"),
+        Labels.of(__name__="soulcaster_reddit_subreddits_configured", project_id="p1"),
     ]
     out += [(g, 0.0) for g in gauges]
     for outcome in ("success", "failed"):
@@ -135,7 +137,7 @@ def gauge_value(labels: Labels, now: float) -> float:
         return 100.0
     if name == "e2b_sandbox_hours_used":
         return 42.0
-    if name == "soulcaster_reddit_newest_item_timestamp_seconds":
+    if name == "soulcaster_reddit_last_ingest_timestamp_seconds":
         return now - 60
     if name == "soulcaster_agent_job_oldest_age_seconds":
         return 120.0

@@ -88,6 +88,12 @@ class RedisStore:
         else:
             self.client.zadd(key, score, member)
 
+    def _command(self, *args: str) -> None:
+        if self.mode == "redis":
+            self.client.execute_command(*args)
+        else:
+            self.client._cmd(*args)
+
     def _hgetall(self, key: str) -> dict[str, str]:
         return dict(self.client.hgetall(key) or {})
 
@@ -105,6 +111,10 @@ class RedisStore:
         ts = datetime.fromisoformat(item["created_at"]).timestamp()
         self._zadd(f"feedback:created:{project_id}", ts, str(item["id"]))
         self._zadd(f"feedback:source:{project_id}:{item['source']}", ts, str(item["id"]))
+        self._command("SADD", f"feedback:unclustered:{project_id}", str(item["id"]))
+        if item.get("external_id"):
+            key = f"feedback:external:{project_id}:{item['source']}:{item['external_id']}"
+            self._command("SET", key, str(item["id"]))
 
     def add_job(self, job: dict[str, Any]) -> None:
         self._hset(f"job:{job['id']}", {k: str(v) for k, v in job.items() if v is not None})

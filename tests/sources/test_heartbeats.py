@@ -189,3 +189,56 @@ async def test_metrics_follow_the_checks(tmp_path: Path, clock: SimulatedClock) 
     assert len(ended) == 4  # up, duration, last ping of success and of start
     assert all(is_stale_nan(s.values[-1]) for s in ended)
     assert all(not math.isnan(s.values[0]) for s in ended)
+
+
+def test_a_declared_check_that_never_pings_goes_down_after_period_and_grace(
+    tmp_path: Path, clock: SimulatedClock
+) -> None:
+    storage = MemoryStorage()
+    mon = _monitor(tmp_path, period="10m", grace="5m")
+    declared_at = clock.time()
+    assert mon.evaluate(declared_at, storage) == []
+    check = mon.by_name("poller")
+    assert check is not None
+    assert check.status_at(declared_at) is CheckStatus.NEW
+    assert check.down_after() == declared_at + 900
+
+    clock.set_time(declared_at + 601)
+    assert check.status_at(clock.time()) is CheckStatus.GRACE
+    assert mon.evaluate(clock.time(), storage) == []
+    assert _latest(storage, "heartbeat_up", check="poller") == 1.0
+
+    clock.set_time(declared_at + 900)
+    flips = mon.evaluate(clock.time(), storage)
+    assert [(f.old, f.new) for _, f in flips] == [(CheckStatus.GRACE, CheckStatus.DOWN)]
+    assert _latest(storage, "heartbeat_up", check="poller") == 0.0
+
+    # The first ping brings it up.
+    mon.ping_uuid(UUID, Ping(clock.time(), PingKind.SUCCESS))
+    assert mon.evaluate(clock.time(), storage) == []
+    assert _latest(storage, "heartbeat_up", check="poller") == 1.0
+
+
+def test_the_wait_for_a_first_ping_survives_a_restart(
+    tmp_path: Path, clock: SimulatedClock
+) -> None:
+    first = _monitor(tmp_path, period="10m", grace="5m")
+    declared_at = clock.time()
+    first.evaluate(declared_at)
+    first.store.close()
+    again = _monitor(tmp_path, period="10m", grace="5m")
+    # The restart does not restart the wait.
+    flips = again.evaluate(declared_at + 900)
+    assert [f.new for _, f in flips] == [CheckStatus.DOWN]
+
+
+def test_a_check_created_through_the_api_stays_new_until_pinged(
+    tmp_path: Path, clock: SimulatedClock
+) -> None:
+    mon = _monitor(tmp_path)
+    spec = HeartbeatCheckConfig.model_validate({"name": "backup", "period": "1h"})
+    mon.create(spec, clock.time())
+    assert mon.evaluate(clock.time() + 10 * 3600) == []
+    check = mon.by_name("backup")
+    assert check is not None
+    assert check.status_at(clock.time() + 10 * 3600) is CheckStatus.NEW

@@ -175,7 +175,11 @@ class HeartbeatApi:
         # The UUID is the check's ping secret: only shown to an authenticated caller.
         if who is not None:
             out["uuid"] = check.uuid
-            out["ping_url"] = f"/ping/{check.uuid}"
+            # Absolute, on the monitor's external URL (as notification links are),
+            # so it can be pasted into the job's environment as is.
+            cfg = self.ctx.config
+            base = (cfg.external_url or f"http://{cfg.listen}").rstrip("/") if cfg else ""
+            out["ping_url"] = f"{base}/ping/{check.uuid}"
         return out
 
     async def list_checks(self, request: Request, monitor: HeartbeatMonitor) -> Response:

@@ -133,7 +133,11 @@ class RuleManager:
         resend_delay_s: float = RESEND_DELAY_S,
         validate_expr: ExprValidator | None = None,
         phase_for: Callable[[float], float | None] | None = None,
+        hold_when_source_down: bool = True,
     ) -> None:
+        #: No data is not "resolved": an alert whose source is down holds (see
+        #: :class:`~soulwatch.rules.group.SourceWatch`).
+        self.hold_when_source_down = hold_when_source_down
         #: Given a group's interval, the phase to evaluate it at (``None``: spread by hash).
         self.phase_for = phase_for
         self.engine = engine
@@ -182,6 +186,7 @@ class RuleManager:
                 external_labels=self.external_labels,
                 external_url=self.external_url,
                 phase_s=self._phase(spec),
+                hold_when_source_down=self.hold_when_source_down,
             )
             for spec in specs
         ]

@@ -22,7 +22,7 @@ from soulwatch.promql.ast import Expr, MatrixSelector, VectorSelector
 from soulwatch.promql.values import QueryEngine, QueryResult, Sample, Scalar, String
 from soulwatch.rules.model import GroupSpec, NoDataPolicy, RuleSpec
 from soulwatch.rules.state import AlertingRuleState, Transition
-from soulwatch.tsdb.model import METRIC_NAME, STALE_NAN, Labels
+from soulwatch.tsdb.model import METRIC_NAME, STALE_NAN, Labels, Matcher, is_stale_nan
 from soulwatch.tsdb.storage import Storage
 
 
@@ -77,6 +77,73 @@ def inputs_present(
         if storage.series(list(selector.matchers), end - range_ms + 1, end):
             return True
     return False
+
+
+class SourceWatch:
+    """Answers, for one rule at one evaluation, whether an instance's data source is down.
+
+    A source is a scrape target or collector: the series it writes carry its
+    ``job`` and ``instance``, and it writes ``up`` (1 when the last cycle
+    succeeded, 0 when it failed, staleness markers when it is removed). An
+    instance whose labels name a ``job`` and ``instance`` is dark when that
+    ``up`` is 0 now. One without them (an aggregation dropped them) is dark
+    when any source of the series its expression reads is. A source that was
+    removed (``up`` stale or gone) is not dark: nothing will ever say more.
+    """
+
+    def __init__(self, expr: str, t_ms: int, storage: Storage, *, lookback_ms: int) -> None:
+        self._expr = expr
+        self._t_ms = t_ms
+        self._storage = storage
+        self._lookback_ms = lookback_ms
+        self._up: dict[tuple[str, str], bool] = {}
+        self._inputs: dict[int, list[tuple[str, str]]] = {}
+
+    def __call__(self, labels: Labels, active_since: float) -> str | None:
+        job, instance = labels.get("job"), labels.get("instance")
+        if job and instance:
+            return self._describe(job, instance) if self._down(job, instance) else None
+        for job, instance in self._input_sources(round(active_since * 1000)):
+            if self._down(job, instance):
+                return self._describe(job, instance)
+        return None
+
+    @staticmethod
+    def _describe(job: str, instance: str) -> str:
+        return f"its source (job={job}, instance={instance}) is down"
+
+    def _down(self, job: str, instance: str) -> bool:
+        key = (job, instance)
+        if key not in self._up:
+            matchers = [
+                Matcher.equal(METRIC_NAME, "up"),
+                Matcher.equal("job", job),
+                Matcher.equal("instance", instance),
+            ]
+            latest: float | None = None
+            for series in self._storage.select(
+                matchers, self._t_ms - self._lookback_ms + 1, self._t_ms
+            ):
+                if series.values:
+                    latest = series.values[-1]
+            self._up[key] = latest is not None and not is_stale_nan(latest) and latest == 0
+        return self._up[key]
+
+    def _input_sources(self, since_ms: int) -> list[tuple[str, str]]:
+        cached = self._inputs.get(since_ms)
+        if cached is not None:
+            return cached
+        found: set[tuple[str, str]] = set()
+        for selector, range_ms in _selectors(_parsed(self._expr), self._lookback_ms):
+            end = self._t_ms - selector.offset_ms
+            # Every series the expression read while the alert was active,
+            # ended or not: a source that failed ended its series with markers.
+            start = min(since_ms - selector.offset_ms, end) - range_ms
+            for labels in self._storage.series(list(selector.matchers), start + 1, end):
+                if labels.get("job") and labels.get("instance"):
+                    found.add((labels.get("job"), labels.get("instance")))
+        self._inputs[since_ms] = sorted(found)
+        return self._inputs[since_ms]
 
 
 @lru_cache(maxsize=8192)
@@ -151,8 +218,12 @@ class Group:
         external_labels: dict[str, str] | None = None,
         external_url: str = "",
         phase_s: float | None = None,
+        hold_when_source_down: bool = False,
     ) -> None:
         self.spec = spec
+        #: Alerts whose data source is down hold, marked ``no_data``, instead of
+        #: resolving (the monitor's rule; promtool's unit tests keep Prometheus's).
+        self.hold_when_source_down = hold_when_source_down
         self.interval_s = spec.interval_s or default_interval_s
         self.phase_s = phase_s
         self.last_evaluation: float | None = None
@@ -235,7 +306,19 @@ class Group:
                         lookback_ms=getattr(engine, "lookback_delta_ms", LOOKBACK_MS),
                     )
                 )
-                transitions = rule.alerting.evaluate(vector, ts, recovering, inputs_missing=missing)
+                watch = (
+                    SourceWatch(
+                        rule.spec.expr,
+                        query_ms,
+                        storage,
+                        lookback_ms=getattr(engine, "lookback_delta_ms", LOOKBACK_MS),
+                    )
+                    if self.hold_when_source_down
+                    else None
+                )
+                transitions = rule.alerting.evaluate(
+                    vector, ts, recovering, inputs_missing=missing, source_down=watch
+                )
                 count = rule.alerting.limit_exceeded(self.spec.limit)
                 if count:
                     rule.alerting.active.clear()

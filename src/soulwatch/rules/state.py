@@ -14,13 +14,20 @@ Two soulwatch extensions, both opt-in per rule (see docs/rules.md):
 * ``recover_expr``: a firing instance stays firing while ``recover_expr``
   still returns its series, so a value hovering at the threshold does not flap;
 * ``no_data``: what to do when the expression returns nothing at all.
+
+And one rule of the monitor (not of promtool's unit tests): no data is not
+"resolved". When the caller says an instance's data source is down (its
+scrape or collector failed, so its series went stale), the instance holds
+its state, marked with a ``no_data`` annotation that the notification
+carries, until data comes back and says whether the condition is over.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from soulwatch.alerts import Alert, AlertState, fingerprint
 from soulwatch.exceptions import EvaluationError
@@ -31,6 +38,13 @@ from soulwatch.tsdb.model import METRIC_NAME, Labels
 
 #: How long a resolved alert is remembered and re-sent (Prometheus's value).
 RESOLVED_RETENTION_S = 15 * 60.0
+
+#: The annotation set on an instance held because its data source is down.
+NO_DATA_ANNOTATION = "no_data"
+
+#: Given an instance's labels and since when it is active, why its data
+#: source is down (``None``: it is not).
+SourceDown = Callable[[Labels, float], str | None]
 
 ALERTS_METRIC = "ALERTS"
 ALERTS_FOR_STATE_METRIC = "ALERTS_FOR_STATE"
@@ -151,12 +165,16 @@ class AlertingRuleState:
         recovering: Sequence[Sample] | None = None,
         *,
         inputs_missing: bool = False,
+        source_down: SourceDown | None = None,
     ) -> list[Transition]:
         """Apply one evaluation's result at ``ts`` (seconds); returns the state changes.
 
         ``recovering`` is the result of ``recover_expr`` when the rule has one.
         ``inputs_missing`` says that none of the series the expression reads
         exist (their inputs vanished), which is when the no-data policy applies.
+        ``source_down`` is asked about each pending or firing instance the
+        result no longer has: when it names a reason, the instance holds
+        (marked ``no_data``) instead of resolving.
         Raises :class:`EvaluationError` when two samples map to the same alert.
         """
         if not vector and inputs_missing:
@@ -191,6 +209,18 @@ class AlertingRuleState:
             alert = self.active[lbls]
             if lbls in fresh:
                 alert.keep_firing_since = None
+            elif alert.state is not AlertState.INACTIVE and (
+                reason := source_down(lbls, alert.active_at) if source_down is not None else None
+            ):
+                # The data went dark, not the condition: hold, and say so.
+                if NO_DATA_ANNOTATION not in alert.annotations:
+                    since = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                    alert.annotations = {
+                        **alert.annotations,
+                        NO_DATA_ANNOTATION: f"no data since {since}: {reason}; "
+                        "the alert holds until data says the condition is over",
+                    }
+                continue
             else:
                 keep = False
                 if alert.state is AlertState.FIRING and lbls in held:
@@ -210,6 +240,11 @@ class AlertingRuleState:
                 if alert.state is not AlertState.INACTIVE and not keep:
                     alert.state = AlertState.INACTIVE
                     alert.resolved_at = ts
+                    if NO_DATA_ANNOTATION in alert.annotations:
+                        # Data came back and says it is over: the mark no longer applies.
+                        alert.annotations = {
+                            k: v for k, v in alert.annotations.items() if k != NO_DATA_ANNOTATION
+                        }
                 if not keep:
                     continue
             if alert.state is AlertState.FIRING and ts - alert.active_at < self.spec.for_s:

@@ -155,12 +155,27 @@ class Check:
     n_pings: int = 0
 
     def _schedule_due(self) -> float | None:
-        if self.status is not CheckStatus.UP or self.last_ping is None:
+        anchor = self.last_ping if self.status is CheckStatus.UP else None
+        if self.awaits_first_ping:
+            # A job declared in the config is expected to run: one that never
+            # pings at all is as late as one that stopped.
+            anchor = self.created
+        if anchor is None:
             return None
         if self.schedule is not None:
-            after = datetime.fromtimestamp(self.last_ping, ZoneInfo(self.tz))
+            after = datetime.fromtimestamp(anchor, ZoneInfo(self.tz))
             return float(croniter(self.schedule, after).get_next(float))
-        return self.last_ping + (self.period or DEFAULT_PERIOD)
+        return anchor + (self.period or DEFAULT_PERIOD)
+
+    @property
+    def awaits_first_ping(self) -> bool:
+        """A config-declared check that has not been pinged yet since it was declared.
+
+        It is due one period (or the next scheduled time) after ``created``
+        and goes down after the grace, like a check that stopped pinging.
+        Checks created through the API or by a ping stay ``new`` (healthchecks' way).
+        """
+        return self.status is CheckStatus.NEW and self.source == "config" and self.created > 0
 
     def expected_at(self) -> float | None:
         """When the next ping is due (the start of the grace time), or ``None``."""

@@ -196,11 +196,18 @@ class HeartbeatMonitor:
         flips: list[tuple[Check, Flip]] = []
         with self.store.lock:
             for check in self._checks.values():
+                declared = check.source == "config" and check.status is CheckStatus.NEW
+                if declared and not check.created:
+                    # Declared before any clock was known (at construction): the
+                    # first evaluation is when the wait for its first ping starts.
+                    check.created = now
+                    self.store.save(check)
                 if (
                     check.status is not CheckStatus.DOWN
                     and check.status_at(now) is CheckStatus.DOWN
                 ):
-                    old = CheckStatus.GRACE if check.status is CheckStatus.UP else check.status
+                    late = check.status is CheckStatus.UP or check.awaits_first_ping
+                    old = CheckStatus.GRACE if late else check.status
                     flip = Flip(now, old, CheckStatus.DOWN)
                     check.status = CheckStatus.DOWN
                     check.last_start = None
