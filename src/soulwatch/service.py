@@ -37,6 +37,7 @@ from soulwatch.api.context import ApiContext, JSONDict
 from soulwatch.api.views import OutboxView, RuleManagerView, ScrapeView, SilenceStoreView
 from soulwatch.clock import Clock, SystemClock
 from soulwatch.config import SoulwatchConfig, load_config
+from soulwatch.datadir import secure_data_dir
 from soulwatch.exceptions import ConfigError, SoulwatchError
 from soulwatch.promql.engine import Engine
 from soulwatch.promql.parser import parse as parse_promql
@@ -176,7 +177,7 @@ class Monitor:
         """Open the stores and start every loop."""
         config = self.config
         specs = self.check_rules(config)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secure_data_dir(self.data_dir)
         self._http = httpx.AsyncClient(transport=self._transport, timeout=10.0, trust_env=False)
         self.storage = await self._blocking(self._open_storage, config)
         self.engine = Engine(

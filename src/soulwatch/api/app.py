@@ -13,12 +13,14 @@ from typing import Any
 
 import structlog
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from soulwatch.api.auth import Authenticator
 from soulwatch.api.context import ApiContext
+from soulwatch.api.guard import RequestGuard
 from soulwatch.api.heartbeats import HeartbeatApi
 from soulwatch.api.http import ApiError, ErrorType, HttpError, json_response
 from soulwatch.api.openapi import openapi_document
@@ -57,12 +59,18 @@ def create_app(ctx: ApiContext) -> Starlette:
         *PushApi(ctx, auth).routes(),
         *own.routes(),
     ]
-    return Starlette(routes=routes, exception_handlers={Exception: _internal_error})
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestGuard, api=lambda: ctx.api)],
+        exception_handlers={Exception: _internal_error},
+    )
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     # A bug must still answer in the endpoint's error shape, and be logged.
-    _log.error("unhandled error", method=request.method, path=request.url.path, error=repr(exc))
+    # A ping URL carries its check's secret (UUID or ping key): log only its shape.
+    path = "/ping/..." if request.url.path.startswith("/ping/") else request.url.path
+    _log.error("unhandled error", method=request.method, path=path, error=repr(exc))
     if request.url.path.startswith("/api/v1/") and not request.url.path.startswith(
         (
             "/api/v1/heartbeats",
