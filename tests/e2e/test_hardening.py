@@ -11,6 +11,7 @@ set for one origin. Checked against it:
 - a 201-character slug with ``?create=1`` is a clear 400;
 - a 100 KB query string is answered 414, not a reset connection;
 - CORS headers only for the configured origin, only on pings;
+- every link in a notification is absolute and opens something real;
 - the data directory is 0700 and everything in it 0600.
 """
 
@@ -45,6 +46,7 @@ def _config(tmp_path: Path, listen: int, rec: str) -> Path:
     host = rec.removeprefix("http://")
     (tmp_path / "rules.yml").write_text(
         "groups:\n  - name: g\n    rules:\n      - alert: Always\n        expr: vector(1)\n"
+        "        annotations: {runbook_url: 'docs/runbooks.md#watchdog'}\n"
     )
     config = tmp_path / "soulwatch.yaml"
     config.write_text(
@@ -77,6 +79,8 @@ def _config(tmp_path: Path, listen: int, rec: str) -> Path:
                 - name: hook
                   webhook_configs:
                     - url: "http://sender:{HOOK_PASSWORD}@{host}/hook?token={HOOK_TOKEN}"
+                  slack_configs:
+                    - api_url: "{rec}/slack"
             """
         )
     )
@@ -194,3 +198,31 @@ def test_secrets_stay_out_and_bad_input_gets_clear_answers(
     assert f'HTTP Request: POST http://{host}/hook?... "HTTP/1.1 200 OK"' in log
     for secret in SECRETS:
         assert secret not in log, secret
+
+
+def test_every_link_in_a_notification_is_absolute_and_answers(
+    monitor: tuple[str, Path, Recorder],
+) -> None:
+    base, _, rec = monitor
+    wait_until(lambda: rec.received("/slack") and rec.received("/hook"), timeout=30, what="pages")
+    hook = rec.received("/hook")[0].json()
+    slack = rec.received("/slack")[0].json()
+    (alert,) = hook["alerts"]
+    links = {
+        "generatorURL": alert["generatorURL"],
+        "runbook_url": alert["annotations"]["runbook_url"],
+    }
+    buttons = next(b for b in slack["blocks"] if b["type"] == "actions")["elements"]
+    links.update({f"slack {b['text']['text']}": b["url"] for b in buttons})
+    assert links["runbook_url"] == f"{base}/docs/runbooks.md#watchdog"
+    assert links["slack Runbook"] == links["runbook_url"]
+    assert set(links) == {"generatorURL", "runbook_url", "slack Runbook", "slack Open in soulwatch"}
+    for name, url in links.items():
+        assert url.startswith(f"{base}/"), name
+        answer = httpx.get(url, timeout=10)
+        assert answer.status_code == 200, (name, url, answer.status_code)
+    page = httpx.get(links["runbook_url"], timeout=10)
+    assert page.headers["content-type"].startswith("text/html")
+    assert '<h2 id="watchdog">Watchdog</h2>' in page.text
+    query = httpx.get(links["generatorURL"], timeout=10).json()
+    assert query["data"]["result"][0]["value"][1] == "1"

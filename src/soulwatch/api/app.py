@@ -2,7 +2,8 @@
 
 :func:`create_app` builds it from an :class:`ApiContext`. Besides the modules'
 routes it serves ``/-/healthy``, ``/-/ready``, ``POST /-/reload`` (scope
-``admin``), ``/health``, ``/metrics``, alert history, receivers, probes, and
+``admin``), ``/health``, ``/metrics``, alert history, receivers, probes, the rule
+pack's runbooks at ``/docs/runbooks.md``, and
 the OpenAPI document of soulwatch's own endpoints at ``/api/v1/openapi.json``.
 """
 
@@ -15,7 +16,7 @@ import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from soulwatch.api.auth import Authenticator
@@ -26,6 +27,7 @@ from soulwatch.api.http import ApiError, ErrorType, HttpError, json_response
 from soulwatch.api.openapi import openapi_document
 from soulwatch.api.prometheus import PrometheusApi
 from soulwatch.api.push import PushApi
+from soulwatch.api.runbooks import RUNBOOKS_PATH, runbooks_html
 from soulwatch.api.silences import SilenceApi
 from soulwatch.config import AuthConfig, Scope
 from soulwatch.exceptions import ConfigError
@@ -101,6 +103,7 @@ class _OwnApi:
             Route("/api/v1/receivers", guard(self.receivers), methods=["GET"]),
             Route("/api/v1/probes", guard(self.probes), methods=["GET"]),
             Route("/api/v1/openapi.json", self.openapi, methods=["GET"]),
+            Route(RUNBOOKS_PATH, self.runbooks, methods=["GET", "HEAD"]),
         ]
 
     @staticmethod
@@ -164,6 +167,10 @@ class _OwnApi:
         self.auth().require_read(request)
         data = self.ctx.targets.probes() if self.ctx.targets else []
         return json_response({"probes": data})
+
+    async def runbooks(self, request: Request) -> Response:
+        # Public like the docs they are: no token, so a link from a page opens.
+        return HTMLResponse(runbooks_html())
 
     async def openapi(self, request: Request) -> Response:
         return json_response(openapi_document())
