@@ -40,21 +40,6 @@ from soulwatch.tsdb.model import Matcher
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-def format_duration(seconds: float) -> str:
-    """The shortest Alertmanager duration string for ``seconds`` (``0s`` for zero)."""
-    ms = round(seconds * 1000)
-    if ms == 0:
-        return "0s"
-    parts = []
-    for suffix, unit_ms in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-        if ms >= unit_ms:
-            parts.append(f"{ms // unit_ms}{suffix}")
-            ms %= unit_ms
-    if ms:
-        parts.append(f"{ms}ms")
-    return "".join(parts)
-
-
 def _check_url(value: str | None) -> str | None:
     """An absolute ``http(s)://host...`` URL, as Alertmanager requires of receiver URLs."""
     if value is None:
