@@ -103,6 +103,15 @@ def test_receiver_urls_are_checked_in_alertmanager_yml(tmp_path: Path, url: str,
     assert str(err.value).startswith(f"{path}:4:")
 
 
+def test_external_url_must_be_absolute() -> None:
+    assert _error("external_url: soulwatch.internal:9797\n") == (
+        "soulwatch.yaml:1:15: external_url: not a valid URL: 'soulwatch.internal:9797' "
+        "(unsupported scheme 'soulwatch.internal'; use http or https)"
+    )
+    cfg = parse_config("external_url: https://sw.example/\n", environ={})
+    assert cfg.external_url == "https://sw.example/"
+
+
 def test_a_doubled_equals_in_a_matcher_is_refused() -> None:
     text = ROUTING.replace(
         "  route: {receiver: page}",

@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from soulwatch.alerting.config import AlertingConfig
+from soulwatch.alerting.config import AlertingConfig, url_problem
 from soulwatch.alerting.config import _check_references as check_alerting_references
 from soulwatch.alerting.config import load_config as load_alerting_file
 from soulwatch.config_loading import Positions, load_yaml, validation_error
@@ -206,6 +206,15 @@ class SoulwatchConfig(_Model):
     @classmethod
     def _host_port(cls, value: str) -> str:
         parse_listen(value)
+        return value
+
+    @field_validator("external_url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        # Every link in a notification starts with it: it must be one.
+        problem = url_problem(value) if value else None
+        if problem:
+            raise ValueError(f"not a valid URL: {value!r} ({problem})")
         return value
 
     @model_validator(mode="after")
