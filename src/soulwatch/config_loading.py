@@ -144,9 +144,17 @@ def compose_checked(text: str, file: str | None) -> yaml.Node | None:
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", file=file) from None
+    check_node(node, file)
+    return node
+
+
+def check_node(node: yaml.Node | None, file: str | None) -> None:
+    """Refuse duplicate keys, recursive aliases and alias expansion past the bound.
+
+    Raises :class:`ConfigError` at the offending node (see :func:`compose_checked`).
+    """
     if node is not None:
         _Checker(file).size(node)
-    return node
 
 
 def construct(node: yaml.Node) -> Any:
