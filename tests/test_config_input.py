@@ -55,6 +55,13 @@ def test_an_alias_bomb_in_an_alertmanager_yml_is_refused(tmp_path: Path) -> None
         load_alertmanager(path)
 
 
+@pytest.mark.parametrize("depth", [150, 5000])
+def test_deep_nesting_is_refused_not_a_crash(depth: int) -> None:
+    message = _error("a: " + "[" * depth + "]" * depth + "\n")
+    assert message.startswith("soulwatch.yaml")
+    assert message.endswith("invalid YAML: nested more than 100 levels deep")
+
+
 def test_a_few_aliases_still_work() -> None:
     text = (
         "scrape_configs:\n"

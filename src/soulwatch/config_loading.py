@@ -5,7 +5,13 @@ each path inside it (a tuple of keys and indexes) to where its key and value
 start, so that :func:`validation_error` can point at the exact line of a bad
 setting. Strings get ``${VAR}`` expanded from the environment and keys ending
 in ``_env`` are replaced by the variable's value (``token_env: SW_TOKEN`` reads
-``token`` from ``$SW_TOKEN``), so secrets never need to be written inline.
+``token`` from ``$SW_TOKEN``), so secrets never need to be written inline;
+every unset variable is reported in one error.
+
+:func:`compose_checked` is the one way soulwatch reads YAML it is given
+(soulwatch.yaml, alertmanager.yml, probe and rule files): duplicate keys,
+recursive aliases, alias bombs and absurd nesting are refused with a
+position before anything is built from the document.
 """
 
 from __future__ import annotations
@@ -122,6 +128,8 @@ def _missing_error(missing: list[_Missing], positions: Positions) -> ConfigError
 #: config has a few thousand; an "alias bomb" (``&a [*b, *b, ...]`` nested) has
 #: billions and would exhaust memory while being read.
 MAX_YAML_VALUES = 100_000
+#: The deepest nesting accepted; a real config is a dozen levels deep.
+MAX_YAML_DEPTH = 100
 
 
 def compose_checked(text: str, file: str | None) -> yaml.Node | None:
@@ -144,6 +152,10 @@ def compose_checked(text: str, file: str | None) -> yaml.Node | None:
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", file=file) from None
+    except RecursionError:
+        raise ConfigError(
+            f"invalid YAML: nested more than {MAX_YAML_DEPTH} levels deep", file=file
+        ) from None
     check_node(node, file)
     return node
 
@@ -178,21 +190,23 @@ class _Checker:
         mark = node.start_mark
         return ConfigError(message, file=self.file, line=mark.line + 1, column=mark.column + 1)
 
-    def size(self, node: yaml.Node) -> int:
+    def size(self, node: yaml.Node, depth: int = 0) -> int:
         key = id(node)
         if key in self.sizes:
             return self.sizes[key]
         if key in self.open:
             raise self._error("invalid YAML: an alias refers to a node that contains it", node)
+        if depth > MAX_YAML_DEPTH:
+            raise self._error(f"invalid YAML: nested more than {MAX_YAML_DEPTH} levels deep", node)
         self.open.add(key)
         total = 1
         if isinstance(node, yaml.MappingNode):
             self._unique_keys(node)
             for knode, vnode in node.value:
-                total += self.size(knode) + self.size(vnode)
+                total += self.size(knode, depth + 1) + self.size(vnode, depth + 1)
         elif isinstance(node, yaml.SequenceNode):
             for item in node.value:
-                total += self.size(item)
+                total += self.size(item, depth + 1)
         if total > MAX_YAML_VALUES:
             raise self._error(
                 f"invalid YAML: aliases expand to more than {MAX_YAML_VALUES} values"
