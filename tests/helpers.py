@@ -63,6 +63,25 @@ def need_binary(name: str) -> str:
     return path
 
 
+def need_conformance() -> list[Path]:
+    """Prometheus's PromQL test scripts from the shared reference data.
+
+    A clone of the repository alone has no ``../shared``: outside CI the test
+    is skipped saying where the data was looked for; in CI it fails.
+    """
+    scripts = sorted(CONFORMANCE_DIR.glob("*.test"))
+    if len(scripts) < 8:
+        message = (
+            f"Prometheus's PromQL test scripts are not in {CONFORMANCE_DIR}: the shared "
+            "reference data is looked for beside the checkout, or where SOULWATCH_SHARED_DIR "
+            "points"
+        )
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return scripts
+
+
 def free_port() -> int:
     """A TCP port that was free on 127.0.0.1 a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -75,7 +75,7 @@ def test_bad_value_names_the_setting_and_line() -> None:
     assert err.value.line == 4
     assert err.value.column == 15
     assert "heartbeats.checks.0.period" in str(err.value)
-    assert "not a valid duration: '5 minutes'" in str(err.value)
+    assert 'not a valid duration string: "5 minutes"' in str(err.value)
 
 
 def test_yaml_syntax_error_has_a_position() -> None:
@@ -209,7 +209,7 @@ def test_env_keys_a_component_reads_itself_are_left_alone() -> None:
         "probes:\n  - job_name: upstash\n    prober: http\n    url_env: UPSTASH_URL\n"
         "auth:\n  tokens:\n    - {name: ci, token_env: SW_TOKEN, scopes: [push]}\n"
     )
-    cfg = parse_config(text, environ={"SW_TOKEN": "t" * 20})
+    cfg = parse_config(text, environ={"SW_TOKEN": "t" * 20, "UPSTASH_URL": "https://u.example"})
     # The probe resolves url_env when it starts; the token is read now.
     assert cfg.probes[0].url_env == "UPSTASH_URL"
     assert cfg.auth.tokens[0].secret() == "t" * 20

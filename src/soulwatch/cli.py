@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from soulwatch import __version__
-from soulwatch.exceptions import SoulwatchError
+from soulwatch.exceptions import ConfigError, SoulwatchError
 from soulwatch.promql.engine import FEATURES, Engine
 from soulwatch.promql.promqltest import Outcome, run_file
+
+if TYPE_CHECKING:
+    from soulwatch.alerting.config import AlertingConfig
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -149,6 +154,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     json_logs = args.log_format == "json" or (args.log_format == "auto" and not sys.stderr.isatty())
     configure_logging(json=json_logs)
+    # Everything soulwatch writes (outbox payloads, silences, samples) is for
+    # its own user only: files 0600, directories 0700.
+    os.umask(0o077)
     try:
         config = load_config(args.config).with_overrides(data_dir=args.data_dir, listen=args.listen)
     except ValueError as exc:
@@ -193,6 +201,18 @@ def _cmd_init(args: argparse.Namespace) -> int:
             if item.name.endswith(".yml") and (args.force or not (dest / item.name).exists()):
                 (dest / item.name).write_text(item.read_text())
     print(f"wrote the rule pack to {rules}/ (unit tests in {rules}/tests/)")
+    # The scenario examples docs/scenarios.md runs, pointed at this config.
+    scenarios = target.parent / "scenarios"
+    scenarios.mkdir(parents=True, exist_ok=True)
+    for item in preset.joinpath("scenarios").iterdir():
+        dest = scenarios / item.name
+        if item.name.endswith(".yml") and (args.force or not dest.exists()):
+            text = item.read_text().replace(
+                "config: ../soulwatch.yaml", f"config: ../{target.name}"
+            )
+            dest.write_text(text)
+    print(f"wrote the scenario examples to {scenarios}/")
+    print(f"run them with: soulwatch test scenario {scenarios}/*.scenario.yml")
     print(f"check it with: soulwatch check config {target}")
     return 0
 
@@ -331,19 +351,26 @@ def _add_routes_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     rsub = routes.add_subparsers(dest="routes_command", metavar="SUBCOMMAND", required=True)
     test = rsub.add_parser("test", help="print the receivers a label set reaches")
     test.add_argument("--labels", required=True, help="label set, e.g. 'alertname=X,priority=P1'")
-    test.add_argument("-c", "--config", required=True, help="routing file (alertmanager.yml)")
+    test.add_argument(
+        "-c", "--config", required=True, help="soulwatch.yaml, or a routing file (alertmanager.yml)"
+    )
     test.add_argument(
         "--verbose", action="store_true", help="also print each matched route's grouping and timing"
     )
     test.set_defaults(func=_cmd_routes_test)
     export = rsub.add_parser("export", help="write the routing as an alertmanager.yml")
-    export.add_argument("-c", "--config", required=True, help="routing file")
+    export.add_argument(
+        "-c", "--config", required=True, help="soulwatch.yaml, or a routing file (alertmanager.yml)"
+    )
     export.add_argument("-o", "--output", help="write here instead of standard output")
+    export.add_argument(
+        "--secrets-dir", default="secrets", metavar="DIR",
+        help="where the exported *_file references point (default: secrets)",
+    )  # fmt: skip
     export.set_defaults(func=_cmd_routes_export)
 
 
 def _cmd_routes_test(args: argparse.Namespace) -> int:
-    from soulwatch.alerting.config import load_config
     from soulwatch.alerting.matchers import MatcherSyntaxError, parse_matchers
     from soulwatch.alerting.routing import build_tree
     from soulwatch.tsdb.model import Labels, MatchType
@@ -356,7 +383,7 @@ def _cmd_routes_test(args: argparse.Namespace) -> int:
     if any(m.type is not MatchType.EQUAL for m in matchers):
         print("soulwatch: error: --labels takes name=value pairs only", file=sys.stderr)
         return 2
-    tree = build_tree(load_config(args.config).route)
+    tree = build_tree(_load_routing(args.config).route)
     nodes = tree.match(Labels((m.name, m.value) for m in matchers))
     print(",".join(n.options.receiver for n in nodes))
     if args.verbose:
@@ -370,13 +397,36 @@ def _cmd_routes_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_routing(path: str) -> AlertingConfig:
+    """The routing of a soulwatch.yaml (its ``alerting`` section) or of an alertmanager.yml.
+
+    Secrets are not needed to inspect routing: an unset variable reads as a
+    placeholder (and the export writes ``*_file`` references, never values).
+    """
+    from soulwatch.alerting.config import load_config as load_alertmanager
+    from soulwatch.config import load_config
+    from soulwatch.config_loading import PlaceholderEnv, top_level_keys
+
+    env = PlaceholderEnv(os.environ)
+    if "route" in top_level_keys(Path(path)):
+        routing = load_alertmanager(path, env=env)
+    else:
+        loaded = load_config(path, env).routing
+        if loaded is None:
+            raise ConfigError("no routing: the file has no alerting section", file=path)
+        routing = loaded
+    if env.placeholders:
+        names = ", ".join(sorted(env.placeholders))
+        print(f"soulwatch: note: not set, read as placeholders: {names}", file=sys.stderr)
+    return routing
+
+
 def _cmd_routes_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from soulwatch.alerting.config import load_config
     from soulwatch.alerting.export import export_alertmanager
 
-    text, warnings = export_alertmanager(load_config(args.config))
+    text, warnings = export_alertmanager(_load_routing(args.config), secrets_dir=args.secrets_dir)
     for warning in warnings:
         print(f"soulwatch: warning: {warning}", file=sys.stderr)
     if args.output:
@@ -432,8 +482,8 @@ def _add_silence_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _cmd_silence_add(args: argparse.Namespace) -> int:
-    from soulwatch.alerting.config import parse_duration
     from soulwatch.alerting.silence_client import SilenceClient
+    from soulwatch.duration import parse_duration
 
     try:
         duration = parse_duration(args.duration)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
@@ -33,11 +34,11 @@ from pydantic import (
 )
 
 from soulwatch.alerting.alertmanagers import AlertmanagerConfig
-from soulwatch.alerting.config import AlertingConfig
+from soulwatch.alerting.config import AlertingConfig, url_problem
 from soulwatch.alerting.config import _check_references as check_alerting_references
 from soulwatch.alerting.config import load_config as load_alerting_file
 from soulwatch.config_loading import Positions, load_yaml, validation_error
-from soulwatch.duration import Duration
+from soulwatch.duration import FILE_CONTEXT, Duration
 from soulwatch.exceptions import ConfigError
 from soulwatch.otlp.config import OtlpConfig
 from soulwatch.rum.config import RumConfig
@@ -60,13 +61,10 @@ class _Model(BaseModel):
 
 
 class GlobalConfig(ScrapeGlobalConfig):
-    """``global``: defaults shared by scrape jobs and rule groups, as in prometheus.yml."""
+    """``global``: defaults shared by scrape jobs and rule groups, as in prometheus.yml.
 
-    @model_validator(mode="after")
-    def _timeout_fits(self) -> GlobalConfig:
-        if self.scrape_timeout > self.scrape_interval:
-            raise ValueError("scrape_timeout must not be greater than scrape_interval")
-        return self
+    An unset ``scrape_timeout`` is ``min(10s, scrape_interval)``, as in Prometheus.
+    """
 
 
 class CollectorsConfig(_Model):
@@ -149,6 +147,19 @@ class ApiConfig(_Model):
     query_timeout: Duration = 120.0
     max_points_per_series: int = Field(default=11_000, ge=1)
     lookback_delta: Duration = 300.0
+    max_uri_bytes: int = Field(default=64 * 1024, ge=1024, le=8 << 20)
+    cors_allowed_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if value != "*" and not re.fullmatch(r"https?://[^/?#\s]+", value):
+                raise ValueError(
+                    f"not an origin: {value!r} (write scheme://host[:port], e.g. "
+                    "https://app.example.com, or '*')"
+                )
+        return values
 
 
 class SelfMonitoringConfig(_Model):
@@ -208,6 +219,15 @@ class SoulwatchConfig(_Model):
     @classmethod
     def _host_port(cls, value: str) -> str:
         parse_listen(value)
+        return value
+
+    @field_validator("external_url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        # Every link in a notification starts with it: it must be one.
+        problem = url_problem(value) if value else None
+        if problem:
+            raise ValueError(f"not a valid URL: {value!r} ({problem})")
         return value
 
     @model_validator(mode="after")
@@ -320,7 +340,7 @@ def parse_config(
     if base_dir is not None:
         data = _absolute_files(data, base_dir)
     try:
-        config = SoulwatchConfig.model_validate(data)
+        config = SoulwatchConfig.model_validate(data, context=FILE_CONTEXT)
     except ValidationError as exc:
         raise validation_error(exc, SoulwatchConfig, positions) from None
     config._routing = _routing(config, positions, env, base_dir)
@@ -348,7 +368,7 @@ def _routing(
     if not inline:
         return None
     try:
-        routing = AlertingConfig.model_validate(inline)
+        routing = AlertingConfig.model_validate(inline, context=FILE_CONTEXT)
     except ValidationError as exc:
         raise validation_error(exc, AlertingConfig, positions, prefix=("alerting",)) from None
     nested = {p[1:]: pos for p, pos in positions.values.items() if p[:1] == ("alerting",)}

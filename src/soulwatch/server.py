@@ -19,9 +19,11 @@ from typing import Any
 
 import structlog
 
+from soulwatch.api.guard import max_request_head_bytes
 from soulwatch.clock import Clock
 from soulwatch.config import SoulwatchConfig, parse_listen
 from soulwatch.exceptions import ConfigError, SoulwatchError
+from soulwatch.redaction import install_log_redaction, redact_urls_processor
 from soulwatch.service import Monitor
 
 _log = structlog.get_logger("soulwatch.server")
@@ -65,6 +67,7 @@ async def serve(
             lifespan="off",
             access_log=False,
             timeout_graceful_shutdown=5,
+            h11_max_incomplete_event_size=max_request_head_bytes(config.api),
         )
     )
     loop = asyncio.get_running_loop()
@@ -104,9 +107,12 @@ def configure_logging(*, json: bool) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_urls_processor,
             renderer,
         ],
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    # httpx logs every request's full URL at INFO: receiver keys and tokens included.
+    install_log_redaction()

@@ -46,6 +46,7 @@ from soulwatch.api.views import (
 )
 from soulwatch.clock import Clock, SystemClock
 from soulwatch.config import SoulwatchConfig, load_config
+from soulwatch.datadir import secure_data_dir
 from soulwatch.exceptions import ConfigError, SoulwatchError
 from soulwatch.otlp.intake import OtlpIntake
 from soulwatch.promql.engine import Engine
@@ -193,7 +194,7 @@ class Monitor:
         """Open the stores and start every loop."""
         config = self.config
         specs = self.check_rules(config)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secure_data_dir(self.data_dir)
         self._http = httpx.AsyncClient(transport=self._transport, timeout=10.0, trust_env=False)
         self.storage = await self._blocking(self._open_storage, config)
         self.engine = Engine(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from soulwatch.alerting.config import load_config, parse_config, parse_duration, read_secret
+from soulwatch.alerting.config import load_config, parse_config, read_secret
 from soulwatch.alerting.matchers import MatcherSyntaxError, parse_matchers
+from soulwatch.duration import parse_duration
 from soulwatch.exceptions import ConfigError
 from soulwatch.tsdb.model import MatchType
 
@@ -38,7 +39,7 @@ def test_unknown_key_in_receiver_integration():
 def test_bad_duration_points_at_value():
     err = _error("route:\n  receiver: a\n  group_wait: soon\nreceivers:\n  - name: a\n")
     assert err.line == 3
-    assert "not a duration" in str(err)
+    assert 'route.group_wait: not a valid duration string: "soon"' in str(err)
 
 
 def test_undefined_receiver_and_bad_matcher():
@@ -99,7 +100,7 @@ def test_durations():
     assert parse_duration("1d") == 86400
     assert parse_duration("250ms") == 0.25
     for bad in ("", "m", "1x", "-1m"):
-        with pytest.raises(ValueError, match="not a duration"):
+        with pytest.raises(ValueError, match="duration string"):
             parse_duration(bad)
 
 

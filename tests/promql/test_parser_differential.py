@@ -29,7 +29,7 @@ from soulwatch.exceptions import ParseError
 from soulwatch.promql.ast import AGGREGATIONS, FUNCTIONS
 from soulwatch.promql.lexer import TokenKind, iter_tokens
 from soulwatch.promql.parser import parse
-from tests.helpers import CONFORMANCE_DIR, need_binary
+from tests.helpers import need_binary, need_conformance
 
 SEED = 4242
 MUTATIONS = 1500
@@ -64,7 +64,7 @@ _MUTATION_PIECES = [
 def _corpus() -> list[str]:
     queries = [
         match.group(1)
-        for script in sorted(CONFORMANCE_DIR.glob("*.test"))
+        for script in need_conformance()
         for line in script.read_text(encoding="utf-8").splitlines()
         if (match := _EVAL.match(line))
     ]

@@ -15,6 +15,7 @@ PRESET_CONFIG = EXAMPLES.parent / "soulwatch.yaml"
 PRESET_ENV = (
     "env: {PAGERDUTY_ROUTING_KEY: k, SLACK_WEBHOOK_URL: 'https://hooks.slack.example/x',"
     " GITHUB_TOKEN: t, SOULCASTER_REDIS_URL: 'redis://127.0.0.1:6379', E2B_API_KEY: e,"
+    " UPSTASH_VECTOR_REST_URL: 'https://vector.example', UPSTASH_VECTOR_REST_TOKEN: v,"
     " SOULWATCH_ADMIN_TOKEN: admin-token-0123456789}\n"
 )
 

@@ -33,7 +33,7 @@ def test_passing_and_failing_scenarios(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr
     out = proc.stdout
     # The example passes, step by step, with the step's time and line.
-    assert "PASS          5m  line 22: expect 2 notifications since 3m" in out
+    assert "PASS          5m  line 24: expect 2 notifications since 3m" in out
     assert "OK: 12/12 steps passed" in out  # 6 checks and the poller's 6 pings
     # The wrong one says what was expected and what went out instead.
     assert f"{wrong}: wrong receiver" in out

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from soulwatch.config_loading import compose_checked
 from soulwatch.exceptions import ConfigError
 
 Path = tuple[str | int, ...]
@@ -29,16 +30,7 @@ def load_located(
     ``${VAR}`` references inside string values are replaced from ``env``
     (default: the process environment); a missing variable is an error at its line.
     """
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise ConfigError(
-            f"invalid YAML: {exc.problem}",
-            file=file,
-            line=mark.line + 1 if mark else None,
-            column=mark.column + 1 if mark else None,
-        ) from exc
+    node = compose_checked(text, file)
     positions: dict[Path, tuple[int, int]] = {}
     if node is None:
         return {}, positions

@@ -17,10 +17,11 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -31,46 +32,42 @@ from pydantic import (
 
 from soulwatch.alerting._yaml import did_you_mean, load_located, locate
 from soulwatch.alerting.matchers import MatcherSyntaxError, legacy_matchers, parse_matchers
+from soulwatch.duration import FILE_CONTEXT, Duration
 from soulwatch.exceptions import ConfigError
+from soulwatch.redaction import redact_url
 from soulwatch.tsdb.model import Matcher
 
-_DURATION = re.compile(
-    r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
-)
-_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-def parse_duration(text: str | int | float) -> float:
-    """Seconds of an Alertmanager duration such as ``1h30m`` (a bare number is seconds)."""
-    if isinstance(text, bool):
-        raise ValueError(f"not a duration: {text!r}")
-    if isinstance(text, int | float):
-        return float(text)
-    if text.strip() == "0":
-        return 0.0
-    m = _DURATION.match(text.strip())
-    if not m or not any(m.groups()):
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 1h30m)")
-    return float(sum(int(g) * u for g, u in zip(m.groups(), _UNITS, strict=True) if g))
+def _check_url(value: str | None) -> str | None:
+    """An absolute ``http(s)://host...`` URL, as Alertmanager requires of receiver URLs."""
+    if value is None:
+        return None
+    problem = url_problem(value)
+    if problem:
+        raise ValueError(f"not a valid URL: {redact_url(value)!r} ({problem})")
+    return value
 
 
-def format_duration(seconds: float) -> str:
-    """The shortest Alertmanager duration string for ``seconds`` (``0s`` for zero)."""
-    ms = round(seconds * 1000)
-    if ms == 0:
-        return "0s"
-    parts = []
-    for suffix, unit_ms in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-        if ms >= unit_ms:
-            parts.append(f"{ms // unit_ms}{suffix}")
-            ms %= unit_ms
-    if ms:
-        parts.append(f"{ms}ms")
-    return "".join(parts)
+def url_problem(value: str) -> str | None:
+    """Why ``value`` is not an absolute http(s) URL, or ``None`` when it is one."""
+    if any(ch.isspace() for ch in value):
+        return "it contains whitespace"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises for a port that is not a number
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return f"unsupported scheme {parts.scheme!r}; use http or https"
+    if not parts.hostname:
+        return "it has no host"
+    return None
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+#: A receiver, action or API URL: checked when the config is loaded.
+Url = Annotated[str, AfterValidator(_check_url)]
 
 
 class _Model(BaseModel):
@@ -96,7 +93,7 @@ class HTTPConfig(_Model):
 class WebhookConfig(_Model):
     """A generic webhook: Alertmanager's JSON payload (version 4)."""
 
-    url: str | None = None
+    url: Url | None = None
     url_file: str | None = None
     send_resolved: bool = True
     max_alerts: int = Field(0, ge=0)
@@ -115,7 +112,7 @@ class WebhookConfig(_Model):
 class SlackConfig(_Model):
     """A Slack incoming webhook (a Block Kit message)."""
 
-    api_url: str | None = None
+    api_url: Url | None = None
     api_url_file: str | None = None
     channel: str | None = None
     username: str | None = None
@@ -127,9 +124,9 @@ class PagerDutyConfig(_Model):
 
     routing_key: str | None = None
     routing_key_file: str | None = None
-    url: str | None = None
+    url: Url | None = None
     client: str = "soulwatch"
-    client_url: str | None = None
+    client_url: Url | None = None
     severity: str | None = None
     details: dict[str, str] = Field(default_factory=dict)
     send_resolved: bool = True
@@ -162,7 +159,7 @@ class GitHubConfig(_Model):
     repository: str
     token: str | None = None
     token_file: str | None = None
-    api_url: str = "https://api.github.com"
+    api_url: Url = "https://api.github.com"
     labels: list[str] = Field(default_factory=list)
     send_resolved: bool = True
 
@@ -177,7 +174,7 @@ class GitHubConfig(_Model):
 class AlertmanagerForwardConfig(_Model):
     """soulwatch extension: forward alerts to an Alertmanager's ``/api/v2/alerts``."""
 
-    url: str
+    url: Url
     http_config: HTTPConfig | None = None
     send_resolved: bool = True
 
@@ -185,7 +182,7 @@ class AlertmanagerForwardConfig(_Model):
 class DiscordConfig(_Model):
     """A Discord webhook (Alertmanager's ``discord_configs``)."""
 
-    webhook_url: str | None = None
+    webhook_url: Url | None = None
     webhook_url_file: str | None = None
     send_resolved: bool = True
 
@@ -193,7 +190,7 @@ class DiscordConfig(_Model):
 class MSTeamsConfig(_Model):
     """A Microsoft Teams incoming webhook (Alertmanager's ``msteams_configs``)."""
 
-    webhook_url: str | None = None
+    webhook_url: Url | None = None
     webhook_url_file: str | None = None
     send_resolved: bool = True
 
@@ -419,7 +416,7 @@ class HTTPAction(_Model):
     """An HTTP request made as an automatic recovery action."""
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    url: str
+    url: Url
     headers: dict[str, str] = Field(default_factory=dict)
     body: str = ""
 
@@ -464,9 +461,9 @@ class GlobalConfig(_Model):
     smtp_auth_password: str | None = None
     smtp_auth_password_file: str | None = None
     smtp_require_tls: bool = True
-    slack_api_url: str | None = None
+    slack_api_url: Url | None = None
     slack_api_url_file: str | None = None
-    pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    pagerduty_url: Url = "https://events.pagerduty.com/v2/enqueue"
 
 
 class AlertingConfig(_Model):
@@ -479,7 +476,7 @@ class AlertingConfig(_Model):
     time_intervals: list[NamedTimeInterval] = Field(default_factory=list)
     mute_time_intervals: list[NamedTimeInterval] = Field(default_factory=list)
     templates: list[str] = Field(default_factory=list)
-    external_url: str = "http://localhost:9090"
+    external_url: Url = "http://localhost:9090"
     actions: list[ActionConfig] = Field(default_factory=list)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -540,7 +537,7 @@ def parse_config(
     if not isinstance(data, dict):
         raise ConfigError("the configuration must be a mapping", file=file, line=1, column=1)
     try:
-        config = AlertingConfig.model_validate(data)
+        config = AlertingConfig.model_validate(data, context=FILE_CONTEXT)
     except ValidationError as exc:
         raise _first_error(exc, positions, file) from None
     check_references(config, positions, file)
@@ -565,7 +562,8 @@ def _first_error(
         )
     else:
         where = locate(positions, loc)
-        message = f"{dotted}: {err['msg']}" if dotted else err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
+        message = f"{dotted}: {msg}" if dotted else msg
     line, column = where if where else (None, None)
     return ConfigError(message, file=file, line=line, column=column)
 

@@ -16,6 +16,8 @@ from soulwatch.tsdb.model import Labels, Matcher, MatchType
 
 _OPERATORS = ("=~", "!~", "!=", "=")
 _NAME = re.compile(r"[^\s=!~\"{},]+")
+# Characters that end an unquoted value in Alertmanager's matcher syntax.
+_RESERVED = frozenset("{}!=~\"'")
 
 
 class MatcherSyntaxError(ValueError):
@@ -88,6 +90,16 @@ def _parse_one(body: str, pos: int, text: str, offset: int) -> tuple[Matcher, in
         while end < len(body) and body[end] != ",":
             end += 1
         value = body[pos:end].strip()
+        # Alertmanager's matcher parser stops an unquoted value at these
+        # characters: ``foo==bar`` is a typo for ``foo=bar``, not ``foo="=bar"``.
+        bad = next((ch for ch in value if ch in _RESERVED), None)
+        if bad is not None:
+            raise MatcherSyntaxError(
+                f"unexpected {bad!r} in the unquoted value {value!r} of {name!r}"
+                f' (quote it if it is meant: {name}{match_type.value}"{value}")',
+                text,
+                offset + pos,
+            )
         pos = end
     try:
         return Matcher(match_type, name, value), pos

@@ -10,10 +10,11 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 from soulwatch.alerts import Alert
 
@@ -70,6 +71,13 @@ class Notification:
     created_at: float = 0.0
     idempotency_key: str = ""
     notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Links in annotations (``runbook_url: docs/runbooks.md#x``) are made
+        # absolute against the external URL: a chat or pager opens them as is.
+        if self.external_url:
+            linked = [absolute_links(a, self.external_url) for a in self.alerts]
+            object.__setattr__(self, "alerts", linked)
 
     @property
     def group_id(self) -> str:
@@ -167,3 +175,16 @@ def iso(t: float | None) -> str:
     if t is None:
         return "0001-01-01T00:00:00Z"
     return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+def absolute_links(alert: AlertInfo, base: str) -> AlertInfo:
+    """``alert`` with relative ``*_url`` annotations resolved against ``base``."""
+    root = base.rstrip("/") + "/"
+    changed = {
+        k: urljoin(root, v)
+        for k, v in alert.annotations.items()
+        if k.endswith("_url") and v and not urlsplit(v).scheme
+    }
+    if not changed:
+        return alert
+    return replace(alert, annotations={**alert.annotations, **changed})

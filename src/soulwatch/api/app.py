@@ -2,7 +2,8 @@
 
 :func:`create_app` builds it from an :class:`ApiContext`. Besides the modules'
 routes it serves ``/-/healthy``, ``/-/ready``, ``POST /-/reload`` (scope
-``admin``), ``/health``, ``/metrics``, alert history, receivers, probes, and
+``admin``), ``/health``, ``/metrics``, alert history, receivers, probes, the rule
+pack's runbooks at ``/docs/runbooks.md``, and
 the OpenAPI document of soulwatch's own endpoints at ``/api/v1/openapi.json``.
 """
 
@@ -13,19 +14,22 @@ from typing import Any
 
 import structlog
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from soulwatch.api.alertmanager import AlertmanagerApi
 from soulwatch.api.auth import Authenticator
 from soulwatch.api.context import ApiContext
 from soulwatch.api.federate import FederateApi
+from soulwatch.api.guard import RequestGuard
 from soulwatch.api.heartbeats import HeartbeatApi
 from soulwatch.api.http import ApiError, ErrorType, HttpError, json_response
 from soulwatch.api.openapi import openapi_document
 from soulwatch.api.prometheus import PrometheusApi
 from soulwatch.api.push import PushApi
+from soulwatch.api.runbooks import RUNBOOKS_PATH, runbooks_html
 from soulwatch.api.silences import SilenceApi
 from soulwatch.api.status import StatusApi
 from soulwatch.config import AuthConfig, Scope
@@ -65,12 +69,18 @@ def create_app(ctx: ApiContext) -> Starlette:
         *(ctx.rum.routes() if ctx.rum else ()),
         *(ctx.otlp.routes(auth) if ctx.otlp else ()),
     ]
-    return Starlette(routes=routes, exception_handlers={Exception: _internal_error})
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestGuard, api=lambda: ctx.api)],
+        exception_handlers={Exception: _internal_error},
+    )
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     # A bug must still answer in the endpoint's error shape, and be logged.
-    _log.error("unhandled error", method=request.method, path=request.url.path, error=repr(exc))
+    # A ping URL carries its check's secret (UUID or ping key): log only its shape.
+    path = "/ping/..." if request.url.path.startswith("/ping/") else request.url.path
+    _log.error("unhandled error", method=request.method, path=path, error=repr(exc))
     if request.url.path.startswith("/api/v1/") and not request.url.path.startswith(
         (
             "/api/v1/heartbeats",
@@ -101,6 +111,7 @@ class _OwnApi:
             Route("/api/v1/receivers", guard(self.receivers), methods=["GET"]),
             Route("/api/v1/probes", guard(self.probes), methods=["GET"]),
             Route("/api/v1/openapi.json", self.openapi, methods=["GET"]),
+            Route(RUNBOOKS_PATH, self.runbooks, methods=["GET", "HEAD"]),
         ]
 
     @staticmethod
@@ -164,6 +175,10 @@ class _OwnApi:
         self.auth().require_read(request)
         data = self.ctx.targets.probes() if self.ctx.targets else []
         return json_response({"probes": data})
+
+    async def runbooks(self, request: Request) -> Response:
+        # Public like the docs they are: no token, so a link from a page opens.
+        return HTMLResponse(runbooks_html())
 
     async def openapi(self, request: Request) -> Response:
         return json_response(openapi_document())

@@ -36,12 +36,13 @@ from soulwatch.sources.heartbeats import (
 )
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+#: The longest slug a ping may use (a check name's limit: auto-creation names the check by it).
+MAX_SLUG_LENGTH = 200
 _ACTIONS = {"start": PingKind.START, "fail": PingKind.FAIL, "log": PingKind.LOG}
-_CORS = {"Access-Control-Allow-Origin": "*"}
 
 
 def _text(body: str, status: int) -> Response:
-    return Response(body, status_code=status, media_type="text/plain", headers=_CORS)
+    return Response(body, status_code=status, media_type="text/plain")
 
 
 def _iso(t: float | None) -> str | None:
@@ -108,6 +109,11 @@ class HeartbeatApi:
             slug_key: str | None = None
         elif len(parts) >= 2:
             slug_key, target, rest = parts[0], parts[1], parts[2:]
+            if len(target) > MAX_SLUG_LENGTH:
+                # A check's name is its slug when auto-created, and names are bounded.
+                return _text(
+                    f"invalid url format: a slug has at most {MAX_SLUG_LENGTH} characters", 400
+                )
         else:
             return _text("not found", 404)
         if len(rest) > 1:

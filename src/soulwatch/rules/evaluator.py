@@ -364,10 +364,14 @@ class RuleManager:
 
 
 def generator_url(external_url: str, expr: str) -> str:
-    """Prometheus's link from an alert to its expression (empty without an external URL)."""
+    """The link from an alert to its expression (empty without an external URL).
+
+    Prometheus links to its ``/graph`` page; soulwatch has no such page, so the
+    link is the query API evaluating the expression now, which answers.
+    """
     if not external_url:
         return ""
-    return f"{external_url.rstrip('/')}/graph?g0.expr={quote_plus(expr)}&g0.tab=1"
+    return f"{external_url.rstrip('/')}/api/v1/query?query={quote_plus(expr)}"
 
 
 def _status(rule: Rule) -> RuleStatus:

@@ -100,6 +100,12 @@ def sprintf(fmt: str, args: Sequence[object]) -> str:
         out.append(fmt[pos : match.start()])
         pos = match.end()
         flags, width, prec, verb = match.groups()
+        if _too_large(width) or _too_large(prec):
+            # Go stops reading a width past a million and gives up on the rest
+            # of the format: a template cannot make it allocate gigabytes.
+            out.append("%!(NOVERB)")
+            pos = len(fmt)
+            break
         if verb == "%":
             out.append("%")
             continue
@@ -114,6 +120,16 @@ def sprintf(fmt: str, args: Sequence[object]) -> str:
         extra = ", ".join(f"{_go_type(a)}={format_value(a)}" for a in args[index:])
         out.append(f"%!(EXTRA {extra})")
     return "".join(out)
+
+
+def _too_large(digits: str | None) -> bool:
+    """Whether Go's ``fmt`` refuses this width or precision (it stops past 1e6)."""
+    num = 0
+    for ch in digits or "":
+        if num > 1_000_000:
+            return True
+        num = num * 10 + int(ch)
+    return False
 
 
 def _format_one(arg: object, flags: str, width: str | None, prec: str | None, verb: str) -> str:

@@ -20,7 +20,8 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from soulwatch.exceptions import ParseError, RuleFileError
+from soulwatch.config_loading import check_node
+from soulwatch.exceptions import ConfigError, ParseError, RuleFileError
 from soulwatch.rules.model import (
     LABEL_NAME_RE,
     METRIC_NAME_RE,
@@ -165,6 +166,11 @@ def parse_rule_text(
         if mark is None:
             return [], [RuleFileError(reason, file=file)]
         return [], [RuleFileError(reason, file=file, line=mark.line + 1, column=mark.column + 1)]
+    try:
+        # Duplicate keys and aliases expanding without bound, as in soulwatch.yaml.
+        check_node(root, file)
+    except ConfigError as exc:
+        return [], [RuleFileError(exc.reason, file=file, line=exc.line, column=exc.column)]
     if root is None:
         return [], []
     groups = parser.document(root)

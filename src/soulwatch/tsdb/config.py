@@ -6,11 +6,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from soulwatch.duration import Duration
+
 
 class StorageConfig(BaseModel):
     """Settings of :class:`soulwatch.tsdb.db.TSDB`; every field is documented in docs/storage.md.
 
-    Durations are seconds and sizes are bytes; ``0`` or ``None`` turns a limit off.
+    Durations are Prometheus durations (``15d``, ``1s``) and sizes are bytes;
+    ``0`` or ``None`` turns a limit off.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -19,7 +22,7 @@ class StorageConfig(BaseModel):
         default=Path("data/tsdb"),
         description="Directory holding chunks.sqlite, the wal/ segments and the lock file.",
     )
-    retention_time: float = Field(
+    retention_time: Duration = Field(
         default=15 * 24 * 3600.0,
         gt=0,
         description="Samples older than this (by their timestamp, against the clock) are deleted.",
@@ -37,7 +40,7 @@ class StorageConfig(BaseModel):
         ge=0,
         description="The most series one source (scrape target, probe) may create.",
     )
-    wal_fsync_interval: float = Field(
+    wal_fsync_interval: Duration = Field(
         default=1.0,
         ge=0,
         description="The WAL is fsynced at most this often (0: on every commit).",
@@ -47,7 +50,7 @@ class StorageConfig(BaseModel):
         gt=0,
         description="A WAL segment is closed at the next maintenance once it is this big.",
     )
-    wal_segment_max_age: float = Field(
+    wal_segment_max_age: Duration = Field(
         default=300.0,
         gt=0,
         description="A WAL segment is closed at the next maintenance once it is this old.",
@@ -58,11 +61,11 @@ class StorageConfig(BaseModel):
         le=0xFFFF,
         description="Samples per compressed chunk (Prometheus cuts at 120).",
     )
-    head_max_age: float = Field(
+    head_max_age: Duration = Field(
         default=3600.0,
         gt=0,
         description="Head samples older than this are written to a chunk even if it is short.",
     )
-    busy_timeout: float = Field(
+    busy_timeout: Duration = Field(
         default=5.0, gt=0, description="SQLite busy_timeout, in seconds, for every connection."
     )

@@ -217,7 +217,7 @@ async def test_redis_probe_over_tls_with_a_password(clock: SimulatedClock, tmp_p
         finally:
             await manager.stop()
     assert manager.sources[0].status.last_error == ""
-    instance = f"rediss://:***@127.0.0.1:{port}/0"
+    instance = f"rediss://127.0.0.1:{port}/0"
     assert only(storage, "redis_up", instance=instance)[0][1] == 1.0
     assert only(storage, "redis_used_memory_bytes", instance=instance)[0][1] > 0
     assert all("hunter2" not in v for labels in samples_of(storage, "redis_up") for _, v in labels)

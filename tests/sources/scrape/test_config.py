@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from soulwatch.duration import parse_duration
 from soulwatch.exceptions import ConfigError
 from soulwatch.sources.scrape import load_prometheus_config, target_labels
-from soulwatch.sources.scrape.config import parse_duration, parse_size
+from soulwatch.sources.scrape.config import parse_size
 
 PROMETHEUS_YML = """
 global:

@@ -68,7 +68,9 @@ def slack_payload(
     if runbook:
         buttons.append(_button("Runbook", runbook, "runbook"))
     if n.external_url:
-        buttons.append(_button("Open in soulwatch", f"{n.external_url.rstrip('/')}/alerts", "ui"))
+        # The alerts API answers today; there is no alert page to link to.
+        alerts = f"{n.external_url.rstrip('/')}/api/v1/alerts"
+        buttons.append(_button("Open in soulwatch", alerts, "ui"))
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
     payload: dict[str, Any] = {"text": title, "blocks": blocks}

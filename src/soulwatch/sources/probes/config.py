@@ -27,8 +27,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from soulwatch.duration import FILE_CONTEXT, Duration
 from soulwatch.exceptions import ConfigError
-from soulwatch.sources.scrape.config import ByteSize, Duration, TLSConfig, load_yaml_model
+from soulwatch.sources.scrape.config import ByteSize, TLSConfig, load_yaml_model
 
 Prober = Literal["http", "tcp", "redis", "upstash", "upstash_vector"]
 
@@ -174,7 +175,7 @@ def resolve_probe_configs(
     out: list[ProbeConfig] = []
     for i, entry in enumerate(entries):
         try:
-            out.append(ProbeConfig.model_validate(entry))
+            out.append(ProbeConfig.model_validate(entry, context=FILE_CONTEXT))
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in (f"{section}.{i}", *err["loc"]))

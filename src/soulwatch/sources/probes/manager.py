@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 import httpx
 
 from soulwatch.clock import Clock
+from soulwatch.redaction import without_credentials
 from soulwatch.sources.base import Scheduler, SourceStatus
 from soulwatch.sources.probes.base import Prober, ProbeSource, Timer
 from soulwatch.sources.probes.config import ProbeConfig
 from soulwatch.sources.probes.http import HTTPProber
-from soulwatch.sources.probes.redis import RedisProber, redacted
+from soulwatch.sources.probes.redis import RedisProber
 from soulwatch.sources.probes.tcp import TCPProber
 from soulwatch.sources.probes.upstash import UpstashRedisProber, UpstashVectorProber
 from soulwatch.tsdb.model import Labels
@@ -143,7 +144,9 @@ class ProbeManager:
         )
 
     def _source(self, config: ProbeConfig, target: str) -> ProbeSource:
-        instance = redacted(target) if config.prober == "redis" else target
+        # Credentials in a target URL authenticate the request (redis-py and
+        # httpx both read userinfo) but never reach the ``instance`` label.
+        instance = without_credentials(target)
         labels = Labels.of(config.labels, job=config.job_name, instance=instance)
         return ProbeSource(
             make_prober(config, self._env, transport=self._transport, timer=self._timer),

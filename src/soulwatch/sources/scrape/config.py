@@ -14,14 +14,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from soulwatch.config_loading import compose_checked, construct
+from soulwatch.duration import FILE_CONTEXT, Duration, format_duration, parse_duration
 from soulwatch.exceptions import ConfigError
 
-_DURATION = re.compile(
-    r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
-)
-_DURATION_UNITS = (365 * 86400.0, 7 * 86400.0, 86400.0, 3600.0, 60.0, 1.0, 0.001)
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?$")
 _SIZE_UNITS = {
     "B": 1,
@@ -36,26 +42,6 @@ _SIZE_UNITS = {
 }
 
 
-def parse_duration(value: Any) -> float:
-    """A Prometheus duration (``"15s"``, ``"1m30s"``, ``"100ms"``) in seconds.
-
-    Bare numbers are taken as seconds.
-    """
-    if isinstance(value, bool):
-        raise ValueError("a duration such as '15s' is required")
-    if isinstance(value, int | float):
-        return float(value)
-    if not isinstance(value, str):
-        raise ValueError("a duration such as '15s' is required")
-    text = value.strip()
-    if text == "0":
-        return 0.0
-    match = _DURATION.match(text)
-    if not text or match is None:
-        raise ValueError(f"not a valid duration: {value!r} (use e.g. '15s', '1m', '100ms')")
-    return sum(int(g) * unit for g, unit in zip(match.groups(), _DURATION_UNITS, strict=True) if g)
-
-
 def parse_size(value: Any) -> int:
     """A byte size as Prometheus writes it (``"10MB"``, ``"512KiB"``; MB means MiB), or bytes."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -66,7 +52,6 @@ def parse_size(value: Any) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2) or "B"])
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 ByteSize = Annotated[int, BeforeValidator(parse_size)]
 
 #: Keys Prometheus accepts in a scrape config that soulwatch does not implement.
@@ -169,6 +154,19 @@ class StaticConfig(_Model):
     targets: list[str] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("targets")
+    @classmethod
+    def _no_credentials(cls, targets: list[str]) -> list[str]:
+        for target in targets:
+            if "@" in target:
+                shown = "...@" + target.rsplit("@", 1)[1]
+                raise ValueError(
+                    f"target {shown!r} has credentials in it; they would show in the "
+                    "'instance' label: set basic_auth (with password_file) or "
+                    "authorization on the job instead"
+                )
+        return targets
+
 
 RelabelAction = Literal[
     "replace",
@@ -210,11 +208,15 @@ class RelabelConfig(_Model):
         return self
 
 
+#: Prometheus's scrape timeout when neither the job nor ``global`` sets one.
+DEFAULT_SCRAPE_TIMEOUT = 10.0
+
+
 class GlobalConfig(_Model):
     """The parts of Prometheus's ``global`` section that scraping uses (others are accepted)."""
 
     scrape_interval: Duration = 60.0
-    scrape_timeout: Duration = 10.0
+    scrape_timeout: Duration = DEFAULT_SCRAPE_TIMEOUT
     evaluation_interval: Duration = 60.0
     external_labels: dict[str, str] = Field(default_factory=dict)
     query_log_file: str | None = None
@@ -233,9 +235,28 @@ class GlobalConfig(_Model):
     always_scrape_classic_histograms: bool = False
     convert_classic_histograms_to_nhcb: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_timeout(cls, data: Any) -> Any:
+        # As Prometheus: an unset timeout is min(10s, scrape_interval), so
+        # ``scrape_interval: 1s`` alone is valid.
+        if not isinstance(data, dict) or data.get("scrape_timeout") is not None:
+            return data
+        interval = data.get("scrape_interval", "1m")
+        try:
+            seconds = parse_duration(interval) if isinstance(interval, str) else float(interval)
+        except (TypeError, ValueError):
+            return data  # the field's own validation reports it
+        return {**data, "scrape_timeout": format_duration(min(DEFAULT_SCRAPE_TIMEOUT, seconds))}
+
     @model_validator(mode="after")
     def _check(self) -> GlobalConfig:
         _check_protocols(self.scrape_protocols)
+        if self.scrape_timeout > self.scrape_interval:
+            raise ValueError(
+                f"global scrape timeout ({format_duration(self.scrape_timeout)}) is greater "
+                f"than the scrape interval ({format_duration(self.scrape_interval)})"
+            )
         return self
 
 
@@ -325,8 +346,8 @@ class ScrapeConfig(_Model):
             and self.scrape_timeout > self.scrape_interval
         ):
             raise ValueError(
-                f"scrape_timeout ({self.scrape_timeout}s) is greater than "
-                f"scrape_interval ({self.scrape_interval}s)"
+                f"scrape_timeout ({format_duration(self.scrape_timeout)}) is greater than "
+                f"scrape_interval ({format_duration(self.scrape_interval)})"
             )
         return self
 
@@ -342,8 +363,8 @@ class ScrapeConfig(_Model):
             timeout = min(g.scrape_timeout, interval)
         if timeout > interval:
             raise ValueError(
-                f"job {self.job_name!r}: scrape_timeout ({timeout}s) is greater than "
-                f"scrape_interval ({interval}s)"
+                f"job {self.job_name!r}: scrape_timeout ({format_duration(timeout)}) is greater "
+                f"than scrape_interval ({format_duration(interval)})"
             )
         update: dict[str, Any] = {"scrape_interval": interval, "scrape_timeout": timeout}
         if self.scrape_protocols is None and g.scrape_protocols is not None:
@@ -418,19 +439,10 @@ M = TypeVar("M", bound=BaseModel)
 
 def load_yaml_model(text: str, model: type[M], *, file: str | None = None) -> M:
     """Parse YAML ``text`` into ``model``; errors name the file, line, column and key."""
+    node = compose_checked(text, file)
+    data = construct(node) if node is not None else None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise ConfigError(
-            f"invalid YAML: {exc.problem}",
-            file=file,
-            line=mark.line + 1 if mark else None,
-            column=mark.column + 1 if mark else None,
-        ) from None
-    try:
-        return model.model_validate(data if data is not None else {})
+        return model.model_validate(data if data is not None else {}, context=FILE_CONTEXT)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
@@ -500,13 +512,15 @@ def resolve_scrape_configs(
     else:
         raw = {k: getattr(global_, k) for k in known if getattr(global_, k, None) is not None}
     try:
-        g = GlobalConfig.model_validate(raw)
+        g = GlobalConfig.model_validate(
+            raw, context=FILE_CONTEXT if isinstance(global_, Mapping) else None
+        )
     except ValidationError as exc:
         raise ConfigError(f"global: {exc.errors()[0]['msg']}", file=file) from None
     out: list[ScrapeConfig] = []
     for i, entry in enumerate(entries):
         try:
-            out.append(ScrapeConfig.model_validate(entry).resolved(g))
+            out.append(ScrapeConfig.model_validate(entry, context=FILE_CONTEXT).resolved(g))
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in (f"scrape_configs.{i}", *err["loc"]))

@@ -54,6 +54,12 @@ def target_labels(
     addr = lb.get("__address__", "")
     if not addr:
         raise ConfigError(f"job {config.job_name!r}: target {address!r} has no __address__")
+    if "@" in addr:
+        # Relabeling produced it: refuse rather than put credentials in ``instance``.
+        raise ConfigError(
+            f"job {config.job_name!r}: a target address has credentials in it; "
+            "use basic_auth or authorization on the job"
+        )
     if "/" in addr:
         raise ConfigError(f"job {config.job_name!r}: {addr!r} is not a host:port address")
     lb.setdefault("instance", addr)
