@@ -5,19 +5,33 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote_plus
 
+import httpx
 import pytest
 
+from soulwatch.alerting.message import AlertInfo, Notification, Status
+from soulwatch.alerting.notifiers.soulcaster import (
+    MonitorEvidence,
+    SoulcasterNotifier,
+    measured_expression,
+)
 from soulwatch.alerting.outbox import RowState
+from soulwatch.alerting.routing import build_tree, receivers_for
 from soulwatch.alerts import Alert
 from soulwatch.clock import SimulatedClock
+from soulwatch.config import load_config
+from soulwatch.promql.engine import Engine
+from soulwatch.sources.collectors.soulcaster import FailedJob
+from soulwatch.tsdb.memory import MemoryStorage
 from soulwatch.tsdb.model import Labels
 from tests.alerting.soulcaster_intake import Project, SoulcasterIntake
 from tests.alerting.support import harness
-from tests.helpers import UvicornThread
+from tests.helpers import REPO, UvicornThread
 
 PROJECT = "5b1f6c1e-2f57-4a43-9d1c-7d5f0c1b2a3e"
 SECRET = "whsec-soulcaster-0123456789"
+PRESET = REPO / "src" / "soulwatch" / "presets" / "soulcaster" / "soulwatch.yaml"
 
 
 @pytest.fixture
@@ -184,3 +198,195 @@ async def test_resolved_alerts_are_sent_only_when_asked_for(
     resolved = state.items[-1]
     assert resolved["title"].startswith("[Resolved] AgentFailureSpike")
     assert resolved["metadata"]["alert_type"] == "success"
+
+
+def _storage_with_failures(now: float) -> MemoryStorage:
+    storage = MemoryStorage()
+    for i in range(0, 1801, 60):
+        t_ms = round((now - 1800 + i) * 1000)
+        n = i // 60
+        for labels, value in (
+            (
+                {
+                    "__name__": "http_requests_total",
+                    "job": "backend",
+                    "route": "/clusters/{cluster_id}/start_fix",
+                    "status": "500",
+                    "method": "POST",
+                },
+                3.0 * n,
+            ),
+            (
+                {
+                    "__name__": "http_requests_total",
+                    "job": "backend",
+                    "route": "/feedback",
+                    "status": "502",
+                    "method": "GET",
+                },
+                1.0 * n,
+            ),
+            (
+                {
+                    "__name__": "http_exceptions_total",
+                    "job": "backend",
+                    "route": "/clusters/{cluster_id}/start_fix",
+                    "exception": "E2BTimeoutError",
+                },
+                2.0 * n,
+            ),
+            (
+                {
+                    "__name__": "soulcaster_agent_jobs_finished_total",
+                    "outcome": "failed",
+                    "category": "sandbox_timeout",
+                },
+                0.2 * n,
+            ),
+        ):
+            storage.add(Labels.of(labels), t_ms, value)
+    return storage
+
+
+async def test_the_body_carries_the_evidence_soulwatch_holds_bounded_and_scrubbed(
+    intake: tuple[SoulcasterIntake, str], clock: SimulatedClock
+) -> None:
+    state, url = intake
+    now = clock.time()
+    engine = Engine(_storage_with_failures(now), clock=clock)
+    jobs = [
+        FailedJob(
+            job_id=f"job-{i}",
+            category="sandbox_timeout",
+            finished_at=now - 60 * i,
+            project_id=PROJECT,
+            cluster_id=f"cluster-{i}",
+            logs_tail=(
+                f"Cloning repo with token=ghp_abcdefghijklmnopqrstuvwxyz{i:02d}\n"
+                f"Sandbox timeout after 900s (job {i})"
+            ),
+        )
+        for i in reversed(range(8))  # oldest first, as the collector keeps them
+    ]
+    expr = 'sum(rate(http_requests_total{status=~"5.."}[5m])) / 1 > 0.05'
+    fired = Alert(
+        Labels.of(alertname="HighErrorRate", job="backend", priority="P2"),
+        {"summary": "5xx above 5%"},
+        now - 120,
+        generator_url=f"http://sw:9090/graph?g0.expr={quote_plus(expr)}&g0.tab=1",
+        value=0.31,
+    )
+    agents = Alert(
+        Labels.of(alertname="AgentFailureCategory", category="sandbox_timeout", priority="P2"),
+        {"summary": "agent jobs fail with sandbox_timeout"},
+        now - 60,
+        generator_url="http://sw:9090/graph?g0.expr="
+        + quote_plus(
+            "sum by (category) "
+            '(increase(soulcaster_agent_jobs_finished_total{outcome="failed"}[1h])) >= 3'
+        ),
+    )
+    async with httpx.AsyncClient() as client:
+        notifier = SoulcasterNotifier(
+            url,
+            PROJECT,
+            client=client,
+            clock=clock,
+            evidence=MonitorEvidence(engine, failed_jobs=lambda: jobs),
+            max_body=4000,
+        )
+        for alert in (fired, agents):
+            await notifier.notify(_notification(alert, now))
+    backend, agent = (item["body"] for item in state.items)
+
+    assert "Rule expression:\n    " + expr in backend
+    values = backend.split("Values of the measured side, without the threshold")[1]
+    assert "  0.06667" in values.split("Top failing routes")[0]  # (3 + 1) / 60 per second
+    routes = backend.split("Top failing routes")[1]
+    assert routes.index("/clusters/{cluster_id}/start_fix -> 500") < routes.index(
+        "/feedback -> 502"
+    )
+    assert "- E2BTimeoutError in /clusters/{cluster_id}/start_fix: 60 (backend)" in backend
+    assert "Last failed agent jobs" not in backend
+
+    assert "- sandbox_timeout: 6" in agent
+    assert "- job job-0: sandbox_timeout, failed" in agent
+    assert "Sandbox timeout after 900s (job 0)" in agent
+    assert "job job-7" not in agent  # the five newest only
+    assert "ghp_" not in agent
+    assert "token=[redacted]" in agent
+    assert all(len(item["body"]) <= 4000 for item in state.items)
+
+
+async def test_an_oversized_body_is_cut_with_a_note(
+    intake: tuple[SoulcasterIntake, str], clock: SimulatedClock
+) -> None:
+    state, url = intake
+    alert = Alert(Labels.of(alertname="Big"), {"description": "x" * 50_000}, clock.time())
+    async with httpx.AsyncClient() as client:
+        notifier = SoulcasterNotifier(url, PROJECT, client=client, clock=clock, max_body=2000)
+        await notifier.notify(_notification(alert, clock.time()))
+    [item] = state.items
+    assert len(item["body"]) == 2000
+    assert item["body"].endswith("[... truncated by soulwatch to stay within max_body]")
+
+
+def _notification(alert: Alert, now: float) -> Notification:
+    info = AlertInfo.of(alert, now)
+    return Notification(
+        receiver="soulcaster",
+        integration="soulcaster/soulcaster/0",
+        group_key='{}:{alertname="x"}',
+        group_labels={},
+        status=Status.FIRING,
+        alerts=[info],
+        external_url="http://sw:9090",
+        created_at=now,
+        idempotency_key="k",
+    )
+
+
+def test_the_preset_sends_engineering_alerts_to_soulcaster_and_not_outages() -> None:
+    env = {
+        "PAGERDUTY_ROUTING_KEY": "k",
+        "SLACK_WEBHOOK_URL": "https://hooks.slack.example/x",
+        "GITHUB_TOKEN": "t",
+        "SOULCASTER_REDIS_URL": "redis://127.0.0.1:6379",
+        "E2B_API_KEY": "e",
+        "SOULWATCH_ADMIN_TOKEN": "admin-token-0123456789",
+    }
+    config = load_config(PRESET, env)
+    assert config.routing is not None
+    tree = build_tree(config.routing.route)
+
+    def receivers(**labels: str) -> list[str]:
+        return receivers_for(tree, Labels.of(labels))
+
+    assert receivers(alertname="AgentFailureCategory", priority="P2", category="linter_error") == [
+        "soulcaster",
+        "chat",
+        "ticket",
+    ]
+    assert "soulcaster" in receivers(alertname="BackendExceptions", priority="P2")
+    assert "soulcaster" in receivers(alertname="HighErrorRate", priority="P1", job="backend")
+    assert "soulcaster" not in receivers(alertname="RedisConnectionLoss", priority="P1")
+    assert "soulcaster" not in receivers(alertname="BackendDown", priority="P1")
+    assert "soulcaster" not in receivers(alertname="RedditPollerLag", priority="P2")
+
+
+@pytest.mark.parametrize(
+    ("expr", "measured"),
+    [
+        ("up == 0", "VectorSelector"),
+        ("(sum(rate(x[5m])) / sum(rate(y[5m]))) > 0.05 and on (job) z >= 0.1", "ParenExpr"),
+        ("sum by (category) (increase(f[1h])) >= (3)", "AggregateExpr"),
+        ("time() - last > bool 7200", None),
+        ("a > b", None),
+        ("increase(errors[1h])", None),
+    ],
+)
+def test_the_values_shown_are_the_measured_side_of_a_threshold(
+    expr: str, measured: str | None
+) -> None:
+    node = measured_expression(expr)
+    assert (type(node).__name__ if node is not None else None) == measured

@@ -43,6 +43,8 @@ from soulwatch.alerting.message import AlertInfo, Notification, Status
 from soulwatch.alerting.notifiers._http import request
 from soulwatch.clock import Clock
 from soulwatch.instrument.redact import redact, redact_text
+from soulwatch.promql.ast import BinaryExpr, Expr, NumberLiteral, ParenExpr
+from soulwatch.promql.parser import parse as parse_promql
 from soulwatch.promql.values import QueryEngine, Scalar, String
 from soulwatch.tsdb.model import Series
 
@@ -118,6 +120,39 @@ def rule_expression(alert: AlertInfo) -> str:
     return query.get("g0.expr", [""])[0]
 
 
+_COMPARISONS: Final = frozenset({">", "<", ">=", "<=", "==", "!="})
+
+
+def measured_expression(expr: str) -> Expr | None:
+    """The measured side of ``x > threshold`` (and of ``x > t and guard``), else ``None``.
+
+    A rule's expression only has values while the condition holds; an agent
+    needs the measured values before and after it did, to see the trend.
+    """
+    node: Expr = parse_promql(expr)
+    while True:
+        while isinstance(node, ParenExpr):
+            node = node.expr
+        if isinstance(node, BinaryExpr) and node.op == "and":
+            node = node.lhs
+            continue
+        break
+    if (
+        isinstance(node, BinaryExpr)
+        and node.op in _COMPARISONS
+        and not node.return_bool
+        and isinstance(_unparen(node.rhs), NumberLiteral)
+    ):
+        return node.lhs
+    return None
+
+
+def _unparen(node: Expr) -> Expr:
+    while isinstance(node, ParenExpr):
+        node = node.expr
+    return node
+
+
 class MonitorEvidence:
     """Evidence from the monitor's own data: its PromQL engine and the collector's failed jobs.
 
@@ -158,10 +193,17 @@ class MonitorEvidence:
         start = alert.starts_at - 600
         end = min(now, (alert.ends_at or alert.starts_at) + 300)
         step = 60.0
-        title = "Values of the expression around the event (UTC, one per minute)"
+        title = "Values around the event (UTC, one per minute)"
         try:
+            measured = measured_expression(expr)
+            if measured is not None:
+                title = "Values of the measured side, without the threshold, around the event"
+                title += " (UTC, one per minute)"
             result = self._engine.range(
-                expr, round(start * 1000), round(max(end, start) * 1000), round(step * 1000)
+                measured if measured is not None else expr,
+                round(start * 1000),
+                round(max(end, start) * 1000),
+                round(step * 1000),
             )
         except Exception as exc:  # the body still goes out, saying why values are missing
             return Section(title, [f"(could not evaluate: {type(exc).__name__}: {exc})"])
