@@ -110,6 +110,31 @@ async def test_a_firing_alert_becomes_one_feedback_item_and_a_repeat_is_a_duplic
     assert SECRET not in json.dumps(item, default=str)
 
 
+async def test_an_alert_already_reported_is_a_duplicate_when_its_group_grows(
+    intake: tuple[SoulcasterIntake, str], tmp_path: Path, clock: SimulatedClock
+) -> None:
+    state, url = intake
+    state.projects[PROJECT] = Project(webhook_secret=SECRET)
+    async with harness(_routing(url, repeat="24h"), tmp_path, clock) as h:
+        first = Alert(
+            Labels.of(alertname="AgentFailureCategory", category="linter_error"), {}, clock.time()
+        )
+        await h.fire(first)
+        await h.run_for(2 * 3600, step=60)
+        timeout = Alert(
+            Labels.of(alertname="AgentFailureCategory", category="sandbox_timeout"),
+            {},
+            clock.time(),
+        )
+        await h.fire(timeout)  # same group: the notification carries both alerts
+        await h.run_for(120, step=30)
+    assert sorted(state.answers) == [(200, "duplicate"), (200, "ok"), (200, "ok")]
+    assert sorted(i["metadata"]["tags"][1] for i in state.items) == [
+        "category:linter_error",
+        "category:sandbox_timeout",
+    ]
+
+
 async def test_a_wrong_secret_is_a_401_the_outbox_reports_as_a_permanent_failure(
     intake: tuple[SoulcasterIntake, str], tmp_path: Path, clock: SimulatedClock
 ) -> None:
@@ -268,6 +293,7 @@ async def test_the_body_carries_the_evidence_soulwatch_holds_bounded_and_scrubbe
         )
         for i in reversed(range(8))  # oldest first, as the collector keeps them
     ]
+    jobs.append(FailedJob("job-lint", "linter_error", now, PROJECT, "c", "Linter error: F401"))
     expr = 'sum(rate(http_requests_total{status=~"5.."}[5m])) / 1 > 0.05'
     fired = Alert(
         Labels.of(alertname="HighErrorRate", job="backend", priority="P2"),
@@ -313,6 +339,7 @@ async def test_the_body_carries_the_evidence_soulwatch_holds_bounded_and_scrubbe
     assert "- job job-0: sandbox_timeout, failed" in agent
     assert "Sandbox timeout after 900s (job 0)" in agent
     assert "job job-7" not in agent  # the five newest only
+    assert "job job-lint" not in agent  # of the alert's category only
     assert "ghp_" not in agent
     assert "token=[redacted]" in agent
     assert all(len(item["body"]) <= 4000 for item in state.items)

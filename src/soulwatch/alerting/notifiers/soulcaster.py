@@ -11,9 +11,10 @@ as it is, with no change on the Soulcaster side:
 * ``id`` is ``<alertname>-<fingerprint>``: stable for one alert rule and label
   set, so the project's monitor filter can name it and Soulcaster's
   de-duplication (``{id}-{date // 3600}``) folds the repeats of one hour;
-* ``date`` is when soulwatch decided to notify (whole seconds), the same on
-  every redelivery of that notification, so a retry after an outage is a
-  duplicate rather than a second item;
+* ``date`` is when the alert started firing (when it resolved, for a
+  resolved one), in whole seconds: every repeat, regrouping or redelivery of
+  one episode is a duplicate for Soulcaster, and a new episode an hour or
+  more later is a new item;
 * with a webhook secret, ``X-Datadog-Signature`` is the hex HMAC-SHA256 of
   the exact body bytes, as the intake verifies it (a wrong secret is a 401:
   a permanent failure the outbox reports).
@@ -186,7 +187,7 @@ class MonitorEvidence:
         if "http_" in expr:
             out += self._backend(at)
         if "agent_job" in expr or alert.labels.get("alertname", "").startswith("Agent"):
-            out += self._agents(at)
+            out += self._agents(at, alert.labels.get("category", ""))
         return out
 
     def _values_around(self, expr: str, alert: AlertInfo, now: float) -> Section:
@@ -209,15 +210,18 @@ class MonitorEvidence:
             return Section(title, [f"(could not evaluate: {type(exc).__name__}: {exc})"])
         if not isinstance(result.value, list) or not result.value:
             return Section(title, ["(no data in that window)"])
+        found = [s for s in result.value if isinstance(s, Series)]
+        # The series of this alert (its labels are among the alert's) come first and
+        # alone when there are any: a per-category alert shows its category.
+        mine = [s for s in found if s.labels.to_dict().items() <= alert.labels.items()]
+        shown = mine or found
         lines: list[str] = []
-        for series in result.value[:3]:
-            if not isinstance(series, Series):
-                continue
+        for series in shown[:3]:
             lines.append(f"{series.labels.to_dict() or '{}'}:")
             points = [(t / 1000, v) for t, v in series][-16:]
             lines.extend(f"  {_hhmm(t)}  {_number(v)}" for t, v in points)
-        if len(result.value) > 3:
-            lines.append(f"(and {len(result.value) - 3} more series)")
+        if len(shown) > 3:
+            lines.append(f"(and {len(shown) - 3} more series)")
         return Section(title, lines)
 
     def _top(self, query: str, at: float, fmt: Callable[[dict[str, str], float], str]) -> list[str]:
@@ -260,7 +264,7 @@ class MonitorEvidence:
             Section(f"Top exception types (http_exceptions_total, {span} before)", exceptions),
         ]
 
-    def _agents(self, at: float) -> list[Section]:
+    def _agents(self, at: float, category: str) -> list[Section]:
         window = f"{round(self._window)}s"
         categories = self._top(
             "sum by (category) (increase(soulcaster_agent_jobs_finished_total"
@@ -270,7 +274,8 @@ class MonitorEvidence:
         )
         out = [Section(f"Failure categories ({_duration(self._window)} before)", categories)]
         if self._failed_jobs is not None:
-            jobs = list(self._failed_jobs())[-self._max_jobs :]
+            jobs = [j for j in self._failed_jobs() if not category or j.category == category]
+            jobs = jobs[-self._max_jobs :]
             lines: list[str] = []
             for job in reversed(jobs):
                 when = _hhmm(job.finished_at) if job.finished_at is not None else "?"
@@ -286,7 +291,8 @@ class MonitorEvidence:
                 tail = job.logs_tail[-_LOG_EXCERPT:].strip()
                 if tail:
                     lines.extend(f"    {line}" for line in tail.splitlines())
-            out.append(Section("Last failed agent jobs (newest first)", lines or ["(none seen)"]))
+            title = "Last failed agent jobs" + (f" of category {category}" if category else "")
+            out.append(Section(f"{title} (newest first)", lines or ["(none seen)"]))
         return out
 
 
@@ -315,7 +321,7 @@ def feedback_payload(
     title = f"{'[Resolved] ' if resolved else ''}{name}: {summary}"
     payload: dict[str, Any] = {
         "id": feedback_id(alert),
-        "date": int(n.created_at or n.event_time),
+        "date": int(alert.ends_at if resolved and alert.ends_at else alert.starts_at),
         "title": redact_text(title)[:_TITLE_MAX],
         "body": render_body(n, alert, sections, max_body=max_body),
         "alert_type": "success" if resolved else _ALERT_TYPE.get(priority, "error"),
