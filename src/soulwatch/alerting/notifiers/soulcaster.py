@@ -28,6 +28,7 @@ exception types). It is bounded in size and scrubbed of secrets.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -179,6 +180,12 @@ class MonitorEvidence:
 
     async def sections(self, alert: AlertInfo, now: float) -> list[Section]:
         """Values around the event, then backend and agent-job evidence as they apply."""
+        # The jobs are copied here, on the loop that updates them; the queries run
+        # in a worker thread, as the query API runs them, so delivery never stalls the loop.
+        jobs = list(self._failed_jobs()) if self._failed_jobs is not None else None
+        return await asyncio.to_thread(self._gather, alert, now, jobs)
+
+    def _gather(self, alert: AlertInfo, now: float, jobs: list[FailedJob] | None) -> list[Section]:
         expr = rule_expression(alert)
         out = [self._values_around(expr, alert, now)] if expr else []
         # The window ending a little after the alert started: what led to it,
@@ -187,7 +194,7 @@ class MonitorEvidence:
         if "http_" in expr:
             out += self._backend(at)
         if "agent_job" in expr or alert.labels.get("alertname", "").startswith("Agent"):
-            out += self._agents(at, alert.labels.get("category", ""))
+            out += self._agents(at, alert.labels.get("category", ""), jobs)
         return out
 
     def _values_around(self, expr: str, alert: AlertInfo, now: float) -> Section:
@@ -264,7 +271,7 @@ class MonitorEvidence:
             Section(f"Top exception types (http_exceptions_total, {span} before)", exceptions),
         ]
 
-    def _agents(self, at: float, category: str) -> list[Section]:
+    def _agents(self, at: float, category: str, failed: list[FailedJob] | None) -> list[Section]:
         window = f"{round(self._window)}s"
         categories = self._top(
             "sum by (category) (increase(soulcaster_agent_jobs_finished_total"
@@ -273,8 +280,8 @@ class MonitorEvidence:
             lambda lb, v: f"- {lb.get('category', '?')}: {_count(v)}",
         )
         out = [Section(f"Failure categories ({_duration(self._window)} before)", categories)]
-        if self._failed_jobs is not None:
-            jobs = [j for j in self._failed_jobs() if not category or j.category == category]
+        if failed is not None:
+            jobs = [j for j in failed if not category or j.category == category]
             jobs = jobs[-self._max_jobs :]
             lines: list[str] = []
             for job in reversed(jobs):
