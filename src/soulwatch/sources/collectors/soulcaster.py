@@ -183,10 +183,11 @@ class SoulcasterCollector:
             rows = await self._reader.hmget_many(
                 failed_now, ("logs", "updated_at", "project_id", "cluster_id")
             )
+            failures: list[FailedJob] = []
             for key, (log, updated, project, cluster) in zip(failed_now, rows, strict=True):
                 category = self.categorize(log or "")
                 table.finished[("failed", category)] += 1
-                self.recent_failures.append(
+                failures.append(
                     FailedJob(
                         key.removeprefix("job:"),
                         category,
@@ -196,6 +197,9 @@ class SoulcasterCollector:
                         (log or "")[-_LOGS_TAIL:],
                     )
                 )
+            # SCAN order is arbitrary: oldest first, so the bounded deque keeps the newest.
+            failures.sort(key=lambda j: j.finished_at or 0.0)
+            self.recent_failures.extend(failures)
         for duration in durations.values():
             if duration is not None and duration >= 0:
                 self._agent_duration.observe(duration)
