@@ -10,6 +10,8 @@ from urllib.parse import quote_plus
 import httpx
 import pytest
 
+from soulwatch.alerting.config import parse_config
+from soulwatch.alerting.export import export_alertmanager
 from soulwatch.alerting.message import AlertInfo, Notification, Status
 from soulwatch.alerting.notifiers.soulcaster import (
     MonitorEvidence,
@@ -21,6 +23,7 @@ from soulwatch.alerting.routing import build_tree, receivers_for
 from soulwatch.alerts import Alert
 from soulwatch.clock import SimulatedClock
 from soulwatch.config import load_config
+from soulwatch.exceptions import ConfigError
 from soulwatch.promql.engine import Engine
 from soulwatch.sources.collectors.soulcaster import FailedJob
 from soulwatch.tsdb.memory import MemoryStorage
@@ -417,3 +420,22 @@ def test_the_values_shown_are_the_measured_side_of_a_threshold(
 ) -> None:
     node = measured_expression(expr)
     assert (type(node).__name__ if node is not None else None) == measured
+
+
+def test_export_to_alertmanager_drops_the_receiver_type_and_its_secret() -> None:
+    config = parse_config(_routing("https://soulcaster.example"))
+    text, warnings = export_alertmanager(config)
+    assert "soulcaster_configs" not in text
+    assert SECRET not in text
+    assert "receiver 'soulcaster': soulcaster_configs is soulwatch-only, not exported" in warnings
+
+
+def test_a_bad_url_or_an_empty_project_is_refused_where_it_is_written() -> None:
+    with pytest.raises(ConfigError, match=r"url must be the backend's http\(s\):// base URL"):
+        parse_config(_routing("soulcaster.example"))
+    text = _routing("https://soulcaster.example").replace(
+        f"project_id: {PROJECT}", 'project_id: ""'
+    )
+    with pytest.raises(ConfigError, match="project_id") as err:
+        parse_config(text)
+    assert (err.value.line, err.value.column) == (13, 21)
