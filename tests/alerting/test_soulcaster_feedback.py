@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote_plus
 
 import httpx
 import pytest
+import redis
 
 from soulwatch.alerting.config import parse_config
 from soulwatch.alerting.export import export_alertmanager
@@ -23,14 +26,17 @@ from soulwatch.alerting.routing import build_tree, receivers_for
 from soulwatch.alerts import Alert
 from soulwatch.clock import SimulatedClock
 from soulwatch.config import load_config
+from soulwatch.config import parse_config as parse_soulwatch_config
 from soulwatch.exceptions import ConfigError
 from soulwatch.promql.engine import Engine
+from soulwatch.service import Monitor
 from soulwatch.sources.collectors.soulcaster import FailedJob
 from soulwatch.tsdb.memory import MemoryStorage
 from soulwatch.tsdb.model import Labels
 from tests.alerting.soulcaster_intake import Project, SoulcasterIntake
 from tests.alerting.support import harness
-from tests.helpers import REPO, UvicornThread
+from tests.helpers import REPO, RedisServer, UvicornThread
+from tests.sources.collectors.platform_data import put_job
 
 PROJECT = "5b1f6c1e-2f57-4a43-9d1c-7d5f0c1b2a3e"
 SECRET = "whsec-soulcaster-0123456789"
@@ -439,3 +445,56 @@ def test_a_bad_url_or_an_empty_project_is_refused_where_it_is_written() -> None:
     with pytest.raises(ConfigError, match="project_id") as err:
         parse_config(text)
     assert (err.value.line, err.value.column) == (13, 21)
+
+
+async def test_the_monitor_sends_failed_jobs_from_redis_to_soulcaster(
+    intake: tuple[SoulcasterIntake, str],
+    tmp_path: Path,
+    clock: SimulatedClock,
+    redis_server: RedisServer,
+) -> None:
+    """The whole path: jobs in Redis, collector, preset rule, routing, outbox, evidence, intake."""
+    state, url = intake
+    state.projects[PROJECT] = Project(webhook_secret=SECRET)
+    text = (
+        f"data_dir: {tmp_path / 'data'}\n"
+        "external_url: https://soulwatch.example\n"
+        "global: {evaluation_interval: 10s}\n"
+        f"rule_files: [{PRESET.parent / 'rules' / 'agents.yml'}]\n"
+        f"collectors:\n  soulcaster: {{redis_url: '{redis_server.url}', interval_seconds: 10}}\n"
+        "alerting:\n"
+        "  route: {receiver: none, group_wait: 0s, routes: [{matchers: "
+        "['alertname=\"AgentFailureCategory\"'], receiver: soulcaster}]}\n"
+        "  receivers:\n    - name: none\n    - name: soulcaster\n      soulcaster_configs:\n"
+        f"        - {{url: '{url}', project_id: {PROJECT}, webhook_secret: {SECRET}}}\n"
+    )
+    monitor = Monitor(parse_soulwatch_config(text, environ={}), clock=clock)
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    await monitor.start()
+    try:
+        await clock.advance(10)  # the collector's first sweep: the baseline
+        await asyncio.sleep(0.3)
+        now = clock.time()
+        for i in range(40):
+            if i < 5:  # one more failure per collection cycle
+                logs = f"PR creation failed: 422 (job {i}) token=abc123def456"
+                put_job(
+                    client, f"f{i}", "failed", created=now - 300, updated=clock.time(), logs=logs
+                )
+            await clock.advance(10)
+            await asyncio.sleep(0.2)
+            if state.items:
+                break
+    finally:
+        await monitor.stop()
+        client.close()
+    [item] = state.items
+    assert item["title"] == "AgentFailureCategory: Agent jobs keep failing with pr_creation_failed"
+    body = item["body"]
+    assert "Last failed agent jobs of category pr_creation_failed (newest first):" in body
+    listed = [int(n) for n in re.findall(r"- job f(\d): pr_creation_failed, failed", body)]
+    assert len(listed) >= 3  # the rule needs 3 failures in the hour
+    assert listed == sorted(listed, reverse=True)  # newest first
+    assert f"    PR creation failed: 422 (job {listed[0]}) token=[redacted]" in body
+    assert "abc123def456" not in body
+    assert "soulwatch console: https://soulwatch.example/alerts" in body

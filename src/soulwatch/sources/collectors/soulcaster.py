@@ -123,6 +123,10 @@ class SoulcasterCollector:
         #: The last failed agent jobs, oldest first (bounded; read by alert evidence).
         self.recent_failures: deque[FailedJob] = deque(maxlen=RECENT_FAILURES)
 
+    async def aclose(self) -> None:
+        """Close the Redis client (the collector's source calls it when it stops)."""
+        await self._reader.aclose()
+
     def sandbox_hours_this_month(self) -> float:
         """Agent-job hours in the current UTC month: finished jobs plus running ones so far."""
         month = _month(self._clock.time())
