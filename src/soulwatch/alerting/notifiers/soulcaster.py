@@ -380,7 +380,8 @@ def render_body(
     if links:
         blocks.append("\n".join(links))
     blocks.extend(f"{s.title}:\n" + "\n".join(s.lines) for s in sections if s.lines)
-    text = redact_text("\n\n".join(blocks))
+    # Scrub a bounded prefix (masking shortens, never lengthens much), then cut.
+    text = redact_text("\n\n".join(blocks)[: max_body * 2])
     if len(text) > max_body:
         text = text[: max(0, max_body - len(_TRUNCATED))] + _TRUNCATED
     return text
