@@ -32,6 +32,7 @@ from soulwatch.alerting.dispatcher import Dispatcher
 from soulwatch.alerting.intake import DispatcherIntake
 from soulwatch.alerting.notifiers import Notifier
 from soulwatch.alerting.notifiers.factory import build_notifiers
+from soulwatch.alerting.notifiers.soulcaster import MonitorEvidence
 from soulwatch.alerting.outbox import ForwardingListener, Outbox
 from soulwatch.alerting.silences import SilenceStore
 from soulwatch.api.app import create_app
@@ -59,7 +60,7 @@ from soulwatch.rum import RumIntake, RumRecorder
 from soulwatch.sources.base import Scheduler, Source, SourceStatus, phase
 from soulwatch.sources.collectors.e2b import E2BCollector
 from soulwatch.sources.collectors.redis_reader import RedisPyReader, UpstashRestReader
-from soulwatch.sources.collectors.soulcaster import SoulcasterCollector
+from soulwatch.sources.collectors.soulcaster import FailedJob, SoulcasterCollector
 from soulwatch.sources.collectors.source import CollectorSource
 from soulwatch.sources.collectors.vercel import VercelCollector
 from soulwatch.sources.heartbeats import HeartbeatMonitor, HeartbeatStore
@@ -182,6 +183,7 @@ class Monitor:
         self.outbox: Outbox
         self.dispatcher: Dispatcher | None = None
         self.am_sender: AlertmanagerSender
+        self._soulcaster: SoulcasterCollector | None = None
         self.actions: ActionRunner | None = None
         # The outbox's retry policy is fixed when it opens; a reload only warns.
         self._delivery: DeliveryConfig | None = None
@@ -481,7 +483,11 @@ class Monitor:
         if routing is None:
             return {}, None
         notifiers = build_notifiers(
-            routing, client=self._http, clock=self.clock, issue_index=self.outbox.issues
+            routing,
+            client=self._http,
+            clock=self.clock,
+            issue_index=self.outbox.issues,
+            evidence=MonitorEvidence(self.engine, failed_jobs=self._recent_failures),
         )
         runner = None
         if routing.actions:
@@ -545,6 +551,10 @@ class Monitor:
             settings = settings.model_copy(update={"path": config.resolve(settings.path)})
         return TSDB(settings, clock=self.clock, registry=self.registry)
 
+    def _recent_failures(self) -> list[FailedJob]:
+        """The failed agent jobs the Soulcaster collector saw last (alert evidence)."""
+        return list(self._soulcaster.recent_failures) if self._soulcaster else []
+
     def _collector_sources(self, config: SoulwatchConfig) -> list[Source]:
         sources: list[Source] = []
         sc = config.collectors.soulcaster
@@ -557,6 +567,7 @@ class Monitor:
             else:
                 raise ConfigError("collectors.soulcaster needs redis_url or upstash_rest_url")
             collector = SoulcasterCollector(reader, sc, clock=self.clock)
+            self._soulcaster = collector
             # Sandbox-hours this month come from the agent jobs' durations.
             hours_used = collector.sandbox_hours_this_month
             sources.append(

@@ -32,7 +32,8 @@ def served_app() -> FastAPI:
         configure_logging(format=fmt, level="INFO", service="leaky", stream=stream)  # type: ignore[arg-type]
     dsn = os.environ.get("SW_TEST_SENTRY_DSN")
     if dsn:
-        init_sentry(dsn, service="leaky", environment="test")
+        traces = float(os.environ.get("SW_TEST_SENTRY_TRACES", "0"))
+        init_sentry(dsn, service="leaky", environment="test", traces_sample_rate=traces)
     app = FastAPI()
     log = logging.getLogger("tests.leaky")
 

@@ -119,14 +119,18 @@ def test_no_secret_reaches_sentry_in_values_breadcrumbs_frame_vars_or_bodies(
         sys.executable, "-m", "uvicorn", "tests.instrument.leaky_app:served_app", "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
     ]  # fmt: skip
-    env = subprocess_env(SW_TEST_SENTRY_DSN=f"http://publickey@127.0.0.1:{recorder.port}/1")
+    env = subprocess_env(
+        SW_TEST_SENTRY_DSN=f"http://publickey@127.0.0.1:{recorder.port}/1",
+        SW_TEST_SENTRY_TRACES="1.0",
+    )
     with started(argv, env=env, ready=lambda: httpx.get(url + "/health").is_success):
         response = httpx.post(
-            url + "/signup",
+            url + "/signup?token=abcdef123456789",
             json={"email": "ada.lovelace@example.com", "password": "hunter2", "plan": "pro"},
         )
         assert response.status_code == 500
         events = wait_until(lambda: _events(recorder), timeout=20, what="a Sentry event")
+        wait_until(lambda: _items(recorder, "transaction"), timeout=20, what="a Sentry transaction")
 
     event = events[0]
     # What makes the event useful is still there...
@@ -143,6 +147,15 @@ def test_no_secret_reaches_sentry_in_values_breadcrumbs_frame_vars_or_bodies(
     raw = b"".join(_decoded(r) for r in recorder.received("/api/1/envelope/")).decode()
     leaked = [secret for secret in SECRETS if secret in raw]
     assert leaked == []
+
+
+def _items(recorder: Recorder, kind: str) -> list[Any]:
+    return [
+        payload
+        for request in recorder.received("/api/1/envelope/")
+        for header, payload in _envelope_items(request)
+        if header.get("type") == kind
+    ]
 
 
 def _decoded(request: RecordedRequest) -> bytes:

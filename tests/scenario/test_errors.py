@@ -158,7 +158,8 @@ def test_an_unknown_receiver(tmp_path: Path) -> None:
         "      - {receiver: pager, status: firing}\n",
     )
     assert (err.line, err.column) == (5, 20)
-    assert "no receiver named 'pager' (known: blackhole, chat, page, ticket)" in err.reason
+    known = "blackhole, chat, page, soulcaster, ticket"
+    assert f"no receiver named 'pager' (known: {known})" in err.reason
 
 
 def test_a_receiver_without_integrations(tmp_path: Path) -> None:

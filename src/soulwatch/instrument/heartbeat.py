@@ -136,7 +136,10 @@ class Heartbeat:
     def send(self, suffix: str = "", body: str = "", rid: str | None = None) -> bool:
         """Send one ping to ``<url><suffix>``; True when delivered. Never raises."""
         target = self._target(suffix, rid)
-        payload = redact_text(body).encode("utf-8", "replace")[:_MAX_BODY] if body else b""
+        # Cut first (bounded work on a huge body), then scrub, then cut the bytes.
+        payload = (
+            redact_text(body[:_MAX_BODY]).encode("utf-8", "replace")[:_MAX_BODY] if body else b""
+        )
         deadline = time.monotonic() + self.timeout
         last_error = ""
         for attempt in range(self.retries + 1):

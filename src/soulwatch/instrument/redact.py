@@ -38,10 +38,17 @@ _KEY_WORDS: Final = (
 
 
 class Pattern(NamedTuple):
-    """One free-text rule: its name (for the docs) and its regex."""
+    """One free-text rule: its name (for the docs), its regex, and the words it needs.
+
+    ``hints`` are lower-case literals of which at least one occurs in any text
+    the regex can match; a text with none of them skips the regex. Most log
+    fields (paths, timestamps, ids) then cost a few substring checks, not ten
+    regex scans. No hints: the regex always runs.
+    """
 
     name: str
     regex: re.Pattern[str]
+    hints: tuple[str, ...] = ()
 
 
 BUILTIN_PATTERNS: Final[tuple[Pattern, ...]] = (
@@ -49,6 +56,7 @@ BUILTIN_PATTERNS: Final[tuple[Pattern, ...]] = (
     Pattern(
         "url-credentials",
         re.compile(r"(?<=://)(?P<secret>[^/\s:@'\"]*(?::[^/\s@'\"]*)?)@(?=[^\s/@])"),
+        ("@",),
     ),
     # Authorization: Bearer xyz / Basic xyz / Token xyz / a bare value.
     Pattern(
@@ -58,14 +66,17 @@ BUILTIN_PATTERNS: Final[tuple[Pattern, ...]] = (
             r"(?:(?:Bearer|Basic|Token|Digest|Negotiate)\s+)?(?P<secret>[^\s\"',;]+)",
             re.IGNORECASE,
         ),
+        ("authorization",),
     ),
     Pattern(
         "auth-scheme",
         re.compile(r"\b(?:[Bb]earer|Basic|Token)\s+(?P<secret>[A-Za-z0-9._~+/=-]{6,})"),
+        ("bearer", "basic", "token"),
     ),
     Pattern(
         "cookie-header",
         re.compile(r"\b(?:set-)?cookie[\"']?\s*:\s*(?P<secret>[^\r\n\"']+)", re.IGNORECASE),
+        ("cookie",),
     ),
     # password=hunter2, token: abc, "api_key": "sk-...", ?access_token=..., AWS_SECRET_ACCESS_KEY=
     Pattern(
@@ -75,8 +86,13 @@ BUILTIN_PATTERNS: Final[tuple[Pattern, ...]] = (
             rf"(?P<secret>{_VALUE})",
             re.IGNORECASE,
         ),
+        ("pass", "pwd", "secret", "token", "key", "credential", "dsn", "sig"),
     ),
-    Pattern("aws-access-key-id", re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[A-Z0-9]{16}\b")),
+    Pattern(
+        "aws-access-key-id",
+        re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[A-Z0-9]{16}\b"),
+        ("akia", "asia", "agpa", "aida", "aroa"),
+    ),
     Pattern(
         "provider-token",
         re.compile(
@@ -89,10 +105,12 @@ BUILTIN_PATTERNS: Final[tuple[Pattern, ...]] = (
             r"|e2b_[A-Za-z0-9]{20,}"  # E2B
             r")"
         ),
+        ("gh", "github_pat_", "xox", "sk", "pk", "rk", "aiza", "e2b_"),
     ),
     Pattern(
         "jwt",
         re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+        ("eyj",),
     ),
     Pattern(
         "private-key-block",
@@ -100,15 +118,23 @@ BUILTIN_PATTERNS: Final[tuple[Pattern, ...]] = (
             r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
             re.DOTALL,
         ),
+        ("private key",),
     ),
     Pattern(
         "email",
         re.compile(
             r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b"
         ),
+        ("@",),
     ),
 )
 """The free-text patterns always applied, in order (documented in docs/sdk.md)."""
+
+_HINTS: Final = re.compile(
+    "(?=("
+    + "|".join(re.escape(h) for h in sorted({h for p in BUILTIN_PATTERNS for h in p.hints}))
+    + "))"
+)
 
 _lock = threading.Lock()
 _extra: tuple[Pattern, ...] = ()
@@ -165,7 +191,14 @@ def _mask(match: re.Match[str]) -> str:
 
 def redact_text(text: str) -> str:
     """``text`` with every secret shape of :func:`patterns` masked as ``[redacted]``."""
+    # One C-level scan finds which hints occur (overlapping, so "keyj" still
+    # shows "eyj"); a pattern none of whose hints occur cannot match.
+    found = set(_HINTS.findall(text.lower()))
+    if not found and not _extra:
+        return text  # most log fields: paths, timestamps, ids
     for pattern in patterns():
+        if pattern.hints and found.isdisjoint(pattern.hints):
+            continue
         text = pattern.regex.sub(_mask, text)
     return text
 

@@ -400,3 +400,26 @@ async def test_reddit_lag_follows_ingest_time_not_post_age(
     assert values(gone, "soulcaster_reddit_subreddits_configured") == {
         (("project_id", "proj-7"),): 1.0
     }
+
+
+async def test_the_last_failed_jobs_are_kept_for_alert_evidence(
+    client: Any, make: Callable[..., SoulcasterCollector]
+) -> None:
+    collector = make()
+    put_job(client, "old", "failed", created=NOW - 900, updated=NOW - 800, logs="baseline")
+    await collector.collect()  # baseline: already failed before soulwatch looked
+    long_logs = "step\n" * 2000 + "PR creation failed: 422 Validation Failed"
+    for i in range(25):
+        put_job(
+            client, f"f{i:02d}", "failed", created=NOW - 100, updated=NOW - 50 + i, logs=long_logs
+        )
+    await collector.collect()
+    kept = list(collector.recent_failures)
+    assert [j.job_id for j in kept] == [f"f{i:02d}" for i in range(5, 25)]  # the 20 newest
+    newest = kept[-1]
+    assert newest.category == "pr_creation_failed"
+    assert newest.project_id == "proj-1"
+    assert newest.cluster_id == "cluster-f24"
+    assert newest.logs_tail.endswith("PR creation failed: 422 Validation Failed")
+    assert len(newest.logs_tail) <= 2000
+    assert "old" not in {j.job_id for j in kept}

@@ -11,9 +11,10 @@ as it is, with no change on the Soulcaster side:
 * ``id`` is ``<alertname>-<fingerprint>``: stable for one alert rule and label
   set, so the project's monitor filter can name it and Soulcaster's
   de-duplication (``{id}-{date // 3600}``) folds the repeats of one hour;
-* ``date`` is when soulwatch decided to notify (whole seconds), the same on
-  every redelivery of that notification, so a retry after an outage is a
-  duplicate rather than a second item;
+* ``date`` is when the alert started firing (when it resolved, for a
+  resolved one), in whole seconds: every repeat, regrouping or redelivery of
+  one episode is a duplicate for Soulcaster, and a new episode an hour or
+  more later is a new item;
 * with a webhook secret, ``X-Datadog-Signature`` is the hex HMAC-SHA256 of
   the exact body bytes, as the intake verifies it (a wrong secret is a 401:
   a permanent failure the outbox reports).
@@ -27,6 +28,7 @@ exception types). It is bounded in size and scrubbed of secrets.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -43,6 +45,8 @@ from soulwatch.alerting.message import AlertInfo, Notification, Status
 from soulwatch.alerting.notifiers._http import request
 from soulwatch.clock import Clock
 from soulwatch.instrument.redact import redact, redact_text
+from soulwatch.promql.ast import BinaryExpr, Expr, NumberLiteral, ParenExpr
+from soulwatch.promql.parser import parse as parse_promql
 from soulwatch.promql.values import QueryEngine, Scalar, String
 from soulwatch.tsdb.model import Series
 
@@ -118,6 +122,39 @@ def rule_expression(alert: AlertInfo) -> str:
     return query.get("g0.expr", [""])[0]
 
 
+_COMPARISONS: Final = frozenset({">", "<", ">=", "<=", "==", "!="})
+
+
+def measured_expression(expr: str) -> Expr | None:
+    """The measured side of ``x > threshold`` (and of ``x > t and guard``), else ``None``.
+
+    A rule's expression only has values while the condition holds; an agent
+    needs the measured values before and after it did, to see the trend.
+    """
+    node: Expr = parse_promql(expr)
+    while True:
+        while isinstance(node, ParenExpr):
+            node = node.expr
+        if isinstance(node, BinaryExpr) and node.op == "and":
+            node = node.lhs
+            continue
+        break
+    if (
+        isinstance(node, BinaryExpr)
+        and node.op in _COMPARISONS
+        and not node.return_bool
+        and isinstance(_unparen(node.rhs), NumberLiteral)
+    ):
+        return node.lhs
+    return None
+
+
+def _unparen(node: Expr) -> Expr:
+    while isinstance(node, ParenExpr):
+        node = node.expr
+    return node
+
+
 class MonitorEvidence:
     """Evidence from the monitor's own data: its PromQL engine and the collector's failed jobs.
 
@@ -143,6 +180,12 @@ class MonitorEvidence:
 
     async def sections(self, alert: AlertInfo, now: float) -> list[Section]:
         """Values around the event, then backend and agent-job evidence as they apply."""
+        # The jobs are copied here, on the loop that updates them; the queries run
+        # in a worker thread, as the query API runs them, so delivery never stalls the loop.
+        jobs = list(self._failed_jobs()) if self._failed_jobs is not None else None
+        return await asyncio.to_thread(self._gather, alert, now, jobs)
+
+    def _gather(self, alert: AlertInfo, now: float, jobs: list[FailedJob] | None) -> list[Section]:
         expr = rule_expression(alert)
         out = [self._values_around(expr, alert, now)] if expr else []
         # The window ending a little after the alert started: what led to it,
@@ -151,31 +194,41 @@ class MonitorEvidence:
         if "http_" in expr:
             out += self._backend(at)
         if "agent_job" in expr or alert.labels.get("alertname", "").startswith("Agent"):
-            out += self._agents(at)
+            out += self._agents(at, alert.labels.get("category", ""), jobs)
         return out
 
     def _values_around(self, expr: str, alert: AlertInfo, now: float) -> Section:
         start = alert.starts_at - 600
         end = min(now, (alert.ends_at or alert.starts_at) + 300)
         step = 60.0
-        title = "Values of the expression around the event (UTC, one per minute)"
+        title = "Values around the event (UTC, one per minute)"
         try:
+            measured = measured_expression(expr)
+            if measured is not None:
+                title = "Values of the measured side, without the threshold, around the event"
+                title += " (UTC, one per minute)"
             result = self._engine.range(
-                expr, round(start * 1000), round(max(end, start) * 1000), round(step * 1000)
+                measured if measured is not None else expr,
+                round(start * 1000),
+                round(max(end, start) * 1000),
+                round(step * 1000),
             )
         except Exception as exc:  # the body still goes out, saying why values are missing
             return Section(title, [f"(could not evaluate: {type(exc).__name__}: {exc})"])
         if not isinstance(result.value, list) or not result.value:
             return Section(title, ["(no data in that window)"])
+        found = [s for s in result.value if isinstance(s, Series)]
+        # The series of this alert (its labels are among the alert's) come first and
+        # alone when there are any: a per-category alert shows its category.
+        mine = [s for s in found if s.labels.to_dict().items() <= alert.labels.items()]
+        shown = mine or found
         lines: list[str] = []
-        for series in result.value[:3]:
-            if not isinstance(series, Series):
-                continue
+        for series in shown[:3]:
             lines.append(f"{series.labels.to_dict() or '{}'}:")
             points = [(t / 1000, v) for t, v in series][-16:]
             lines.extend(f"  {_hhmm(t)}  {_number(v)}" for t, v in points)
-        if len(result.value) > 3:
-            lines.append(f"(and {len(result.value) - 3} more series)")
+        if len(shown) > 3:
+            lines.append(f"(and {len(shown) - 3} more series)")
         return Section(title, lines)
 
     def _top(self, query: str, at: float, fmt: Callable[[dict[str, str], float], str]) -> list[str]:
@@ -218,7 +271,7 @@ class MonitorEvidence:
             Section(f"Top exception types (http_exceptions_total, {span} before)", exceptions),
         ]
 
-    def _agents(self, at: float) -> list[Section]:
+    def _agents(self, at: float, category: str, failed: list[FailedJob] | None) -> list[Section]:
         window = f"{round(self._window)}s"
         categories = self._top(
             "sum by (category) (increase(soulcaster_agent_jobs_finished_total"
@@ -227,8 +280,9 @@ class MonitorEvidence:
             lambda lb, v: f"- {lb.get('category', '?')}: {_count(v)}",
         )
         out = [Section(f"Failure categories ({_duration(self._window)} before)", categories)]
-        if self._failed_jobs is not None:
-            jobs = list(self._failed_jobs())[-self._max_jobs :]
+        if failed is not None:
+            jobs = [j for j in failed if not category or j.category == category]
+            jobs = jobs[-self._max_jobs :]
             lines: list[str] = []
             for job in reversed(jobs):
                 when = _hhmm(job.finished_at) if job.finished_at is not None else "?"
@@ -244,7 +298,8 @@ class MonitorEvidence:
                 tail = job.logs_tail[-_LOG_EXCERPT:].strip()
                 if tail:
                     lines.extend(f"    {line}" for line in tail.splitlines())
-            out.append(Section("Last failed agent jobs (newest first)", lines or ["(none seen)"]))
+            title = "Last failed agent jobs" + (f" of category {category}" if category else "")
+            out.append(Section(f"{title} (newest first)", lines or ["(none seen)"]))
         return out
 
 
@@ -273,7 +328,7 @@ def feedback_payload(
     title = f"{'[Resolved] ' if resolved else ''}{name}: {summary}"
     payload: dict[str, Any] = {
         "id": feedback_id(alert),
-        "date": int(n.created_at or n.event_time),
+        "date": int(alert.ends_at if resolved and alert.ends_at else alert.starts_at),
         "title": redact_text(title)[:_TITLE_MAX],
         "body": render_body(n, alert, sections, max_body=max_body),
         "alert_type": "success" if resolved else _ALERT_TYPE.get(priority, "error"),
@@ -325,7 +380,8 @@ def render_body(
     if links:
         blocks.append("\n".join(links))
     blocks.extend(f"{s.title}:\n" + "\n".join(s.lines) for s in sections if s.lines)
-    text = redact_text("\n\n".join(blocks))
+    # Scrub a bounded prefix (masking shortens, never lengthens much), then cut.
+    text = redact_text("\n\n".join(blocks)[: max_body * 2])
     if len(text) > max_body:
         text = text[: max(0, max_body - len(_TRUNCATED))] + _TRUNCATED
     return text

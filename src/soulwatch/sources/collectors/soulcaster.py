@@ -33,7 +33,7 @@ series, so an alert can name it; in steady state no such series exists.
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -49,6 +49,23 @@ _AGENT_FIELDS = ("status", "created_at", "updated_at", "project_id", "cluster_id
 _CLUSTER_FIELDS = ("status", "started_at", "finished_at")
 _REDDIT_PREFIX, _REDDIT_SUFFIX = "feedback:source:", ":reddit"
 _SUBREDDITS_PREFIX = "config:reddit:subreddits:"
+
+
+RECENT_FAILURES = 20
+"""How many failed agent jobs the collector remembers for alert evidence."""
+_LOGS_TAIL = 2000
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    """A failed agent job as last seen: what an alert about failures can show."""
+
+    job_id: str
+    category: str
+    finished_at: float | None
+    project_id: str
+    cluster_id: str
+    logs_tail: str
 
 
 @dataclass
@@ -159,6 +176,12 @@ class SoulcasterCollector:
         self._configured: set[str] = set()
         self._month_seconds: dict[str, float] = {}
         self._running_seconds_this_month = 0.0
+        #: The last failed agent jobs, oldest first (bounded; read by alert evidence).
+        self.recent_failures: deque[FailedJob] = deque(maxlen=RECENT_FAILURES)
+
+    async def aclose(self) -> None:
+        """Close the Redis client (the collector's source calls it when it stops)."""
+        await self._reader.aclose()
 
     def sandbox_hours_this_month(self) -> float:
         """Agent-job hours in the current UTC month: finished jobs plus running ones so far."""
@@ -236,9 +259,26 @@ class SoulcasterCollector:
                 else:
                     table.finished[("success", "none")] += 1
         if failed_now:
-            logs = await self._reader.hmget_many(failed_now, ("logs",))
-            for (log,) in logs:
-                table.finished[("failed", self.categorize(log or ""))] += 1
+            rows = await self._reader.hmget_many(
+                failed_now, ("logs", "updated_at", "project_id", "cluster_id")
+            )
+            failures: list[FailedJob] = []
+            for key, (log, updated, project, cluster) in zip(failed_now, rows, strict=True):
+                category = self.categorize(log or "")
+                table.finished[("failed", category)] += 1
+                failures.append(
+                    FailedJob(
+                        key.removeprefix("job:"),
+                        category,
+                        parse_timestamp(updated),
+                        project or "",
+                        cluster or "",
+                        (log or "")[-_LOGS_TAIL:],
+                    )
+                )
+            # SCAN order is arbitrary: oldest first, so the bounded deque keeps the newest.
+            failures.sort(key=lambda j: j.finished_at or 0.0)
+            self.recent_failures.extend(failures)
         for duration in durations.values():
             if duration is not None and duration >= 0:
                 self._agent_duration.observe(duration)
