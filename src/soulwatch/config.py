@@ -167,6 +167,22 @@ class SilencesConfig(_Model):
     )
 
 
+class ConsoleConfig(_Model):
+    """``console``: the web console served at ``/``."""
+
+    #: Board files (YAML, globs relative to this file) shown on the overview.
+    boards: list[str] = Field(default_factory=list)
+    #: How long a console login lasts.
+    session_lifetime: Duration = Field(default=12 * 3600.0, gt=0)
+
+    def board_paths(self, config: SoulwatchConfig) -> list[Path]:
+        """The board files, glob patterns expanded, sorted within each pattern."""
+        out: list[Path] = []
+        for pattern in self.boards:
+            out.extend(Path(m) for m in sorted(glob.glob(str(config.resolve(pattern)))))
+        return out
+
+
 class SoulwatchConfig(_Model):
     """The whole ``soulwatch.yaml``."""
 
@@ -187,6 +203,7 @@ class SoulwatchConfig(_Model):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     self_monitoring: SelfMonitoringConfig = Field(default_factory=SelfMonitoringConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
 
     _source: Path | None = PrivateAttr(default=None)
     _routing: AlertingConfig | None = PrivateAttr(default=None)

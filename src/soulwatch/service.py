@@ -25,6 +25,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from soulwatch import __version__
+from soulwatch.alerting.acks import AckStore
 from soulwatch.alerting.actions import ActionRunner
 from soulwatch.alerting.config import AlertingConfig, DeliveryConfig
 from soulwatch.alerting.dispatcher import Dispatcher
@@ -34,6 +35,7 @@ from soulwatch.alerting.outbox import Outbox
 from soulwatch.alerting.silences import SilenceStore
 from soulwatch.api.app import create_app
 from soulwatch.api.context import ApiContext, JSONDict
+from soulwatch.api.incidents import DispatchIncidentsView
 from soulwatch.api.views import OutboxView, RuleManagerView, ScrapeView, SilenceStoreView
 from soulwatch.clock import Clock, SystemClock
 from soulwatch.config import SoulwatchConfig, load_config
@@ -163,6 +165,7 @@ class Monitor:
         self.rules: RuleManager
         self.silences: SilenceStore
         self.outbox: Outbox
+        self.acks: AckStore
         self.dispatcher: Dispatcher | None = None
         self.actions: ActionRunner | None = None
         # The outbox's retry policy is fixed when it opens; a reload only warns.
@@ -194,6 +197,7 @@ class Monitor:
             max_duration=config.silences.max_duration,
             retention=config.silences.retention,
         )
+        self.acks = AckStore(self.data_dir / "silences.sqlite", self.clock)
         routing = self.routing_of(config)
         self._delivery = routing.delivery if routing is not None else DeliveryConfig()
         self.outbox = Outbox(
@@ -235,6 +239,15 @@ class Monitor:
             targets=ScrapeView(self._target_statuses, self._probe_statuses),
             receivers=OutboxView(routing, self.outbox) if routing else None,
             silences=SilenceStoreView(self.silences),
+            incidents=DispatchIncidentsView(
+                dispatcher=lambda: self.dispatcher,
+                routing=lambda: self.routing_of(self.config),
+                outbox=self.outbox,
+                silences=self.silences,
+                acks=self.acks,
+                actions=lambda: self.actions,
+                clock=self.clock,
+            ),
             reload=self.reload,
             config=config,
             ready=lambda: self._started and not self._stopping,
@@ -289,6 +302,7 @@ class Monitor:
         for close in (
             self.outbox.close,
             self.silences.close,
+            self.acks.close,
             self.heartbeats.store.close,
             self.storage.close,
         ):
@@ -435,7 +449,12 @@ class Monitor:
             return
         self.outbox.notifiers = notifiers
         self.dispatcher = Dispatcher(
-            routing, clock=self.clock, outbox=self.outbox, silences=self.silences, actions=runner
+            routing,
+            clock=self.clock,
+            outbox=self.outbox,
+            silences=self.silences,
+            actions=runner,
+            acks=self.acks,
         )
 
     async def _close_dispatcher(self) -> None:

@@ -3,7 +3,8 @@
 :func:`create_app` builds it from an :class:`ApiContext`. Besides the modules'
 routes it serves ``/-/healthy``, ``/-/ready``, ``POST /-/reload`` (scope
 ``admin``), ``/health``, ``/metrics``, alert history, receivers, probes, and
-the OpenAPI document of soulwatch's own endpoints at ``/api/v1/openapi.json``.
+the OpenAPI document of soulwatch's own endpoints at ``/api/v1/openapi.json``,
+and the web console (:mod:`soulwatch.api.console`) at ``/``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from soulwatch.api.auth import Authenticator
+from soulwatch.api.console.app import Console
 from soulwatch.api.context import ApiContext
 from soulwatch.api.heartbeats import HeartbeatApi
 from soulwatch.api.http import ApiError, ErrorType, HttpError, json_response
@@ -51,6 +53,8 @@ def create_app(ctx: ApiContext) -> Starlette:
     auth = _AuthHolder(ctx)
     own = _OwnApi(ctx, auth)
     routes = [
+        # First: the console owns `/` and its pages win over any API route.
+        *Console(ctx, auth).routes(),
         *PrometheusApi(ctx, auth).routes(),
         *HeartbeatApi(ctx, auth).routes(),
         *SilenceApi(ctx, auth).routes(),

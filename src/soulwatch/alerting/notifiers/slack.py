@@ -67,7 +67,7 @@ def slack_payload(
     if runbook:
         buttons.append(_button("Runbook", runbook, "runbook"))
     if n.external_url:
-        buttons.append(_button("Open in soulwatch", f"{n.external_url.rstrip('/')}/alerts", "ui"))
+        buttons.append(_button("Open in soulwatch", _console_link(n), "ui"))
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
     payload: dict[str, Any] = {"text": title, "blocks": blocks}
@@ -115,3 +115,8 @@ class SlackNotifier:
             now=self._clock.time(),
             what="slack",
         )
+
+
+def _console_link(n: Notification) -> str:
+    """The console's page about this notification's alert group."""
+    return f"{n.external_url.rstrip('/')}/alerts/group/{n.group_id}"
