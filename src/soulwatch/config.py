@@ -172,6 +172,10 @@ class ConsoleConfig(_Model):
 
     #: Board files (YAML, globs relative to this file) shown on the overview.
     boards: list[str] = Field(default_factory=list)
+    #: Alerts that fire on purpose (dead man's switches): shown apart, never "not OK".
+    always_firing: list[str] = Field(default_factory=lambda: ["Watchdog"])
+    #: How often open pages refresh; unset, the overview follows its board's ``refresh``.
+    refresh: Duration | None = Field(default=None, gt=0)
     #: How long a console login lasts.
     session_lifetime: Duration = Field(default=12 * 3600.0, gt=0)
 

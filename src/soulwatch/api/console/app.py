@@ -182,7 +182,7 @@ class Console:
             "who": who,
             "now": now,
             "ago": lambda t: fmt_ago(t, now),
-            "refresh": context.pop("refresh", 10),
+            "refresh": self._refresh(context.pop("refresh", 10)),
             **context,
         }
         if request.headers.get(FRAGMENT_HEADER) == "main":
@@ -197,6 +197,13 @@ class Console:
             " frame-ancestors 'none'; form-action 'self'"
         )
         return response
+
+    def _refresh(self, wanted: float) -> float:
+        """Seconds between live refreshes (``console.refresh`` wins; 0: no refresh)."""
+        config = self.ctx.config
+        if wanted and config is not None and config.console.refresh is not None:
+            return config.console.refresh
+        return wanted
 
     async def _form(self, request: Request, who: Visitor, scope: Scope) -> dict[str, str]:
         """A POSTed form, once its CSRF token and the visitor's scope are checked."""
@@ -247,6 +254,9 @@ class Console:
         tiles = []
         if board is not None:
             tiles = await asyncio.to_thread(data.evaluate_board, self.ctx, board, alerts)
+        expected = set(self.ctx.config.console.always_firing if self.ctx.config else ())
+        on_purpose = [a for a in alerts if a["labels"].get("alertname") in expected]
+        alerts = [a for a in alerts if a not in on_purpose]
         firing = [a for a in alerts if a["state"] == "firing"]
         pending = [a for a in alerts if a["state"] == "pending"]
         return self.render(
@@ -260,7 +270,8 @@ class Console:
                 "tiles": tiles,
                 "firing": firing,
                 "pending": pending,
-                "refresh": round(board.refresh) if board else 10,
+                "on_purpose": on_purpose,
+                "refresh": board.refresh if board else 10,
             },
         )
 

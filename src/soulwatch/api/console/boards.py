@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from soulwatch.config_loading import load_yaml, validation_error
 from soulwatch.duration import Duration, format_duration
-from soulwatch.exceptions import ConfigError
+from soulwatch.exceptions import ConfigError, ParseError
 
 #: Units a panel may declare; the names are Grafana's unit ids.
 Unit = Literal["short", "s", "percentunit", "reqps", "reqpm", "bytes", "bool", "h"]
@@ -98,8 +99,17 @@ class Board(_Model):
         return [by_column.get(c) for c in self.columns]
 
 
-def load_board(path: str | Path, environ: dict[str, str] | None = None) -> Board:
-    """Read and validate one board file; errors name the file, line and column."""
+def load_board(
+    path: str | Path,
+    *,
+    validate_expr: Callable[[str], object] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Board:
+    """Read and validate one board file; errors name the file, line and column.
+
+    ``validate_expr`` (the PromQL parser) checks every panel's query: a
+    syntax error names the panel and where in its query it is.
+    """
     path = Path(path)
     try:
         text = path.read_text()
@@ -107,17 +117,29 @@ def load_board(path: str | Path, environ: dict[str, str] | None = None) -> Board
         raise ConfigError(f"cannot read board: {exc.strerror}", file=str(path)) from None
     data, positions = load_yaml(text, str(path), dict(os.environ) if environ is None else environ)
     try:
-        return Board.model_validate(data)
+        board = Board.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc, Board, positions) from None
+    if validate_expr is not None:
+        for r, row in enumerate(board.rows):
+            for p, panel in enumerate(row.panels):
+                try:
+                    validate_expr(panel.expr)
+                except ParseError as exc:
+                    where = ("rows", r, "panels", p, "expr")
+                    message = f"panel {row.title} / {panel.title}: query {exc}"
+                    raise positions.error(where, message) from None
+    return board
 
 
-def load_boards(paths: list[Path]) -> list[Board]:
+def load_boards(
+    paths: list[Path], *, validate_expr: Callable[[str], object] | None = None
+) -> list[Board]:
     """Every board of ``paths``; a name used twice is an error."""
     boards: list[Board] = []
     seen: dict[str, Path] = {}
     for path in paths:
-        board = load_board(path)
+        board = load_board(path, validate_expr=validate_expr)
         if board.name in seen:
             raise ConfigError(
                 f"board name {board.name!r} is already used by {seen[board.name]}", file=str(path)
@@ -136,7 +158,6 @@ def preset_board_path() -> Path:
 # --- Grafana ----------------------------------------------------------------------
 
 _GRAFANA_COLOURS = {"ok": "green", "warn": "orange", "crit": "red"}
-_PANEL_W = 6
 _PANEL_H = 4
 
 
@@ -168,6 +189,9 @@ def grafana_dashboard(board: Board) -> dict[str, Any]:
     dashboard variable, so the same JSON works against soulwatch or Prometheus.
     """
     datasource = {"type": "prometheus", "uid": "${datasource}"}
+    # One grid column per board column: Grafana's grid is 24 units wide.
+    across = len(board.columns) or max((len(r.panels) for r in board.rows), default=4)
+    width = max(2, 24 // max(across, 1))
     panels: list[dict[str, Any]] = []
     next_id = 1
     y = 0
@@ -214,12 +238,13 @@ def grafana_dashboard(board: Board) -> dict[str, Any]:
                                 "values": False,
                             },
                         },
-                        "gridPos": {"h": _PANEL_H, "w": _PANEL_W, "x": x, "y": y},
+                        "gridPos": {"h": _PANEL_H, "w": width, "x": x, "y": y},
                     }
                 )
                 next_id += 1
-            x = (x + _PANEL_W) % 24
-            if x == 0:
+            x += width
+            if x + width > 24:
+                x = 0
                 y += _PANEL_H
         if x != 0:
             y += _PANEL_H

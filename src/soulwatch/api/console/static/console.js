@@ -49,8 +49,8 @@
   // Live refresh: fetch this URL's <main> again and swap it in, unless the
   // person is typing in a form on it.
   function startRefresh() {
-    var seconds = parseInt(document.body.dataset.refresh || "0", 10);
-    if (!seconds || seconds < 1) return;
+    var seconds = parseFloat(document.body.dataset.refresh || "0");
+    if (!seconds || seconds < 0.5) return;
     setInterval(function () {
       var active = document.activeElement;
       if (active && active.closest && active.closest("main form")) return;
