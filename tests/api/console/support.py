@@ -29,6 +29,7 @@ from tests.helpers import (
 )
 
 SIGNALS = ("tile", "silence", "ack", "steady")
+BACKUP_CHECK = "0b5c7d1e-2f3a-4b6c-8d9e-0f1a2b3c4d5e"
 READ_TOKEN = "console-read-token-0123456789"
 WRITE_TOKEN = "console-write-token-0123456789"
 
@@ -143,6 +144,13 @@ def write_config(tmp: Path, *, port: int, app_url: str, slack_url: str, auth: bo
               scrape_timeout: 1s
               evaluation_interval: 1s
             rule_files: [rules.yml]
+            heartbeats:
+              checks:
+                - name: nightly-backup
+                  uuid: {BACKUP_CHECK}
+                  description: The database backup job pings when it ends.
+                  period: 1d
+                  grace: 1h
             console:
               boards: [board.yml]
             scrape_configs:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.api.console.conftest import PageErrors, screenshot
-from tests.api.console.support import Soulwatch
+from tests.api.console.support import BACKUP_CHECK, Soulwatch
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.slow
@@ -202,6 +202,9 @@ PAGES = [
 def test_every_page_at_phone_and_desktop_width_without_errors(
     browser: Any, soulwatch: Soulwatch, width: int
 ) -> None:
+    # A failed run then a good one, so the heartbeat page has pings to show.
+    soulwatch.api.post(f"/ping/{BACKUP_CHECK}/3", content=b"pg_dump: connection refused")
+    soulwatch.api.post(f"/ping/{BACKUP_CHECK}/0", content=b"backup done: 1.2 GB")
     page = _page(browser, width)
     errors = PageErrors(page)
     for path, name in PAGES:

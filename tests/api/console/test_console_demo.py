@@ -29,11 +29,12 @@ def _lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
     return lines
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 def test_the_demo_console_shows_backend_down_live(browser: Any) -> None:
     need_binary("redis-server")
     proc = subprocess.Popen(
-        soulwatch_command("demo", "--check", "--scenario", "backend-down"),
+        # A quarter of the default speed: the page stays firing for seconds, not one refresh.
+        soulwatch_command("demo", "--check", "--scenario", "backend-down", "--speed", "15"),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=subprocess_env(),
     )  # fmt: skip
     try:
@@ -55,7 +56,7 @@ def test_the_demo_console_shows_backend_down_live(browser: Any) -> None:
         assert page.locator("h2", has_text="Soulcaster").count() == 1
         tile = '[data-panel="Backend / /health probe"]'
         # The scenario stops the backend; BackendDown fires after 2 min of demo time.
-        page.wait_for_selector(f'{tile}[data-state="firing"]', timeout=90_000)
+        page.wait_for_selector(f'{tile}[data-state="firing"]', timeout=120_000)
         assert "BackendDown" in page.locator(tile).inner_text()
         screenshot(page, "overview-soulcaster")
         page.set_viewport_size({"width": 390, "height": 900})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,9 +16,9 @@ from typing import Any
 from soulwatch.api.console.boards import Board, Panel
 from soulwatch.api.console.format import sparkline, to_unix
 from soulwatch.api.context import ApiContext, JSONDict
-from soulwatch.exceptions import ParseError, QueryError
-from soulwatch.promql.values import Scalar, String
-from soulwatch.tsdb.model import Series
+from soulwatch.exceptions import QueryError
+from soulwatch.promql.values import Sample, Scalar, String
+from soulwatch.tsdb.model import Labels, Series
 
 #: Points of a sparkline or an overview chart.
 SPARK_POINTS = 60
@@ -43,11 +44,15 @@ class Tile:
         return t.crit if t.crit is not None else t.warn
 
 
+def _last(series: Series) -> float | None:
+    return next((v for v in reversed(series.values) if math.isfinite(v)), None)
+
+
 def _worst(series: Sequence[Series], below: bool) -> Series | None:
     """The series whose last value is the worst (highest, or lowest when low is bad)."""
     best: tuple[float, Series] | None = None
     for s in series:
-        last = next((v for v in reversed(s.values) if math.isfinite(v)), None)
+        last = _last(s)
         if last is None:
             continue
         key = -last if below else last
@@ -57,46 +62,148 @@ def _worst(series: Sequence[Series], below: bool) -> Series | None:
 
 
 def range_points(ctx: ApiContext, expr: str, start: float, end: float, step: float) -> list[Series]:
-    """A range query as series (a scalar result becomes one unlabelled series)."""
+    """A range query as series (a scalar or string result gives none)."""
     step_ms = max(1, round(step * 1000))
-    result = ctx.engine.range(expr, round(start * 1000), round(end * 1000), step_ms)
-    value = result.value
+    return _range_ms(ctx, expr, round(start * 1000), round(end * 1000), step_ms)
+
+
+def _range_ms(ctx: ApiContext, expr: str, start_ms: int, end_ms: int, step_ms: int) -> list[Series]:
+    value = ctx.engine.range(expr, start_ms, end_ms, step_ms).value
     if isinstance(value, Scalar | String):
         return []
     return [s for s in value if isinstance(s, Series)]
 
 
-def evaluate_board(ctx: ApiContext, board: Board, alerts: list[JSONDict]) -> list[Tile]:
-    """Every panel's last value, sparkline and state (runs the board's queries)."""
+#: Series a sparkline cache keeps per panel (a panel should aggregate to one).
+MAX_CACHED_SERIES = 50
+
+
+@dataclass
+class _Cached:
+    expr: str
+    step_ms: int
+    end_ms: int
+    points: dict[Labels, dict[int, float]]
+
+
+class SparkCache:
+    """Sparkline points of every panel, on step-aligned instants, kept between refreshes.
+
+    A sparkline's past does not change: a refresh evaluates only the steps
+    that are new since the last one (usually none or one) plus an instant
+    query for the current value, instead of the whole range again. One lock
+    serialises evaluations, so many viewers share one computation.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._panels: dict[tuple[str, int], _Cached] = {}
+
+    def series(
+        self,
+        ctx: ApiContext,
+        key: tuple[str, int],
+        expr: str,
+        window: tuple[int, int, int],
+    ) -> list[Series]:
+        """The panel's series on the aligned steps of ``window``: ``(start, end, step)`` ms."""
+        start_ms, end_ms, step_ms = window
+        entry = self._panels.get(key)
+        if (
+            entry is None
+            or entry.expr != expr
+            or entry.step_ms != step_ms
+            or entry.end_ms < start_ms
+        ):
+            entry = _Cached(expr, step_ms, start_ms - step_ms, {})
+        if entry.end_ms < end_ms:
+            for s in _range_ms(ctx, expr, entry.end_ms + step_ms, end_ms, step_ms):
+                known = entry.points.get(s.labels)
+                if known is None:
+                    if len(entry.points) >= MAX_CACHED_SERIES:
+                        continue
+                    known = entry.points[s.labels] = {}
+                known.update(zip(s.timestamps, s.values, strict=True))
+            entry.end_ms = end_ms
+        for labels in list(entry.points):
+            kept = {t: v for t, v in entry.points[labels].items() if t >= start_ms}
+            if kept:
+                entry.points[labels] = kept
+            else:
+                del entry.points[labels]
+        self._panels[key] = entry
+        return [
+            Series(labels, sorted(points), [points[t] for t in sorted(points)])
+            for labels, points in entry.points.items()
+        ]
+
+
+def evaluate_board(
+    ctx: ApiContext, board: Board, alerts: list[JSONDict], cache: SparkCache | None = None
+) -> list[Tile]:
+    """Every panel's current value, sparkline and state.
+
+    The current value is an instant query at now; the sparkline is the same
+    series over the board's range on step-aligned instants (from ``cache``
+    when given), ending with the current value.
+    """
+    cache = cache or SparkCache()
     now = ctx.clock.time()
-    step = board.range / SPARK_POINTS
-    # Ending now: the last point is the tile's current value.
-    end = now
-    start = end - board.range
+    now_ms = round(now * 1000)
+    step_ms = max(1000, round(board.range / SPARK_POINTS * 1000))
+    end_ms = now_ms // step_ms * step_ms
+    start_ms = end_ms - round(board.range * 1000)
     tiles = []
-    for row in board.rows:
-        for panel in row.panels:
-            tile = Tile(panel)
-            below = panel.thresholds.direction == "below"
-            try:
-                worst = _worst(range_points(ctx, panel.expr, start, end, step), below)
-            except ParseError as exc:
-                tile.error = f"parse error at {exc.line}:{exc.column}: {exc}"
-                worst = None
-            except QueryError as exc:
-                tile.error = str(exc)
-                worst = None
-            if worst is not None:
-                tile.points = [(t / 1000, v) for t, v in worst]
-                if worst.timestamps and worst.timestamps[-1] / 1000 >= end - step:
-                    tile.value = worst.values[-1]
-            tile.alerts = [a for a in alerts if panel.alert and _carries(a, panel.alert)]
-            tile.state = _state(tile)
-            tile.spark = sparkline(
-                tile.points, start=start, end=end, threshold=tile.threshold, label=panel.title
-            )
-            tiles.append(tile)
+    with cache.lock:
+        index = 0
+        for row in board.rows:
+            for panel in row.panels:
+                window = (start_ms, end_ms, step_ms)
+                key = (board.name, index)
+                tiles.append(_tile(ctx, cache, key, panel, alerts=alerts, window=window, now=now))
+                index += 1
     return tiles
+
+
+def _tile(
+    ctx: ApiContext,
+    cache: SparkCache,
+    key: tuple[str, int],
+    panel: Panel,
+    *,
+    alerts: list[JSONDict],
+    window: tuple[int, int, int],
+    now: float,
+) -> Tile:
+    start_ms = window[0]
+    tile = Tile(panel)
+    below = panel.thresholds.direction == "below"
+    try:
+        current = ctx.engine.instant(panel.expr, round(now * 1000)).value
+        history = cache.series(ctx, key, panel.expr, window)
+    except QueryError as exc:  # a ParseError names its line and column
+        tile.error = str(exc)
+        current, history = [], []
+    if isinstance(current, Scalar):
+        tile.value = current.value
+        chosen = history[0] if history else None
+    elif isinstance(current, list) and current:
+        samples = [c for c in current if isinstance(c, Sample) and math.isfinite(c.value)]
+        pick = max(samples, key=lambda c: -c.value if below else c.value, default=None)
+        tile.value = pick.value if pick else None
+        chosen = next((h for h in history if pick and h.labels == pick.labels), None)
+    else:
+        chosen = _worst(history, below)
+    if chosen is not None:
+        tile.points = [(t / 1000, v) for t, v in chosen]
+    if tile.value is not None:
+        tile.points.append((now, tile.value))
+    tile.alerts = [a for a in alerts if panel.alert and _carries(a, panel.alert)]
+    tile.state = _state(tile)
+    tile.spark = sparkline(
+        tile.points, start=start_ms / 1000, end=now, threshold=tile.threshold, label=panel.title
+    )
+    return tile
 
 
 def _carries(alert: JSONDict, labels: dict[str, str]) -> bool:

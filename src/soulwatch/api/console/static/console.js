@@ -33,6 +33,8 @@
         axes: [{ stroke: cssVar("--muted") }, { stroke: cssVar("--muted") }],
         legend: { show: spec.series.length <= 12 },
         cursor: { drag: { x: false, y: false } },
+        // Times in UTC, as every page writes them.
+        tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
       };
       fig.dataset.drawn = "1";
       var plot = new uPlot(opts, columns, fig);
