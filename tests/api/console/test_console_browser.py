@@ -156,6 +156,19 @@ def test_the_notification_link_opens_the_alert_page_and_acknowledge_stops_repeat
 def test_explore_draws_a_query_and_points_at_a_parse_error(
     browser: Any, soulwatch: Soulwatch
 ) -> None:
+    # A few scrapes' worth of data first, so that the chart has lines to draw.
+    wait_until(
+        lambda: len(
+            soulwatch.api.get(
+                "/api/v1/query_range",
+                params={"query": 'signal{name="steady"}', "start": time.time() - 60,
+                        "end": time.time(), "step": 1},
+            ).json()["data"]["result"][0]["values"]
+        )
+        >= 3,
+        timeout=20,
+        what="three scrapes",
+    )  # fmt: skip
     page = _page(browser)
     errors = PageErrors(page)
     page.goto(soulwatch.url + "/explore?expr=signal&range=5m")
