@@ -94,6 +94,7 @@ def test_acknowledgements_survive_a_restart_and_need_a_name(tmp_path, clock):
     ack = again.get('{}:{alertname="X"}')
     assert ack is not None
     assert (ack.by, ack.comment, ack.at) == ("bob", "looking", clock.time())
+    assert [a.by for a in again.history(since=0)] == ["bob"]
     assert again.holds_repeat(ack.group_key, [clock.time() - 5])
     assert not again.holds_repeat(ack.group_key, [clock.time() + 5])
     again.close()

@@ -13,6 +13,7 @@ in memory, so the dispatcher's check costs no query.
 
 from __future__ import annotations
 
+import builtins
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -51,11 +52,16 @@ class AckStore:
         try:
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
+            # Every acknowledgement is kept (History shows time to acknowledge);
+            # the newest of a group is the one in force.
             self._db.execute(
-                "CREATE TABLE IF NOT EXISTS acks (group_key TEXT PRIMARY KEY,"
-                " by TEXT NOT NULL, comment TEXT NOT NULL, at REAL NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS acks (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                " group_key TEXT NOT NULL, by TEXT NOT NULL, comment TEXT NOT NULL,"
+                " at REAL NOT NULL)"
             )
-            rows = self._db.execute("SELECT group_key, by, comment, at FROM acks").fetchall()
+            rows = self._db.execute(
+                "SELECT group_key, by, comment, at FROM acks ORDER BY id"
+            ).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open acknowledgements in {path}: {exc}") from exc
         self._acks = {str(r[0]): Ack(str(r[0]), str(r[1]), str(r[2]), float(r[3])) for r in rows}
@@ -72,7 +78,7 @@ class AckStore:
         with self._lock:
             try:
                 self._db.execute(
-                    "INSERT OR REPLACE INTO acks VALUES (?,?,?,?)",
+                    "INSERT INTO acks (group_key, by, comment, at) VALUES (?,?,?,?)",
                     (ack.group_key, ack.by, ack.comment, ack.at),
                 )
             except sqlite3.Error as exc:
@@ -86,9 +92,21 @@ class AckStore:
             return self._acks.get(group_key)
 
     def list(self) -> list[Ack]:
-        """Every acknowledgement, newest first."""
+        """The acknowledgement in force of every group, newest first."""
         with self._lock:
             return sorted(self._acks.values(), key=lambda a: a.at, reverse=True)
+
+    def history(self, since: float, limit: int = 10_000) -> builtins.list[Ack]:
+        """Every acknowledgement since ``since``, oldest first."""
+        with self._lock:
+            try:
+                rows = self._db.execute(
+                    "SELECT group_key, by, comment, at FROM acks WHERE at >= ? ORDER BY id LIMIT ?",
+                    (since, limit),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot read acknowledgements: {exc}") from exc
+        return [Ack(str(r[0]), str(r[1]), str(r[2]), float(r[3])) for r in rows]
 
     def holds_repeat(self, group_key: str, firing_since: Iterable[float]) -> bool:
         """Whether repeats of this group are held: acknowledged after every firing alert started."""

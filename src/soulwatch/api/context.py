@@ -115,6 +115,11 @@ class IncidentsView(Protocol):
         detail}``."""
         ...
 
+    def acknowledgements(self, since: float) -> list[JSONDict]:
+        """Acknowledgements since ``since``, oldest first: ``{id, labels, by, comment, at}``
+        (``labels``: the group's labels)."""
+        ...
+
     def acknowledge(self, group_id: str, by: str, comment: str) -> JSONDict:
         """Acknowledge a group (stops its repeats); raises ``KeyError`` for an unknown group."""
         ...

@@ -135,6 +135,19 @@ class DispatchIncidentsView:
             if fingerprint is None or r.fingerprint == fingerprint
         ][:limit]
 
+    def acknowledgements(self, since: float) -> list[JSONDict]:
+        """Acknowledgements since ``since``, oldest first, with their group's labels."""
+        return [
+            {
+                "id": ack.group_id,
+                "labels": _group_labels(ack.group_key),
+                "by": ack.by,
+                "comment": ack.comment,
+                "at": rfc3339(ack.at),
+            }
+            for ack in self._acks.history(since)
+        ]
+
     def acknowledge(self, group_id: str, by: str, comment: str) -> JSONDict:
         """Acknowledge the current group whose id is ``group_id``."""
         dispatcher = self._dispatcher()

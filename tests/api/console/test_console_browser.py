@@ -149,6 +149,11 @@ def test_the_notification_link_opens_the_alert_page_and_acknowledge_stops_repeat
         timeout=20,
         what="the resolved notification",
     )
+    # History: the episode, how long until someone acknowledged it, and who.
+    page.goto(soulwatch.url + "/history?alertname=SignalLow")
+    row = page.locator("tr", has_text='name="ack"').first
+    assert "by bob" in row.locator(".ack-time").inner_text()
+    assert "ongoing" not in row.inner_text()
     assert errors.messages == []
     page.context.close()
 

@@ -89,6 +89,7 @@ def _environment() -> jinja2.Environment:
         time=fmt_time,
         duration=format_duration,
         promvalue=format_value,
+        unix=to_unix,
         labels=lambda d: ", ".join(f'{k}="{v}"' for k, v in sorted(d.items())),
     )
     env.globals.update(nav=_NAV, static=STATIC_PREFIX, version=__version__, urlencode=urlencode)
@@ -446,7 +447,9 @@ class Console:
             raise _Refused(400, f"range must be one of {', '.join(RANGES)}")
         since = self.ctx.clock.time() - parse_duration(window)
         history = await asyncio.to_thread(self._history, 10_000)
-        incidents = _incidents(history, since)
+        view = self.ctx.incidents
+        acks = await asyncio.to_thread(view.acknowledgements, since - 86400) if view else []
+        incidents = _incidents(history, since, acks)
         if name:
             incidents = [i for i in incidents if i["labels"].get("alertname") == name]
         if priority:
@@ -619,12 +622,20 @@ class Console:
             line
             for line in metrics.splitlines()
             if line.startswith("soulwatch_") and not line.startswith("#")
-        ][:200]
+        ][:300]
+        storage = [line for line in own if line.startswith("soulwatch_tsdb_")]
+        own = [line for line in own if not line.startswith("soulwatch_tsdb_")]
         return self.render(
             request,
             who,
             "status.html",
-            {"config": text, "health": health, "metrics": own, "auth_open": not self._has_tokens},
+            {
+                "config": text,
+                "health": health,
+                "metrics": own,
+                "storage": storage,
+                "auth_open": not self._has_tokens,
+            },
         )
 
     async def explore(self, request: Request, who: Visitor) -> Response:
@@ -831,8 +842,14 @@ def _parse_error(expr: str, exc: ParseError) -> dict[str, Any]:
     }
 
 
-def _incidents(history: list[JSONDict], since: float) -> list[JSONDict]:
-    """Episodes (first pending or firing to resolved) from transitions, newest first."""
+def _incidents(
+    history: list[JSONDict], since: float, acks: list[JSONDict] | None = None
+) -> list[JSONDict]:
+    """Episodes (first pending or firing to resolved) from transitions, newest first.
+
+    An episode's acknowledgement is the first one of a group whose labels it
+    carries, made while it was open.
+    """
     by_fp: dict[str, list[JSONDict]] = {}
     for t in reversed(history):
         by_fp.setdefault(t["fingerprint"], []).append(t)
@@ -861,6 +878,15 @@ def _incidents(history: list[JSONDict], since: float) -> list[JSONDict]:
     for i in out:
         end = i["resolved"]
         i["duration"] = (end - i["started"]) if end else None
+        i["ack"] = next(
+            (
+                a
+                for a in acks or []
+                if i["started"] <= (to_unix(a["at"]) or 0.0) <= (end or math.inf)
+                and all(i["labels"].get(k) == v for k, v in a["labels"].items())
+            ),
+            None,
+        )
     out.sort(key=lambda i: i["started"], reverse=True)
     return out
 
