@@ -234,6 +234,11 @@ def test_every_page_at_phone_and_desktop_width_without_errors(
         overflow = page.evaluate("document.documentElement.scrollWidth")
         assert overflow <= width + 1, f"{path} is wider than the screen ({overflow}px)"
         screenshot(page, f"{name}-{width}")
+        # What the live refresh fetches: the same page's <main>, alone.
+        fragment = soulwatch.api.get(path, headers={"X-Console-Fragment": "main"})
+        assert fragment.status_code == 200, path
+        assert "<html" not in fragment.text
+        assert "<h1>" in fragment.text
     assert errors.messages == [], errors.messages
     page.context.close()
 
@@ -254,3 +259,36 @@ def test_dark_scheme_and_pages_read_without_javascript(browser: Any, soulwatch: 
     page.goto(soulwatch.url + "/alerts")
     assert "SignalLow" in page.locator("main").inner_text()
     context.close()
+
+
+def test_heartbeat_checks_are_created_pinged_and_deleted_from_the_console(
+    browser: Any, soulwatch: Soulwatch
+) -> None:
+    page = _page(browser)
+    errors = PageErrors(page)
+    page.goto(soulwatch.url + "/heartbeats")
+    page.locator("summary", has_text="New check").click()
+    page.fill('#check-form input[name="name"]', "cleanup-job")
+    page.fill('#check-form input[name="period"]', "soon")
+    page.get_by_role("button", name="Create").click()
+    assert "period" in page.locator("#check-error").inner_text()
+    errors.messages.clear()  # the browser logs the 400 of the refused form
+
+    page.fill('#check-form input[name="period"]', "1h")
+    page.get_by_role("button", name="Create").click()
+    card = page.locator('[data-check="cleanup-job"]')
+    url = card.locator("code.copy").inner_text()
+    assert url.startswith(soulwatch.url + "/ping/")
+    assert "new" in card.inner_text()
+    ping = soulwatch.api.post(url.removeprefix(soulwatch.url), content=b"swept 12 files")
+    assert ping.text == "OK"
+    # The page's own refresh shows the ping.
+    page.locator('[data-check="cleanup-job"]', has_text="swept 12").wait_for(timeout=15_000)
+    card.get_by_role("button", name="Delete").click()
+    page.wait_for_url(soulwatch.url + "/heartbeats")
+    names = [c["name"] for c in soulwatch.api.get("/api/v1/heartbeats").json()["checks"]]
+    assert "cleanup-job" not in names
+    # A check from the config file cannot be deleted here.
+    assert page.locator('[data-check="nightly-backup"] button', has_text="Delete").count() == 0
+    assert errors.messages == []
+    page.context.close()

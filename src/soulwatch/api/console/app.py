@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -45,10 +46,16 @@ from soulwatch.api.http import format_value, read_body
 from soulwatch.config import Scope
 from soulwatch.duration import format_duration, parse_duration
 from soulwatch.exceptions import ConfigError, ParseError, QueryError
+from soulwatch.sources.heartbeats.model import (
+    HeartbeatCheckConfig,
+    ManagedByConfigError,
+    UnknownCheckError,
+)
 from soulwatch.tsdb.model import Labels
 
 STATIC_PREFIX = "/-/console/static"
 FRAGMENT_HEADER = "x-console-fragment"
+_MAIN_OPEN = '<main id="main">'
 #: Time ranges offered by Explore and History.
 RANGES = ["5m", "15m", "1h", "3h", "6h", "12h", "1d", "2d", "7d"]
 _FORM_LIMIT = 64 * 1024
@@ -124,7 +131,8 @@ class Console:
             Route("/silences/new", page(self.new_silence), methods=["GET", "HEAD"]),
             Route("/silences/preview", page(self.silence_preview), methods=["GET"]),
             Route("/silences/{sid}/expire", page(self.expire_silence), methods=["POST"]),
-            Route("/heartbeats", page(self.heartbeats), methods=["GET", "HEAD"]),
+            Route("/heartbeats", page(self.heartbeats), methods=["GET", "HEAD", "POST"]),
+            Route("/heartbeats/{name}/delete", page(self.delete_check), methods=["POST"]),
             Route("/targets", page(self.targets), methods=["GET", "HEAD"]),
             Route("/rules", page(self.rules), methods=["GET", "HEAD"]),
             Route("/deliveries", page(self.deliveries), methods=["GET", "HEAD"]),
@@ -192,10 +200,13 @@ class Console:
             "refresh": self._refresh(context.pop("refresh", 10)),
             **context,
         }
+        body = tmpl.render(values)
         if request.headers.get(FRAGMENT_HEADER) == "main":
-            body = "".join(tmpl.blocks["main"](tmpl.new_context(values)))
-        else:
-            body = tmpl.render(values)
+            # The whole page is rendered (its macros are imported at its top), then cut.
+            start = body.find(_MAIN_OPEN)
+            end = body.rfind("</main>")
+            if start >= 0 and end > start:
+                body = body[start + len(_MAIN_OPEN) : end]
         response = HTMLResponse(body, status_code=status)
         response.headers["cache-control"] = "no-store"
         response.headers["x-frame-options"] = "DENY"
@@ -570,6 +581,44 @@ class Console:
         return RedirectResponse("/silences", 303)
 
     async def heartbeats(self, request: Request, who: Visitor) -> Response:
+        if request.method == "POST":
+            return await self._create_check(request, who)
+        return await self._heartbeats(request, who, {})
+
+    async def _create_check(self, request: Request, who: Visitor) -> Response:
+        form = await self._form(request, who, Scope.ADMIN)
+        monitor = self.ctx.heartbeats
+        if monitor is None:
+            raise _Refused(503, "heartbeats are not available")
+        fields = {k: form.get(k, "").strip() for k in ("name", "period", "grace", "description")}
+        spec = {k: v for k, v in fields.items() if v}
+        try:
+            check = HeartbeatCheckConfig.model_validate(spec)
+            await asyncio.to_thread(monitor.create, check, self.ctx.clock.time())
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"]) or "check"
+            message = first["msg"].removeprefix("Value error, ")
+            return await self._heartbeats(request, who, {"error": f"{where}: {message}", **fields})
+        except ValueError as exc:
+            return await self._heartbeats(request, who, {"error": str(exc), **fields})
+        return RedirectResponse(f"/heartbeats#check-{check.name}", 303)
+
+    async def delete_check(self, request: Request, who: Visitor) -> Response:
+        await self._form(request, who, Scope.ADMIN)
+        monitor = self.ctx.heartbeats
+        name = request.path_params["name"]
+        if monitor is None:
+            raise _Refused(503, "heartbeats are not available")
+        try:
+            await asyncio.to_thread(monitor.delete, name)
+        except UnknownCheckError:
+            raise _Refused(404, f"no check named {name!r}") from None
+        except ManagedByConfigError as exc:
+            raise _Refused(409, str(exc)) from None
+        return RedirectResponse("/heartbeats", 303)
+
+    async def _heartbeats(self, request: Request, who: Visitor, new: dict[str, str]) -> Response:
         monitor = self.ctx.heartbeats
         now = self.ctx.clock.time()
         checks = []
@@ -586,7 +635,13 @@ class Console:
                     }
                 )
         base = str(request.base_url).rstrip("/")
-        return self.render(request, who, "heartbeats.html", {"checks": checks, "base": base})
+        return self.render(
+            request,
+            who,
+            "heartbeats.html",
+            {"checks": checks, "base": base, "new": new},
+            status=400 if new.get("error") else 200,
+        )
 
     async def targets(self, request: Request, who: Visitor) -> Response:
         view = self.ctx.targets
