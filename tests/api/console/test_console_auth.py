@@ -102,6 +102,17 @@ def test_a_read_only_login_cannot_silence_a_write_login_can(
     context.close()
 
 
+def test_login_only_returns_to_this_site(secured: Soulwatch) -> None:
+    for target in ("//evil.example/x", "/\\evil.example/x", "https://evil.example/"):
+        with httpx.Client(base_url=secured.url, timeout=5) as client:
+            csrf = _csrf(client.get("/login").text)
+            reply = client.post(
+                "/login", params={"next": target}, data={"csrf": csrf, "token": READ_TOKEN}
+            )
+            assert reply.status_code == 303
+            assert reply.headers["location"] == "/", target
+
+
 def test_forged_or_missing_csrf_tokens_are_refused(secured: Soulwatch) -> None:
     with _logged_in(secured, WRITE_TOKEN) as client:
         form = {"matchers": '{name="tile"}', "duration": "1h", "comment": "csrf"}

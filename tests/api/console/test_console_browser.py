@@ -189,6 +189,13 @@ def test_explore_draws_a_query_and_points_at_a_parse_error(
     area.type("sig")
     page.wait_for_selector(".suggestions li", timeout=3000)
     assert "signal" in page.locator(".suggestions").inner_text()
+    # ...and of label names inside the braces.
+    area.press("Escape")
+    area.fill("")
+    area.type("signal{na")
+    page.locator(".suggestions li", has_text="name").wait_for(timeout=3000)
+    area.press("Tab")
+    assert area.input_value() == "signal{name"
 
     page.goto(soulwatch.url + "/explore?expr=" + "sum(rate(signal[5m])")
     error = page.locator("#query-error")
@@ -198,6 +205,9 @@ def test_explore_draws_a_query_and_points_at_a_parse_error(
     caret_line = next(line for line in text.splitlines() if line.strip() == "^")
     assert len(caret_line) == int(match.group(2))  # the caret sits under the column named
     assert page.locator("figure.chart").count() == 0
+    bad_end = soulwatch.api.get("/explore", params={"expr": "signal", "end": "yesterday"})
+    assert bad_end.status_code == 200
+    assert "&#39;yesterday&#39; is not an RFC 3339 time" in bad_end.text
     assert errors.messages == []
     page.context.close()
 

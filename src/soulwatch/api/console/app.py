@@ -701,14 +701,21 @@ class Console:
             window = "1h"
         end_text = q.get("end", "").strip()
         now = self.ctx.clock.time()
-        error = None
+        error: dict[str, Any] | None = None
         chart = None
         table: list[dict[str, Any]] = []
         end = now
         if end_text:
-            parsed = to_unix(end_text) if not _is_number(end_text) else float(end_text)
-            end = parsed if parsed is not None else now
-        if expr:
+            try:
+                parsed = float(end_text) if _is_number(end_text) else to_unix(end_text)
+            except ValueError:
+                parsed = None
+                error = {
+                    "message": f"end: {end_text!r} is not an RFC 3339 time or a Unix time",
+                    "line": None,
+                }
+            end = parsed if parsed is not None and math.isfinite(parsed) else now
+        if expr and error is None:
             try:
                 chart, table = await asyncio.to_thread(self._explore_query, expr, window, end)
             except ParseError as exc:
@@ -802,7 +809,8 @@ class Console:
         auth = self._auth()
         who = visitor(request, auth, self.sessions, self._has_tokens)
         target = request.query_params.get("next", "/")
-        if not target.startswith("/") or target.startswith("//"):
+        # Only a path on this site: "//host" and "/\\host" would leave it.
+        if not target.startswith("/") or target.startswith(("//", "/\\")):
             target = "/"
         error = ""
         status = 200
