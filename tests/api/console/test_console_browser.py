@@ -66,6 +66,7 @@ def test_a_silence_created_in_the_console_mutes_the_alert(
     errors = PageErrors(page)
     page.goto(soulwatch.url + "/alerts")
     row = page.locator("li", has_text='name="silence"').first
+    assert "value 0" in row.inner_text()  # the rule's current value
     row.get_by_role("link", name="Silence").click()
     page.wait_for_url(re.compile(r"/silences/new\?"))
     matchers = page.locator('input[name="matchers"]')

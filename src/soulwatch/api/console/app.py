@@ -305,6 +305,11 @@ class Console:
         ]
         for a in [*pending, *firing_rules]:
             a["fingerprint"] = _fp(a["labels"])
+        # The rule's current value of each routed alert.
+        values = {_fp(a["labels"]): a["value"] for a in alerts}
+        for g in groups:
+            for a in g["alerts"]:
+                a["value"] = values.get(a["fingerprint"], "")
         return self.render(
             request,
             who,
@@ -659,7 +664,9 @@ class Console:
         receivers = await asyncio.to_thread(view.receivers) if view else []
         incidents = self.ctx.incidents
         rows = await asyncio.to_thread(incidents.notifications, limit=500) if incidents else []
-        if state:
+        if state == "retried":
+            rows = [r for r in rows if r["attempts"] > 1]
+        elif state:
             rows = [r for r in rows if r["state"] == state]
         return self.render(
             request,
