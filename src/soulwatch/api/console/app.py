@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import jinja2
 from pydantic import ValidationError
@@ -28,10 +27,12 @@ from starlette.staticfiles import StaticFiles
 from soulwatch import __version__
 from soulwatch.alerting.matchers import MatcherSyntaxError, parse_matchers
 from soulwatch.alerting.silences import SilenceMatcher
+from soulwatch.alerts import fingerprint
 from soulwatch.api.auth import Authenticator
 from soulwatch.api.console import data
 from soulwatch.api.console.boards import Board, load_boards
 from soulwatch.api.console.format import fmt_ago, fmt_seconds, fmt_time, fmt_value, to_unix
+from soulwatch.api.console.redact import redacted_config
 from soulwatch.api.console.session import (
     SESSION_COOKIE,
     Sessions,
@@ -43,6 +44,7 @@ from soulwatch.api.console.session import (
 )
 from soulwatch.api.context import ApiContext, JSONDict, SilenceNotFoundError
 from soulwatch.api.http import format_value, read_body
+from soulwatch.api.views import rfc3339
 from soulwatch.config import Scope
 from soulwatch.duration import format_duration, parse_duration
 from soulwatch.exceptions import ConfigError, ParseError, QueryError
@@ -226,8 +228,6 @@ class Console:
     async def _form(self, request: Request, who: Visitor, scope: Scope) -> dict[str, str]:
         """A POSTed form, once its CSRF token and the visitor's scope are checked."""
         body = await read_body(request, _FORM_LIMIT)
-        from urllib.parse import parse_qsl
-
         try:
             form = dict(parse_qsl(body.decode(), keep_blank_values=True))
         except UnicodeDecodeError:
@@ -465,7 +465,7 @@ class Console:
         history = await asyncio.to_thread(self._history, 10_000)
         view = self.ctx.incidents
         acks = await asyncio.to_thread(view.acknowledgements, since - 86400) if view else []
-        incidents = _incidents(history, since, acks)
+        incidents = data.episodes(history, since, acks)
         if name:
             incidents = [i for i in incidents if i["labels"].get("alertname") == name]
         if priority:
@@ -677,7 +677,7 @@ class Console:
 
     async def status(self, request: Request, who: Visitor) -> Response:
         config = self.ctx.config
-        text = _redacted_config(config) if config is not None else ""
+        text = redacted_config(config) if config is not None else ""
         health = self.ctx.health() if self.ctx.health else {}
         metrics = self.ctx.metrics().decode() if self.ctx.metrics else ""
         own = [
@@ -726,7 +726,7 @@ class Console:
             try:
                 chart, table = await asyncio.to_thread(self._explore_query, expr, window, end)
             except ParseError as exc:
-                error = _parse_error(expr, exc)
+                error = data.parse_error_view(expr, exc)
             except QueryError as exc:
                 error = {"message": str(exc), "line": None, "column": None, "lines": []}
         names = await asyncio.to_thread(self._metric_names)
@@ -774,36 +774,8 @@ class Console:
     async def complete(self, request: Request, who: Visitor) -> Response:
         """Completions for the text before the cursor: metrics, functions, labels, values."""
         before = request.query_params.get("before", "")[-500:]
-        suggestions = await asyncio.to_thread(self._complete, before)
+        suggestions = await asyncio.to_thread(data.completions, self.ctx.storage, before)
         return JSONResponse({"suggestions": suggestions[:50]})
-
-    def _complete(self, before: str) -> list[str]:
-        storage = self.ctx.storage
-        inside = re.search(r"([a-zA-Z_:][\w:]*)?\{([^{}]*)$", before)
-        if inside:
-            metric = inside.group(1) or ""
-            matchers = []
-            if metric:
-                from soulwatch.tsdb.model import Matcher
-
-                matchers = [Matcher.equal("__name__", metric)]
-            value = re.search(r"([a-zA-Z_]\w*)\s*(=~|!~|!=|=)\s*\"([^\"]*)$", inside.group(2))
-            if value:
-                values = storage.label_values(value.group(1), matchers)
-                return [v for v in values if v.startswith(value.group(3))]
-            word = re.search(r"([a-zA-Z_]\w*)?$", inside.group(2))
-            prefix = word.group(1) or "" if word else ""
-            names = storage.label_names(matchers)
-            return [n for n in names if n.startswith(prefix) and n != "__name__"]
-        word = re.search(r"([a-zA-Z_:][\w:]*)$", before)
-        prefix = word.group(1) if word else ""
-        if not prefix:
-            return []
-        from soulwatch.promql.ast import FUNCTIONS
-
-        metrics = [m for m in storage.label_values("__name__") if m.startswith(prefix)]
-        funcs = [f"{f}(" for f in sorted(FUNCTIONS) if f.startswith(prefix)]
-        return metrics[:40] + funcs[:10]
 
     async def graph_redirect(self, request: Request) -> Response:
         """Prometheus's ``/graph?g0.expr=`` (alerts' generator URLs) opens in Explore."""
@@ -823,8 +795,6 @@ class Console:
         status = 200
         if request.method == "POST":
             body = await read_body(request, _FORM_LIMIT)
-            from urllib.parse import parse_qsl
-
             form = dict(parse_qsl(body.decode(errors="replace"), keep_blank_values=True))
             if not csrf_ok(who, form.get("csrf", "")):
                 error, status = "this form has expired; try again", 403
@@ -850,8 +820,6 @@ class Console:
     async def logout(self, request: Request) -> Response:
         who = visitor(request, self._auth(), self.sessions, self._has_tokens)
         body = await read_body(request, _FORM_LIMIT)
-        from urllib.parse import parse_qsl
-
         form = dict(parse_qsl(body.decode(errors="replace")))
         if not csrf_ok(who, form.get("csrf", "")):
             return PlainError(403, "CSRF token missing or wrong").response()
@@ -875,8 +843,6 @@ class PlainError:
 
 
 def _fp(labels: dict[str, str]) -> str:
-    from soulwatch.alerts import fingerprint
-
     return fingerprint(Labels(labels.items()))
 
 
@@ -895,110 +861,4 @@ def _is_number(text: str) -> bool:
 
 def fmt_rfc3339(t: float) -> str:
     """RFC 3339 for the silence API."""
-    from soulwatch.api.views import rfc3339
-
     return rfc3339(t)
-
-
-def _parse_error(expr: str, exc: ParseError) -> dict[str, Any]:
-    """The message and a caret under the position, line by line."""
-    lines = expr.splitlines() or [expr]
-    return {
-        "message": str(exc),
-        "line": exc.line,
-        "column": exc.column,
-        "lines": lines,
-        "caret": " " * max(0, exc.column - 1) + "^",
-    }
-
-
-def _incidents(
-    history: list[JSONDict], since: float, acks: list[JSONDict] | None = None
-) -> list[JSONDict]:
-    """Episodes (first pending or firing to resolved) from transitions, newest first.
-
-    An episode's acknowledgement is the first one of a group whose labels it
-    carries, made while it was open.
-    """
-    by_fp: dict[str, list[JSONDict]] = {}
-    for t in reversed(history):
-        by_fp.setdefault(t["fingerprint"], []).append(t)
-    out: list[JSONDict] = []
-    for fp, transitions in by_fp.items():
-        current: JSONDict | None = None
-        for t in transitions:
-            at = to_unix(t["at"]) or 0.0
-            if current is None and t["to"] in ("pending", "firing"):
-                current = {
-                    "fingerprint": fp,
-                    "labels": t["labels"],
-                    "started": at,
-                    "fired": at if t["to"] == "firing" else None,
-                    "resolved": None,
-                }
-            elif current is not None and t["to"] == "firing" and current["fired"] is None:
-                current["fired"] = at
-            elif current is not None and t["to"] == "inactive":
-                current["resolved"] = at
-                out.append(current)
-                current = None
-        if current is not None:
-            out.append(current)
-    out = [i for i in out if (i["resolved"] or math.inf) >= since]
-    for i in out:
-        end = i["resolved"]
-        i["duration"] = (end - i["started"]) if end else None
-        i["ack"] = next(
-            (
-                a
-                for a in acks or []
-                if i["started"] <= (to_unix(a["at"]) or 0.0) <= (end or math.inf)
-                and all(i["labels"].get(k) == v for k, v in a["labels"].items())
-            ),
-            None,
-        )
-    out.sort(key=lambda i: i["started"], reverse=True)
-    return out
-
-
-_SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_?key|routing_key|url|key)$", re.I)
-
-
-def _redacted_config(config: Any) -> str:
-    """The running config as YAML, every secret and URL credential replaced by ``<secret>``."""
-    import yaml
-
-    dumped = config.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-    def scrub(value: Any, key: str = "") -> Any:
-        if isinstance(value, dict):
-            return {k: scrub(v, str(k)) for k, v in value.items()}
-        if isinstance(value, list):
-            return [scrub(v, key) for v in value]
-        if isinstance(value, str) and value and _SECRET_KEY.search(key):
-            if key.lower().endswith("url"):
-                # A webhook's secret is often its path: keep only scheme and host.
-                host = re.match(r"^([a-z][a-z0-9+.-]*://)(?:[^/@]*@)?([^/?#]*)", value, re.I)
-                if key.lower() == "external_url":
-                    return value
-                if host is None:
-                    return "<secret>"
-                rest = value[host.end() :]
-                return host.group(1) + host.group(2) + ("/<secret>" if rest.strip("/") else "")
-            return "<secret>"
-        if isinstance(value, str) and "**" in value:
-            return "<secret>"
-        return value
-
-    text: str = yaml.safe_dump(scrub(dumped), sort_keys=False, default_flow_style=False)
-    routing = getattr(config, "routing", None)
-    if routing is not None:
-        text += "\n# alerting (resolved)\n" + yaml.safe_dump(
-            scrub(routing.model_dump(mode="json", exclude_none=True)), sort_keys=False
-        )
-    return text
-
-
-def new_csrf() -> str:
-    """A fresh CSRF token (tests of forged forms use it)."""
-    return secrets.token_urlsafe(32)

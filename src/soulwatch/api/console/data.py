@@ -16,9 +16,11 @@ from typing import Any
 from soulwatch.api.console.boards import Board, Panel
 from soulwatch.api.console.format import sparkline, to_unix
 from soulwatch.api.context import ApiContext, JSONDict
-from soulwatch.exceptions import QueryError
+from soulwatch.exceptions import ParseError, QueryError
+from soulwatch.promql.ast import FUNCTIONS
 from soulwatch.promql.values import Sample, Scalar, String
-from soulwatch.tsdb.model import Labels, Series
+from soulwatch.tsdb.model import Labels, Matcher, Series
+from soulwatch.tsdb.storage import Storage
 
 #: Points of a sparkline or an overview chart.
 SPARK_POINTS = 60
@@ -59,12 +61,6 @@ def _worst(series: Sequence[Series], below: bool) -> Series | None:
         if best is None or key > best[0]:
             best = (key, s)
     return best[1] if best else (series[0] if series else None)
-
-
-def range_points(ctx: ApiContext, expr: str, start: float, end: float, step: float) -> list[Series]:
-    """A range query as series (a scalar or string result gives none)."""
-    step_ms = max(1, round(step * 1000))
-    return _range_ms(ctx, expr, round(start * 1000), round(end * 1000), step_ms)
 
 
 def _range_ms(ctx: ApiContext, expr: str, start_ms: int, end_ms: int, step_ms: int) -> list[Series]:
@@ -336,3 +332,90 @@ def episode_window(transitions: list[JSONDict], now: float) -> tuple[float, floa
 def transitions_of(history: list[JSONDict], labels: dict[str, str]) -> list[JSONDict]:
     """The transitions of the alert whose labels are ``labels``, oldest first."""
     return [t for t in reversed(history) if t.get("labels") == labels]
+
+
+def parse_error_view(expr: str, exc: ParseError) -> dict[str, Any]:
+    """The message and a caret under the position, line by line."""
+    lines = expr.splitlines() or [expr]
+    return {
+        "message": str(exc),
+        "line": exc.line,
+        "column": exc.column,
+        "lines": lines,
+        "caret": " " * max(0, exc.column - 1) + "^",
+    }
+
+
+def episodes(
+    history: list[JSONDict], since: float, acks: list[JSONDict] | None = None
+) -> list[JSONDict]:
+    """Episodes (first pending or firing to resolved) from transitions, newest first.
+
+    An episode's acknowledgement is the first one of a group whose labels it
+    carries, made while it was open.
+    """
+    by_fp: dict[str, list[JSONDict]] = {}
+    for t in reversed(history):
+        by_fp.setdefault(t["fingerprint"], []).append(t)
+    out: list[JSONDict] = []
+    for fp, transitions in by_fp.items():
+        current: JSONDict | None = None
+        for t in transitions:
+            at = to_unix(t["at"]) or 0.0
+            if current is None and t["to"] in ("pending", "firing"):
+                current = {
+                    "fingerprint": fp,
+                    "labels": t["labels"],
+                    "started": at,
+                    "fired": at if t["to"] == "firing" else None,
+                    "resolved": None,
+                }
+            elif current is not None and t["to"] == "firing" and current["fired"] is None:
+                current["fired"] = at
+            elif current is not None and t["to"] == "inactive":
+                current["resolved"] = at
+                out.append(current)
+                current = None
+        if current is not None:
+            out.append(current)
+    out = [i for i in out if (i["resolved"] or math.inf) >= since]
+    for i in out:
+        end = i["resolved"]
+        i["duration"] = (end - i["started"]) if end else None
+        i["ack"] = next(
+            (
+                a
+                for a in acks or []
+                if i["started"] <= (to_unix(a["at"]) or 0.0) <= (end or math.inf)
+                and all(i["labels"].get(k) == v for k, v in a["labels"].items())
+            ),
+            None,
+        )
+    out.sort(key=lambda i: i["started"], reverse=True)
+    return out
+
+
+def completions(storage: Storage, before: str) -> list[str]:
+    """Explore's suggestions for the text before the cursor: metric and function
+    names, label names inside braces, label values after ``name="``."""
+    inside = re.search(r"([a-zA-Z_:][\w:]*)?\{([^{}]*)$", before)
+    if inside:
+        metric = inside.group(1) or ""
+        matchers = []
+        if metric:
+            matchers = [Matcher.equal("__name__", metric)]
+        value = re.search(r"([a-zA-Z_]\w*)\s*(=~|!~|!=|=)\s*\"([^\"]*)$", inside.group(2))
+        if value:
+            values = storage.label_values(value.group(1), matchers)
+            return [v for v in values if v.startswith(value.group(3))]
+        word = re.search(r"([a-zA-Z_]\w*)?$", inside.group(2))
+        prefix = word.group(1) or "" if word else ""
+        names = storage.label_names(matchers)
+        return [n for n in names if n.startswith(prefix) and n != "__name__"]
+    word = re.search(r"([a-zA-Z_:][\w:]*)$", before)
+    prefix = word.group(1) if word else ""
+    if not prefix:
+        return []
+    metrics = [m for m in storage.label_values("__name__") if m.startswith(prefix)]
+    funcs = [f"{f}(" for f in sorted(FUNCTIONS) if f.startswith(prefix)]
+    return metrics[:40] + funcs[:10]
