@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-_SECRET_KEY = re.compile(r"(token|secret|password|passwd|api_?key|routing_key|url|key)$", re.I)
+#: Keys whose values are secrets (``routing_key`` and ``api_key`` end in ``key``).
+_SECRET_KEY = re.compile(r"(token|secret|password|passwd|credentials|key|url)$", re.I)
 
 
 def redacted_config(config: Any) -> str:
