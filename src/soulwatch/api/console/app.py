@@ -154,7 +154,17 @@ class Console:
         return bool(self.ctx.auth.tokens)
 
     def _secure(self, request: Request) -> bool:
-        return request.url.scheme == "https"
+        # Behind a TLS-terminating proxy the request is plain HTTP; external_url tells.
+        external = self.ctx.config.external_url if self.ctx.config else ""
+        return request.url.scheme == "https" or external.startswith("https://")
+
+    @property
+    def _exposed(self) -> bool:
+        """Open (no tokens) and listening beyond this machine."""
+        if self._has_tokens or self.ctx.config is None:
+            return False
+        host = self.ctx.config.listen.rpartition(":")[0].strip("[]")
+        return host not in ("127.0.0.1", "::1", "localhost")
 
     def _page(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -197,6 +207,7 @@ class Console:
             "request": request,
             "path": request.url.path,
             "who": who,
+            "exposed": self._exposed,
             "now": now,
             "ago": lambda t: fmt_ago(t, now),
             "refresh": self._refresh(context.pop("refresh", 10)),
