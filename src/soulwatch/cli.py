@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from soulwatch import __version__
 from soulwatch.exceptions import ConfigError, SoulwatchError
@@ -47,6 +47,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_scenario_command(test)
     _add_routes_parser(sub)
     _add_silence_parser(sub)
+    _add_boards_parser(sub)
     _add_monitor_commands(sub, check)
     _add_demo_command(sub)
     return parser
@@ -174,10 +175,42 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     groups = Monitor.check_rules(config)
     jobs = len(config.scrape_configs)
     checks = len(config.heartbeats.checks)
+    boards = _load_boards(config.console.board_paths(config))
     print(
         f"{args.file}: OK ({jobs} scrape job(s), {len(groups)} rule group(s),"
-        f" {checks} heartbeat check(s), routing {'on' if config.routing else 'off'})"
+        f" {checks} heartbeat check(s), {len(boards)} board(s),"
+        f" routing {'on' if config.routing else 'off'})"
     )
+    return 0
+
+
+def _load_boards(paths: list[Any]) -> list[Any]:
+    from soulwatch.api.console.boards import load_boards
+    from soulwatch.promql.parser import parse
+
+    return load_boards(paths, validate_expr=parse)
+
+
+def _add_boards_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    boards = sub.add_parser("boards", help="console boards (YAML panels of PromQL)")
+    bsub = boards.add_subparsers(dest="boards_command", metavar="SUBCOMMAND", required=True)
+    export = bsub.add_parser("export", help="write a board as a Grafana dashboard JSON")
+    export.add_argument("format", choices=["grafana"], help="the output format")
+    export.add_argument("file", metavar="BOARD", help="a board file (YAML)")
+    export.add_argument("-o", "--output", help="write here instead of standard output")
+    export.set_defaults(func=_cmd_boards_export)
+
+
+def _cmd_boards_export(args: argparse.Namespace) -> int:
+    from soulwatch.api.console.boards import grafana_json
+
+    (board,) = _load_boards([Path(args.file)])
+    text = grafana_json(board)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}")
+    else:
+        print(text, end="")
     return 0
 
 
@@ -213,6 +246,13 @@ def _cmd_init(args: argparse.Namespace) -> int:
             dest.write_text(text)
     print(f"wrote the scenario examples to {scenarios}/")
     print(f"run them with: soulwatch test scenario {scenarios}/*.scenario.yml")
+    boards = target.parent / "boards"
+    boards.mkdir(parents=True, exist_ok=True)
+    for item in preset.joinpath("boards").iterdir():
+        fresh = args.force or not (boards / item.name).exists()
+        if item.name.endswith((".yml", ".json")) and fresh:
+            (boards / item.name).write_text(item.read_text())
+    print(f"wrote the console's board to {boards}/")
     print(f"check it with: soulwatch check config {target}")
     return 0
 

@@ -188,6 +188,26 @@ class SilencesConfig(_Model):
     )
 
 
+class ConsoleConfig(_Model):
+    """``console``: the web console served at ``/``."""
+
+    #: Board files (YAML, globs relative to this file) shown on the overview.
+    boards: list[str] = Field(default_factory=list)
+    #: Alerts that fire on purpose (dead man's switches): shown apart, never "not OK".
+    always_firing: list[str] = Field(default_factory=lambda: ["Watchdog"])
+    #: How often open pages refresh; unset, the overview follows its board's ``refresh``.
+    refresh: Duration | None = Field(default=None, gt=0)
+    #: How long a console login lasts.
+    session_lifetime: Duration = Field(default=12 * 3600.0, gt=0)
+
+    def board_paths(self, config: SoulwatchConfig) -> list[Path]:
+        """The board files, glob patterns expanded, sorted within each pattern."""
+        out: list[Path] = []
+        for pattern in self.boards:
+            out.extend(Path(m) for m in sorted(glob.glob(str(config.resolve(pattern)))))
+        return out
+
+
 class SoulwatchConfig(_Model):
     """The whole ``soulwatch.yaml``."""
 
@@ -210,6 +230,7 @@ class SoulwatchConfig(_Model):
     self_monitoring: SelfMonitoringConfig = Field(default_factory=SelfMonitoringConfig)
     rum: RumConfig = Field(default_factory=RumConfig)
     otlp: OtlpConfig = Field(default_factory=OtlpConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
 
     _source: Path | None = PrivateAttr(default=None)
     _source_as_given: str | None = PrivateAttr(default=None)

@@ -25,6 +25,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from soulwatch import __version__
+from soulwatch.alerting.acks import AckStore
 from soulwatch.alerting.actions import ActionRunner
 from soulwatch.alerting.alertmanagers import AlertmanagerSender, FanOutSink
 from soulwatch.alerting.config import AlertingConfig, DeliveryConfig
@@ -37,6 +38,7 @@ from soulwatch.alerting.outbox import ForwardingListener, Outbox
 from soulwatch.alerting.silences import SilenceStore
 from soulwatch.api.app import create_app
 from soulwatch.api.context import ApiContext, JSONDict
+from soulwatch.api.incidents import DispatchIncidentsView
 from soulwatch.api.status import redact
 from soulwatch.api.views import (
     MonitorRuntime,
@@ -181,6 +183,7 @@ class Monitor:
         self.rules: RuleManager
         self.silences: SilenceStore
         self.outbox: Outbox
+        self.acks: AckStore
         self.dispatcher: Dispatcher | None = None
         self.am_sender: AlertmanagerSender
         self._soulcaster: SoulcasterCollector | None = None
@@ -214,6 +217,7 @@ class Monitor:
             max_duration=config.silences.max_duration,
             retention=config.silences.retention,
         )
+        self.acks = AckStore(self.data_dir / "silences.sqlite", self.clock)
         routing = self.routing_of(config)
         self._delivery = routing.delivery if routing is not None else DeliveryConfig()
         self.outbox = Outbox(
@@ -277,6 +281,15 @@ class Monitor:
             ),
             receivers=OutboxView(routing, self.outbox) if routing else None,
             silences=SilenceStoreView(self.silences),
+            incidents=DispatchIncidentsView(
+                dispatcher=lambda: self.dispatcher,
+                routing=lambda: self.routing_of(self.config),
+                outbox=self.outbox,
+                silences=self.silences,
+                acks=self.acks,
+                actions=lambda: self.actions,
+                clock=self.clock,
+            ),
             reload=self.reload,
             config=config,
             ready=lambda: self._started and not self._stopping,
@@ -344,6 +357,7 @@ class Monitor:
         for close in (
             self.outbox.close,
             self.silences.close,
+            self.acks.close,
             self.heartbeats.store.close,
             self.storage.close,
         ):
@@ -511,7 +525,12 @@ class Monitor:
             return
         self.outbox.use_notifiers(notifiers)
         self.dispatcher = Dispatcher(
-            routing, clock=self.clock, outbox=self.outbox, silences=self.silences, actions=runner
+            routing,
+            clock=self.clock,
+            outbox=self.outbox,
+            silences=self.silences,
+            actions=runner,
+            acks=self.acks,
         )
 
     async def _close_dispatcher(self) -> None:

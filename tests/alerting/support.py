@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 from prometheus_client import CollectorRegistry
 
+from soulwatch.alerting.acks import AckStore
 from soulwatch.alerting.config import AlertingConfig, parse_config
 from soulwatch.alerting.dispatcher import Dispatcher
 from soulwatch.alerting.notifiers.factory import build_notifiers
@@ -90,6 +91,7 @@ async def harness(
     clock: SimulatedClock,
     *,
     db: str = "alerting.db",
+    acks: AckStore | None = None,
 ) -> AsyncIterator[Harness]:
     """Build and run the dispatcher and outbox for ``yaml_text``; stop them on exit."""
     config = parse_config(yaml_text)
@@ -108,7 +110,7 @@ async def harness(
             build_notifiers(config, client=client, clock=clock, issue_index=outbox.issues)
         )
         silences = SilenceStore(tmp_path / "silences.db", clock)
-        dispatcher = Dispatcher(config, clock=clock, outbox=outbox, silences=silences)
+        dispatcher = Dispatcher(config, clock=clock, outbox=outbox, silences=silences, acks=acks)
         tasks = [asyncio.create_task(dispatcher.run()), asyncio.create_task(outbox.run())]
         try:
             yield Harness(clock, config, outbox, dispatcher, silences, registry)

@@ -108,7 +108,8 @@ async def test_slack_block_kit_firing_and_resolved(recorder, clock):
     urls = {b["text"]["text"]: b["url"] for b in buttons}
     assert urls == {
         "Runbook": "https://runbooks.example/backend-down",
-        "Open in soulwatch": "http://soulwatch:9090/api/v1/alerts",
+        # The console's page about this very alert group.
+        "Open in soulwatch": f"http://soulwatch:9090/alerts/group/{_notification().group_id}",
     }
     assert resolved["text"].startswith("✅ RESOLVED")
 

@@ -34,6 +34,7 @@ def test_redis_outage_with_the_embedded_stand_in() -> None:
     )  # fmt: skip
     assert out.returncode == 0, (out.stdout + out.stderr)[-6000:]
     assert "PASS  redis-down: RedisConnectionLoss paged after" in out.stdout
+    assert "the console is at http://127.0.0.1:" in out.stdout
 
 
 def test_unknown_scenario_is_a_usage_error_naming_the_choices() -> None:

@@ -343,7 +343,7 @@ def test_generator_url_links_to_the_expression() -> None:
 
     assert generator_url("", "up == 0") == ""
     assert generator_url("http://sw:9090/", "up == 0") == (
-        "http://sw:9090/api/v1/query?query=up+%3D%3D+0"
+        "http://sw:9090/graph?g0.expr=up+%3D%3D+0&g0.tab=1"
     )
 
 

@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from soulwatch.alerting.acks import AckStore
 from soulwatch.alerting.actions import ActionRun, ActionRunner
 from soulwatch.alerting.config import AlertingConfig
 from soulwatch.alerting.inhibit import Inhibitor
@@ -95,8 +97,10 @@ class Dispatcher:
         outbox: Outbox,
         silences: SilenceStore | None = None,
         actions: ActionRunner | None = None,
+        acks: AckStore | None = None,
     ) -> None:
         self._config = config
+        self._acks = acks
         self._clock = clock
         self._outbox = outbox
         self._silences = silences
@@ -393,11 +397,14 @@ class Dispatcher:
         firing = frozenset(episode(fp, a.starts_at) for fp, a in pairs if not a.is_resolved(now))
         resolved = frozenset(episode(fp, a.starts_at) for fp, a in pairs if a.is_resolved(now))
         items: list[EnqueueItem] = []
+        repeat = group.node.options.repeat_interval
+        # An acknowledged episode is not repeated; anything newer in the group is.
+        if self._acks and self._acks.holds_repeat(group.key, (a.starts_at for _, a in pairs)):
+            repeat = math.inf
         for integ in self._integrations.get(group.node.options.receiver, []):
             if integ.kind == "alertmanager":
                 continue
             entry = self._outbox.log_entry(integ.id, group.key)
-            repeat = group.node.options.repeat_interval
             if not _needs_update(entry, firing, resolved, integ.send_resolved, repeat, now):
                 continue
             chosen = [(fp, a) for fp, a in pairs if integ.send_resolved or not a.is_resolved(now)]

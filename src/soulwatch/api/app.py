@@ -3,8 +3,9 @@
 :func:`create_app` builds it from an :class:`ApiContext`. Besides the modules'
 routes it serves ``/-/healthy``, ``/-/ready``, ``POST /-/reload`` (scope
 ``admin``), ``/health``, ``/metrics``, alert history, receivers, probes, the rule
-pack's runbooks at ``/docs/runbooks.md``, and
-the OpenAPI document of soulwatch's own endpoints at ``/api/v1/openapi.json``.
+pack's runbooks at ``/docs/runbooks.md``, the OpenAPI document of soulwatch's
+own endpoints at ``/api/v1/openapi.json``, and the web console
+(:mod:`soulwatch.api.console`) at ``/``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.routing import Route
 
 from soulwatch.api.alertmanager import AlertmanagerApi
 from soulwatch.api.auth import Authenticator
+from soulwatch.api.console.app import Console
 from soulwatch.api.context import ApiContext
 from soulwatch.api.federate import FederateApi
 from soulwatch.api.guard import RequestGuard
@@ -58,6 +60,8 @@ def create_app(ctx: ApiContext) -> Starlette:
     auth = _AuthHolder(ctx)
     own = _OwnApi(ctx, auth)
     routes = [
+        # First: the console owns `/` and its pages win over any API route.
+        *Console(ctx, auth).routes(),
         *PrometheusApi(ctx, auth).routes(),
         *StatusApi(ctx, auth).routes(),
         *FederateApi(ctx, auth).routes(),

@@ -48,6 +48,10 @@ class Authenticator:
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not presented:
             return None
+        return self.check(presented)
+
+    def check(self, presented: str) -> Principal | None:
+        """The principal whose token is ``presented``, or ``None`` (a console login)."""
         given = presented.strip().encode()
         found: Principal | None = None
         for secret, principal in self._tokens:

@@ -142,6 +142,40 @@ class SilencesView(Protocol):
         ...
 
 
+@runtime_checkable
+class IncidentsView(Protocol):
+    """What routing made of the alerts: groups, notifications, actions, acknowledgements."""
+
+    def alert_groups(self) -> list[JSONDict]:
+        """Aggregation groups: ``{id, key, receiver, labels, alerts, ack}``.
+
+        Each alert: ``{fingerprint, labels, annotations, startsAt, status,
+        silencedBy, inhibited}``; ``ack`` is ``{by, comment, at}`` or ``None``.
+        """
+        ...
+
+    def notifications(
+        self, *, group_id: str | None = None, fingerprint: str | None = None, limit: int = 200
+    ) -> list[JSONDict]:
+        """Outbox rows, newest first: ``{id, receiver, integration, groupId, status, state,
+        attempts, lastError, createdAt, deliveredAt, alerts}``."""
+        ...
+
+    def actions(self, fingerprint: str | None = None, limit: int = 100) -> list[JSONDict]:
+        """Auto-recovery runs, newest first: ``{action, fingerprint, alertname, at, outcome,
+        detail}``."""
+        ...
+
+    def acknowledgements(self, since: float) -> list[JSONDict]:
+        """Acknowledgements since ``since``, oldest first: ``{id, labels, by, comment, at}``
+        (``labels``: the group's labels)."""
+        ...
+
+    def acknowledge(self, group_id: str, by: str, comment: str) -> JSONDict:
+        """Acknowledge a group (stops its repeats); raises ``KeyError`` for an unknown group."""
+        ...
+
+
 ReloadHook = Callable[[], Awaitable[None]]
 
 
@@ -159,6 +193,7 @@ class ApiContext:
     targets: TargetsView | None = None
     receivers: ReceiversView | None = None
     silences: SilencesView | None = None
+    incidents: IncidentsView | None = None
     reload: ReloadHook | None = None
     config: SoulwatchConfig | None = None
     ready: Callable[[], bool] = lambda: True

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from soulwatch.api.console.boards import preset_board_path
 from soulwatch.demo.browsers import RUM_KEY, RUM_ROUTES
 
 HEARTBEAT_UUID = "5f1d0b7e-6c41-4c2e-9d0a-2d5b8a1c9e01"
@@ -48,6 +49,8 @@ def demo_config(
             "external_labels": {"monitor": "soulwatch-demo"},
         },
         "rule_files": [str(preset_rules_dir() / "*.yml")],
+        # Demo time runs fast: the console refreshes every second to keep up.
+        "console": {"boards": [str(preset_board_path())], "refresh": "1s"},
         "scrape_configs": [
             {"job_name": "backend", "static_configs": [{"targets": [backend_host]}]},
         ],

@@ -23,7 +23,7 @@ _PHASE_STYLE = {
 def render(state: DemoState) -> RenderableType:
     """One frame of the live view."""
     header = (
-        f"soulwatch {state.soulwatch_url}  ·  backend {state.backend_url}  ·  "
+        f"console {state.soulwatch_url}/  ·  backend {state.backend_url}  ·  "
         f"redis: {state.redis}  ·  time runs {state.speed:g}× faster"
     )
     signals = Table(title="Signals (PromQL over soulwatch's API)", expand=True)

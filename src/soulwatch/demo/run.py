@@ -189,7 +189,10 @@ class Demo:
         self.state.soulwatch_url = sw_url
         self.state.backend_url = self.platform.backend.url
         self.state.redis = f"{self.platform.redis.kind} at {self.platform.redis.url}"
-        self._say("platform and soulwatch started")
+        self._say(
+            f"platform and soulwatch started; the console is at {sw_url}/"
+            f" (to silence or acknowledge, log in with the demo token {ADMIN_TOKEN})"
+        )
 
     async def _serve(self, app: Any, port: int | None = None) -> str:
         import uvicorn

@@ -366,12 +366,12 @@ class RuleManager:
 def generator_url(external_url: str, expr: str) -> str:
     """The link from an alert to its expression (empty without an external URL).
 
-    Prometheus links to its ``/graph`` page; soulwatch has no such page, so the
-    link is the query API evaluating the expression now, which answers.
+    The same link as Prometheus's (its ``/graph`` page); the console answers it
+    with Explore on that expression, and tools that parse ``g0.expr`` still can.
     """
     if not external_url:
         return ""
-    return f"{external_url.rstrip('/')}/api/v1/query?query={quote_plus(expr)}"
+    return f"{external_url.rstrip('/')}/graph?g0.expr={quote_plus(expr)}&g0.tab=1"
 
 
 def _status(rule: Rule) -> RuleStatus:

@@ -68,9 +68,7 @@ def slack_payload(
     if runbook:
         buttons.append(_button("Runbook", runbook, "runbook"))
     if n.external_url:
-        # The alerts API answers today; there is no alert page to link to.
-        alerts = f"{n.external_url.rstrip('/')}/api/v1/alerts"
-        buttons.append(_button("Open in soulwatch", alerts, "ui"))
+        buttons.append(_button("Open in soulwatch", _console_link(n), "ui"))
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
     payload: dict[str, Any] = {"text": title, "blocks": blocks}
@@ -139,3 +137,8 @@ class SlackNotifier:
             what="slack",
             check=slack_raise_for_response,
         )
+
+
+def _console_link(n: Notification) -> str:
+    """The console's page about this notification's alert group."""
+    return f"{n.external_url.rstrip('/')}/alerts/group/{n.group_id}"
