@@ -27,7 +27,8 @@ PRESET = preset_board_path().parent.parent
 def test_the_preset_board_covers_the_seed_components_and_its_alerts_exist() -> None:
     board = load_board(preset_board_path(), validate_expr=parse)
     assert [r.title for r in board.rows] == [
-        "Backend", "Dashboard", "Agent runner", "Redis (Upstash)", "Reddit poller", "E2B",
+        "Backend", "Dashboard", "Dashboard (real users)", "Agent runner", "Redis (Upstash)",
+        "Reddit poller", "E2B",
     ]  # fmt: skip
     assert board.columns == ["availability", "latency", "errors", "traffic", "saturation"]
     rules = load_rule_files(sorted((PRESET / "rules").glob("*.yml")), validate_expr=parse)
