@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 import socket
-import sys
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import structlog
 
 from soulwatch.clock import Clock
 from soulwatch.config import SoulwatchConfig, parse_listen
 from soulwatch.exceptions import ConfigError, SoulwatchError
+from soulwatch.log_setup import configure_logging
 from soulwatch.service import Monitor
+
+__all__ = ["configure_logging", "serve"]
 
 _log = structlog.get_logger("soulwatch.server")
 
@@ -71,10 +71,9 @@ async def serve(
     stop = asyncio.Event()
 
     async def reload() -> None:
-        try:
+        # The reloader logs the error; the old config keeps running.
+        with contextlib.suppress(ConfigError):
             await monitor.reload()
-        except ConfigError as exc:
-            _log.error("config not reloaded; the old one keeps running", error=str(exc))
 
     if install_signals:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -94,19 +93,3 @@ async def serve(
         stop_task.cancel()
         await monitor.stop()
         _log.info("shutdown complete", seconds=round(time.monotonic() - started, 3))
-
-
-def configure_logging(*, json: bool) -> None:
-    """structlog to stderr: JSON lines, or console output on a terminal (called by the CLI)."""
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
-        ],
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
-    )
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")

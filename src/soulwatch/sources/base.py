@@ -185,11 +185,16 @@ class Scheduler:
     does) rather than running back to back.
     """
 
-    def __init__(self, clock: Clock, sources: Iterable[Source] = (), *, seed: int = 0) -> None:
+    def __init__(
+        self, clock: Clock, sources: Iterable[Source] = (), *, seed: int = 0, phased: bool = True
+    ) -> None:
         self._clock = clock
         self._seed = seed
+        # Not phased: every source runs one interval after it starts, then every interval.
+        self._phased = phased
         self._sources: dict[str, Source] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._running = False
         self._busy: set[str] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -208,11 +213,22 @@ class Scheduler:
         if not source.interval > 0:
             raise ValueError(f"source {source.key!r}: the interval must be positive")
         self._sources[source.key] = source
-        if self._tasks:
+        if self._running:
             self._start_one(source)
+
+    async def replace(self, sources: Iterable[Source]) -> None:
+        """Stop and close every source, then schedule ``sources`` (started if running)."""
+        running = self._running
+        await self.stop()
+        self._sources = {}
+        for source in sources:
+            self.add(source)
+        if running:
+            self.start()
 
     def start(self) -> None:
         """Start every loop (inside a running event loop)."""
+        self._running = True
         for source in self._sources.values():
             if source.key not in self._tasks:
                 self._start_one(source)
@@ -224,6 +240,7 @@ class Scheduler:
 
     async def stop(self) -> None:
         """Cancel every loop and close every source."""
+        self._running = False
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -245,7 +262,8 @@ class Scheduler:
     async def _loop(self, source: Source) -> None:
         interval = source.interval
         now = self._clock.time()
-        next_t = now + first_run_delay(source.key, interval, now, self._seed)
+        delay = first_run_delay(source.key, interval, now, self._seed) if self._phased else interval
+        next_t = now + delay
         while True:
             delay = next_t - self._clock.time()
             if delay > 0:
