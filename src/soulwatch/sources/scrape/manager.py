@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -15,6 +14,7 @@ import httpx
 from soulwatch.clock import Clock
 from soulwatch.exceptions import ConfigError
 from soulwatch.sources.base import Scheduler
+from soulwatch.sources.jobs import JobReload, JobSet
 from soulwatch.sources.scrape.config import ScrapeConfig, TLSConfig
 from soulwatch.sources.scrape.relabel import Relabeler
 from soulwatch.sources.scrape.target import ScrapeTarget, TargetStatus
@@ -128,26 +128,23 @@ class _Job:
     targets: list[ScrapeTarget]
     scheduler: Scheduler
 
+    @property
+    def name(self) -> str:
+        """The job's ``job_name``."""
+        return self.config.job_name
+
     async def stop(self) -> None:
         """Stop the loops (staleness markers for every target) and close the client."""
         await self.scheduler.stop()
         await self.client.aclose()
 
+    async def discard(self) -> None:
+        """Close the client of a job that never ran."""
+        await self.client.aclose()
 
-@dataclass
-class ScrapeReload:
-    """A new set of scrape jobs from :meth:`ScrapeManager.prepare`, not yet running.
 
-    ``kept``, ``added`` and ``removed`` name the jobs; a kept job keeps its
-    running loops, so its series go on without a gap or a staleness marker.
-    """
-
-    jobs: list[_Job]
-    kept: list[str]
-    added: list[str]
-    removed: list[str]
-    to_start: list[_Job] = field(default_factory=list, repr=False)
-    to_stop: list[_Job] = field(default_factory=list, repr=False)
+#: A new set of scrape jobs from :meth:`ScrapeManager.prepare`, not yet running.
+ScrapeReload = JobReload[_Job]
 
 
 class ScrapeManager:
@@ -179,10 +176,9 @@ class ScrapeManager:
         self._seed = seed
         self._offload = offload
         self._lock = threading.Lock()
-        self._running = False
-        self._jobs: list[_Job] = []
-        self._jobs = self.prepare(configs).jobs
-        self.targets: list[ScrapeTarget] = [t for j in self._jobs for t in j.targets]
+        self._jobs: JobSet[_Job] = JobSet()
+        self._jobs.jobs = self.prepare(configs).jobs
+        self.targets: list[ScrapeTarget] = [t for j in self._jobs.jobs for t in j.targets]
 
     def prepare(self, configs: Sequence[ScrapeConfig]) -> ScrapeReload:
         """Build the jobs of ``configs`` that differ from the running ones; changes nothing.
@@ -191,9 +187,8 @@ class ScrapeManager:
         target address). Pass the result to :meth:`apply`, or to
         :meth:`discard` if the reload is abandoned.
         """
-        current = {j.config.job_name: j for j in self._jobs}
+        current = self._jobs.by_name()
         jobs: list[_Job] = []
-        new: list[_Job] = []
         seen: set[tuple[str, Labels]] = set()
         # On an error below, the clients built so far are dropped unused: a client
         # that never sent a request holds no connection.
@@ -210,20 +205,8 @@ class ScrapeManager:
                 seen.update((t.url, t.labels) for t in old.targets)
                 jobs.append(old)
                 continue
-            job = self._build_job(config, identity, password, headers, seen)
-            new.append(job)
-            jobs.append(job)
-        kept_ids = {id(j) for j in jobs}
-        current_ids = {id(j) for j in current.values()}
-        old_jobs = [j for j in current.values() if id(j) not in kept_ids]
-        return ScrapeReload(
-            jobs=jobs,
-            kept=[j.config.job_name for j in jobs if id(j) in current_ids],
-            added=[j.config.job_name for j in new],
-            removed=[j.config.job_name for j in old_jobs],
-            to_start=new,
-            to_stop=old_jobs,
-        )
+            jobs.append(self._build_job(config, identity, password, headers, seen))
+        return self._jobs.plan(jobs)
 
     def _build_job(
         self,
@@ -269,18 +252,12 @@ class ScrapeManager:
         markers, as when Prometheus drops a target); unchanged jobs run on
         untouched; new jobs start if the manager is running.
         """
-        for job in reload.to_stop:
-            await job.stop()
-        self._jobs = reload.jobs
-        self.targets = [t for j in self._jobs for t in j.targets]
-        if self._running:
-            for job in reload.to_start:
-                job.scheduler.start()
+        await self._jobs.apply(reload)
+        self.targets = [t for j in self._jobs.jobs for t in j.targets]
 
     async def discard(self, reload: ScrapeReload) -> None:
         """Release what :meth:`prepare` built for a reload that will not be applied."""
-        for job in reload.to_start:
-            await job.client.aclose()
+        await self._jobs.discard(reload)
 
     @staticmethod
     def _client(
@@ -303,21 +280,15 @@ class ScrapeManager:
 
     def start(self) -> None:
         """Start one scrape loop per target."""
-        self._running = True
-        for job in self._jobs:
-            job.scheduler.start()
+        self._jobs.start()
 
     async def settled(self, timeout: float = 30.0) -> None:
         """Wait until no scrape is in flight (for tests and shutdown)."""
-        async with asyncio.timeout(timeout):
-            for job in list(self._jobs):
-                await job.scheduler.settled(timeout)
+        await self._jobs.settled(timeout)
 
     async def stop(self) -> None:
         """Stop every loop, write staleness markers for every target, close the clients."""
-        self._running = False
-        for job in self._jobs:
-            await job.stop()
+        await self._jobs.stop()
 
     def statuses(self) -> list[TargetStatus]:
         """The status of every target, in config order."""
