@@ -54,7 +54,7 @@ class _NullAppender:
 class NullStorage:
     """Takes every sample and keeps nothing: isolates scrape + parse from storage cost."""
 
-    def appender(self) -> _NullAppender:
+    def appender(self, source: str = "") -> _NullAppender:
         return _NullAppender()
 
 

@@ -79,40 +79,29 @@ class Periodic:
         metrics: SelfMetrics,
     ) -> None:
         self._name = name
-        self._interval = interval
         self._step = step
         self._metrics = metrics
-        self._status = SourceStatus()
-
-    @property
-    def key(self) -> str:
-        """``monitor/<name>``."""
-        return f"monitor/{self._name}"
-
-    @property
-    def interval(self) -> float:
-        """Seconds between steps."""
-        return self._interval
-
-    @property
-    def status(self) -> SourceStatus:
-        """The outcome of the last step."""
-        return self._status
+        #: ``monitor/<name>``
+        self.key = f"monitor/{name}"
+        #: seconds between steps
+        self.interval = interval
+        #: the outcome of the last step
+        self.status = SourceStatus()
 
     async def run_once(self, t: float) -> None:
         """Run the step; a failure is recorded, and the next tick tries again."""
-        self._status.last_run = t
-        self._status.runs += 1
+        self.status.last_run = t
+        self.status.runs += 1
         try:
             await self._step()
         except (SoulwatchError, OSError) as exc:
             self._metrics.loop_errors.labels(loop=self._name).inc()
-            self._status.health = Health.DOWN
-            self._status.last_error = str(exc)
+            self.status.health = Health.DOWN
+            self.status.last_error = str(exc)
             _log.warning("loop step failed", loop=self._name, error=str(exc))
             return
-        self._status.health = Health.UP
-        self._status.last_error = ""
+        self.status.health = Health.UP
+        self.status.last_error = ""
 
     async def close(self) -> None:
         """Nothing to release."""

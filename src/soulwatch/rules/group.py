@@ -231,8 +231,7 @@ class Group:
                         rule.spec.expr,
                         query_ms,
                         storage,
-                        # The engine's own lookback when it exposes one.
-                        lookback_ms=getattr(engine, "lookback_delta_ms", LOOKBACK_MS),
+                        lookback_ms=engine.lookback_delta_ms,
                     )
                 )
                 transitions = rule.alerting.evaluate(vector, ts, recovering, inputs_missing=missing)

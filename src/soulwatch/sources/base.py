@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import math
 import threading
 from collections.abc import Iterable
@@ -84,17 +83,9 @@ class Source(Protocol):
 def open_appender(storage: Storage, source: str) -> Appender:
     """An appender of ``storage`` for ``source``.
 
-    A storage whose ``appender`` takes a ``source`` (the embedded TSDB, for its
-    per-source series limit) is given it; any other gets the plain call.
+    The embedded TSDB bounds the series each source creates by it.
     """
-    factory = storage.appender
-    try:
-        accepts = "source" in inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        accepts = False
-    if accepts:
-        return factory(source=source)  # type: ignore[call-arg]
-    return factory()
+    return storage.appender(source=source)
 
 
 def append_quietly(app: Appender, labels: Labels, t_ms: int, value: float) -> bool:

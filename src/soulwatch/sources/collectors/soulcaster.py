@@ -109,6 +109,10 @@ class SoulcasterCollector:
         month = _month(self._clock.time())
         return (self._month_seconds.get(month, 0.0) + self._running_seconds_this_month) / 3600.0
 
+    async def aclose(self) -> None:
+        """Close the Redis reader's connections."""
+        await self._reader.aclose()
+
     async def collect(self) -> list[CollectedSample]:
         """One cycle: discover keys under budget, refresh active jobs, render the samples."""
         cfg = self.config

@@ -79,6 +79,4 @@ class CollectorSource:
     async def close(self) -> None:
         """Mark every series stale; close the collector's clients if it has any."""
         await asyncio.to_thread(self._writer.close, int(self._clock.time() * 1000))
-        closer = getattr(self._collector, "aclose", None)
-        if closer is not None:
-            await closer()
+        await self._collector.aclose()
