@@ -35,7 +35,6 @@ from soulwatch.rules.model import GroupSpec
 from soulwatch.rules.state import ActiveAlert, Transition, copy_alert
 from soulwatch.rules.store import AlertStateStore
 from soulwatch.runner import BlockingRunner, run_inline
-from soulwatch.tsdb.model import STALE_NAN
 from soulwatch.tsdb.storage import Storage
 
 # The standard library's logger: quiet in a program that sets no logging up; the
@@ -218,14 +217,7 @@ class RuleManager:
             groups.append(group)
         kept = {id(g) for g in groups}
         live = {rule.key for group in groups for rule in group.rules}
-        self._mark_stale(
-            [
-                (rule, group.spec.query_offset_s)
-                for group in old_groups.values()
-                for rule in group.rules
-                if rule.key not in live
-            ]
-        )
+        self._mark_stale([r for r in old_rules.values() if r.key not in live])
         for key, task in list(self._tasks.items()):
             if id(old_groups[key]) not in kept:
                 # A group being evaluated finishes first (see stop()); its loop then ends.
@@ -236,30 +228,26 @@ class RuleManager:
         if self._running:
             self._start_tasks()
 
-    def _mark_stale(self, rules: Sequence[tuple[Rule, float]]) -> None:
-        """Write staleness markers, now, for every series the rules (with their
-        groups' query offsets) wrote last."""
-        series = sum(len(rule._previous) for rule, _ in rules)
-        if not series:
-            return
+    def _mark_stale(self, rules: Sequence[Rule]) -> None:
+        """End, now, every series the ``rules`` wrote last (staleness markers)."""
         now_ms = int(self.clock.time() * 1000)
-        app = self.storage.appender()
-        try:
-            for rule, offset_s in rules:
-                # After the rule's own last sample, even on a clock that stood still.
-                last = rule.last_evaluation or 0.0
-                t_ms = max(now_ms, round((last - offset_s) * 1000) + 1)
-                for labels in rule._previous:
-                    app.append(labels, t_ms, STALE_NAN)
-            app.commit()
-        except SoulwatchError as exc:
-            app.rollback()
-            log.warning("marking removed rules' series stale failed", extra={"error": str(exc)})
-            return
-        log.info(
-            "removed rules' series marked stale",
-            extra={"rules": [r.key for r, _ in rules], "series": series},
-        )
+        ended = 0
+        for rule in rules:
+            if rule.writer is None:
+                continue
+            ended += len(rule.writer.written)
+            try:
+                rule.writer.close(now_ms)
+            except SoulwatchError as exc:
+                log.warning(
+                    "marking a removed rule's series stale failed",
+                    extra={"rule": rule.key, "error": str(exc)},
+                )
+        if ended:
+            log.info(
+                "removed rules' series marked stale",
+                extra={"rules": [r.key for r in rules], "series": ended},
+            )
 
     def _phase(self, spec: GroupSpec) -> float | None:
         if self.phase_for is None:
@@ -443,7 +431,7 @@ def _carry_over(
     if previous is not None:
         rule.health, rule.last_error = previous.health, previous.last_error
         rule.last_evaluation = previous.last_evaluation
-        rule._previous = previous._previous
+        rule.writer = previous.writer
     if rule.alerting is None:
         return
     if previous is not None and previous.alerting is not None:

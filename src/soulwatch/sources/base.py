@@ -12,16 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol, runtime_checkable
 
 from soulwatch.clock import Clock
-from soulwatch.exceptions import StorageError
-from soulwatch.tsdb.model import STALE_NAN, Labels
-from soulwatch.tsdb.storage import Appender, Storage
 
 
 class Health(Enum):
@@ -78,62 +74,6 @@ class Source(Protocol):
     async def close(self) -> None:
         """Called once when the scheduler stops the source (write staleness, free clients)."""
         ...
-
-
-def open_appender(storage: Storage, source: str) -> Appender:
-    """An appender of ``storage`` for ``source``.
-
-    The embedded TSDB bounds the series each source creates by it.
-    """
-    return storage.appender(source=source)
-
-
-def append_quietly(app: Appender, labels: Labels, t_ms: int, value: float) -> bool:
-    """Append one sample; a refusal (series limit, out of order) skips only that sample.
-
-    The storage counts its own rejections; the other samples of the run go on.
-    """
-    try:
-        app.append(labels, t_ms, value)
-    except StorageError:
-        return False
-    return True
-
-
-class SeriesWriter:
-    """Writes one source's samples and marks the series it stops writing stale.
-
-    A series present in the previous write and absent from this one gets
-    Prometheus's staleness marker at this write's time, so queries stop
-    returning it at once; :meth:`close` marks every series stale.
-    """
-
-    def __init__(
-        self, storage: Storage, source: str, *, lock: threading.Lock | None = None
-    ) -> None:
-        self._storage = storage
-        self._source = source
-        self._lock = lock or threading.Lock()
-        self._previous: set[Labels] = set()
-        self._last_t_ms: int | None = None
-
-    def write(self, t_ms: int, samples: dict[Labels, float]) -> None:
-        """Append ``samples`` at ``t_ms`` and staleness markers for vanished series."""
-        with self._lock:
-            app = open_appender(self._storage, self._source)
-            for labels, value in samples.items():
-                append_quietly(app, labels, t_ms, value)
-            for gone in self._previous - samples.keys():
-                append_quietly(app, gone, t_ms, STALE_NAN)
-            app.commit()
-        self._previous = set(samples)
-        self._last_t_ms = t_ms
-
-    def close(self, t_ms: int) -> None:
-        """Mark every series written last stale (at ``t_ms``, after the last write)."""
-        if self._last_t_ms is None or not self._previous:
-            return
-        self.write(max(t_ms, self._last_t_ms + 1), {})
 
 
 def fnv1a_64(data: bytes) -> int:

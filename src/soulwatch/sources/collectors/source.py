@@ -12,10 +12,11 @@ import asyncio
 import time
 
 from soulwatch.clock import Clock, SystemClock
-from soulwatch.sources.base import Health, SeriesWriter, SourceStatus
+from soulwatch.sources.base import Health, SourceStatus
 from soulwatch.sources.collectors.base import CollectedSample, Collector
 from soulwatch.tsdb.model import Labels
 from soulwatch.tsdb.storage import Storage
+from soulwatch.tsdb.writer import SeriesWriter
 
 
 class CollectorSource:

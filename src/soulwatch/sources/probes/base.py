@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from soulwatch.clock import Clock
-from soulwatch.sources.base import Health, SeriesWriter, SourceStatus
+from soulwatch.sources.base import Health, SourceStatus
 from soulwatch.tsdb.model import Labels
 from soulwatch.tsdb.storage import Storage
+from soulwatch.tsdb.writer import SeriesWriter
 
 Timer = Callable[[], float]
 

@@ -28,7 +28,7 @@ import httpx
 from soulwatch import __version__
 from soulwatch.clock import Clock
 from soulwatch.exceptions import SeriesLimitError, StorageError
-from soulwatch.sources.base import Health, SourceStatus, open_appender
+from soulwatch.sources.base import Health, SourceStatus
 from soulwatch.sources.scrape.config import DEFAULT_BODY_SIZE_LIMIT, ScrapeConfig
 from soulwatch.sources.scrape.parse import (
     ExpositionError,
@@ -41,6 +41,7 @@ from soulwatch.sources.scrape.parse import (
 from soulwatch.sources.scrape.relabel import Relabeler
 from soulwatch.tsdb.model import METRIC_NAME, STALE_NAN, Labels
 from soulwatch.tsdb.storage import Appender, RefAppender, Storage
+from soulwatch.tsdb.writer import append_quietly, open_appender
 
 REPORT_METRICS = (
     "up",
@@ -62,15 +63,6 @@ class TargetStatus(SourceStatus):
     out_of_order_dropped: int = 0
     series_rejected: int = 0
     samples_rejected: int = 0
-
-
-def _append_quietly(app: Appender, labels: Labels, t_ms: int, value: float) -> bool:
-    """Append a marker or report sample; False if the storage refused it (never fatal)."""
-    try:
-        app.append(labels, t_ms, value)
-    except StorageError:
-        return False
-    return True
 
 
 class _ScrapeFailure(Exception):
@@ -234,7 +226,7 @@ class ScrapeTarget:
             if error:
                 for entry in self._prev:
                     if entry.labels is not None:
-                        _append_quietly(app, entry.labels, t_ms, STALE_NAN)
+                        append_quietly(app, entry.labels, t_ms, STALE_NAN)
                 self._prev = []
             duration = self._clock.monotonic() - start
             report = open_appender(self._storage, self.key)
@@ -245,7 +237,7 @@ class ScrapeTarget:
                 ("scrape_samples_post_metric_relabeling", float(counts.post_relabel)),
                 ("scrape_series_added", float(counts.series_added)),
             ):
-                _append_quietly(report, self._report_labels[name], t_ms, value)
+                append_quietly(report, self._report_labels[name], t_ms, value)
             # the report first: a series limit never crowds out the target's own `up`
             report.commit()
             app.commit()
@@ -342,7 +334,7 @@ class ScrapeTarget:
             entry.last_ts = ts
         for gone in self._prev:
             if gone.seen != scrape and gone.labels is not None:
-                _append_quietly(app, gone.labels, t_ms, STALE_NAN)
+                append_quietly(app, gone.labels, t_ms, STALE_NAN)
         self._prev = [e for e in cur if not e.explicit]
         self._last_count = scraped
         return _Counts(scraped, post_relabel, series_added)
@@ -414,6 +406,6 @@ class ScrapeTarget:
             for labels in [e.labels for e in self._prev if e.labels is not None] + list(
                 self._report_labels.values()
             ):
-                _append_quietly(app, labels, t_ms, STALE_NAN)
+                append_quietly(app, labels, t_ms, STALE_NAN)
             app.commit()
         self._prev = []
