@@ -76,28 +76,17 @@ class ProbeSource:
         self.prober = prober
         self.target = target
         self.labels = labels
-        self._interval = interval
+        #: ``job/instance``
+        self.key = f"{labels.get('job')}/{labels.get('instance')}"
+        #: seconds between probes
+        self.interval = interval
         self._timeout = timeout
         self._storage = storage
         self._clock = clock
         self._timer = timer
-        self._status = SourceStatus()
+        #: the outcome of the last probe
+        self.status = SourceStatus()
         self._writer = SeriesWriter(storage, self.key, lock=write_lock)
-
-    @property
-    def key(self) -> str:
-        """``job/instance``."""
-        return f"{self.labels.get('job')}/{self.labels.get('instance')}"
-
-    @property
-    def interval(self) -> float:
-        """Seconds between probes."""
-        return self._interval
-
-    @property
-    def status(self) -> SourceStatus:
-        """The outcome of the last probe."""
-        return self._status
 
     async def run_once(self, t: float) -> None:
         """Probe once, bounded by the timeout, and write the samples."""
@@ -117,7 +106,7 @@ class ProbeSource:
         samples[self.labels.with_(__name__="probe_success")] = 1.0 if result.success else 0.0
         samples[self.labels.with_(__name__="probe_duration_seconds")] = duration
         await asyncio.to_thread(self._writer.write, t_ms, samples)
-        status = self._status
+        status = self.status
         status.health = Health.UP if result.success else Health.DOWN
         status.last_error = "" if result.success else (result.error or "probe failed")
         status.last_run = t_ms / 1000

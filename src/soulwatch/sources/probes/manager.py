@@ -47,16 +47,13 @@ def make_prober(
 class _Job:
     """One running probe job: its sources and their loops."""
 
+    #: the job's ``job_name``
+    name: str
     config: ProbeConfig
     #: the config plus what it reads from the environment (targets, token)
     identity: tuple[object, ...]
     sources: list[ProbeSource]
     scheduler: Scheduler
-
-    @property
-    def name(self) -> str:
-        """The job's ``job_name``."""
-        return self.config.job_name
 
     async def stop(self) -> None:
         """Stop the loops: staleness markers, probers closed."""
@@ -132,7 +129,7 @@ class ProbeManager:
                 continue
             sources = [self._source(config, target) for target in targets]
             scheduler = Scheduler(self._clock, sources, seed=self._seed)
-            jobs.append(_Job(config, identity, sources, scheduler))
+            jobs.append(_Job(config.job_name, config, identity, sources, scheduler))
         return self._jobs.plan(jobs)
 
     def _source(self, config: ProbeConfig, target: str) -> ProbeSource:

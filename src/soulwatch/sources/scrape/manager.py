@@ -120,6 +120,8 @@ def _password(config: ScrapeConfig) -> str | None:
 class _Job:
     """One running scrape job: its client, its targets and their loops."""
 
+    #: the job's ``job_name``
+    name: str
     config: ScrapeConfig
     #: the config plus the credentials read from files: a job is kept across a
     #: reload only if this is unchanged (a rotated token file restarts it)
@@ -127,11 +129,6 @@ class _Job:
     client: httpx.AsyncClient
     targets: list[ScrapeTarget]
     scheduler: Scheduler
-
-    @property
-    def name(self) -> str:
-        """The job's ``job_name``."""
-        return self.config.job_name
 
     async def stop(self) -> None:
         """Stop the loops (staleness markers for every target) and close the client."""
@@ -243,7 +240,7 @@ class ScrapeManager:
         # One scheduler per job, so a job can stop without touching the others;
         # the offsets depend only on each target's key and the seed, as before.
         scheduler = Scheduler(self._clock, targets, seed=self._seed)
-        return _Job(config, identity, client, targets, scheduler)
+        return _Job(config.job_name, config, identity, client, targets, scheduler)
 
     async def apply(self, reload: ScrapeReload) -> None:
         """Switch to ``reload`` (the result of the latest :meth:`prepare`).
