@@ -64,9 +64,14 @@ class Tasks:
     def __init__(self) -> None:
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
-    def spawn(self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run ``loop`` as the task ``name`` (one replaced under the same name keeps running)."""
-        self._tasks[name] = asyncio.get_running_loop().create_task(loop(), name=name)
+    def spawn(
+        self, name: str, loop: Callable[[], Coroutine[Any, Any, None]], *, once: bool = False
+    ) -> None:
+        """Run ``loop`` as the task ``name``; a ``once`` task is forgotten when it ends."""
+        task = asyncio.get_running_loop().create_task(loop(), name=name)
+        self._tasks[name] = task
+        if once:
+            task.add_done_callback(lambda _: self._tasks.pop(name, None))
 
     async def cancel(self, name: str | None = None) -> None:
         """Cancel the task ``name`` (every task without a name) and wait for it to end."""
@@ -122,6 +127,10 @@ class Components:
         self.alerts.start(self.tasks)
         await self.runner(self.heartbeats.evaluate, self.clock.time(), self.storage)
         self.housekeeping.start()
+        # The outside watcher hears from a new monitor at once, then every interval.
+        self.tasks.spawn(
+            "deadman-start", lambda: ping_deadman(self.config, self.http, self.metrics), once=True
+        )
         self.tasks.spawn("loop-lag", lambda: measure_loop_lag(self.metrics))
         self.running = True
 
