@@ -265,13 +265,15 @@ async def build(
         push(runner, state_store.close)
         # Sources: their stops write staleness markers, so they run while storage is open.
         sources = collector_sources(
-            config.collectors.soulcaster, config.collectors.e2b, storage, clock
+            config.collectors.soulcaster, config.collectors.e2b, storage, clock, runner
         )
         collectors = Scheduler(clock, sources)
         push(_bounded, "collectors", collectors.stop)
-        scrape = ScrapeManager(config.resolved_scrape_configs(), storage, clock=clock)
+        scrape = ScrapeManager(
+            config.resolved_scrape_configs(), storage, clock=clock, runner=runner
+        )
         push(_bounded, "scrape", scrape.stop)
-        probes = ProbeManager(config.probes, storage, clock=clock)
+        probes = ProbeManager(config.probes, storage, clock=clock, runner=runner)
         push(_bounded, "probes", probes.stop)
         rules = RuleManager(
             engine=engine,

@@ -89,7 +89,7 @@ class Reloader:
             collectors = None
             if new.collectors != old.collectors:
                 collectors = collector_sources(
-                    new.collectors.soulcaster, new.collectors.e2b, c.storage, c.clock
+                    new.collectors.soulcaster, new.collectors.e2b, c.storage, c.clock, c.runner
                 )
             delivery = None
             if routing != routing_of(old):

@@ -73,6 +73,11 @@ class ThreadRunner:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+async def run_in_thread(func: Callable[..., _T], /, *args: Any) -> _T:
+    """A :class:`BlockingRunner` on the interpreter's shared pool (components used alone)."""
+    return await asyncio.to_thread(func, *args)
+
+
 def runner_for(clock: Clock) -> BlockingRunner:
     """The runner a monitor on ``clock`` uses by default: inline when time is simulated."""
     if isinstance(clock, SimulatedClock):

@@ -12,6 +12,7 @@ import asyncio
 import time
 
 from soulwatch.clock import Clock, SystemClock
+from soulwatch.runner import BlockingRunner, run_in_thread
 from soulwatch.sources.base import Health, SourceStatus
 from soulwatch.sources.collectors.base import CollectedSample, Collector
 from soulwatch.tsdb.model import Labels
@@ -30,6 +31,7 @@ class CollectorSource:
         interval: float,
         timeout: float | None = None,
         clock: Clock | None = None,
+        runner: BlockingRunner = run_in_thread,
     ) -> None:
         self._collector = collector
         #: ``collector/<name>``
@@ -43,6 +45,7 @@ class CollectorSource:
         self._target = Labels.of(job=collector.name, instance="collector")
         self._target_labels = self._target.to_dict()
         self._writer = SeriesWriter(storage, self.key)
+        self._run = runner
 
     async def run_once(self, t: float) -> None:
         """Collect once for the scheduled time ``t``; a failure marks the collector down."""
@@ -59,7 +62,7 @@ class CollectorSource:
         samples = {labels.with_(self._target_labels): v for labels, v in collected or ()}
         samples[self._target.with_(__name__="up")] = 1.0 if collected is not None else 0.0
         samples[self._target.with_(__name__="scrape_duration_seconds")] = duration
-        await asyncio.to_thread(self._writer.write, int(t * 1000), samples)
+        await self._run(self._writer.write, int(t * 1000), samples)
         self.status.health = Health.UP if collected is not None else Health.DOWN
         self.status.last_error = error
         self.status.last_run = t
@@ -68,5 +71,5 @@ class CollectorSource:
 
     async def close(self) -> None:
         """Mark every series stale; close the collector's clients if it has any."""
-        await asyncio.to_thread(self._writer.close, int(self._clock.time() * 1000))
+        await self._run(self._writer.close, int(self._clock.time() * 1000))
         await self._collector.aclose()

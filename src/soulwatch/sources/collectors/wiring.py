@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from soulwatch.clock import Clock
 from soulwatch.exceptions import ConfigError
+from soulwatch.runner import BlockingRunner
 from soulwatch.sources.base import Source
 from soulwatch.sources.collectors.config import E2BCollectorConfig, SoulcasterCollectorConfig
 from soulwatch.sources.collectors.e2b import E2BCollector
@@ -20,6 +21,7 @@ def collector_sources(
     e2b: E2BCollectorConfig | None,
     storage: Storage,
     clock: Clock,
+    runner: BlockingRunner,
 ) -> list[Source]:
     """One source per configured collector; raises :class:`ConfigError` before opening any."""
     if sc is not None and not sc.redis_url and not (sc.upstash_rest_url and sc.upstash_rest_token):
@@ -38,7 +40,9 @@ def collector_sources(
         # Sandbox-hours this month come from the agent jobs' durations.
         hours_used = collector.sandbox_hours_this_month
         sources.append(
-            CollectorSource(collector, storage, interval=sc.interval_seconds, clock=clock)
+            CollectorSource(
+                collector, storage, interval=sc.interval_seconds, clock=clock, runner=runner
+            )
         )
     if e2b is not None:
         sources.append(
@@ -48,6 +52,7 @@ def collector_sources(
                 interval=e2b.interval_seconds,
                 timeout=e2b.timeout_seconds,
                 clock=clock,
+                runner=runner,
             )
         )
     return sources

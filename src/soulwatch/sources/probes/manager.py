@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import httpx
 
 from soulwatch.clock import Clock
+from soulwatch.runner import BlockingRunner, run_in_thread
 from soulwatch.sources.base import Scheduler, SourceStatus
 from soulwatch.sources.jobs import JobReload, JobSet
 from soulwatch.sources.probes.base import Prober, ProbeSource, Timer
@@ -92,8 +93,10 @@ class ProbeManager:
         transport: httpx.AsyncBaseTransport | None = None,
         timer: Timer = time.perf_counter,
         seed: int = 0,
+        runner: BlockingRunner = run_in_thread,
     ) -> None:
         self._storage = storage
+        self._runner = runner
         self._clock = clock
         self._env = os.environ if env is None else env
         self._transport = transport
@@ -145,6 +148,7 @@ class ProbeManager:
             clock=self._clock,
             timer=self._timer,
             write_lock=self._lock,
+            runner=self._runner,
         )
 
     async def apply(self, reload: ProbeReload) -> None:

@@ -13,6 +13,7 @@ import httpx
 
 from soulwatch.clock import Clock
 from soulwatch.exceptions import ConfigError
+from soulwatch.runner import BlockingRunner, run_in_thread
 from soulwatch.sources.base import Scheduler
 from soulwatch.sources.jobs import JobReload, JobSet
 from soulwatch.sources.scrape.config import ScrapeConfig, TLSConfig
@@ -165,13 +166,13 @@ class ScrapeManager:
         clock: Clock,
         transport: httpx.AsyncBaseTransport | None = None,
         seed: int = 0,
-        offload: bool = True,
+        runner: BlockingRunner = run_in_thread,
     ) -> None:
         self._storage = storage
         self._clock = clock
         self._transport = transport
         self._seed = seed
-        self._offload = offload
+        self._runner = runner
         self._lock = threading.Lock()
         self._jobs: JobSet[_Job] = JobSet()
         self._jobs.jobs = self.prepare(configs).jobs
@@ -234,7 +235,7 @@ class ScrapeManager:
                         clock=self._clock,
                         headers=headers,
                         write_lock=self._lock,
-                        offload=self._offload,
+                        runner=self._runner,
                     )
                 )
         # One scheduler per job, so a job can stop without touching the others;

@@ -28,6 +28,7 @@ import httpx
 from soulwatch import __version__
 from soulwatch.clock import Clock
 from soulwatch.exceptions import SeriesLimitError, StorageError
+from soulwatch.runner import BlockingRunner, run_in_thread
 from soulwatch.sources.base import Health, SourceStatus
 from soulwatch.sources.scrape.config import DEFAULT_BODY_SIZE_LIMIT, ScrapeConfig
 from soulwatch.sources.scrape.parse import (
@@ -116,7 +117,7 @@ class ScrapeTarget:
         clock: Clock,
         headers: Mapping[str, str] | None = None,
         write_lock: threading.Lock | None = None,
-        offload: bool = True,
+        runner: BlockingRunner = run_in_thread,
     ) -> None:
         self.config = config
         self.url = url
@@ -125,7 +126,8 @@ class ScrapeTarget:
         self._client = client
         self._clock = clock
         self._lock = write_lock or threading.Lock()
-        self._offload = offload
+        # Parsing and appending a body is CPU work: off the event loop.
+        self._run = runner
         self._relabel = Relabeler(config.metric_relabel_configs)
         self._target_pairs = [(n, v) for n, v in labels if n != METRIC_NAME]
         self._target_names = {n for n, _ in self._target_pairs}
@@ -184,10 +186,7 @@ class ScrapeTarget:
             error = str(exc)
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        if self._offload:
-            await asyncio.to_thread(self._store, t_ms, start, body, fmt, error)
-        else:
-            self._store(t_ms, start, body, fmt, error)
+        await self._run(self._store, t_ms, start, body, fmt, error)
 
     async def _fetch(self) -> tuple[bytes, Format]:
         limit = self._body_limit
