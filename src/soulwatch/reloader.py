@@ -122,9 +122,7 @@ class Reloader:
         # Between evaluations: a group's state is never swapped under a running one.
         await c.rules.idle()
         c.rules.set_groups(specs)
-        c.ctx.auth = new.auth
-        c.ctx.api = new.api
-        c.ctx.config = new
+        c.ctx.configure(new)
 
 
 def _housekeeping_key(config: SoulwatchConfig) -> tuple[object, ...]:

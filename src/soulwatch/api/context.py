@@ -114,3 +114,9 @@ class ApiContext:
     metrics: Callable[[], bytes] | None = None
     health: Callable[[], JSONDict] | None = None
     external_labels: Sequence[tuple[str, str]] = ()
+
+    def configure(self, config: SoulwatchConfig) -> None:
+        """Serve under a reloaded config: its tokens, API limits and settings."""
+        self.auth = config.auth
+        self.api = config.api
+        self.config = config
