@@ -33,6 +33,9 @@ from soulwatch.wiring import check_rules, routing_of
 
 _log = structlog.get_logger("soulwatch.reload")
 
+#: How long a reload waits for rule evaluations in progress before it goes on.
+RULES_IDLE_TIMEOUT = 30.0
+
 #: Settings read once at start; a reload that changes them only warns.
 RESTART_SETTINGS = ("listen", "data_dir", "storage")
 
@@ -119,8 +122,11 @@ class Reloader:
         c.config = new
         if _housekeeping_key(new) != _housekeeping_key(old):
             await c.housekeeping.replace(housekeeping_work(c, new))
-        # Between evaluations: a group's state is never swapped under a running one.
-        await c.rules.idle()
+        # Between evaluations: a group's state is not copied while it is being evaluated.
+        try:
+            await c.rules.idle(timeout=RULES_IDLE_TIMEOUT)
+        except TimeoutError:
+            _log.warning("rule groups still evaluating; reloading them meanwhile")
         c.rules.set_groups(specs)
         c.ctx.configure(new)
 

@@ -69,8 +69,12 @@ class ThreadRunner:
         return await loop.run_in_executor(self._pool, call)
 
     def close(self) -> None:
-        """Let running calls finish, then stop the workers (the monitor's last step)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Drop queued calls; workers end when their running call does (the monitor's last step).
+
+        It does not wait, so a stop is not held up by a long query: that one
+        ends at the engine's timeout, and the process's exit waits for it.
+        """
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def run_in_thread(func: Callable[..., _T], /, *args: Any) -> _T:
