@@ -59,7 +59,7 @@ class JobReload(Generic[J]):
 
 
 class JobSet(Generic[J]):
-    """The running jobs of one manager."""
+    """Running jobs and their loops: the scrape and probe managers are job sets."""
 
     def __init__(self) -> None:
         self.jobs: list[J] = []

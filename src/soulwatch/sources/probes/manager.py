@@ -70,7 +70,7 @@ class _Job:
 ProbeReload = JobReload[_Job]
 
 
-class ProbeManager:
+class ProbeManager(JobSet[_Job]):
     """Runs every probe of ``configs`` into ``storage`` on ``clock``.
 
     ``env`` supplies ``url_env``/``token_env`` values (default: the process
@@ -103,9 +103,9 @@ class ProbeManager:
         self._timer = timer
         self._seed = seed
         self._lock = threading.Lock()
-        self._jobs: JobSet[_Job] = JobSet()
-        self._jobs.jobs = self.prepare(configs).jobs
-        self.sources: list[ProbeSource] = [s for j in self._jobs.jobs for s in j.sources]
+        super().__init__()
+        self.jobs = self.prepare(configs).jobs
+        self.sources: list[ProbeSource] = [s for j in self.jobs for s in j.sources]
 
     def prepare(
         self, configs: Sequence[ProbeConfig], env: Mapping[str, str] | None = None
@@ -118,7 +118,7 @@ class ProbeManager:
         """
         if env is not None:
             self._env = env
-        current = self._jobs.by_name()
+        current = self.by_name()
         jobs: list[_Job] = []
         for config in configs:
             targets = config.resolved_targets(self._env)
@@ -133,7 +133,7 @@ class ProbeManager:
             sources = [self._source(config, target) for target in targets]
             scheduler = Scheduler(self._clock, sources, seed=self._seed)
             jobs.append(_Job(config.job_name, config, identity, sources, scheduler))
-        return self._jobs.plan(jobs)
+        return self.plan(jobs)
 
     def _source(self, config: ProbeConfig, target: str) -> ProbeSource:
         instance = redacted(target) if config.prober == "redis" else target
@@ -153,24 +153,8 @@ class ProbeManager:
 
     async def apply(self, reload: ProbeReload) -> None:
         """Switch to ``reload`` (the result of the latest :meth:`prepare`)."""
-        await self._jobs.apply(reload)
-        self.sources = [s for j in self._jobs.jobs for s in j.sources]
-
-    async def discard(self, reload: ProbeReload) -> None:
-        """Release what :meth:`prepare` built for a reload that will not be applied."""
-        await self._jobs.discard(reload)
-
-    def start(self) -> None:
-        """Start one loop per probe target."""
-        self._jobs.start()
-
-    async def settled(self, timeout: float = 30.0) -> None:
-        """Wait until no probe is running."""
-        await self._jobs.settled(timeout)
-
-    async def stop(self) -> None:
-        """Stop every loop, mark the probes' series stale, close clients."""
-        await self._jobs.stop()
+        await super().apply(reload)
+        self.sources = [s for j in self.jobs for s in j.sources]
 
     def statuses(self) -> dict[str, SourceStatus]:
         """Status by ``job/instance`` (secrets redacted)."""

@@ -145,7 +145,7 @@ class _Job:
 ScrapeReload = JobReload[_Job]
 
 
-class ScrapeManager:
+class ScrapeManager(JobSet[_Job]):
     """Scrapes every target of ``configs`` into ``storage`` on ``clock``.
 
     ``transport`` replaces the HTTP transport of every job's client (tests,
@@ -174,9 +174,9 @@ class ScrapeManager:
         self._seed = seed
         self._runner = runner
         self._lock = threading.Lock()
-        self._jobs: JobSet[_Job] = JobSet()
-        self._jobs.jobs = self.prepare(configs).jobs
-        self.targets: list[ScrapeTarget] = [t for j in self._jobs.jobs for t in j.targets]
+        super().__init__()
+        self.jobs = self.prepare(configs).jobs
+        self.targets: list[ScrapeTarget] = [t for j in self.jobs for t in j.targets]
 
     def prepare(self, configs: Sequence[ScrapeConfig]) -> ScrapeReload:
         """Build the jobs of ``configs`` that differ from the running ones; changes nothing.
@@ -185,7 +185,7 @@ class ScrapeManager:
         target address). Pass the result to :meth:`apply`, or to
         :meth:`discard` if the reload is abandoned.
         """
-        current = self._jobs.by_name()
+        current = self.by_name()
         jobs: list[_Job] = []
         seen: set[tuple[str, Labels]] = set()
         # On an error below, the clients built so far are dropped unused: a client
@@ -204,7 +204,7 @@ class ScrapeManager:
                 jobs.append(old)
                 continue
             jobs.append(self._build_job(config, identity, password, headers, seen))
-        return self._jobs.plan(jobs)
+        return self.plan(jobs)
 
     def _build_job(
         self,
@@ -250,12 +250,8 @@ class ScrapeManager:
         markers, as when Prometheus drops a target); unchanged jobs run on
         untouched; new jobs start if the manager is running.
         """
-        await self._jobs.apply(reload)
-        self.targets = [t for j in self._jobs.jobs for t in j.targets]
-
-    async def discard(self, reload: ScrapeReload) -> None:
-        """Release what :meth:`prepare` built for a reload that will not be applied."""
-        await self._jobs.discard(reload)
+        await super().apply(reload)
+        self.targets = [t for j in self.jobs for t in j.targets]
 
     @staticmethod
     def _client(
@@ -275,18 +271,6 @@ class ScrapeManager:
             follow_redirects=config.follow_redirects,
             trust_env=False,
         )
-
-    def start(self) -> None:
-        """Start one scrape loop per target."""
-        self._jobs.start()
-
-    async def settled(self, timeout: float = 30.0) -> None:
-        """Wait until no scrape is in flight (for tests and shutdown)."""
-        await self._jobs.settled(timeout)
-
-    async def stop(self) -> None:
-        """Stop every loop, write staleness markers for every target, close the clients."""
-        await self._jobs.stop()
 
     def statuses(self) -> list[TargetStatus]:
         """The status of every target, in config order."""
