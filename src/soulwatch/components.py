@@ -90,8 +90,8 @@ class Tasks:
 class Components:
     """The running parts of one monitor; built by :func:`build`, closed by :meth:`aclose`.
 
-    ``config`` is the configuration in force (the reloader replaces it, and
-    ``collectors`` and ``housekeeping``, when a reload changes them).
+    ``config`` is the configuration in force (the reloader replaces it); every
+    other field keeps its object for the life of the monitor.
     """
 
     config: SoulwatchConfig
