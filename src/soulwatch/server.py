@@ -69,6 +69,8 @@ async def serve(
             host=host,
             port=port,
             log_level="warning",
+            # No handlers of its own: its records go through soulwatch's chain (JSON mode).
+            log_config=None,
             lifespan="off",
             access_log=False,
             timeout_graceful_shutdown=5,

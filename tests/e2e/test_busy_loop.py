@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import socket
 import statistics
 import subprocess
 import threading
@@ -164,6 +165,10 @@ def test_health_pings_and_scrapes_answer_while_heavy_queries_run(tmp_path: Path)
                 assert time.monotonic() < window_end + 120, "the heavy query never finished"
             heavy.join()
             evaluation = _heavy_group_seconds(client, base)
+            # A malformed request: the HTTP server's own warning must be JSON too.
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+                raw.recv(1024)
     assert answer["status"] == "success"
     gaps = [b - a for a, b in itertools.pairwise(scrape_times)]
     report = {
@@ -186,5 +191,5 @@ def test_health_pings_and_scrapes_answer_while_heavy_queries_run(tmp_path: Path)
     assert max(gaps) < 1 + evaluation / 2, report
     lines = [line for line in log.read_text().splitlines() if line.strip()]
     assert lines
-    for line in lines:
-        json.loads(line)  # JSON mode: every line, whichever library wrote it
+    events = [json.loads(line) for line in lines]  # JSON mode: every line, whoever wrote it
+    assert any(e.get("logger", "").startswith("uvicorn") for e in events), events[-5:]
