@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import structlog
 
+from soulwatch.alerting.config import DeliveryConfig
 from soulwatch.components import Components, housekeeping_work
 from soulwatch.config import SoulwatchConfig
 from soulwatch.exceptions import ConfigError
@@ -77,9 +78,8 @@ class Reloader:
             if getattr(new, key) != getattr(old, key):
                 _log.warning("setting changed; it takes effect after a restart", setting=key)
         routing = routing_of(new)
-        if routing is not None and routing.delivery != (
-            old_routing.delivery if (old_routing := routing_of(old)) is not None else None
-        ):
+        if _delivery(new) != _delivery(old):
+            # The outbox's retry policy is fixed when it opens.
             _log.warning(
                 "setting changed; it takes effect after a restart", setting="alerting.delivery"
             )
@@ -129,6 +129,11 @@ class Reloader:
             _log.warning("rule groups still evaluating; reloading them meanwhile")
         c.rules.set_groups(specs)
         c.ctx.configure(new)
+
+
+def _delivery(config: SoulwatchConfig) -> DeliveryConfig:
+    """The delivery settings the outbox runs with for ``config``."""
+    return config.routing.delivery if config.routing is not None else DeliveryConfig()
 
 
 def _housekeeping_key(config: SoulwatchConfig) -> tuple[object, ...]:
