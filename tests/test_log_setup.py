@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from soulwatch.server import configure_logging
+from soulwatch.log_setup import configure_logging
 
 
 @pytest.fixture(autouse=True)

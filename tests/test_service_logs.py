@@ -14,7 +14,7 @@ import structlog
 
 from soulwatch.clock import SimulatedClock
 from soulwatch.config import parse_config
-from soulwatch.server import configure_logging
+from soulwatch.log_setup import configure_logging
 from soulwatch.service import Monitor
 from tests.helpers import Recorder, Reply
 

@@ -66,6 +66,12 @@ class LoggedNotifier:
             event = "notification gave up" if exc.permanent else "notification failed"
             _log.warning(event, extra={"error": str(exc), "http_status": exc.status, **fields})
             raise
+        except Exception as exc:
+            # Not the notifier's transport error: a bug, which the outbox deals with.
+            _log.warning(
+                "notification failed", extra={"error": f"{type(exc).__name__}: {exc}", **fields}
+            )
+            raise
         _log.info("notification sent", extra=fields)
 
 
