@@ -8,7 +8,7 @@ import pytest
 
 from soulwatch.clock import SimulatedClock
 from soulwatch.config import parse_config
-from soulwatch.exceptions import ConfigError
+from soulwatch.exceptions import ConfigError, SoulwatchError
 from soulwatch.service import Monitor
 
 
@@ -45,7 +45,7 @@ async def test_a_monitor_stops_once_and_starts_once(tmp_path: Path, clock: Simul
     monitor = Monitor(parse_config(_config(tmp_path), environ={}), clock=clock)
     await monitor.start()
     try:
-        with pytest.raises(Exception, match="already been started"):
+        with pytest.raises(SoulwatchError, match="already been started"):
             await monitor.start()
     finally:
         await monitor.stop()
