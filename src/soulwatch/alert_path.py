@@ -117,9 +117,10 @@ class AlertPath:
         notifiers = build_notifiers(
             routing, client=self._client, clock=self._clock, issue_index=self._outbox
         )
-        wrapped: dict[str, Notifier] = {k: LoggedNotifier(n) for k, n in notifiers.items()}
-        if self._wrap is not None:
-            wrapped = dict(self._wrap(wrapped))
+        # The caller's wrapper sees the notifiers themselves (a scenario run
+        # recognises the SMTP one); the log wraps whatever it returns.
+        inner = self._wrap(notifiers) if self._wrap is not None else notifiers
+        wrapped: dict[str, Notifier] = {k: LoggedNotifier(n) for k, n in inner.items()}
         actions = None
         if routing.actions:
             # Built last: it opens the action audit log, which a later failure would leak.
