@@ -10,15 +10,12 @@ Every line the monitor logs meanwhile is JSON.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import socket
 import statistics
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -28,7 +25,7 @@ from soulwatch.clock import SystemClock
 from soulwatch.tsdb.config import StorageConfig
 from soulwatch.tsdb.db import TSDB
 from soulwatch.tsdb.model import Labels
-from tests.helpers import UvicornThread, free_port, soulwatch_command, subprocess_env, wait_until
+from tests.helpers import UvicornThread, free_port, soulwatch_command, started, subprocess_env
 from tests.sources.support import Exposition, metrics_app
 
 pytestmark = pytest.mark.slow
@@ -54,32 +51,6 @@ def _fill(data_dir: Path, now: float) -> None:
             app.commit()
     finally:
         db.close()
-
-
-@contextlib.contextmanager
-def _running(argv: list[str], cwd: Path, log: Path, base: str) -> Iterator[None]:
-    """``soulwatch run`` with its stderr in ``log``, ready to serve; always stopped."""
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            argv, cwd=cwd, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=err
-        )
-        try:
-            wait_until(
-                lambda: (
-                    proc.poll() is None
-                    and httpx.get(f"{base}/-/ready", timeout=1).status_code == 200
-                ),
-                timeout=60,
-                what="soulwatch ready",
-            )
-            yield
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
 
 
 def _timed(client: httpx.Client, method: str, url: str) -> tuple[float, httpx.Response]:
@@ -123,8 +94,13 @@ def test_health_pings_and_scrapes_answer_while_heavy_queries_run(tmp_path: Path)
         argv = soulwatch_command(
             "run", "-c", str(tmp_path / "soulwatch.yaml"), "--log-format", "json"
         )
-        log = tmp_path / "stderr.log"
-        with _running(argv, tmp_path, log, base), httpx.Client(timeout=60) as client:
+        log = tmp_path / "output.log"
+        ready = lambda: httpx.get(f"{base}/-/ready", timeout=1).status_code == 200  # noqa: E731
+        env = subprocess_env()
+        with (
+            started(argv, env=env, cwd=str(tmp_path), ready=ready, timeout=60, output=log),
+            httpx.Client(timeout=60) as client,
+        ):
             # The heavy group has evaluated once: its evaluations are now under way.
             deadline = time.monotonic() + 120
             while _heavy_group_seconds(client, base) == 0:
