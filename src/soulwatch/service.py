@@ -68,7 +68,9 @@ class Monitor:
         self._config = config
         self.clock: Clock = clock or SystemClock()
         self._transport = transport
-        self._runner: BlockingRunner = run_blocking or runner_for(self.clock)
+        self._given_runner = run_blocking
+        # The runner this monitor made for itself (closed at stop), if any.
+        self._own_runner: ThreadRunner | None = None
         self._wrap_notifiers = wrap_notifiers
         self._parts: Components | None = None
         self._reloader: Reloader | None = None
@@ -80,11 +82,14 @@ class Monitor:
         """Open the stores and start every loop; on failure, close what was opened."""
         if self._parts is not None:
             raise SoulwatchError("this monitor has already been started")
+        runner = self._given_runner or runner_for(self.clock)
+        if isinstance(runner, ThreadRunner) and runner is not self._given_runner:
+            self._own_runner = runner
         try:
             parts = await build(
                 self._config,
                 clock=self.clock,
-                runner=self._runner,
+                runner=runner,
                 transport=self._transport,
                 wrap_notifiers=self._wrap_notifiers,
                 reload=self.reload,
@@ -119,8 +124,9 @@ class Monitor:
         _log.info("soulwatch stopped")
 
     def _close_runner(self) -> None:
-        if isinstance(self._runner, ThreadRunner):
-            self._runner.close()
+        if self._own_runner is not None:
+            self._own_runner.close()
+            self._own_runner = None
 
     async def reload(self, config: SoulwatchConfig | None = None) -> None:
         """Apply a new config (re-read from its file when not given); see :class:`Reloader`."""
