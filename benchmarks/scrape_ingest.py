@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from soulwatch.clock import SystemClock  # noqa: E402
+from soulwatch.runner import run_inline  # noqa: E402
 from soulwatch.sources.scrape import ScrapeConfig, ScrapeManager  # noqa: E402
 from soulwatch.sources.scrape.parse import Format, samples  # noqa: E402
 from soulwatch.tsdb.memory import MemoryStorage  # noqa: E402
@@ -54,7 +55,7 @@ class _NullAppender:
 class NullStorage:
     """Takes every sample and keeps nothing: isolates scrape + parse from storage cost."""
 
-    def appender(self) -> _NullAppender:
+    def appender(self, source: str = "") -> _NullAppender:
         return _NullAppender()
 
 
@@ -169,7 +170,7 @@ async def scrape_rate(port: int, storage: object, scrapes: int) -> tuple[float, 
         }
     ).resolved()
     clock = SystemClock()
-    manager = ScrapeManager([cfg], storage, clock=clock, offload=False)  # type: ignore[arg-type]
+    manager = ScrapeManager([cfg], storage, clock=clock, runner=run_inline)  # type: ignore[arg-type]
     target = manager.targets[0]
     await target.run_once(clock.time())  # warm: connection, caches, series created
     assert target.status.last_error == "", target.status.last_error

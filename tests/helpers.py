@@ -333,9 +333,13 @@ def started(
     cwd: str | None = None,
     ready: Callable[[], Any] | None = None,
     timeout: float = 20.0,
+    output: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a subprocess for the duration of the block; wait for ``ready``; always stop it."""
-    with tempfile.TemporaryFile() as log:
+    """Run a subprocess for the duration of the block; wait for ``ready``; always stop it.
+
+    Its stdout and stderr go to ``output`` when given (to read after), else to a temporary file.
+    """
+    with output.open("w+b") if output is not None else tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(proc_argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
         try:
             if ready is not None:

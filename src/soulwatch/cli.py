@@ -151,7 +151,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
     from soulwatch.config import load_config
-    from soulwatch.server import configure_logging, serve
+    from soulwatch.log_setup import configure_logging
+    from soulwatch.server import serve
 
     json_logs = args.log_format == "json" or (args.log_format == "auto" and not sys.stderr.isatty())
     configure_logging(json=json_logs)
@@ -352,16 +353,12 @@ def _cmd_test_scenario(args: argparse.Namespace) -> int:
     import logging
     import os
 
-    import structlog
-
     from soulwatch.duration import format_duration
+    from soulwatch.log_setup import configure_logging
     from soulwatch.scenario import load_scenario, run_scenario
-    from soulwatch.server import configure_logging
 
     # The monitor's own info logs would drown the report: warnings only, on stderr.
-    configure_logging(json=False)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    logging.getLogger().setLevel(logging.WARNING)
+    configure_logging(json=False, level=logging.WARNING)
     scenarios = []
     for name in args.files:
         try:

@@ -6,14 +6,14 @@ webhook's last segment *is* its key). :func:`redact_url` keeps what helps an
 operator (scheme, host, port, the shape of the path) and drops the rest;
 :func:`redact_urls` does the same to every URL inside a line of text.
 
-:class:`UrlRedactingFilter` applies it to standard-library log records, which
-is how httpx's own ``HTTP Request: POST https://...`` INFO line is cleaned,
-and :func:`redact_urls_processor` to structlog events.
+:func:`redact_urls_processor` applies it to every log event; the monitor's
+logging (:mod:`soulwatch.log_setup`) runs standard-library records through
+the same chain, which is how httpx's own ``HTTP Request: POST https://...``
+line is cleaned.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import MutableMapping
 from typing import Any
@@ -64,36 +64,12 @@ def redact_urls(text: str) -> str:
     return _URL.sub(lambda m: redact_url(m.group(0)), text)
 
 
-class UrlRedactingFilter(logging.Filter):
-    """A logging filter that rewrites each record's message with URLs redacted.
-
-    Attach it to a handler so that every library's records pass through it.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Redact the formatted message in place; never drops a record."""
-        message = record.getMessage()
-        cleaned = redact_urls(message)
-        if cleaned != message:
-            record.msg = cleaned
-            record.args = None
-        return True
-
-
 def redact_urls_processor(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Any:
     """structlog processor: URLs inside string values of the event are redacted."""
     for key, value in event_dict.items():
         if isinstance(value, str) and "://" in value:
             event_dict[key] = redact_urls(value)
     return event_dict
-
-
-def install_log_redaction(logger: logging.Logger | None = None) -> None:
-    """Add a :class:`UrlRedactingFilter` to each handler of ``logger`` (default: root)."""
-    target = logger or logging.getLogger()
-    for handler in target.handlers:
-        if not any(isinstance(f, UrlRedactingFilter) for f in handler.filters):
-            handler.addFilter(UrlRedactingFilter())
 
 
 _SENSITIVE_PARAM = re.compile(

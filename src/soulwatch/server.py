@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 import socket
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import structlog
 
@@ -23,10 +21,15 @@ from soulwatch.api.guard import max_request_head_bytes
 from soulwatch.clock import Clock
 from soulwatch.config import SoulwatchConfig, parse_listen
 from soulwatch.exceptions import ConfigError, SoulwatchError
-from soulwatch.redaction import install_log_redaction, redact_urls_processor
+from soulwatch.log_setup import configure_logging
 from soulwatch.service import Monitor
 
+__all__ = ["configure_logging", "serve"]
+
 _log = structlog.get_logger("soulwatch.server")
+
+#: The interpreter's thread switch interval while serving (Python's default is 5 ms).
+SWITCH_INTERVAL = 0.001
 
 
 async def serve(
@@ -45,6 +48,9 @@ async def serve(
     except OSError as exc:
         sock.close()
         raise SoulwatchError(f"cannot listen on {config.listen}: {exc.strerror}") from None
+    # Worker threads running PromQL hold the GIL; a short switch interval hands
+    # it back to the event loop sooner, so answers wait less behind a query.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     monitor = Monitor(config, clock=clock)
     try:
         await monitor.start()
@@ -64,6 +70,8 @@ async def serve(
             host=host,
             port=port,
             log_level="warning",
+            # No handlers of its own: its records go through soulwatch's chain (JSON mode).
+            log_config=None,
             lifespan="off",
             access_log=False,
             timeout_graceful_shutdown=5,
@@ -74,10 +82,9 @@ async def serve(
     stop = asyncio.Event()
 
     async def reload() -> None:
-        try:
+        # The reloader logs the error; the old config keeps running.
+        with contextlib.suppress(ConfigError):
             await monitor.reload()
-        except ConfigError as exc:
-            _log.error("config not reloaded; the old one keeps running", error=str(exc))
 
     if install_signals:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -97,22 +104,3 @@ async def serve(
         stop_task.cancel()
         await monitor.stop()
         _log.info("shutdown complete", seconds=round(time.monotonic() - started, 3))
-
-
-def configure_logging(*, json: bool) -> None:
-    """structlog to stderr: JSON lines, or console output on a terminal (called by the CLI)."""
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact_urls_processor,
-            renderer,
-        ],
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
-    )
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-    # httpx logs every request's full URL at INFO: receiver keys and tokens included.
-    install_log_redaction()

@@ -94,3 +94,31 @@ async def test_settled_waits_for_running_sources(clock: SimulatedClock) -> None:
     await scheduler.settled()
     assert done.is_set()
     await scheduler.stop()
+
+
+async def test_replacing_the_sources_closes_the_old_and_runs_the_new(
+    clock: SimulatedClock,
+) -> None:
+    old = FakeSource("old", 10, clock)
+    scheduler = Scheduler(clock, [old])
+    scheduler.start()
+    await clock.advance(20)
+    new = FakeSource("new", 10, clock)
+    await scheduler.replace([new])
+    ran_before = len(old.runs)
+    await clock.advance(30)
+    await scheduler.stop()
+    assert old.closed
+    assert len(old.runs) == ran_before  # stopped at the replacement
+    assert len(new.runs) >= 2  # started at once, the scheduler being running
+    assert [s.key for s in scheduler.sources] == ["new"]
+
+
+async def test_an_unphased_scheduler_runs_on_the_ticks_of_its_start(clock: SimulatedClock) -> None:
+    start = clock.time()
+    source = FakeSource("monitor/heartbeats", 10, clock)
+    scheduler = Scheduler(clock, [source], phased=False)
+    scheduler.start()
+    await clock.advance(35)
+    await scheduler.stop()
+    assert source.runs == [start + 10, start + 20, start + 30]

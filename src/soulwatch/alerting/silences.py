@@ -156,6 +156,11 @@ class SilenceStore:
         """Close the database."""
         self._db.close()
 
+    def configure(self, *, max_duration: float, retention: float) -> None:
+        """Apply reloaded limits: the longest silence accepted, how long expired ones are kept."""
+        self.max_duration = max_duration
+        self.retention = retention
+
     def on_change(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` after every create or expire (the dispatcher re-checks mutes)."""
         self._listeners.append(callback)

@@ -206,3 +206,9 @@ class ApiContext:
     runtime: RuntimeView | None = None
     alert_intake: AlertIntakeView | None = None
     alertmanager_urls: Callable[[], list[str]] = lambda: []
+
+    def configure(self, config: SoulwatchConfig) -> None:
+        """Serve under a reloaded config: its tokens, API limits and settings."""
+        self.auth = config.auth
+        self.api = config.api
+        self.config = config

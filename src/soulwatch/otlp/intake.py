@@ -26,9 +26,10 @@ from soulwatch.otlp.config import OtlpConfig
 from soulwatch.otlp.convert import add_metrics, add_spans
 from soulwatch.otlp.decode import OtlpDecodeError, decode
 from soulwatch.otlp.series import SeriesStore
-from soulwatch.sources.base import Health, SeriesWriter, SourceStatus
+from soulwatch.sources.base import Health, SourceStatus
 from soulwatch.tsdb.model import Labels
 from soulwatch.tsdb.storage import Storage
+from soulwatch.tsdb.writer import SeriesWriter
 
 
 class OtlpIntake:

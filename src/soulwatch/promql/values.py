@@ -80,6 +80,9 @@ class QueryEngine(Protocol):
     :class:`~soulwatch.exceptions.QueryError` subclasses for runtime failures.
     """
 
+    #: How far back an instant selector looks for a sample (milliseconds).
+    lookback_delta_ms: int
+
     def instant(self, query: str | Expr, t_ms: int) -> QueryResult:
         """Evaluate ``query`` at one instant."""
         ...

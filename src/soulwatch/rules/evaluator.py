@@ -29,7 +29,7 @@ from urllib.parse import quote_plus
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from soulwatch.alerts import Alert, AlertSink
+from soulwatch.alerts import Alert, AlertSink, AlertState
 from soulwatch.clock import Clock
 from soulwatch.exceptions import SoulwatchError
 from soulwatch.promql.values import QueryEngine
@@ -38,9 +38,22 @@ from soulwatch.rules.loader import ExprValidator, load_rule_files
 from soulwatch.rules.model import GroupSpec
 from soulwatch.rules.state import ActiveAlert, Transition, copy_alert
 from soulwatch.rules.store import AlertStateStore
+from soulwatch.runner import BlockingRunner, run_inline
 from soulwatch.tsdb.storage import Storage
 
-log = logging.getLogger(__name__)
+# The standard library's logger: quiet in a program that sets no logging up; the
+# monitor's set-up renders the ``extra`` fields (soulwatch.log_setup).
+log = logging.getLogger("soulwatch.rules")
+
+#: The log event of each alert transition: (from, to) -> event.
+_TRANSITION_EVENTS = {
+    (AlertState.INACTIVE, AlertState.PENDING): "alert pending",
+    (AlertState.INACTIVE, AlertState.FIRING): "alert firing",
+    (AlertState.PENDING, AlertState.FIRING): "alert firing",
+    (AlertState.PENDING, AlertState.INACTIVE): "alert pending ended",
+    (AlertState.FIRING, AlertState.INACTIVE): "alert resolved",
+    (AlertState.FIRING, AlertState.PENDING): "alert pending",
+}
 
 #: Prometheus's ``--rules.alert.resend-delay`` default.
 RESEND_DELAY_S = 60.0
@@ -134,6 +147,7 @@ class RuleManager:
         validate_expr: ExprValidator | None = None,
         phase_for: Callable[[float], float | None] | None = None,
         hold_when_source_down: bool = True,
+        runner: BlockingRunner = run_inline,
     ) -> None:
         #: No data is not "resolved": an alert whose source is down holds (see
         #: :class:`~soulwatch.rules.group.SourceWatch`).
@@ -151,9 +165,13 @@ class RuleManager:
         self.resend_delay_s = resend_delay_s
         self._validate_expr = validate_expr
         self._metrics = _Metrics(registry if registry is not None else CollectorRegistry())
+        # Evaluations and state writes run here: off the event loop on a real clock.
+        self._run = runner
         self._groups: list[Group] = []
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._evaluating: set[str] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
         # Rules whose saved state is known to be empty: quiet evaluations skip the write.
         self._saved_empty: set[str] = set()
         self._running = False
@@ -173,48 +191,72 @@ class RuleManager:
         self.load(self._paths)
 
     def set_groups(self, specs: Sequence[GroupSpec]) -> None:
-        """Replace the groups, carrying over the state of rules that still exist."""
+        """Replace the groups, as Prometheus reloads them.
+
+        A group equal to its old self (same file, name, interval and rules)
+        keeps running untouched: its state, its schedule and its task. Other
+        groups are rebuilt and carry over the state of rules that still exist.
+        Series of rules that no longer exist are marked stale at once, so
+        queries stop returning them now rather than after the lookback.
+        Call it between evaluations (see :meth:`idle`).
+        """
+        old_groups = {group.key: group for group in self._groups}
         old_rules = {rule.key: rule for group in self._groups for rule in group.rules}
         persisted = self.store.load() if self.store is not None and not old_rules else {}
         last_evaluations = (
             self.store.last_evaluations() if self.store is not None and not old_rules else {}
         )
-        groups = [
-            Group(
+        groups: list[Group] = []
+        for spec in specs:
+            phase = self._phase(spec)
+            old = old_groups.get(spec.key)
+            if old is not None and old.phase_s == phase and old.spec.equals(spec):
+                groups.append(old)
+                continue
+            group = Group(
                 spec,
                 default_interval_s=self.default_interval_s,
                 external_labels=self.external_labels,
                 external_url=self.external_url,
-                phase_s=self._phase(spec),
+                phase_s=phase,
                 hold_when_source_down=self.hold_when_source_down,
             )
-            for spec in specs
-        ]
-        for group in groups:
             for rule in group.rules:
-                previous = old_rules.get(rule.key)
-                if previous is not None:
-                    rule.health, rule.last_error = previous.health, previous.last_error
-                    rule.last_evaluation = previous.last_evaluation
-                    rule._previous = previous._previous
-                if rule.alerting is None:
-                    continue
-                if previous is not None and previous.alerting is not None:
-                    rule.alerting.restore(copy_alert(a) for a in previous.alerting.active.values())
-                elif rule.key in persisted:
-                    # The alert sink kept nothing across the restart (the
-                    # dispatcher holds alerts in memory until it flushes their
-                    # group): every restored instance, resolved ones included,
-                    # is handed to it again at the first evaluation. That is
-                    # what makes a resolve durable once its state is saved.
-                    restored = [replace(a, last_sent_at=None) for a in persisted[rule.key]]
-                    rule.alerting.restore(restored, last_evaluations.get(rule.key))
-        running = self._running
-        if running:
-            self._cancel_tasks()
+                _carry_over(rule, old_rules.get(rule.key), persisted, last_evaluations)
+            groups.append(group)
+        kept = {id(g) for g in groups}
+        live = {rule.key for group in groups for rule in group.rules}
+        self._mark_stale([r for r in old_rules.values() if r.key not in live])
+        for key, task in list(self._tasks.items()):
+            if id(old_groups[key]) not in kept:
+                # A group being evaluated finishes first (see stop()); its loop then ends.
+                if key not in self._evaluating:
+                    task.cancel()
+                del self._tasks[key]
         self._groups = groups
-        if running:
+        if self._running:
             self._start_tasks()
+
+    def _mark_stale(self, rules: Sequence[Rule]) -> None:
+        """End, now, every series the ``rules`` wrote last (staleness markers)."""
+        now_ms = int(self.clock.time() * 1000)
+        ended = 0
+        for rule in rules:
+            if rule.writer is None:
+                continue
+            ended += len(rule.writer.written)
+            try:
+                rule.writer.close(now_ms)
+            except SoulwatchError as exc:
+                log.warning(
+                    "marking a removed rule's series stale failed",
+                    extra={"rule": rule.key, "error": str(exc)},
+                )
+        if ended:
+            log.info(
+                "removed rules' series marked stale",
+                extra={"rules": [r.key for r in rules], "series": ended},
+            )
 
     def _phase(self, spec: GroupSpec) -> float | None:
         if self.phase_for is None:
@@ -242,6 +284,8 @@ class RuleManager:
 
     def _start_tasks(self) -> None:
         for group in self._groups:
+            if group.key in self._tasks:
+                continue  # kept by a reload: it runs on, on its own schedule
             self._tasks[group.key] = asyncio.create_task(
                 self._run_group(group), name=f"rules:{group.key}"
             )
@@ -260,10 +304,13 @@ class RuleManager:
             # Not cancelled while evaluating (see stop()), so the state saved
             # always matches the alerts sent.
             self._evaluating.add(group.key)
+            self._idle.clear()
             try:
                 await self.evaluate_group(group, next_ts)
             finally:
                 self._evaluating.discard(group.key)
+                if not self._evaluating:
+                    self._idle.set()
             next_ts += interval
             now = self.clock.time()
             if now >= next_ts:
@@ -271,18 +318,36 @@ class RuleManager:
                 self._metrics.missed.labels(group.key).inc(missed)
                 next_ts += missed * interval
 
+    async def idle(self, timeout: float = 60.0) -> None:
+        """Wait (real time, bounded) until no group is being evaluated (a reload's moment)."""
+        async with asyncio.timeout(timeout):
+            await self._idle.wait()
+
     async def evaluate_group(self, group: Group, ts: float) -> list[RuleOutcome]:
         """One evaluation cycle of ``group`` at ``ts``: evaluate, persist, send."""
-        outcomes = group.evaluate(ts, self.engine, self.storage)
+        outcomes = await self._run(group.evaluate, ts, self.engine, self.storage)
         self._metrics.evaluations.labels(group.key).inc(len(outcomes))
         self._metrics.duration.labels(group.key).set(group.evaluation_seconds)
         for outcome in outcomes:
             if outcome.error is not None:
                 self._metrics.failures.labels(group.key).inc()
-                log.warning("rule %s failed: %s", outcome.rule.key, outcome.error)
+                log.warning(
+                    "rule failed", extra={"rule": outcome.rule.key, "error": str(outcome.error)}
+                )
+            for tr in outcome.transitions:
+                log.info(
+                    _TRANSITION_EVENTS.get((tr.from_state, tr.to_state), "alert changed"),
+                    extra={
+                        "alertname": tr.alertname,
+                        "fingerprint": tr.fingerprint,
+                        "rule": tr.rule,
+                        "labels": tr.labels.to_dict(),
+                        "value": tr.value,
+                    },
+                )
             if outcome.rule.alerting is not None:
                 await self._send(outcome.rule, ts)
-                self._persist(outcome.rule, outcome.transitions, ts)
+                await self._run(self._persist, outcome.rule, outcome.transitions, ts)
         return outcomes
 
     async def evaluate_all(self, ts: float) -> None:
@@ -303,7 +368,10 @@ class RuleManager:
             # Whatever the sink's failure, the group loop goes on; the alerts
             # are not marked as sent, so the next evaluation sends them again.
             self._metrics.send_failures.inc()
-            log.warning("sending %d alerts of %s failed: %s", len(alerts), rule.key, exc)
+            log.warning(
+                "sending alerts failed",
+                extra={"rule": rule.key, "alerts": len(alerts), "error": str(exc)},
+            )
             return
         for alert in due:
             alert.last_sent_at = ts
@@ -325,7 +393,7 @@ class RuleManager:
         except SoulwatchError as exc:
             rule.health = RuleHealth.ERR
             rule.last_error = str(exc)
-            log.warning("saving alert state of %s failed: %s", rule.key, exc)
+            log.warning("saving alert state failed", extra={"rule": rule.key, "error": str(exc)})
 
     # --- read model ----------------------------------------------------------
 
@@ -357,10 +425,34 @@ class RuleManager:
         for group in self._groups:
             for rule in group.rules:
                 if rule.alerting is not None:
-                    out.extend(
-                        a for a in rule.alerting.active.values() if a.state.value != "inactive"
-                    )
+                    # A copy first: an evaluation may be changing the dict in a worker thread.
+                    active = list(rule.alerting.active.values())
+                    out.extend(a for a in active if a.state.value != "inactive")
         return out
+
+
+def _carry_over(
+    rule: Rule,
+    previous: Rule | None,
+    persisted: dict[str, list[ActiveAlert]],
+    last_evaluations: dict[str, float],
+) -> None:
+    """Give a rebuilt ``rule`` the state of its previous self, or what the store saved."""
+    if previous is not None:
+        rule.health, rule.last_error = previous.health, previous.last_error
+        rule.last_evaluation = previous.last_evaluation
+        rule.writer = previous.writer
+    if rule.alerting is None:
+        return
+    if previous is not None and previous.alerting is not None:
+        rule.alerting.restore(copy_alert(a) for a in list(previous.alerting.active.values()))
+    elif rule.key in persisted:
+        # The alert sink kept nothing across the restart (the dispatcher holds
+        # alerts in memory until it flushes their group): every restored
+        # instance, resolved ones included, is handed to it again at the first
+        # evaluation. That is what makes a resolve durable once its state is saved.
+        restored = [replace(a, last_sent_at=None) for a in persisted[rule.key]]
+        rule.alerting.restore(restored, last_evaluations.get(rule.key))
 
 
 def generator_url(external_url: str, expr: str) -> str:
@@ -377,9 +469,8 @@ def generator_url(external_url: str, expr: str) -> str:
 def _status(rule: Rule) -> RuleStatus:
     alerts: tuple[ActiveAlert, ...] = ()
     if rule.alerting is not None:
-        alerts = tuple(
-            copy_alert(a) for a in rule.alerting.active.values() if a.state.value != "inactive"
-        )
+        active = list(rule.alerting.active.values())  # a copy: see active_alerts()
+        alerts = tuple(copy_alert(a) for a in active if a.state.value != "inactive")
     return RuleStatus(
         name=rule.spec.name,
         kind=rule.spec.kind.value,

@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from enum import Enum
 from functools import lru_cache
 
 from soulwatch.alerts import fingerprint
-from soulwatch.exceptions import QueryError, SoulwatchError, StorageError
+from soulwatch.exceptions import QueryError, SoulwatchError
 from soulwatch.promql.ast import Expr, MatrixSelector, VectorSelector
 from soulwatch.promql.values import QueryEngine, QueryResult, Sample, Scalar, String
 from soulwatch.rules.model import GroupSpec, NoDataPolicy, RuleSpec
 from soulwatch.rules.state import AlertingRuleState, Transition
-from soulwatch.tsdb.model import METRIC_NAME, STALE_NAN, Labels, Matcher, is_stale_nan
+from soulwatch.tsdb.model import METRIC_NAME, Labels, Matcher, is_stale_nan
 from soulwatch.tsdb.storage import Storage
+from soulwatch.tsdb.writer import SeriesWriter
 
 
 class RuleHealth(Enum):
@@ -190,7 +191,8 @@ class Rule:
     last_error: str | None = None
     last_evaluation: float | None = None
     evaluation_seconds: float = 0.0
-    _previous: set[Labels] = field(default_factory=set)
+    #: writes the rule's series (made at its first write); ends the vanished ones
+    writer: SeriesWriter | None = None
 
     @property
     def name(self) -> str:
@@ -302,8 +304,7 @@ class Group:
                         rule.spec.expr,
                         query_ms,
                         storage,
-                        # The engine's own lookback when it exposes one.
-                        lookback_ms=getattr(engine, "lookback_delta_ms", LOOKBACK_MS),
+                        lookback_ms=engine.lookback_delta_ms,
                     )
                 )
                 watch = (
@@ -311,7 +312,7 @@ class Group:
                         rule.spec.expr,
                         query_ms,
                         storage,
-                        lookback_ms=getattr(engine, "lookback_delta_ms", LOOKBACK_MS),
+                        lookback_ms=engine.lookback_delta_ms,
                     )
                     if self.hold_when_source_down
                     else None
@@ -359,20 +360,7 @@ class Group:
     def _write(
         rule: Rule, samples: Sequence[tuple[Labels, float]], t_ms: int, storage: Storage
     ) -> None:
-        app = storage.appender()
-        try:
-            current = set()
-            for lbls, value in samples:
-                app.append(lbls, t_ms, value)
-                current.add(lbls)
-            # A series the rule no longer produces ends now, as in Prometheus.
-            for gone in rule._previous - current:
-                app.append(gone, t_ms, STALE_NAN)
-            app.commit()
-        except SoulwatchError:
-            app.rollback()
-            raise
-        except Exception as exc:  # a storage backend's own error
-            app.rollback()
-            raise StorageError(f"cannot write results of {rule.name}: {exc}") from exc
-        rule._previous = current
+        if rule.writer is None:
+            rule.writer = SeriesWriter(storage, strict=True, name=f"results of {rule.name}")
+        # A series the rule no longer produces ends now, as in Prometheus.
+        rule.writer.write(t_ms, dict(samples))

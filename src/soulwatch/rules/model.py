@@ -12,7 +12,7 @@ and are stored as float seconds.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 _DURATION_RE = re.compile(
@@ -137,3 +137,19 @@ class GroupSpec:
     def key(self) -> str:
         """A stable identity for the group: ``file;name`` (as Prometheus keys groups)."""
         return f"{self.file};{self.name}"
+
+    def equals(self, other: GroupSpec) -> bool:
+        """Whether ``other`` defines the same group, wherever in its file it is written.
+
+        A reload keeps a group that equals its old self running, with its
+        state and its schedule (Prometheus compares groups the same way).
+        """
+        return _placeless(self) == _placeless(other)
+
+
+_NOWHERE = Position("", 0, 0)
+
+
+def _placeless(spec: GroupSpec) -> GroupSpec:
+    rules = tuple(replace(r, position=_NOWHERE, expr_position=_NOWHERE) for r in spec.rules)
+    return replace(spec, position=_NOWHERE, rules=rules)

@@ -129,6 +129,9 @@ class RumRecorder:
         """Every ``rum_*`` series with its current value."""
         return self.samples()
 
+    async def aclose(self) -> None:
+        """Nothing to close: the aggregates live in memory."""
+
     def samples(self) -> list[CollectedSample]:
         """Every ``rum_*`` series with its current value (synchronously)."""
         out: list[CollectedSample] = []

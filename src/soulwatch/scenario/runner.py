@@ -157,13 +157,16 @@ class _Run:
         self.scenario = scenario
         self.clock = SimulatedClock(start=scenario.start)
         self.transport = RecordingTransport()
+        self.result = ScenarioResult(scenario.file, scenario.name)
         self.monitor = Monitor(
             under_test(scenario.config, data_dir),
             clock=self.clock,
             transport=self.transport,
             run_blocking=run_inline,
+            wrap_notifiers=lambda notifiers: recording(
+                notifiers, self.result.sent, clock=self.clock, start=scenario.start
+            ),
         )
-        self.result = ScenarioResult(scenario.file, scenario.name)
         self._pending: list[tuple[int, int, Labels, float]] = []
         self._seq = itertools.count()
         self._checked = 0
@@ -173,14 +176,6 @@ class _Run:
     async def run(self) -> ScenarioResult:
         await self.monitor.start()
         try:
-            self.monitor.outbox.use_notifiers(
-                recording(
-                    self.monitor.outbox.notifiers,
-                    self.result.sent,
-                    clock=self.clock,
-                    start=self.scenario.start,
-                )
-            )
             for index, step in enumerate(self.scenario.steps):
                 # Queued before the clock moves, so an evaluation at the step's
                 # own time sees the step's first samples.

@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import math
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol, runtime_checkable
 
 from soulwatch.clock import Clock
-from soulwatch.exceptions import StorageError
-from soulwatch.tsdb.model import STALE_NAN, Labels
-from soulwatch.tsdb.storage import Appender, Storage
 
 
 class Health(Enum):
@@ -81,70 +76,6 @@ class Source(Protocol):
         ...
 
 
-def open_appender(storage: Storage, source: str) -> Appender:
-    """An appender of ``storage`` for ``source``.
-
-    A storage whose ``appender`` takes a ``source`` (the embedded TSDB, for its
-    per-source series limit) is given it; any other gets the plain call.
-    """
-    factory = storage.appender
-    try:
-        accepts = "source" in inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        accepts = False
-    if accepts:
-        return factory(source=source)  # type: ignore[call-arg]
-    return factory()
-
-
-def append_quietly(app: Appender, labels: Labels, t_ms: int, value: float) -> bool:
-    """Append one sample; a refusal (series limit, out of order) skips only that sample.
-
-    The storage counts its own rejections; the other samples of the run go on.
-    """
-    try:
-        app.append(labels, t_ms, value)
-    except StorageError:
-        return False
-    return True
-
-
-class SeriesWriter:
-    """Writes one source's samples and marks the series it stops writing stale.
-
-    A series present in the previous write and absent from this one gets
-    Prometheus's staleness marker at this write's time, so queries stop
-    returning it at once; :meth:`close` marks every series stale.
-    """
-
-    def __init__(
-        self, storage: Storage, source: str, *, lock: threading.Lock | None = None
-    ) -> None:
-        self._storage = storage
-        self._source = source
-        self._lock = lock or threading.Lock()
-        self._previous: set[Labels] = set()
-        self._last_t_ms: int | None = None
-
-    def write(self, t_ms: int, samples: dict[Labels, float]) -> None:
-        """Append ``samples`` at ``t_ms`` and staleness markers for vanished series."""
-        with self._lock:
-            app = open_appender(self._storage, self._source)
-            for labels, value in samples.items():
-                append_quietly(app, labels, t_ms, value)
-            for gone in self._previous - samples.keys():
-                append_quietly(app, gone, t_ms, STALE_NAN)
-            app.commit()
-        self._previous = set(samples)
-        self._last_t_ms = t_ms
-
-    def close(self, t_ms: int) -> None:
-        """Mark every series written last stale (at ``t_ms``, after the last write)."""
-        if self._last_t_ms is None or not self._previous:
-            return
-        self.write(max(t_ms, self._last_t_ms + 1), {})
-
-
 def fnv1a_64(data: bytes) -> int:
     """The 64-bit FNV-1a hash (what Prometheus hashes target labels with)."""
     h = 0xCBF29CE484222325
@@ -185,11 +116,16 @@ class Scheduler:
     does) rather than running back to back.
     """
 
-    def __init__(self, clock: Clock, sources: Iterable[Source] = (), *, seed: int = 0) -> None:
+    def __init__(
+        self, clock: Clock, sources: Iterable[Source] = (), *, seed: int = 0, phased: bool = True
+    ) -> None:
         self._clock = clock
         self._seed = seed
+        # Not phased: every source runs one interval after it starts, then every interval.
+        self._phased = phased
         self._sources: dict[str, Source] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._running = False
         self._busy: set[str] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -208,11 +144,22 @@ class Scheduler:
         if not source.interval > 0:
             raise ValueError(f"source {source.key!r}: the interval must be positive")
         self._sources[source.key] = source
-        if self._tasks:
+        if self._running:
             self._start_one(source)
+
+    async def replace(self, sources: Iterable[Source]) -> None:
+        """Stop and close every source, then schedule ``sources`` (started if running)."""
+        running = self._running
+        await self.stop()
+        self._sources = {}
+        for source in sources:
+            self.add(source)
+        if running:
+            self.start()
 
     def start(self) -> None:
         """Start every loop (inside a running event loop)."""
+        self._running = True
         for source in self._sources.values():
             if source.key not in self._tasks:
                 self._start_one(source)
@@ -224,6 +171,7 @@ class Scheduler:
 
     async def stop(self) -> None:
         """Cancel every loop and close every source."""
+        self._running = False
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -245,7 +193,8 @@ class Scheduler:
     async def _loop(self, source: Source) -> None:
         interval = source.interval
         now = self._clock.time()
-        next_t = now + first_run_delay(source.key, interval, now, self._seed)
+        delay = first_run_delay(source.key, interval, now, self._seed) if self._phased else interval
+        next_t = now + delay
         while True:
             delay = next_t - self._clock.time()
             if delay > 0:

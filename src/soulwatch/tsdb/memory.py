@@ -18,8 +18,8 @@ class MemoryStorage:
     def __init__(self) -> None:
         self._series: dict[Labels, Series] = {}
 
-    def appender(self) -> _MemoryAppender:
-        """A batch that lands on commit."""
+    def appender(self, source: str = "") -> _MemoryAppender:
+        """A batch that lands on commit (``source`` is not limited here)."""
         return _MemoryAppender(self)
 
     def add(self, labels: Labels, t_ms: int, value: float) -> None:

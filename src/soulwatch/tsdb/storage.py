@@ -49,8 +49,12 @@ class RefAppender(Appender, Protocol):
 class Storage(Protocol):
     """Append samples; select series by label matchers over a time range."""
 
-    def appender(self) -> Appender:
-        """A new appender for one batch (one scrape, one rule evaluation)."""
+    def appender(self, source: str = "") -> Appender:
+        """A new appender for one batch (one scrape, one rule evaluation).
+
+        ``source`` names the writer (``job/instance``); a storage may use it
+        to bound the series one source creates, or ignore it.
+        """
         ...
 
     def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> Iterator[Series]:

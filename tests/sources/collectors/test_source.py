@@ -24,6 +24,9 @@ class _Flaky:
             out.append(sample("soulcaster_agent_jobs", 1, status="pending"))
         return out
 
+    async def aclose(self) -> None:
+        return None
+
 
 def _points(store: MemoryStorage, name: str, **labels: str) -> list[tuple[int, float]]:
     matchers = [Matcher.equal("__name__", name)] + [Matcher.equal(k, v) for k, v in labels.items()]

@@ -24,6 +24,10 @@ class Collector(Protocol):
         """One collection cycle. Raises on failure; the caller records the error."""
         ...
 
+    async def aclose(self) -> None:
+        """Release clients (the monitor stops the collector)."""
+        ...
+
 
 def sample(name: str, value: float, **labels: str) -> CollectedSample:
     """A sample of metric ``name`` with ``labels``."""

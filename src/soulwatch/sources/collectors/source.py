@@ -12,10 +12,12 @@ import asyncio
 import time
 
 from soulwatch.clock import Clock, SystemClock
-from soulwatch.sources.base import Health, SeriesWriter, SourceStatus
+from soulwatch.runner import BlockingRunner, run_in_thread
+from soulwatch.sources.base import Health, SourceStatus
 from soulwatch.sources.collectors.base import CollectedSample, Collector
 from soulwatch.tsdb.model import Labels
 from soulwatch.tsdb.storage import Storage
+from soulwatch.tsdb.writer import SeriesWriter
 
 
 class CollectorSource:
@@ -29,30 +31,21 @@ class CollectorSource:
         interval: float,
         timeout: float | None = None,
         clock: Clock | None = None,
+        runner: BlockingRunner = run_in_thread,
     ) -> None:
         self._collector = collector
-        self._interval = interval
+        #: ``collector/<name>``
+        self.key = f"collector/{collector.name}"
+        #: seconds between cycles
+        self.interval = interval
         self._timeout = timeout if timeout is not None else interval
         self._clock = clock or SystemClock()
-        self._status = SourceStatus()
+        #: the outcome of the last cycle
+        self.status = SourceStatus()
         self._target = Labels.of(job=collector.name, instance="collector")
         self._target_labels = self._target.to_dict()
         self._writer = SeriesWriter(storage, self.key)
-
-    @property
-    def key(self) -> str:
-        """``collector/<name>``."""
-        return f"collector/{self._collector.name}"
-
-    @property
-    def interval(self) -> float:
-        """Seconds between cycles."""
-        return self._interval
-
-    @property
-    def status(self) -> SourceStatus:
-        """The outcome of the last cycle."""
-        return self._status
+        self._run = runner
 
     async def run_once(self, t: float) -> None:
         """Collect once for the scheduled time ``t``; a failure marks the collector down."""
@@ -69,16 +62,14 @@ class CollectorSource:
         samples = {labels.with_(self._target_labels): v for labels, v in collected or ()}
         samples[self._target.with_(__name__="up")] = 1.0 if collected is not None else 0.0
         samples[self._target.with_(__name__="scrape_duration_seconds")] = duration
-        await asyncio.to_thread(self._writer.write, int(t * 1000), samples)
-        self._status.health = Health.UP if collected is not None else Health.DOWN
-        self._status.last_error = error
-        self._status.last_run = t
-        self._status.duration = duration
-        self._status.runs += 1
+        await self._run(self._writer.write, int(t * 1000), samples)
+        self.status.health = Health.UP if collected is not None else Health.DOWN
+        self.status.last_error = error
+        self.status.last_run = t
+        self.status.duration = duration
+        self.status.runs += 1
 
     async def close(self) -> None:
         """Mark every series stale; close the collector's clients if it has any."""
-        await asyncio.to_thread(self._writer.close, int(self._clock.time() * 1000))
-        closer = getattr(self._collector, "aclose", None)
-        if closer is not None:
-            await closer()
+        await self._run(self._writer.close, int(self._clock.time() * 1000))
+        await self._collector.aclose()

@@ -23,8 +23,9 @@ from soulwatch.sources.heartbeats.model import (
     slugify,
 )
 from soulwatch.sources.heartbeats.store import HeartbeatStore
-from soulwatch.tsdb.model import STALE_NAN, Labels
+from soulwatch.tsdb.model import Labels
 from soulwatch.tsdb.storage import Storage
+from soulwatch.tsdb.writer import SeriesWriter
 
 
 class HeartbeatMonitor:
@@ -38,7 +39,7 @@ class HeartbeatMonitor:
         self.store = store
         self.config = config or HeartbeatsConfig()
         self._checks: dict[str, Check] = {c.uuid: c for c in store.load()}
-        self._written: set[Labels] = set()
+        self._writer: SeriesWriter | None = None
         self._ping_key: str | None = None
         self.configure(self.config, now=None)
 
@@ -233,16 +234,10 @@ class HeartbeatMonitor:
                 )
 
     def _write(self, storage: Storage, samples: list[tuple[Labels, float]], t_ms: int) -> None:
-        app = storage.appender()
-        current = set()
-        for labels, value in samples:
-            app.append(labels, t_ms, value)
-            current.add(labels)
         # Series of deleted checks end with a staleness marker, as a vanished target's do.
-        for labels in self._written - current:
-            app.append(labels, t_ms, STALE_NAN)
-        app.commit()
-        self._written = current
+        if self._writer is None:
+            self._writer = SeriesWriter(storage, strict=True, name="heartbeat metrics")
+        self._writer.write(t_ms, dict(samples))
 
     def pings(self, name: str, limit: int = 100) -> list[Ping]:
         """Recent pings of the check named ``name``."""

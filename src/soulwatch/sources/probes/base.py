@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from soulwatch.clock import Clock
-from soulwatch.sources.base import Health, SeriesWriter, SourceStatus
+from soulwatch.runner import BlockingRunner, run_in_thread
+from soulwatch.sources.base import Health, SourceStatus
 from soulwatch.tsdb.model import Labels
 from soulwatch.tsdb.storage import Storage
+from soulwatch.tsdb.writer import SeriesWriter
 
 Timer = Callable[[], float]
 
@@ -71,32 +73,23 @@ class ProbeSource:
         clock: Clock,
         timer: Timer = time.perf_counter,
         write_lock: threading.Lock | None = None,
+        runner: BlockingRunner = run_in_thread,
     ) -> None:
         self.prober = prober
         self.target = target
         self.labels = labels
-        self._interval = interval
+        #: ``job/instance``
+        self.key = f"{labels.get('job')}/{labels.get('instance')}"
+        #: seconds between probes
+        self.interval = interval
         self._timeout = timeout
         self._storage = storage
         self._clock = clock
         self._timer = timer
-        self._status = SourceStatus()
+        #: the outcome of the last probe
+        self.status = SourceStatus()
         self._writer = SeriesWriter(storage, self.key, lock=write_lock)
-
-    @property
-    def key(self) -> str:
-        """``job/instance``."""
-        return f"{self.labels.get('job')}/{self.labels.get('instance')}"
-
-    @property
-    def interval(self) -> float:
-        """Seconds between probes."""
-        return self._interval
-
-    @property
-    def status(self) -> SourceStatus:
-        """The outcome of the last probe."""
-        return self._status
+        self._run = runner
 
     async def run_once(self, t: float) -> None:
         """Probe once, bounded by the timeout, and write the samples."""
@@ -115,8 +108,8 @@ class ProbeSource:
             samples[self.labels.with_(extra, __name__=name)] = value
         samples[self.labels.with_(__name__="probe_success")] = 1.0 if result.success else 0.0
         samples[self.labels.with_(__name__="probe_duration_seconds")] = duration
-        await asyncio.to_thread(self._writer.write, t_ms, samples)
-        status = self._status
+        await self._run(self._writer.write, t_ms, samples)
+        status = self.status
         status.health = Health.UP if result.success else Health.DOWN
         status.last_error = "" if result.success else (result.error or "probe failed")
         status.last_run = t_ms / 1000
@@ -125,5 +118,5 @@ class ProbeSource:
 
     async def close(self) -> None:
         """Mark the probe's series stale and release the prober."""
-        await asyncio.to_thread(self._writer.close, int(self._clock.time() * 1000))
+        await self._run(self._writer.close, int(self._clock.time() * 1000))
         await self.prober.close()

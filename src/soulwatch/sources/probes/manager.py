@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 
 from soulwatch.clock import Clock
 from soulwatch.redaction import without_credentials
+from soulwatch.runner import BlockingRunner, run_in_thread
 from soulwatch.sources.base import Scheduler, SourceStatus
+from soulwatch.sources.jobs import JobReload, JobSet
 from soulwatch.sources.probes.base import Prober, ProbeSource, Timer
 from soulwatch.sources.probes.config import ProbeConfig
 from soulwatch.sources.probes.http import HTTPProber
@@ -48,26 +49,29 @@ def make_prober(
 class _Job:
     """One running probe job: its sources and their loops."""
 
+    #: the job's ``job_name``
+    name: str
     config: ProbeConfig
     #: the config plus what it reads from the environment (targets, token)
     identity: tuple[object, ...]
     sources: list[ProbeSource]
     scheduler: Scheduler
 
+    async def stop(self) -> None:
+        """Stop the loops: staleness markers, probers closed."""
+        await self.scheduler.stop()
 
-@dataclass
-class ProbeReload:
-    """A new set of probe jobs from :meth:`ProbeManager.prepare`, not yet running."""
-
-    jobs: list[_Job]
-    kept: list[str]
-    added: list[str]
-    removed: list[str]
-    to_start: list[_Job] = field(default_factory=list, repr=False)
-    to_stop: list[_Job] = field(default_factory=list, repr=False)
+    async def discard(self) -> None:
+        """Release the probers of a job that never ran."""
+        for source in self.sources:
+            await source.prober.close()
 
 
-class ProbeManager:
+#: A new set of probe jobs from :meth:`ProbeManager.prepare`, not yet running.
+ProbeReload = JobReload[_Job]
+
+
+class ProbeManager(JobSet[_Job]):
     """Runs every probe of ``configs`` into ``storage`` on ``clock``.
 
     ``env`` supplies ``url_env``/``token_env`` values (default: the process
@@ -90,18 +94,19 @@ class ProbeManager:
         transport: httpx.AsyncBaseTransport | None = None,
         timer: Timer = time.perf_counter,
         seed: int = 0,
+        runner: BlockingRunner = run_in_thread,
     ) -> None:
         self._storage = storage
+        self._runner = runner
         self._clock = clock
         self._env = os.environ if env is None else env
         self._transport = transport
         self._timer = timer
         self._seed = seed
         self._lock = threading.Lock()
-        self._running = False
-        self._jobs: list[_Job] = []
-        self._jobs = self.prepare(configs).jobs
-        self.sources: list[ProbeSource] = [s for j in self._jobs for s in j.sources]
+        super().__init__()
+        self.jobs = self.prepare(configs).jobs
+        self.sources: list[ProbeSource] = [s for j in self.jobs for s in j.sources]
 
     def prepare(
         self, configs: Sequence[ProbeConfig], env: Mapping[str, str] | None = None
@@ -114,9 +119,8 @@ class ProbeManager:
         """
         if env is not None:
             self._env = env
-        current = {j.config.job_name: j for j in self._jobs}
+        current = self.by_name()
         jobs: list[_Job] = []
-        new: list[_Job] = []
         for config in configs:
             targets = config.resolved_targets(self._env)
             token = (
@@ -128,20 +132,9 @@ class ProbeManager:
                 jobs.append(old)
                 continue
             sources = [self._source(config, target) for target in targets]
-            job = _Job(config, identity, sources, Scheduler(self._clock, sources, seed=self._seed))
-            new.append(job)
-            jobs.append(job)
-        kept_ids = {id(j) for j in jobs}
-        current_ids = {id(j) for j in current.values()}
-        old_jobs = [j for j in current.values() if id(j) not in kept_ids]
-        return ProbeReload(
-            jobs=jobs,
-            kept=[j.config.job_name for j in jobs if id(j) in current_ids],
-            added=[j.config.job_name for j in new],
-            removed=[j.config.job_name for j in old_jobs],
-            to_start=new,
-            to_stop=old_jobs,
-        )
+            scheduler = Scheduler(self._clock, sources, seed=self._seed)
+            jobs.append(_Job(config.job_name, config, identity, sources, scheduler))
+        return self.plan(jobs)
 
     def _source(self, config: ProbeConfig, target: str) -> ProbeSource:
         # Credentials in a target URL authenticate the request (redis-py and
@@ -158,41 +151,13 @@ class ProbeManager:
             clock=self._clock,
             timer=self._timer,
             write_lock=self._lock,
+            runner=self._runner,
         )
 
     async def apply(self, reload: ProbeReload) -> None:
         """Switch to ``reload`` (the result of the latest :meth:`prepare`)."""
-        for job in reload.to_stop:
-            await job.scheduler.stop()
-        self._jobs = reload.jobs
-        self.sources = [s for j in self._jobs for s in j.sources]
-        if self._running:
-            for job in reload.to_start:
-                job.scheduler.start()
-
-    async def discard(self, reload: ProbeReload) -> None:
-        """Release what :meth:`prepare` built for a reload that will not be applied."""
-        for job in reload.to_start:
-            for source in job.sources:
-                await source.prober.close()
-
-    def start(self) -> None:
-        """Start one loop per probe target."""
-        self._running = True
-        for job in self._jobs:
-            job.scheduler.start()
-
-    async def settled(self, timeout: float = 30.0) -> None:
-        """Wait until no probe is running."""
-        async with asyncio.timeout(timeout):
-            for job in list(self._jobs):
-                await job.scheduler.settled(timeout)
-
-    async def stop(self) -> None:
-        """Stop every loop, mark the probes' series stale, close clients."""
-        self._running = False
-        for job in self._jobs:
-            await job.scheduler.stop()
+        await super().apply(reload)
+        self.sources = [s for j in self.jobs for s in j.sources]
 
     def statuses(self) -> dict[str, SourceStatus]:
         """Status by ``job/instance`` (secrets redacted)."""

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -14,7 +13,9 @@ import httpx
 
 from soulwatch.clock import Clock
 from soulwatch.exceptions import ConfigError
+from soulwatch.runner import BlockingRunner, run_in_thread
 from soulwatch.sources.base import Scheduler
+from soulwatch.sources.jobs import JobReload, JobSet
 from soulwatch.sources.scrape.config import ScrapeConfig, TLSConfig
 from soulwatch.sources.scrape.relabel import Relabeler
 from soulwatch.sources.scrape.target import ScrapeTarget, TargetStatus
@@ -126,6 +127,8 @@ def _password(config: ScrapeConfig) -> str | None:
 class _Job:
     """One running scrape job: its client, its targets and their loops."""
 
+    #: the job's ``job_name``
+    name: str
     config: ScrapeConfig
     #: the config plus the credentials read from files: a job is kept across a
     #: reload only if this is unchanged (a rotated token file restarts it)
@@ -139,24 +142,16 @@ class _Job:
         await self.scheduler.stop()
         await self.client.aclose()
 
-
-@dataclass
-class ScrapeReload:
-    """A new set of scrape jobs from :meth:`ScrapeManager.prepare`, not yet running.
-
-    ``kept``, ``added`` and ``removed`` name the jobs; a kept job keeps its
-    running loops, so its series go on without a gap or a staleness marker.
-    """
-
-    jobs: list[_Job]
-    kept: list[str]
-    added: list[str]
-    removed: list[str]
-    to_start: list[_Job] = field(default_factory=list, repr=False)
-    to_stop: list[_Job] = field(default_factory=list, repr=False)
+    async def discard(self) -> None:
+        """Close the client of a job that never ran."""
+        await self.client.aclose()
 
 
-class ScrapeManager:
+#: A new set of scrape jobs from :meth:`ScrapeManager.prepare`, not yet running.
+ScrapeReload = JobReload[_Job]
+
+
+class ScrapeManager(JobSet[_Job]):
     """Scrapes every target of ``configs`` into ``storage`` on ``clock``.
 
     ``transport`` replaces the HTTP transport of every job's client (tests,
@@ -177,18 +172,17 @@ class ScrapeManager:
         clock: Clock,
         transport: httpx.AsyncBaseTransport | None = None,
         seed: int = 0,
-        offload: bool = True,
+        runner: BlockingRunner = run_in_thread,
     ) -> None:
         self._storage = storage
         self._clock = clock
         self._transport = transport
         self._seed = seed
-        self._offload = offload
+        self._runner = runner
         self._lock = threading.Lock()
-        self._running = False
-        self._jobs: list[_Job] = []
-        self._jobs = self.prepare(configs).jobs
-        self.targets: list[ScrapeTarget] = [t for j in self._jobs for t in j.targets]
+        super().__init__()
+        self.jobs = self.prepare(configs).jobs
+        self.targets: list[ScrapeTarget] = [t for j in self.jobs for t in j.targets]
 
     def prepare(self, configs: Sequence[ScrapeConfig]) -> ScrapeReload:
         """Build the jobs of ``configs`` that differ from the running ones; changes nothing.
@@ -197,9 +191,8 @@ class ScrapeManager:
         target address). Pass the result to :meth:`apply`, or to
         :meth:`discard` if the reload is abandoned.
         """
-        current = {j.config.job_name: j for j in self._jobs}
+        current = self.by_name()
         jobs: list[_Job] = []
-        new: list[_Job] = []
         seen: set[tuple[str, Labels]] = set()
         # On an error below, the clients built so far are dropped unused: a client
         # that never sent a request holds no connection.
@@ -216,20 +209,8 @@ class ScrapeManager:
                 seen.update((t.url, t.labels) for t in old.targets)
                 jobs.append(old)
                 continue
-            job = self._build_job(config, identity, password, headers, seen)
-            new.append(job)
-            jobs.append(job)
-        kept_ids = {id(j) for j in jobs}
-        current_ids = {id(j) for j in current.values()}
-        old_jobs = [j for j in current.values() if id(j) not in kept_ids]
-        return ScrapeReload(
-            jobs=jobs,
-            kept=[j.config.job_name for j in jobs if id(j) in current_ids],
-            added=[j.config.job_name for j in new],
-            removed=[j.config.job_name for j in old_jobs],
-            to_start=new,
-            to_stop=old_jobs,
-        )
+            jobs.append(self._build_job(config, identity, password, headers, seen))
+        return self.plan(jobs)
 
     def _build_job(
         self,
@@ -260,13 +241,13 @@ class ScrapeManager:
                         clock=self._clock,
                         headers=headers,
                         write_lock=self._lock,
-                        offload=self._offload,
+                        runner=self._runner,
                     )
                 )
         # One scheduler per job, so a job can stop without touching the others;
         # the offsets depend only on each target's key and the seed, as before.
         scheduler = Scheduler(self._clock, targets, seed=self._seed)
-        return _Job(config, identity, client, targets, scheduler)
+        return _Job(config.job_name, config, identity, client, targets, scheduler)
 
     async def apply(self, reload: ScrapeReload) -> None:
         """Switch to ``reload`` (the result of the latest :meth:`prepare`).
@@ -275,18 +256,8 @@ class ScrapeManager:
         markers, as when Prometheus drops a target); unchanged jobs run on
         untouched; new jobs start if the manager is running.
         """
-        for job in reload.to_stop:
-            await job.stop()
-        self._jobs = reload.jobs
-        self.targets = [t for j in self._jobs for t in j.targets]
-        if self._running:
-            for job in reload.to_start:
-                job.scheduler.start()
-
-    async def discard(self, reload: ScrapeReload) -> None:
-        """Release what :meth:`prepare` built for a reload that will not be applied."""
-        for job in reload.to_start:
-            await job.client.aclose()
+        await super().apply(reload)
+        self.targets = [t for j in self.jobs for t in j.targets]
 
     @staticmethod
     def _client(
@@ -306,24 +277,6 @@ class ScrapeManager:
             follow_redirects=config.follow_redirects,
             trust_env=False,
         )
-
-    def start(self) -> None:
-        """Start one scrape loop per target."""
-        self._running = True
-        for job in self._jobs:
-            job.scheduler.start()
-
-    async def settled(self, timeout: float = 30.0) -> None:
-        """Wait until no scrape is in flight (for tests and shutdown)."""
-        async with asyncio.timeout(timeout):
-            for job in list(self._jobs):
-                await job.scheduler.settled(timeout)
-
-    async def stop(self) -> None:
-        """Stop every loop, write staleness markers for every target, close the clients."""
-        self._running = False
-        for job in self._jobs:
-            await job.stop()
 
     def statuses(self) -> list[TargetStatus]:
         """The status of every target, in config order."""

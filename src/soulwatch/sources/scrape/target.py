@@ -28,7 +28,8 @@ import httpx
 from soulwatch import __version__
 from soulwatch.clock import Clock
 from soulwatch.exceptions import SeriesLimitError, StorageError
-from soulwatch.sources.base import Health, SourceStatus, open_appender
+from soulwatch.runner import BlockingRunner, run_in_thread
+from soulwatch.sources.base import Health, SourceStatus
 from soulwatch.sources.scrape.config import DEFAULT_BODY_SIZE_LIMIT, ScrapeConfig
 from soulwatch.sources.scrape.parse import (
     ExpositionError,
@@ -43,6 +44,7 @@ from soulwatch.sources.scrape.parse import (
 from soulwatch.sources.scrape.relabel import Relabeler
 from soulwatch.tsdb.model import METRIC_NAME, STALE_NAN, Labels
 from soulwatch.tsdb.storage import Appender, RefAppender, Storage
+from soulwatch.tsdb.writer import append_quietly, open_appender
 
 REPORT_METRICS = (
     "up",
@@ -64,15 +66,6 @@ class TargetStatus(SourceStatus):
     out_of_order_dropped: int = 0
     series_rejected: int = 0
     samples_rejected: int = 0
-
-
-def _append_quietly(app: Appender, labels: Labels, t_ms: int, value: float) -> bool:
-    """Append a marker or report sample; False if the storage refused it (never fatal)."""
-    try:
-        app.append(labels, t_ms, value)
-    except StorageError:
-        return False
-    return True
 
 
 class _ScrapeFailure(Exception):
@@ -126,7 +119,7 @@ class ScrapeTarget:
         clock: Clock,
         headers: Mapping[str, str] | None = None,
         write_lock: threading.Lock | None = None,
-        offload: bool = True,
+        runner: BlockingRunner = run_in_thread,
     ) -> None:
         self.config = config
         self.url = url
@@ -135,7 +128,8 @@ class ScrapeTarget:
         self._client = client
         self._clock = clock
         self._lock = write_lock or threading.Lock()
-        self._offload = offload
+        # Parsing and appending a body is CPU work: off the event loop.
+        self._run = runner
         self._relabel = Relabeler(config.metric_relabel_configs)
         self._target_pairs = [(n, v) for n, v in labels if n != METRIC_NAME]
         self._target_names = {n for n, _ in self._target_pairs}
@@ -200,10 +194,7 @@ class ScrapeTarget:
             error = str(exc)
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        if self._offload:
-            await asyncio.to_thread(self._store, t_ms, start, body, fmt, error)
-        else:
-            self._store(t_ms, start, body, fmt, error)
+        await self._run(self._store, t_ms, start, body, fmt, error)
 
     async def _fetch(self) -> tuple[bytes, Format]:
         limit = self._body_limit
@@ -242,7 +233,7 @@ class ScrapeTarget:
             if error:
                 for entry in self._prev:
                     if entry.labels is not None:
-                        _append_quietly(app, entry.labels, t_ms, STALE_NAN)
+                        append_quietly(app, entry.labels, t_ms, STALE_NAN)
                 self._prev = []
             duration = self._clock.monotonic() - start
             report = open_appender(self._storage, self.key)
@@ -253,7 +244,7 @@ class ScrapeTarget:
                 ("scrape_samples_post_metric_relabeling", float(counts.post_relabel)),
                 ("scrape_series_added", float(counts.series_added)),
             ):
-                _append_quietly(report, self._report_labels[name], t_ms, value)
+                append_quietly(report, self._report_labels[name], t_ms, value)
             # the report first: a series limit never crowds out the target's own `up`
             report.commit()
             app.commit()
@@ -351,7 +342,7 @@ class ScrapeTarget:
             entry.last_ts = ts
         for gone in self._prev:
             if gone.seen != scrape and gone.labels is not None:
-                _append_quietly(app, gone.labels, t_ms, STALE_NAN)
+                append_quietly(app, gone.labels, t_ms, STALE_NAN)
         self._prev = [e for e in cur if not e.explicit]
         self._last_count = scraped
         self._metadata = metadata
@@ -424,6 +415,6 @@ class ScrapeTarget:
             for labels in [e.labels for e in self._prev if e.labels is not None] + list(
                 self._report_labels.values()
             ):
-                _append_quietly(app, labels, t_ms, STALE_NAN)
+                append_quietly(app, labels, t_ms, STALE_NAN)
             app.commit()
         self._prev = []

@@ -1,0 +1,119 @@
+"""Reloading a running monitor: what did not change keeps running, what was removed ends now."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+from soulwatch.clock import SimulatedClock
+from soulwatch.config import parse_config
+from soulwatch.service import Monitor
+from soulwatch.tsdb.model import Matcher
+from tests.helpers import UvicornThread
+from tests.sources.support import Exposition, metrics_app
+
+KEEP = (
+    "  - name: keep\n    interval: 10s\n    rules:\n"
+    "      - record: keep:up\n        expr: sum(up)\n"
+    "      - alert: KeepPending\n        expr: vector(1)\n        for: 10m\n"
+)
+
+
+def _group(name: str, record: str, value: str) -> str:
+    return (
+        f"  - name: {name}\n    interval: 10s\n    rules:\n"
+        f"      - record: {record}\n        expr: vector({value})\n"
+    )
+
+
+CHANGE = _group("change", "change:value", "{v}")
+REMOVE = _group("remove", "remove:two", "2")
+ADD = _group("add", "add:four", "4")
+
+
+def _config(tmp_path: Path, port: int, jobs: dict[str, str], groups: str) -> str:
+    # Inserted above the others, so the kept group moves down its file.
+    (tmp_path / "rules.yml").write_text("groups:\n" + groups)
+    scrape = "".join(
+        f"  - job_name: {name}\n    scrape_interval: {every}\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+        for name, every in jobs.items()
+    )
+    return (
+        f"data_dir: {tmp_path / 'data'}\n"
+        "global: {scrape_interval: 15s, scrape_timeout: 5s, evaluation_interval: 10s}\n"
+        "rule_evaluation_phase: spread\n"
+        f"rule_files: [{tmp_path / 'rules.yml'}]\n"
+        f"scrape_configs:\n{scrape}"
+    )
+
+
+def _now(monitor: Monitor, query: str) -> list[float]:
+    """What a query answers at the monitor's present instant."""
+    t_ms = round(monitor.clock.time() * 1000)
+    return [s.value for s in monitor.parts.engine.instant(query, t_ms).value]  # type: ignore[union-attr]
+
+
+async def _advance(monitor: Monitor, clock: SimulatedClock, seconds: int) -> None:
+    for _ in range(seconds // 5):
+        await clock.advance(5)
+        await monitor.scrape.settled()
+
+
+async def test_a_reload_keeps_unchanged_parts_and_ends_removed_ones_at_once(
+    tmp_path: Path, clock: SimulatedClock
+) -> None:
+    with UvicornThread(metrics_app(metrics=Exposition("temperature 21.5\n"))) as app:
+        first = _config(
+            tmp_path,
+            app.port,
+            {"api": "15s", "old": "15s", "chg": "15s"},
+            KEEP + CHANGE.format(v=1) + REMOVE,
+        )
+        monitor = Monitor(parse_config(first, environ={}), clock=clock)
+        await monitor.start()
+        try:
+            await _advance(monitor, clock, 60)
+            assert _now(monitor, "remove:two") == [2.0]
+            assert _now(monitor, 'up{job="old"}') == [1.0]
+            (keep,) = [g for g in monitor.rules.groups() if g.name == "keep"]
+            (pending,) = monitor.rules.active_alerts()
+            assert keep.last_evaluation is not None
+
+            second = _config(
+                tmp_path,
+                app.port,
+                {"api": "15s", "chg": "10s", "new": "15s"},
+                ADD + KEEP + CHANGE.format(v=3),
+            )
+            await monitor.reload(parse_config(second, environ={}))
+
+            # Removed: the rule's series and the job's targets end now, not 5 minutes later.
+            assert _now(monitor, "remove:two") == []
+            assert _now(monitor, 'up{job="old"}') == []
+            # The unchanged group runs on: same state, same schedule.
+            (kept,) = [g for g in monitor.rules.groups() if g.name == "keep"]
+            assert kept.last_evaluation == keep.last_evaluation
+            (still,) = monitor.rules.active_alerts()
+            assert still.active_at == pending.active_at
+
+            await _advance(monitor, clock, 30)
+            assert _now(monitor, "remove:two") == []
+            assert _now(monitor, "change:value") == [3.0]
+            assert _now(monitor, "add:four") == [4.0]
+            (kept,) = [g for g in monitor.rules.groups() if g.name == "keep"]
+            assert kept.last_evaluation is not None
+            assert (kept.last_evaluation - keep.last_evaluation) % 10 == 0
+            assert kept.last_evaluation > keep.last_evaluation
+
+            # The kept scrape job was never interrupted: every 15 s, no staleness marker.
+            matchers = [Matcher.equal("__name__", "up"), Matcher.equal("job", "api")]
+            (api,) = monitor.storage.select(matchers, 0, 2**62)
+            assert not any(math.isnan(v) for v in api.values)
+            assert all(b - a == 15_000 for a, b in itertools.pairwise(api.timestamps))
+            assert _now(monitor, 'up{job="new"}') == [1.0]
+            assert _now(monitor, 'up{job="chg"}') == [1.0]
+            assert monitor.health()["targets"] == {"total": 3, "up": 3}
+        finally:
+            await monitor.stop()
