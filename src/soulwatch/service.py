@@ -52,6 +52,7 @@ from soulwatch.sources.collectors.source import CollectorSource
 from soulwatch.sources.heartbeats import HeartbeatMonitor, HeartbeatStore
 from soulwatch.sources.probes.manager import ProbeManager
 from soulwatch.sources.scrape.manager import ScrapeManager
+from soulwatch.store_health import StoreHealth
 from soulwatch.tsdb.db import TSDB
 
 _log = structlog.get_logger("soulwatch.service")
@@ -196,10 +197,20 @@ class Monitor:
         )
         routing = self.routing_of(config)
         self._delivery = routing.delivery if routing is not None else DeliveryConfig()
+        # Read when a store is asked about (after start), so built first.
+        self.store_health = StoreHealth(
+            {
+                "wal": lambda: self.storage.wal_error,
+                "outbox": lambda: self.outbox.last_error,
+                "alert_state": lambda: self.rules.store.last_error if self.rules.store else None,
+            },
+            registry=self.registry,
+        )
         self.outbox = Outbox(
             self.data_dir / "outbox.sqlite",
             clock=self.clock,
             listener=ForwardingListener(lambda: self.dispatcher),
+            store_failures=self.store_health.failing,
             registry=self.registry,
             settings=self._delivery,
         )
@@ -238,7 +249,7 @@ class Monitor:
             silences=SilenceStoreView(self.silences),
             reload=self.reload,
             config=config,
-            ready=lambda: self._started and not self._stopping,
+            ready=lambda: self._started and not self._stopping and not self.store_health.failing(),
             metrics=lambda: generate_latest(self.registry),
             health=self.health,
             external_labels=tuple(config.global_.external_labels.items()),
@@ -616,9 +627,11 @@ class Monitor:
         failed = [
             name for name, task in self._tasks.items() if task.done() and not task.cancelled()
         ]
-        status = "ok" if self._started and not self._stopping and not failed else "degraded"
+        stores = self.store_health.failing() if self._started else {}
+        healthy = self._started and not self._stopping and not failed and not stores
         return {
-            "status": status,
+            "status": "ok" if healthy else "degraded",
+            "failing_stores": stores,
             "version": __version__,
             "targets": {"total": len(targets), "up": sum(t.health.value == "up" for t in targets)},
             "rule_groups": len(self._rule_specs),
