@@ -19,8 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.alerting.run_support import FaultTarget, MonitorProcess, pages, write_config
-from tests.helpers import Recorder, in_ci, wait_until
+from tests.alerting.run_support import (
+    FaultTarget,
+    MonitorProcess,
+    Timing,
+    pages,
+    receiver,
+    write_config,
+)
+from tests.helpers import in_ci, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -75,9 +82,13 @@ def test_full_disk_health_fails_paging_goes_on_and_it_recovers(tmp_path):
     with (
         small_filesystem(tmp_path / "disk") as disk,
         FaultTarget() as target,
-        Recorder() as hook,
+        receiver() as hook,
     ):
-        config = write_config(tmp_path, target.address, hook.url, data_dir=disk / "data")
+        # A resolve goes out at its group's next tick: keep that short.
+        timing = Timing(group_interval="5s")
+        config = write_config(
+            tmp_path, target.address, hook.url, data_dir=disk / "data", timing=timing
+        )
         proc = MonitorProcess(config)
         try:
             proc.start()
