@@ -42,14 +42,22 @@ class StoreHealth:
                 out[name] = error
         return out
 
+    def describe(self) -> Iterator[Metric]:
+        """The metric's name and help, without asking the stores (for registration)."""
+        yield _family()
+
     def collect(self) -> Iterator[Metric]:
         """``soulwatch_store_failing{store}``: 1 while a store's writes fail."""
-        gauge = GaugeMetricFamily(
-            "soulwatch_store_failing",
-            "Whether writes to one of soulwatch's stores fail (1) or work (0).",
-            labels=["store"],
-        )
+        gauge = _family()
         failing = self.failing()
         for name in sorted(self._checks):
             gauge.add_metric([name], 1.0 if name in failing else 0.0)
         yield gauge
+
+
+def _family() -> GaugeMetricFamily:
+    return GaugeMetricFamily(
+        "soulwatch_store_failing",
+        "Whether writes to one of soulwatch's stores fail (1) or work (0).",
+        labels=["store"],
+    )
