@@ -155,7 +155,9 @@ async def _soulwatch(url: str, data: Path):  # type: ignore[no-untyped-def]
     clock = SystemClock()
     async with httpx.AsyncClient(timeout=10) as client:
         outbox = Outbox(data / "alerting.db", clock=clock, settings=config.delivery)
-        outbox.notifiers = build_notifiers(config, client=client, clock=clock, issue_index=outbox)
+        outbox.use_notifiers(
+            build_notifiers(config, client=client, clock=clock, issue_index=outbox.issues)
+        )
         dispatcher = Dispatcher(config, clock=clock, outbox=outbox)
         tasks = [asyncio.create_task(dispatcher.run()), asyncio.create_task(outbox.run())]
         try:

@@ -64,6 +64,7 @@ from soulwatch.sources.collectors.wiring import FailedJobsFeed, collector_source
 from soulwatch.sources.heartbeats import HeartbeatMonitor, HeartbeatStore
 from soulwatch.sources.probes.manager import ProbeManager
 from soulwatch.sources.scrape.manager import ScrapeManager
+from soulwatch.store_health import StoreHealth
 from soulwatch.tsdb.db import TSDB
 from soulwatch.wiring import check_rules, data_dir_of, routing_of
 
@@ -133,6 +134,7 @@ class Components:
     acks: AckStore
     am_sender: AlertmanagerSender
     failed_jobs: FailedJobsFeed
+    store_health: StoreHealth
     rum: RumRecorder | None = None
     otlp: OtlpIntake | None = None
     running: bool = False
@@ -320,11 +322,21 @@ async def build(
         acks = AckStore(data_dir / "silences.sqlite", clock)
         push(runner, acks.close)
         routing = routing_of(config)
+        # Asked about only after the build (health, /metrics), so the stores are bound late.
+        store_health = StoreHealth(
+            {
+                "wal": lambda: storage.wal_error,
+                "outbox": lambda: outbox.last_error,
+                "alert_state": lambda: state_store.last_error,
+            },
+            registry=registry,
+        )
         outbox = Outbox(
             data_dir / "outbox.sqlite",
             clock=clock,
             # Late-bound: delivery outcomes reach whichever dispatcher is current.
             listener=ForwardingListener(lambda: alerts.dispatcher),
+            store_failures=store_health.failing,
             registry=registry,
             settings=routing.delivery if routing is not None else None,
         )
@@ -466,6 +478,7 @@ async def build(
             acks=acks,
             am_sender=am_sender,
             failed_jobs=failed_jobs,
+            store_health=store_health,
             rum=rum,
             otlp=otlp,
         )

@@ -95,7 +95,11 @@ class Monitor:
                 wrap_notifiers=self._wrap_notifiers,
                 reload=self.reload,
                 health=self.health,
-                ready=lambda: self._parts is not None and self._parts.running,
+                ready=lambda: (
+                    self._parts is not None
+                    and self._parts.running
+                    and not self._parts.store_health.failing()
+                ),
             )
             try:
                 await parts.start()
@@ -223,8 +227,10 @@ class Monitor:
         running = parts is not None and parts.running and not self._stopping
         failed = parts.tasks.failed() if parts is not None else []
         targets = parts.scrape.statuses() if parts is not None else []
+        stores = parts.store_health.failing() if parts is not None and parts.running else {}
         return {
-            "status": "ok" if running and not failed else "degraded",
+            "status": "ok" if running and not failed and not stores else "degraded",
+            "failing_stores": stores,
             "version": __version__,
             "targets": {"total": len(targets), "up": sum(t.health.value == "up" for t in targets)},
             "rule_groups": len(parts.rules.groups()) if parts is not None else 0,

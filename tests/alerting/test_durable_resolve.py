@@ -13,14 +13,14 @@ import time
 
 import pytest
 
-from tests.alerting.run_support import FaultTarget, MonitorProcess, pages, write_config
-from tests.helpers import Recorder, wait_until
+from tests.alerting.run_support import FaultTarget, MonitorProcess, pages, receiver, write_config
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.slow
 
 
 def test_kill_9_during_resolve_then_the_next_episode_still_pages(tmp_path):
-    with FaultTarget() as target, Recorder() as hook:
+    with FaultTarget() as target, receiver() as hook:
         config = write_config(tmp_path, target.address, hook.url, data_dir=tmp_path / "data")
         proc = MonitorProcess(config)
         try:

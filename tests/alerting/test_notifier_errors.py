@@ -8,15 +8,19 @@ instead of being called again in a tight loop.
 
 from __future__ import annotations
 
+import random
+
 import httpx
 import pytest
 
+from soulwatch.alerting.config import parse_config
+from soulwatch.alerting.dispatcher import Dispatcher
 from soulwatch.alerting.message import Notification
 from soulwatch.alerting.notifiers.github import GitHubNotifier
 from soulwatch.alerting.notifiers.slack import SlackNotifier
-from soulwatch.alerting.outbox import RowState
+from soulwatch.alerting.outbox import Outbox, RowState
 from soulwatch.exceptions import DeliveryError
-from tests.alerting.support import alert, harness
+from tests.alerting.support import alert
 from tests.alerting.test_notifiers import MemoryIndex, _notification
 from tests.helpers import Recorder, Reply
 
@@ -104,20 +108,34 @@ class _Broken:
 
 
 async def test_a_notifier_raising_anything_backs_off_and_records_the_error(tmp_path, clock):
-    config = """
+    config = parse_config(
+        """
 route: {receiver: hook, group_wait: 0s}
 receivers:
   - name: hook
     webhook_configs: [{url: "http://127.0.0.1:9/hook"}]
 delivery: {initial_backoff: 1s, max_backoff: 1m, deadline: 1h}
 """
-    async with harness(config, tmp_path, clock) as h:
-        broken = _Broken()
-        h.outbox.use_notifiers({"hook/webhook/0": broken})
-        await h.fire(alert(clock.time(), alertname="A"))
-        await h.run_for(60)
+    )
+    broken = _Broken()
+    outbox = Outbox(
+        tmp_path / "outbox.db",
+        clock=clock,
+        notifiers={"hook/webhook/0": broken},
+        settings=config.delivery,
+        rng=random.Random(3),
+    )
+    dispatcher = Dispatcher(config, clock=clock, outbox=outbox)
+    try:
+        await dispatcher.send([alert(clock.time(), alertname="A")])
+        await dispatcher.flush_due()
+        for _ in range(60):
+            await outbox.drain()
+            await clock.advance(1)
         # 1 s doubling (with jitter) up to 1 min: a handful of calls in a minute, not thousands.
         assert 3 <= broken.calls <= 10
-        [row] = h.outbox.rows(RowState.PENDING)
+        [row] = outbox.rows(RowState.PENDING)
         assert row.attempts == broken.calls
         assert row.last_error == "hook/webhook/0: RuntimeError: template blew up"
+    finally:
+        outbox.close()

@@ -175,13 +175,28 @@ async def test_meta_alert_resolves_when_the_receiver_works_again(tmp_path, clock
     assert [r.json()["groupLabels"]["alertname"] for r in hook.received("/hook")] == ["A", "B"]
 
 
-async def test_outbox_write_failure_is_retried_not_lost(tmp_path, clock):
+async def test_outbox_that_cannot_write_pages_from_memory_then_catches_up(tmp_path, clock):
+    a = alert(clock.time(), alertname="A", instance="i")
     with Recorder() as hook, Recorder() as chat:
         async with harness(_config(hook.url, chat.url), tmp_path, clock) as h:
             h.outbox._db.conn.execute("PRAGMA query_only=ON")  # writes now fail, like a full disk
-            await h.fire(alert(clock.time(), alertname="A", instance="i"))
-            assert hook.received() == []
-            assert "readonly" in (h.dispatcher.last_error or "")
+            await h.fire(a)
+            [page] = hook.received("/hook")
+            [sent] = page.json()["alerts"]
+            assert "outbox" in sent["annotations"]["soulwatch_store_failing"], "the page says so"
+            assert "readonly" in (h.outbox.last_error or "")
+            assert h.outbox.held_in_memory == 2, "the row and its log entry"
+            await h.run_for(30, step=1)
+            assert len(hook.received("/hook")) == 1, "not sent twice while the disk is full"
             h.outbox._db.conn.execute("PRAGMA query_only=OFF")
             await h.run_for(10, step=1)
-            assert len(hook.received("/hook")) == 1
+            assert h.outbox.last_error is None
+            assert h.outbox.held_in_memory == 0
+            [row] = h.outbox.rows()
+            assert row.id > 0, "written to the database"
+            assert row.state is RowState.DELIVERED
+        # The log entry was written too: a restart does not page again.
+        async with harness(_config(hook.url, chat.url), tmp_path, clock) as h:
+            await h.fire(a)
+            await h.run_for(30, step=1)
+        assert len(hook.received("/hook")) == 1

@@ -19,113 +19,67 @@ with the same backoff, never in a tight loop.
 The outbox shares its SQLite file (:class:`DeliveryDatabase`) with the
 notification log (:mod:`soulwatch.alerting.nflog`) and the GitHub issue index
 (:mod:`soulwatch.alerting.issue_index`).
+
+When that file cannot be written (a full disk), alerting goes on from
+memory: the notification and its log entry are kept in memory and sent at
+once, marked as such (the ``soulwatch_store_failing`` annotation and a note
+say which store fails), and everything held in memory is written as soon as
+the database accepts writes again. A crash while the disk is full loses what
+only memory held; every other guarantee stands. The same mark goes on every
+notification while any store the ``store_failures`` callable names is failing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from enum import Enum
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 
 from soulwatch.alerting import issue_index, nflog
+from soulwatch.alerting import outbox_rows as rows_
 from soulwatch.alerting.config import DeliveryConfig
 from soulwatch.alerting.delivery_db import DeliveryDatabase
 from soulwatch.alerting.message import Notification
 from soulwatch.alerting.nflog import LogEntry, LogUpdate
 from soulwatch.alerting.notifiers import Notifier
+from soulwatch.alerting.outbox_rows import (
+    DeliveryMetrics,
+    OutboxRow,
+    Outcome,
+    PendingRow,
+    RowState,
+)
 from soulwatch.clock import Clock
 from soulwatch.exceptions import DeliveryError, StorageError
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    integration TEXT NOT NULL,
-    receiver TEXT NOT NULL,
-    group_key TEXT NOT NULL,
-    idempotency_key TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    event_at REAL NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
-    last_error TEXT,
-    delivered_at REAL
-);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(state, integration, group_key, id);
-CREATE TABLE IF NOT EXISTS integration_errors (
-    integration TEXT PRIMARY KEY,
-    last_error TEXT NOT NULL,
-    at REAL NOT NULL,
-    failing INTEGER NOT NULL
-);
-"""
-
-
-class RowState(Enum):
-    """The life of an outbox row."""
-
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    FAILED = "failed"  # permanent error
-    EXPIRED = "expired"  # retried until the deadline
-
-
-class Outcome(Enum):
-    """The ``outcome`` label of ``soulwatch_notifications_total``."""
-
-    SUCCESS = "success"
-    RETRY = "retry"
-    FAILED = "failed"
-    EXPIRED = "expired"
-
-
-@dataclass(frozen=True)
-class OutboxRow:
-    """One stored notification."""
-
-    id: int
-    integration: str
-    state: RowState
-    attempts: int
-    idempotency_key: str
-    notification: Notification
-    last_error: str | None
-    created_at: float = 0.0
-    delivered_at: float | None = None
-
-
-class DeliveryMetrics:
-    """The delivery metrics, registered in an injected registry."""
-
-    def __init__(self, registry: CollectorRegistry | None) -> None:
-        registry = registry if registry is not None else CollectorRegistry()
-        self.notifications = Counter(
-            "soulwatch_notifications",
-            "Notification delivery attempts by receiver and outcome.",
-            ["receiver", "outcome"],
-            registry=registry,
-        )
-        self.latency = Histogram(
-            "soulwatch_notification_latency_seconds",
-            "Seconds from an alert's state change to the receiver accepting the notification.",
-            ["receiver"],
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
-            registry=registry,
-        )
-
+__all__ = [
+    "STORE_ANNOTATION",
+    "DeliveryListener",
+    "DeliveryMetrics",
+    "EnqueueItem",
+    "ForwardingListener",
+    "Outbox",
+    "OutboxRow",
+    "RowState",
+]
 
 _DB_RETRY = 5.0
+_PRUNE_EVERY = 3600.0
+
+#: The annotation that tells a receiver soulwatch's own storage is failing.
+STORE_ANNOTATION = "soulwatch_store_failing"
 
 #: One notification to store (``None``: only record the log entry) and its log entry.
 EnqueueItem = tuple[Notification | None, LogUpdate]
+
+#: Which stores fail now and why (``{}`` when all is well).
+StoreFailures = Callable[[], Mapping[str, str]]
 
 
 class DeliveryListener(Protocol):
@@ -175,6 +129,7 @@ class Outbox:
         clock: Clock,
         notifiers: Mapping[str, Notifier] | None = None,
         listener: DeliveryListener | None = None,
+        store_failures: StoreFailures | None = None,
         settings: DeliveryConfig | None = None,
         registry: CollectorRegistry | None = None,
         rng: random.Random | None = None,
@@ -183,14 +138,25 @@ class Outbox:
         self._clock = clock
         self._notifiers: dict[str, Notifier] = dict(notifiers or {})
         self._listener = listener
+        self._store_failures = store_failures
         self._settings = settings or DeliveryConfig()
         self._rng = rng or random.Random()
-        self._db = DeliveryDatabase(path, _SCHEMA + nflog.SCHEMA + issue_index.SCHEMA)
+        self._db = DeliveryDatabase(path, rows_.SCHEMA + nflog.SCHEMA + issue_index.SCHEMA)
         #: The notification log, in the same database (written with each notification).
         self.log = nflog.NotificationLog(self._db)
         #: The GitHub issue index, in the same database.
         self.issues = issue_index.GitHubIssueIndex(self._db)
         self.metrics = DeliveryMetrics(registry)
+        # Every pending row (and finished ones not yet written), in enqueue order.
+        self._rows: dict[int, PendingRow] = {r.seq: r for r in rows_.load_pending(self._db)}
+        [(max_id,)] = self._db.read("SELECT COALESCE(MAX(id), 0) FROM outbox")
+        self._seq = itertools.count(int(max_id) + 1)
+        # Log entries recorded while the database could not be written.
+        self._held_log: dict[tuple[str, str], tuple[LogUpdate, float]] = {}
+        self._failing = {
+            str(r[0])
+            for r in self._db.read("SELECT integration FROM integration_errors WHERE failing=1")
+        }
         self._wake = asyncio.Event()
         self._in_flight: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -209,17 +175,27 @@ class Outbox:
 
     @property
     def last_error(self) -> str | None:
-        """The last error of the outbox database itself, ``None`` once a write works again."""
+        """The last error writing the outbox database, ``None`` once a write works again."""
         return self._db.last_error
 
+    @property
+    def held_in_memory(self) -> int:
+        """How many notifications and log entries wait to be written to the database."""
+        return len(self._held_log) + sum(1 for r in self._rows.values() if r.dirty)
+
     def close(self) -> None:
-        """Close the database (call after :meth:`run` has stopped)."""
+        """Write what memory still holds if possible, then close (after :meth:`run`)."""
+        self._catch_up()
         self._db.close()
 
     # --- writing -----------------------------------------------------------------
 
     def log_entry(self, integration: str, group_key: str) -> LogEntry | None:
         """The last notification-log entry for an integration and group."""
+        held = self._held_log.get((integration, group_key))
+        if held is not None:
+            update, at = held
+            return LogEntry(update.firing, update.resolved, at)
         return self.log.entry(integration, group_key)
 
     def enqueue(self, items: Sequence[EnqueueItem]) -> None:
@@ -227,49 +203,97 @@ class Outbox:
 
         Each item is ``(notification or None, log update)``; ``None`` records
         the log entry without sending (e.g. resolved-only with
-        ``send_resolved: false``). Raises :class:`StorageError` when the
-        database cannot be written; then nothing was recorded.
+        ``send_resolved: false``). When the database cannot be written, the
+        items are held in memory, sent from there and written later (see the
+        module docstring); this never raises for that.
         """
         now = self._clock.time()
+        failures = dict(self._store_failures()) if self._store_failures is not None else {}
+        if self._catch_up():
+            try:
+                self._write(items, failures, now)
+                return
+            except StorageError:
+                pass
+        failures["outbox"] = self._db.last_error or "cannot write the outbox"
+        for n, update in items:
+            self._held_log[(update.integration, update.group_key)] = (update, now)
+            if n is not None:
+                row = PendingRow(next(self._seq), None, _marked(n, failures), now, now, dirty=True)
+                self._rows[row.seq] = row
+        self._wake.set()
+
+    def _write(self, items: Sequence[EnqueueItem], failures: dict[str, str], now: float) -> None:
+        added: list[PendingRow] = []
         with self._db.transaction("write to the outbox") as conn:
             for n, update in items:
                 nflog.NotificationLog.write(conn, update, now)
                 if n is not None:
-                    _insert_row(conn, n, update.group_key, now)
+                    row = PendingRow(next(self._seq), None, _marked(n, failures), now, now)
+                    row.id = rows_.insert(conn, row)
+                    added.append(row)
+        for row in added:
+            self._rows[row.seq] = row
         self._wake.set()
+
+    def _catch_up(self) -> bool:
+        """Write what memory holds (log entries, rows, row changes); True when nothing is left."""
+        dirty = [r for r in self._rows.values() if r.dirty]
+        if not dirty and not self._held_log:
+            return True
+        ids: dict[int, int] = {}
+        try:
+            with self._db.transaction("catch up the outbox") as conn:
+                for update, at in self._held_log.values():
+                    nflog.NotificationLog.write(conn, update, at)
+                for row in dirty:
+                    if row.id is None:
+                        ids[row.seq] = rows_.insert(conn, row)
+                    else:
+                        rows_.update(conn, row)
+        except StorageError:
+            return False
+        self._held_log.clear()
+        for row in dirty:
+            row.id = ids.get(row.seq, row.id)
+            row.dirty = False
+            if row.state is not RowState.PENDING:
+                del self._rows[row.seq]
+        return True
 
     # --- reading -----------------------------------------------------------------
 
     def rows(self, state: RowState | None = None) -> list[OutboxRow]:
-        """Stored rows, oldest first (for the UI, the CLI and tests)."""
+        """Rows, oldest first, including those only held in memory (for the UI, the
+        CLI and tests)."""
         query = (
             "SELECT id, integration, state, attempts, idempotency_key, payload, last_error,"
-            " created_at, delivered_at FROM outbox"
+            " created_at, delivered_at FROM outbox ORDER BY id"
         )
-        args: tuple[str, ...] = ()
-        if state is not None:
-            query += " WHERE state=?"
-            args = (state.value,)
-        rows = self._db.read(query + " ORDER BY id", args)
-        return [
-            OutboxRow(
+        newer = {r.id: r.view() for r in self._rows.values() if r.dirty and r.id is not None}
+        out = [
+            newer.get(
                 int(r[0]),
-                str(r[1]),
-                RowState(r[2]),
-                int(r[3]),
-                str(r[4]),
-                Notification.from_json(str(r[5])),
-                r[6],
-                float(r[7]),
-                None if r[8] is None else float(r[8]),
+                OutboxRow(
+                    int(r[0]),
+                    str(r[1]),
+                    RowState(r[2]),
+                    int(r[3]),
+                    str(r[4]),
+                    Notification.from_json(str(r[5])),
+                    r[6],
+                    float(r[7]),
+                    None if r[8] is None else float(r[8]),
+                ),
             )
-            for r in rows
+            for r in self._db.read(query)
         ]
+        out += [r.view() for r in self._rows.values() if r.id is None]
+        return [r for r in out if state is None or r.state is state]
 
     def pending_count(self) -> int:
         """How many notifications wait to be delivered."""
-        rows = self._db.read("SELECT COUNT(*) FROM outbox WHERE state='pending'")
-        return int(rows[0][0])
+        return sum(1 for r in self._rows.values() if r.state is RowState.PENDING)
 
     def integration_errors(self) -> dict[str, tuple[str, float, bool]]:
         """``integration -> (last error, when, failing now)``."""
@@ -289,22 +313,23 @@ class Outbox:
 
     async def run(self) -> None:
         """Deliver forever (cancel to stop); resumes whatever a previous process left pending."""
-        last_prune = float("-inf")
+        next_prune = self._clock.time()
         try:
             while True:
                 self._wake.clear()
-                try:
-                    if self._clock.time() - last_prune >= 3600:
-                        self.prune()
-                        last_prune = self._clock.time()
-                    next_due = self._launch_due()
-                except StorageError:
-                    # The database is unavailable (disk full, locked): the error
-                    # is kept for the health check; try again shortly, nothing is lost.
-                    await self._clock.sleep(_DB_RETRY)
-                    continue
                 now = self._clock.time()
-                timeout = None if next_due is None else max(0.0, next_due - now)
+                retry: float | None = None
+                if now >= next_prune:
+                    try:
+                        self.prune()
+                        next_prune = now + _PRUNE_EVERY
+                    except StorageError:
+                        next_prune = now + _DB_RETRY
+                if not self._catch_up():
+                    retry = now + _DB_RETRY
+                next_due = self._launch_due()
+                due = [t for t in (next_due, retry) if t is not None]
+                timeout = max(0.0, min(due) - self._clock.time()) if due else None
                 await self._wait(timeout)
         finally:
             for task in list(self._tasks):
@@ -333,138 +358,123 @@ class Outbox:
     def _launch_due(self) -> float | None:
         """Start sending the due head of every idle lane; return the earliest future due time."""
         now = self._clock.time()
-        heads = self._db.read(
-            "SELECT id, integration, group_key, next_attempt_at FROM outbox o"
-            " WHERE state='pending'"
-            " AND id = (SELECT MIN(id) FROM outbox p WHERE p.state='pending'"
-            " AND p.integration=o.integration AND p.group_key=o.group_key) ORDER BY id"
-        )
+        heads: dict[tuple[str, str], PendingRow] = {}
+        for row in self._rows.values():
+            if row.state is RowState.PENDING:
+                heads.setdefault(row.lane, row)
         next_due: float | None = None
-        for row_id, integration, group_key, due in heads:
-            lane = (str(integration), str(group_key))
+        for lane, row in heads.items():
             if lane in self._in_flight:
                 continue
-            if due > now:
+            if row.next_attempt_at > now:
+                due = row.next_attempt_at
                 next_due = due if next_due is None else min(next_due, due)
                 continue
             if len(self._in_flight) >= self._max_in_flight:
                 break
             self._in_flight.add(lane)
-            task = asyncio.get_running_loop().create_task(self._deliver(int(row_id), lane))
+            task = asyncio.get_running_loop().create_task(self._deliver(row))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return next_due
 
-    async def _deliver(self, row_id: int, lane: tuple[str, str]) -> None:
+    async def _deliver(self, row: PendingRow) -> None:
         try:
-            await self._deliver_row(row_id)
-        except StorageError:
-            # The row stays pending and is sent again: at-least-once, never lost
-            # (the error is kept for the health check).
-            pass
+            await self._attempt(row)
         finally:
-            self._in_flight.discard(lane)
+            self._in_flight.discard(row.lane)
             self._wake.set()
 
-    async def _deliver_row(self, row_id: int) -> None:
-        [row] = self._db.read(
-            "SELECT integration, receiver, payload, created_at, event_at, attempts"
-            " FROM outbox WHERE id=?",
-            (row_id,),
-        )
-        integration, receiver, payload, created_at, event_at, attempts = row
-        notification = Notification.from_json(payload)
+    async def _attempt(self, row: PendingRow) -> None:
+        integration = row.integration
+        receiver = row.notification.receiver
         notifier = self._notifiers.get(integration)
         try:
             if notifier is None:
                 raise DeliveryError(
                     f"integration {integration} is no longer configured", permanent=True
                 )
-            await notifier.notify(notification)
+            await notifier.notify(row.notification)
         except DeliveryError as exc:
-            await self._failed(row_id, integration, receiver, created_at, attempts, exc)
+            await self._failed(row, exc)
             return
         except Exception as exc:
             # A notifier's own bug or an error it does not classify: the row's
             # error, retried with backoff like a transient failure (the loop
             # must not spin on it, nor lose the notification).
             error = DeliveryError(f"{integration}: {type(exc).__name__}: {exc}", permanent=False)
-            await self._failed(row_id, integration, receiver, created_at, attempts, error)
+            await self._failed(row, error)
             return
         now = self._clock.time()
-        with self._db.transaction("mark a notification delivered") as conn:
-            conn.execute(
-                "UPDATE outbox SET state=?, delivered_at=?, attempts=attempts+1 WHERE id=?",
-                (RowState.DELIVERED.value, now, row_id),
-            )
-            was_failing = conn.execute(
-                "SELECT failing FROM integration_errors WHERE integration=?", (integration,)
-            ).fetchone()
-            if was_failing and was_failing[0]:
-                conn.execute(
-                    "UPDATE integration_errors SET failing=0 WHERE integration=?", (integration,)
-                )
+        row.state = RowState.DELIVERED
+        row.delivered_at = now
+        row.attempts += 1
+        recovered = integration in self._failing
+        self._failing.discard(integration)
+        self._record(row, recovered=recovered)
         self.metrics.notifications.labels(receiver, Outcome.SUCCESS.value).inc()
-        self.metrics.latency.labels(receiver).observe(max(0.0, now - float(event_at)))
-        if was_failing and was_failing[0] and self._listener is not None:
+        self.metrics.latency.labels(receiver).observe(max(0.0, now - row.notification.event_time))
+        if recovered and self._listener is not None:
             await self._listener.delivery_recovered(integration, receiver)
 
-    async def _failed(  # noqa: PLR0917
-        self,
-        row_id: int,
-        integration: str,
-        receiver: str,
-        created_at: float,
-        attempts: int,
-        exc: DeliveryError,
-    ) -> None:
+    async def _failed(self, row: PendingRow, exc: DeliveryError) -> None:
         now = self._clock.time()
         s = self._settings
-        delay = min(s.max_backoff, s.initial_backoff * 2**attempts)
+        delay = min(s.max_backoff, s.initial_backoff * 2**row.attempts)
         delay = delay * (0.5 + self._rng.random() / 2)  # "equal jitter": half fixed, half random
         if exc.retry_after is not None:
             delay = max(delay, exc.retry_after)
-        expired = not exc.permanent and now + delay > created_at + s.deadline
-        if exc.permanent or expired:
-            state, outcome = (
-                (RowState.FAILED, Outcome.FAILED)
-                if exc.permanent
-                else (RowState.EXPIRED, Outcome.EXPIRED)
-            )
-            with self._db.transaction("record a failed notification") as conn:
-                conn.execute(
-                    "UPDATE outbox SET state=?, attempts=attempts+1, last_error=? WHERE id=?",
-                    (state.value, str(exc), row_id),
-                )
-                conn.execute(
-                    "INSERT OR REPLACE INTO integration_errors VALUES (?,?,?,1)",
-                    (integration, str(exc), now),
-                )
-            self.metrics.notifications.labels(receiver, outcome.value).inc()
-            if self._listener is not None:
-                await self._listener.delivery_failed(integration, receiver, str(exc), exc.permanent)
+        expired = not exc.permanent and now + delay > row.created_at + s.deadline
+        row.attempts += 1
+        row.last_error = str(exc)
+        receiver = row.notification.receiver
+        if not (exc.permanent or expired):
+            row.next_attempt_at = now + delay
+            self._record(row)
+            self.metrics.notifications.labels(receiver, Outcome.RETRY.value).inc()
             return
-        with self._db.transaction("record a retry") as conn:
-            conn.execute(
-                "UPDATE outbox SET attempts=attempts+1, next_attempt_at=?, last_error=? WHERE id=?",
-                (now + delay, str(exc), row_id),
-            )
-        self.metrics.notifications.labels(receiver, Outcome.RETRY.value).inc()
+        row.state = RowState.FAILED if exc.permanent else RowState.EXPIRED
+        outcome = Outcome.FAILED if exc.permanent else Outcome.EXPIRED
+        self._failing.add(row.integration)
+        self._record(row, failed_at=now)
+        self.metrics.notifications.labels(receiver, outcome.value).inc()
+        if self._listener is not None:
+            await self._listener.delivery_failed(row.integration, receiver, str(exc), exc.permanent)
+
+    def _record(
+        self, row: PendingRow, *, recovered: bool = False, failed_at: float | None = None
+    ) -> None:
+        """Write a row's new delivery state; if that fails it stays in memory until
+        :meth:`_catch_up` can write it (so it is neither lost nor sent twice meanwhile)."""
+        if row.id is None:
+            row.dirty = True  # inserted, with its state, by the catch-up
+            return
+        try:
+            with self._db.transaction("record a delivery") as conn:
+                rows_.update(conn, row)
+                if failed_at is not None:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO integration_errors VALUES (?,?,?,1)",
+                        (row.integration, row.last_error, failed_at),
+                    )
+                elif recovered:
+                    conn.execute(
+                        "UPDATE integration_errors SET failing=0 WHERE integration=?",
+                        (row.integration,),
+                    )
+        except StorageError:
+            row.dirty = True
+            return
+        row.dirty = False
+        if row.state is not RowState.PENDING:
+            del self._rows[row.seq]
 
 
-def _insert_row(conn: sqlite3.Connection, n: Notification, group_key: str, now: float) -> None:
-    conn.execute(
-        "INSERT INTO outbox (integration, receiver, group_key, idempotency_key, payload,"
-        " created_at, event_at, state, next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?)",
-        (
-            n.integration,
-            n.receiver,
-            group_key,
-            n.idempotency_key,
-            n.to_json(),
-            now,
-            n.event_time,
-            RowState.PENDING.value,
-            now,
-        ),
-    )
+def _marked(n: Notification, failures: Mapping[str, str]) -> Notification:
+    """``n`` saying which of soulwatch's stores fail (unchanged when none does)."""
+    if not failures:
+        return n
+    text = "; ".join(f"{store}: {error}" for store, error in sorted(failures.items()))
+    alerts = [replace(a, annotations={**a.annotations, STORE_ANNOTATION: text}) for a in n.alerts]
+    note = f"soulwatch's own storage is failing ({text}); alerting goes on from memory"
+    return replace(n, alerts=alerts, notes=[*n.notes, note])

@@ -446,6 +446,7 @@ def _carry_over(
         return
     if previous is not None and previous.alerting is not None:
         rule.alerting.restore(copy_alert(a) for a in list(previous.alerting.active.values()))
+        rule.alerting.superseded = list(previous.alerting.superseded)
     elif rule.key in persisted:
         # The alert sink kept nothing across the restart (the dispatcher holds
         # alerts in memory until it flushes their group): every restored

@@ -85,6 +85,8 @@ class AlertStateStore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._closed = False
+        #: Why the last save failed (a full disk), ``None`` once one succeeds again.
+        self.last_error: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -213,7 +215,9 @@ class AlertStateStore:
                     "INSERT OR REPLACE INTO rule_evaluations VALUES (?, ?)", (rule, evaluated_at)
                 )
         except sqlite3.Error as exc:
+            self.last_error = f"cannot save alert state: {exc}"
             raise StorageError(f"cannot save alert state of {rule}: {exc}") from exc
+        self.last_error = None
 
     def history(
         self, *, limit: int = 100, alertname: str | None = None, since: float | None = None

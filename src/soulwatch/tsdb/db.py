@@ -153,6 +153,8 @@ class TSDB:
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self._lock = threading.Lock()  # head + WAL writer
+        #: Why the last WAL write failed (a full disk), ``None`` once one succeeds again.
+        self.wal_error: str | None = None
         self._maintenance_lock = threading.Lock()  # the single SQLite writer
         self._stats = TSDBStats()
         self._index = HeadIndex()
@@ -326,9 +328,11 @@ class TSDB:
                 try:
                     self._wal.append(b"".join(records))
                 except OSError as exc:
+                    self.wal_error = f"cannot write the WAL: {exc}"
                     raise StorageError(
                         f"cannot write the WAL ({exc}): the batch is visible but not durable"
                     ) from exc
+                self.wal_error = None
 
     def _apply(
         self, appender: TSDBAppender, resolved: dict[int, HeadSeries | None]

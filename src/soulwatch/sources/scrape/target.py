@@ -19,6 +19,7 @@ Behaviour follows Prometheus's scrape loop:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -246,8 +247,11 @@ class ScrapeTarget:
             ):
                 append_quietly(report, self._report_labels[name], t_ms, value)
             # the report first: a series limit never crowds out the target's own `up`
-            report.commit()
-            app.commit()
+            for appender in (report, app):
+                # A WAL that cannot be written (a full disk) leaves the samples in
+                # memory, where rules still see them; the store's health says so.
+                with contextlib.suppress(StorageError):
+                    appender.commit()
             # a storage may refuse samples only at commit (another writer came first)
             self._status.samples_rejected += len(getattr(app, "rejected", ()) or ())
         self._last_t_ms = t_ms
