@@ -278,3 +278,29 @@ def test_silences_section_sets_limits_and_rejects_unknown_keys() -> None:
     assert config.silences.retention == 2 * 86400
     with pytest.raises(ConfigError, match=r"sw.yaml:2:3: unknown setting 'max_duraton'"):
         parse_config("silences:\n  max_duraton: 1h\n", "sw.yaml", {})
+
+
+def test_promql_features_from_the_file_and_the_command_line() -> None:
+    config = parse_config("enable_features: [promql-delayed-name-removal]\n")
+    assert config.enable_features == ["promql-delayed-name-removal"]
+    both = config.with_overrides(
+        enable_features=["type-and-unit-labels", "promql-delayed-name-removal"]
+    )
+    assert both.enable_features == ["promql-delayed-name-removal", "type-and-unit-labels"]
+    with pytest.raises(ConfigError, match="unknown feature 'native-histograms' \\(known: "):
+        parse_config("enable_features: [native-histograms]\n")
+    with pytest.raises(ValueError, match="unknown feature 'nope'"):
+        config.with_overrides(enable_features=["nope"])
+
+
+async def test_the_monitors_engine_runs_with_the_configured_features(tmp_path: Path) -> None:
+    from soulwatch.clock import SimulatedClock
+    from soulwatch.service import Monitor
+
+    config = parse_config(f"data_dir: {tmp_path}\nenable_features: [promql-delayed-name-removal]\n")
+    monitor = Monitor(config, clock=SimulatedClock(start=1_700_000_000.0))
+    await monitor.start()
+    try:
+        assert monitor.parts.engine.features == {"promql-delayed-name-removal"}
+    finally:
+        await monitor.stop()

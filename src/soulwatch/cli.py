@@ -131,6 +131,10 @@ def _add_monitor_commands(
     run.add_argument("--data-dir", metavar="DIR", help="override data_dir")
     run.add_argument("--listen", metavar="HOST:PORT", help="override listen")
     run.add_argument(
+        "--enable-feature", action="append", default=[], metavar="NAME[,NAME]",
+        help="PromQL features, as Prometheus's flag of the same name (adds to enable_features)",
+    )  # fmt: skip
+    run.add_argument(
         "--log-format", choices=("auto", "json", "console"), default="auto",
         help="log format (auto: console on a terminal, else JSON)",
     )  # fmt: skip
@@ -160,7 +164,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # its own user only: files 0600, directories 0700.
     os.umask(0o077)
     try:
-        config = load_config(args.config).with_overrides(data_dir=args.data_dir, listen=args.listen)
+        features = [f.strip() for arg in args.enable_feature for f in arg.split(",") if f.strip()]
+        config = load_config(args.config).with_overrides(
+            data_dir=args.data_dir, listen=args.listen, enable_features=features
+        )
     except ValueError as exc:
         print(f"soulwatch: error: {exc}", file=sys.stderr)
         return 2

@@ -308,6 +308,7 @@ async def build(
             lookback_delta_ms=round(config.api.lookback_delta * 1000),
             timeout_s=config.api.query_timeout,
             default_subquery_step_ms=round(config.global_.evaluation_interval * 1000),
+            features=config.enable_features,
         )
         hb_store = await runner(HeartbeatStore, data_dir / "heartbeats.sqlite")
         push(runner, hb_store.close)

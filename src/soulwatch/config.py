@@ -17,7 +17,7 @@ from __future__ import annotations
 import glob
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -229,12 +229,19 @@ class SoulwatchConfig(_Model):
     api: ApiConfig = Field(default_factory=ApiConfig)
     self_monitoring: SelfMonitoringConfig = Field(default_factory=SelfMonitoringConfig)
     rum: RumConfig = Field(default_factory=RumConfig)
+    #: PromQL features behind Prometheus's ``--enable-feature`` flags of the same names.
+    enable_features: list[str] = Field(default_factory=list)
     otlp: OtlpConfig = Field(default_factory=OtlpConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
 
     _source: Path | None = PrivateAttr(default=None)
     _source_as_given: str | None = PrivateAttr(default=None)
     _routing: AlertingConfig | None = PrivateAttr(default=None)
+
+    @field_validator("enable_features")
+    @classmethod
+    def _known_features(cls, value: list[str]) -> list[str]:
+        return _features(value)
 
     @field_validator("listen")
     @classmethod
@@ -304,10 +311,16 @@ class SoulwatchConfig(_Model):
         return out
 
     def with_overrides(
-        self, *, data_dir: str | Path | None = None, listen: str | None = None
+        self,
+        *,
+        data_dir: str | Path | None = None,
+        listen: str | None = None,
+        enable_features: Sequence[str] = (),
     ) -> SoulwatchConfig:
-        """A copy with command-line overrides applied."""
+        """A copy with command-line overrides applied (features add to the file's)."""
         update: dict[str, Any] = {}
+        if enable_features:
+            update["enable_features"] = _features([*self.enable_features, *enable_features])
         if data_dir is not None:
             update["data_dir"] = Path(data_dir).resolve()
         if listen is not None:
@@ -318,6 +331,16 @@ class SoulwatchConfig(_Model):
         copy._source_as_given = self._source_as_given
         copy._routing = self._routing
         return copy
+
+
+def _features(names: Sequence[str]) -> list[str]:
+    """``names`` without repeats; ``ValueError`` naming an unknown one and the known ones."""
+    from soulwatch.promql.engine import FEATURES
+
+    unknown = sorted(set(names) - FEATURES)
+    if unknown:
+        raise ValueError(f"unknown feature {unknown[0]!r} (known: {', '.join(sorted(FEATURES))})")
+    return list(dict.fromkeys(names))
 
 
 def parse_listen(value: str) -> tuple[str, int]:

@@ -145,7 +145,11 @@ class Monitor:
             raise ConfigError("this monitor was not started from a config file")
         new = load_config(source)
         # Command-line overrides stay in force across reloads.
-        return new.with_overrides(data_dir=self.config.data_dir, listen=self.config.listen)
+        return new.with_overrides(
+            data_dir=self.config.data_dir,
+            listen=self.config.listen,
+            enable_features=self.config.enable_features,
+        )
 
     # -- what callers read --------------------------------------------------------------
 

@@ -110,7 +110,10 @@ async def test_a_firing_alert_becomes_one_feedback_item_and_a_repeat_is_a_duplic
     assert item["metadata"]["alert_type"] == "error"
     assert item["metadata"]["priority"] == "P1"
     assert "alertname:AgentFailureSpike" in item["metadata"]["tags"]
-    assert item["metadata"]["snapshot_url"] == "http://soulwatch.example:9090/alerts"
+    # The console's page about this very alert.
+    assert item["metadata"]["snapshot_url"] == (
+        f"http://soulwatch.example:9090/alerts/{alert.fingerprint}"
+    )
     body = item["body"]
     assert "Summary: 75% of agent jobs are failing" in body
     assert "Runbook: https://soulwatch.example/docs/runbooks#agentfailurespike" in body
@@ -390,6 +393,8 @@ def test_the_preset_sends_engineering_alerts_to_soulcaster_and_not_outages() -> 
         "SOULCASTER_REDIS_URL": "redis://127.0.0.1:6379",
         "E2B_API_KEY": "e",
         "SOULWATCH_ADMIN_TOKEN": "admin-token-0123456789",
+        "UPSTASH_VECTOR_REST_URL": "https://vector.upstash.example",
+        "UPSTASH_VECTOR_REST_TOKEN": "v",
     }
     config = load_config(PRESET, env)
     assert config.routing is not None
@@ -497,4 +502,4 @@ async def test_the_monitor_sends_failed_jobs_from_redis_to_soulcaster(
     assert listed == sorted(listed, reverse=True)  # newest first
     assert f"    PR creation failed: 422 (job {listed[0]}) token=[redacted]" in body
     assert "abc123def456" not in body
-    assert "soulwatch console: https://soulwatch.example/alerts" in body
+    assert re.search(r"soulwatch console: https://soulwatch.example/alerts/[0-9a-f]{16}\n", body)

@@ -78,8 +78,15 @@ async def test_statuses_ages_and_finished_jobs_counted_once(
     assert value(first, "soulcaster_agent_jobs", status="failed") == 1
     assert value(first, "soulcaster_agent_job_oldest_age_seconds", status="pending") == 720
     assert value(first, "soulcaster_agent_job_oldest_age_seconds", status="running") == 1200
-    # Jobs finished before the first sweep are the baseline, not counted as new.
-    assert values(first, "soulcaster_agent_jobs_finished_total") == {}
+    # Jobs finished before the first sweep are the baseline, not counted as new;
+    # every outcome and category starts at 0, so the first of each is an increase.
+    baseline = values(first, "soulcaster_agent_jobs_finished_total")
+    categories = {p.category for p in SoulcasterCollectorConfig().failure_patterns}
+    assert baseline == {
+        (("category", "none"), ("outcome", "success")): 0,
+        (("category", "other"), ("outcome", "failed")): 0,
+        **{(("category", c), ("outcome", "failed")): 0 for c in categories},
+    }
 
     clock.set_time(NOW + 60)
     put_job(
@@ -101,11 +108,12 @@ async def test_statuses_ages_and_finished_jobs_counted_once(
     put_job(client, "shipped", "success", created=NOW, updated=NOW + 40)
     second = await collector.collect()
     finished = values(second, "soulcaster_agent_jobs_finished_total")
-    assert finished == {
+    assert {k: v for k, v in finished.items() if v} == {
         (("category", "agent_exit"), ("outcome", "failed")): 1,
         (("category", "sandbox_timeout"), ("outcome", "failed")): 1,
         (("category", "none"), ("outcome", "success")): 1,
     }
+    assert finished.keys() == baseline.keys()
     assert value(second, "soulcaster_agent_jobs", status="running") == 0
     assert value(second, "soulcaster_agent_job_oldest_age_seconds", status="running") == 0
     # Durations of the jobs finished since the baseline: 1230 s, 40 s and 40 s.
@@ -135,9 +143,9 @@ async def test_failure_category_from_the_logs_the_runner_writes(
     await collector.collect()  # empty baseline sweep
     put_job(client, "j1", "failed", created=NOW - 100, updated=NOW - 10, logs=logs)
     samples = await collector.collect()
-    assert values(samples, "soulcaster_agent_jobs_finished_total") == {
-        (("category", category), ("outcome", "failed")): 1
-    }
+    finished = values(samples, "soulcaster_agent_jobs_finished_total")
+    assert finished[(("category", category), ("outcome", "failed"))] == 1
+    assert sum(finished.values()) == 1
 
 
 async def test_cluster_jobs_and_reddit_newest_item(
@@ -161,7 +169,8 @@ async def test_cluster_jobs_and_reddit_newest_item(
     put_cluster_job(client, "p1", "c1", "failed", started=NOW - 300, finished=NOW + 5)
     samples = await collector.collect()
     assert values(samples, "soulcaster_cluster_jobs_finished_total") == {
-        (("outcome", "failed"),): 1
+        (("outcome", "failed"),): 1,
+        (("outcome", "success"),): 0,
     }
 
 

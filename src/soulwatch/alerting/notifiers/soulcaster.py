@@ -335,14 +335,14 @@ def feedback_payload(
         "priority": priority or "normal",
         "tags": sorted(f"{k}:{v}" for k, v in labels.items())[:50],
         "org": {"id": org_id},
-        "snapshot": console_link(n),
+        "snapshot": console_link(n, alert),
     }
     return redact(payload)  # type: ignore[no-any-return]
 
 
-def console_link(n: Notification) -> str:
-    """Where the alert is shown in soulwatch's console (empty without an external URL)."""
-    return f"{n.external_url.rstrip('/')}/alerts" if n.external_url else ""
+def console_link(n: Notification, alert: AlertInfo) -> str:
+    """The console's page about ``alert`` (empty without an external URL)."""
+    return f"{n.external_url.rstrip('/')}/alerts/{alert.fingerprint}" if n.external_url else ""
 
 
 def render_body(
@@ -370,8 +370,8 @@ def render_body(
     links = []
     if a.get("runbook_url"):
         links.append(f"Runbook: {a['runbook_url']}")
-    if console_link(n):
-        links.append(f"soulwatch console: {console_link(n)} (fingerprint {alert.fingerprint})")
+    if n.external_url:
+        links.append(f"soulwatch console: {console_link(n, alert)}")
     if alert.generator_url:
         links.append(f"Query: {alert.generator_url}")
     others = {k: v for k, v in a.items() if k not in ("summary", "description", "runbook_url")}

@@ -321,13 +321,22 @@ class SoulcasterCollector:
         out += _job_samples("soulcaster_agent", self._agents, now)
         out += _job_samples("soulcaster_cluster", self._clusters, now)
         out += self._job_details(now)
-        for (outcome, category), n in sorted(self._agents.finished.items()):
+        # Every outcome and category is written from the first cycle, at 0 until it
+        # happens, so rate() and increase() see the first failure of each (a counter
+        # that appears at 1 shows no increase).
+        agents = Counter({("success", "none"): 0, ("failed", "other"): 0})
+        agents.update({("failed", category): 0 for category, _ in self._patterns})
+        agents.update(self._agents.finished)
+        for (outcome, category), n in sorted(agents.items()):
             out.append(
                 sample(
                     "soulcaster_agent_jobs_finished_total", n, outcome=outcome, category=category
                 )
             )
-        for (outcome, _), n in sorted(self._clusters.finished.items()):
+        clusters: Counter[str] = Counter({"success": 0, "failed": 0})
+        for (outcome, _), n in self._clusters.finished.items():
+            clusters[outcome] += n
+        for outcome, n in sorted(clusters.items()):
             out.append(sample("soulcaster_cluster_jobs_finished_total", n, outcome=outcome))
         out += self._agent_duration.samples()
         out += self._cluster_duration.samples()
