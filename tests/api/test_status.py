@@ -61,13 +61,12 @@ def test_config_hides_every_secret(tmp_path: Path, clock: SimulatedClock) -> Non
     assert data["collectors"]["soulcaster"]["redis_url"] == "<secret>"
 
 
-def test_root_redirects(tmp_path: Path, clock: SimulatedClock) -> None:
-    from soulwatch.api.status import HOME_PATH
-
+def test_root_answers_with_the_console(tmp_path: Path, clock: SimulatedClock) -> None:
+    # Clients use the root as a liveness check: it answers 200, with the console.
     with serve(tmp_path, clock) as served:
         r = served.http.get("/")
-        assert (r.status_code, r.headers["location"]) == (302, HOME_PATH)
-        assert served.http.get("/", follow_redirects=True).status_code == 200
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/html")
 
 
 def test_federate_skips_stale_and_old_series(tmp_path: Path, clock: SimulatedClock) -> None:

@@ -1,11 +1,11 @@
-"""Prometheus's status endpoints, ``format_query`` and the ``GET /`` redirect.
+"""Prometheus's status endpoints and ``format_query``.
 
 ``/api/v1/status/config`` (the running config as YAML, every secret written
 ``<secret>`` as Prometheus does), ``status/flags``, ``status/runtimeinfo``,
 ``status/tsdb`` (head statistics and the top-10 cardinality lists) and
-``/api/v1/format_query`` answer in Prometheus's shapes. ``GET /`` redirects
-to :data:`HOME_PATH`, as Prometheus redirects its root (clients use it as a
-liveness check).
+``/api/v1/format_query`` answer in Prometheus's shapes. ``GET /`` is the
+console's overview (:mod:`soulwatch.api.console`), so clients that use the
+root as a liveness check get a 200.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, SecretStr
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from soulwatch.api.auth import Authenticator
@@ -35,9 +35,6 @@ from soulwatch.promql.parser import parse as parse_promql
 from soulwatch.promql.printer import pretty
 from soulwatch.tsdb.model import Labels, Matcher, MatchType
 from soulwatch.tsdb.storage import Storage
-
-#: Where ``GET /`` redirects (Prometheus sends its root to its query page).
-HOME_PATH = "/-/healthy"
 
 #: Keys whose values are secrets wherever they appear (Prometheus's and
 #: Alertmanager's ``Secret`` fields, and soulwatch's own).
@@ -218,7 +215,6 @@ class StatusApi:
         """The Starlette routes."""
         both = ["GET", "POST"]
         return [
-            Route("/", self.home, methods=["GET", "HEAD"]),
             Route("/api/v1/status/config", self._wrap(self.config), methods=["GET"]),
             Route("/api/v1/status/flags", self._wrap(self.flags), methods=["GET"]),
             Route("/api/v1/status/runtimeinfo", self._wrap(self.runtimeinfo), methods=["GET"]),
@@ -240,10 +236,6 @@ class StatusApi:
             return JSONResponse({"status": "success", "data": data})
 
         return endpoint
-
-    async def home(self, request: Request) -> Response:
-        """``GET /``: a redirect, as Prometheus answers its root."""
-        return RedirectResponse(HOME_PATH, status_code=302)
 
     async def config(self, request: Request) -> JSONDict:
         """``/api/v1/status/config``: ``{"yaml": ...}`` with secrets redacted."""
