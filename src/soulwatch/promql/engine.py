@@ -39,6 +39,7 @@ from soulwatch.promql.ast import (
     VectorSelector,
     value_type,
 )
+from soulwatch.promql.columnar import available as columnar_available
 from soulwatch.promql.parser import parse
 from soulwatch.promql.stepvec import (
     METADATA_LABELS,
@@ -88,7 +89,8 @@ class Engine:
     is the step of a subquery written without one (Prometheus uses the global
     evaluation interval, 1 minute by default). ``features`` enables behaviour
     Prometheus keeps behind ``--enable-feature`` flags of the same names
-    (:data:`FEATURES`).
+    (:data:`FEATURES`). ``columnar=False`` evaluates every range function
+    step by step (the reference the array path is tested against).
     """
 
     def __init__(
@@ -101,6 +103,7 @@ class Engine:
         clock: Clock | None = None,
         default_subquery_step_ms: int = 60_000,
         features: Iterable[str] = (),
+        columnar: bool = True,
     ) -> None:
         self.features = frozenset(features)
         unknown = sorted(self.features - FEATURES)
@@ -114,6 +117,9 @@ class Engine:
         self.timeout_s = timeout_s
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.default_subquery_step_ms = default_subquery_step_ms
+        #: Compute range functions over whole arrays (:mod:`.columnar`) where
+        #: they are vectorised; ``False`` keeps every window on the step-by-step loop.
+        self.columnar = columnar and columnar_available()
         # Rules send the same few query strings every interval; parse each once.
         self._parsed: dict[str, Expr] = {}
 
@@ -289,6 +295,7 @@ class Evaluator:
         self.end_ms = end_ms
         self.step_ms = step_ms
         self.is_range_query = step_ms > 0
+        self.columnar = engine.columnar
         self.delayed_names = DELAYED_NAME_REMOVAL in engine.features
         #: The labels removed together with ``__name__``.
         self.metadata = METADATA_LABELS if TYPE_AND_UNIT_LABELS in engine.features else NAME_ONLY

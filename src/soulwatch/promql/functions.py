@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from soulwatch.exceptions import QueryError
-from soulwatch.promql import histograms, info, labelfuncs, mathfuncs
+from soulwatch.promql import columnar, histograms, info, labelfuncs, mathfuncs
 from soulwatch.promql.aggregations import format_g
 from soulwatch.promql.ast import Call, Expr, MatrixSelector, ParenExpr, SubqueryExpr, VectorSelector
 from soulwatch.promql.funcargs import Handler, scalar_arg, string_arg, vector_arg
@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from soulwatch.promql.engine import Evaluator
 
 COUNTER_SUFFIXES = ("_total", "_sum", "_count", "_bucket")
+
+#: Below this many windows (series x steps) the step-by-step loop is faster
+#: than packing arrays: a rule's instant query over a few series stays on it.
+COLUMNAR_MIN_CELLS = 64
 
 
 def _unwrap(node: Expr) -> Expr:
@@ -111,7 +115,17 @@ def _range_call(ev: Evaluator, node: Call, rf: RangeFunction, ts: list[int]) -> 
     n = len(ts)
     steps = 1 if invariant else n
     out: list[StepSeries] = []
-    if rf.series_fn is not None:
+    columns = None
+    if ev.columnar and len(series) * steps >= COLUMNAR_MIN_CELLS:
+        ev.check_time()
+        columns = columnar.evaluate(
+            node.func, series, ends[:steps], range_ms, keeps_name=rf.keeps_name
+        )
+    if columns is not None:
+        for col in columns:
+            ev.charge(n)
+            out.append(col if steps == n else StepSeries(col.labels, col.vals * n, col.drop_name))
+    elif rf.series_fn is not None:
         series_fn = rf.series_fn
         step_ends = ends[:steps]
         for count, s in enumerate(series):
