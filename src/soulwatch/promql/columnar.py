@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from soulwatch.promql.stepvec import RangeSeries, StepSeries
+from soulwatch.tsdb.model import Labels
 
 try:
     import numpy as np
@@ -251,3 +252,63 @@ def _extrapolated(p: Packed, *, is_counter: bool, is_rate: bool) -> tuple[Floats
     if is_rate:
         factor /= p.range_ms / 1000
     return result * factor, valid
+
+
+#: Aggregations computed over whole step-columns here.
+AGGREGATIONS = frozenset({"sum", "count", "min", "max"})
+
+
+def aggregate(op: str, groups: dict[Labels, list[StepSeries]], n: int) -> list[StepSeries]:
+    """``op`` of each group at every step, as the per-step code computes it.
+
+    The members are folded in order, one whole row (all steps) at a time:
+    ``sum`` is the same Kahan-Neumaier sum, step by step, and a step where a
+    member has no sample leaves that step's running state alone.
+    """
+    out: list[StepSeries] = []
+    with np.errstate(all="ignore"):
+        for labels, members in groups.items():
+            cells = np.array([s.vals for s in members], dtype=object).reshape(len(members), n)
+            present = cells != None  # noqa: E711 - elementwise test for missing samples
+            values = np.where(present, cells, 0.0).astype(np.float64)
+            seen = present.any(axis=0)
+            if not seen.any():
+                continue
+            if op == "count":
+                result = present.sum(axis=0).astype(np.float64)
+            elif op == "sum":
+                result = _kahan_rows(values, present)
+            else:
+                result = _extreme_rows(values, present, pick_max=op == "max")
+            column = result.astype(object)
+            column[~seen] = None
+            out.append(StepSeries(labels, column.tolist()))
+    return out
+
+
+def _kahan_rows(values: Floats, present: Bools) -> Floats:
+    """Kahan-Neumaier sum down the rows, per column, as ``sum_values`` adds."""
+    total = np.zeros(values.shape[1], dtype=np.float64)
+    comp = np.zeros_like(total)
+    started = np.zeros(values.shape[1], dtype=np.bool_)
+    for v, has in zip(values, present, strict=True):
+        add = has & started
+        t = total + v
+        bigger = np.abs(total) >= np.abs(v)
+        grown = comp + np.where(bigger, (total - t) + v, (v - t) + total)
+        comp = np.where(add, np.where(np.isinf(t), 0.0, grown), comp)
+        total = np.where(add, t, np.where(has, v, total))
+        started |= has
+    return np.where(np.isinf(total), total, total + comp)
+
+
+def _extreme_rows(values: Floats, present: Bools, *, pick_max: bool) -> Floats:
+    """min/max down the rows: a NaN so far is replaced by the next value, as ``_min``."""
+    out = np.zeros(values.shape[1], dtype=np.float64)
+    started = np.zeros(values.shape[1], dtype=np.bool_)
+    for v, has in zip(values, present, strict=True):
+        better = (out < v) if pick_max else (out > v)
+        take = has & (~started | better | np.isnan(out))
+        out = np.where(take, v, out)
+        started |= has
+    return out
