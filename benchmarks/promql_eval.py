@@ -5,8 +5,9 @@ and latency histograms, probe and Redis gauges, agent-job counters, E2B
 quota, Reddit poller freshness, oldest running job), ``--series`` series in
 total, ``--hours`` of samples every 15 s, generated from a fixed seed.
 
-soulwatch evaluates in-process over a columnar in-memory storage (the
-engine is what is measured, not a storage); Prometheus gets the same samples
+soulwatch evaluates in-process over a columnar in-memory storage that hands
+the engine each series' samples as arrays (the engine is what is measured,
+not a storage); Prometheus gets the same samples
 backfilled with ``promtool tsdb create-blocks-from openmetrics`` and is
 queried over its HTTP API on 127.0.0.1 (so its figures include HTTP and JSON,
 which is a few hundred microseconds per query). Each figure is the median of
@@ -109,7 +110,7 @@ class ColumnStorage:
     """
 
     def __init__(self, timestamps: list[int]) -> None:
-        self.timestamps = timestamps
+        self.timestamps: array[int] = array("q", timestamps)
         self.series: dict[Labels, array[float]] = {}
         self._postings: dict[str, dict[str, set[Labels]]] = {}
 
@@ -149,7 +150,9 @@ class ColumnStorage:
         candidates = sorted(found if found is not None else self.series)
         for labels in candidates:
             if not rest or matches_all(rest, labels):
-                yield Series(labels, ts, self.series[labels][lo:hi].tolist())
+                # Samples as arrays, as a columnar store holds them; the engine
+                # reads them without converting each sample to a Python object.
+                yield Series(labels, ts, self.series[labels][lo:hi])  # type: ignore[arg-type]
 
 
 def _counter(rng: random.Random, n: int, rate: float) -> array[float]:

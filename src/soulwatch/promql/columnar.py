@@ -17,7 +17,6 @@ engine uses the window loop.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -80,12 +79,10 @@ class Packed:
     def __init__(self, series: Sequence[RangeSeries], ends: Sequence[int], range_ms: int) -> None:
         lengths = np.fromiter((len(s.ts) for s in series), dtype=np.int64, count=len(series))
         total = int(lengths.sum())
-        self.times: Ints = np.fromiter(
-            itertools.chain.from_iterable(s.ts for s in series), dtype=np.int64, count=total
-        )
-        self.values: Floats = np.fromiter(
-            itertools.chain.from_iterable(s.vals for s in series), dtype=np.float64, count=total
-        )
+        # A storage that hands out arrays (``array.array``, numpy) is read
+        # through the buffer protocol without a per-sample step; lists convert.
+        self.times: Ints = np.concatenate([np.asarray(s.ts, dtype=np.int64) for s in series])
+        self.values: Floats = np.concatenate([np.asarray(s.vals, dtype=np.float64) for s in series])
         self.starts: Ints = np.zeros(len(series), dtype=np.int64)
         np.cumsum(lengths[:-1], out=self.starts[1:])
         #: True at the first sample of each series (no previous sample to compare).
