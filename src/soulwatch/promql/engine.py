@@ -18,6 +18,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
+from typing import cast
 
 from soulwatch.clock import Clock, SystemClock
 from soulwatch.exceptions import EvaluationError, ParseError, QueryError, QueryLimitError
@@ -229,6 +230,10 @@ def _to_matrix(value: StepValue, ts: list[int], metadata: frozenset[str]) -> Mat
     assert isinstance(value, list)
     out: Matrix = []
     for s in finalize_names(value, metadata):
+        if None not in s.vals:
+            # A value at every step (the usual chart line): no filtering per point.
+            out.append(Series(s.labels, ts[:], cast("list[float]", s.vals[:])))
+            continue
         times = [t for t, v in zip(ts, s.vals, strict=True) if v is not None]
         if times:
             out.append(Series(s.labels, times, [v for v in s.vals if v is not None]))
