@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from soulwatch.promql import columnar, functions
+from soulwatch.promql import columnar
 from soulwatch.promql.engine import Engine
 from soulwatch.promql.values import QueryResult
 from soulwatch.tsdb.memory import MemoryStorage
@@ -108,11 +108,8 @@ def test_array_path_matches_the_window_loop(
         calls.append(args[0])
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    with (
-        mock.patch.object(functions, "COLUMNAR_MIN_CELLS", 0),
-        mock.patch.object(columnar, "evaluate", counted),
-    ):
-        fast = Engine(storage).range(query, 0, end_ms, step_s * 1000)
+    with mock.patch.object(columnar, "evaluate", counted):
+        fast = Engine(storage, columnar_min_windows=0).range(query, 0, end_ms, step_s * 1000)
     slow = Engine(storage, columnar=False).range(query, 0, end_ms, step_s * 1000)
     if any(samples for samples in data):
         assert calls == [func], "the array path did not run"
@@ -127,8 +124,7 @@ def test_many_resets_in_one_window_are_added_back_in_order() -> None:
     for k, v in enumerate(values):
         storage.add(Labels.of(__name__="c_total"), k * 30_000, v)
     query = "increase(c_total[5m])"
-    with mock.patch.object(functions, "COLUMNAR_MIN_CELLS", 0):
-        fast = Engine(storage).range(query, 0, 1_800_000, 15_000)
+    fast = Engine(storage, columnar_min_windows=0).range(query, 0, 1_800_000, 15_000)
     slow = Engine(storage, columnar=False).range(query, 0, 1_800_000, 15_000)
     assert _cells(fast) == _cells(slow)
     # Every step from 30 s on has at least two samples in its window.

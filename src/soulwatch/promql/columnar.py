@@ -8,11 +8,12 @@ where each series starts), every window of every step is found with one
 
 The answers are the window loop's, bit for bit: each float is computed by
 the same IEEE operations in the same order (an int64 millisecond difference
-converts to float exactly, as Python's ``int / int`` does). Where an exact
-result would need a sum over the window in order (Kahan sums, regressions,
-more than one counter reset inside one window), the window is left to the
-step-by-step code. Without numpy, :func:`evaluate` answers ``None`` and the
-engine uses the window loop.
+converts to float exactly, as Python's ``int / int`` does); a window holding
+several counter resets adds them back one by one, in order. Functions whose
+exact result needs an in-order compensated sum per window (the Kahan
+``*_over_time`` sums, ``deriv``, ``predict_linear``) are not computed here.
+Without numpy, :func:`evaluate` answers ``None`` and the engine uses the
+window loop.
 """
 
 from __future__ import annotations

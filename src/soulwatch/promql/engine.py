@@ -91,7 +91,9 @@ class Engine:
     evaluation interval, 1 minute by default). ``features`` enables behaviour
     Prometheus keeps behind ``--enable-feature`` flags of the same names
     (:data:`FEATURES`). ``columnar=False`` evaluates every range function
-    step by step (the reference the array path is tested against).
+    step by step (the reference the array path is tested against);
+    ``columnar_min_windows`` is the smallest call (series x steps) that takes
+    the array path.
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class Engine:
         default_subquery_step_ms: int = 60_000,
         features: Iterable[str] = (),
         columnar: bool = True,
+        columnar_min_windows: int = 64,
     ) -> None:
         self.features = frozenset(features)
         unknown = sorted(self.features - FEATURES)
@@ -121,6 +124,9 @@ class Engine:
         #: Compute range functions over whole arrays (:mod:`.columnar`) where
         #: they are vectorised; ``False`` keeps every window on the step-by-step loop.
         self.columnar = columnar and columnar_available()
+        #: Below this many windows (series x steps) the loop is cheaper than
+        #: packing arrays: a rule's instant query over a few series stays on it.
+        self.columnar_min_windows = columnar_min_windows
         # Rules send the same few query strings every interval; parse each once.
         self._parsed: dict[str, Expr] = {}
 

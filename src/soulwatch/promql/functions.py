@@ -33,10 +33,6 @@ if TYPE_CHECKING:
 
 COUNTER_SUFFIXES = ("_total", "_sum", "_count", "_bucket")
 
-#: Below this many windows (series x steps) the step-by-step loop is faster
-#: than packing arrays: a rule's instant query over a few series stays on it.
-COLUMNAR_MIN_CELLS = 64
-
 
 def _unwrap(node: Expr) -> Expr:
     while isinstance(node, ParenExpr):
@@ -116,7 +112,7 @@ def _range_call(ev: Evaluator, node: Call, rf: RangeFunction, ts: list[int]) -> 
     steps = 1 if invariant else n
     out: list[StepSeries] = []
     columns = None
-    if ev.columnar and len(series) * steps >= COLUMNAR_MIN_CELLS:
+    if ev.columnar and len(series) * steps >= ev.engine.columnar_min_windows:
         ev.check_time()
         columns = columnar.evaluate(
             node.func, series, ends[:steps], range_ms, keeps_name=rf.keeps_name
