@@ -5,12 +5,19 @@ and latency histograms, probe and Redis gauges, agent-job counters, E2B
 quota, Reddit poller freshness, oldest running job), ``--series`` series in
 total, ``--hours`` of samples every 15 s, generated from a fixed seed.
 
-soulwatch evaluates in-process over a columnar in-memory storage (the
-engine is what is measured, not a storage); Prometheus gets the same samples
+soulwatch evaluates in-process over a columnar in-memory storage that hands
+the engine each series' samples as arrays (the engine is what is measured,
+not a storage); Prometheus gets the same samples
 backfilled with ``promtool tsdb create-blocks-from openmetrics`` and is
 queried over its HTTP API on 127.0.0.1 (so its figures include HTTP and JSON,
 which is a few hundred microseconds per query). Each figure is the median of
 ``--reps`` runs after one warm-up; the spread (min-max) is printed too.
+
+Each soulwatch figure is taken twice: with the step-by-step evaluation of
+range functions and aggregations (``Engine(columnar=False)``, the code before
+the array path) and with the array path (the default). With ``--hours 24``
+or more, a console-sized case runs too: ten board panels over 24 h at a 60 s
+step, summed.
 
 Usage: ``python benchmarks/promql_eval.py [--series 1000 10000] [--hours 24] [--reps 5]``
 """
@@ -73,6 +80,23 @@ RANGE_QUERIES: dict[str, str] = {
     ),
 }
 
+#: A console board: ten panels, each a range query over 24 h at a 60 s step.
+CONSOLE_PANELS = (
+    "sum by (job) (rate(http_requests_total[5m]))",
+    "sum by (job, status) (rate(http_requests_total[5m]))",
+    'sum by (job) (rate(http_requests_total{status=~"5.."}[5m]))'
+    " / sum by (job) (rate(http_requests_total[5m]))",
+    "histogram_quantile(0.95, sum by (le, job) (rate(http_request_duration_seconds_bucket[5m])))",
+    "histogram_quantile(0.5, sum by (le, job) (rate(http_request_duration_seconds_bucket[5m])))",
+    "sum by (outcome) (increase(soulcaster_agent_jobs_finished_total[15m]))",
+    'min(probe_success{job="backend-health"})',
+    "e2b_sandbox_hours_used / e2b_sandbox_hours_quota",
+    "max by (status) (soulcaster_agent_job_oldest_age_seconds)",
+    "time() - max(soulcaster_reddit_newest_item_timestamp_seconds)",
+)
+CONSOLE = "console: ten panels, 24 h @ 60 s"
+CONSOLE_STEP_S = 60
+
 BUCKETS = ("0.05", "0.1", "0.25", "0.5", "1", "2", "2.5", "5", "10", "+Inf")
 
 
@@ -86,7 +110,7 @@ class ColumnStorage:
     """
 
     def __init__(self, timestamps: list[int]) -> None:
-        self.timestamps = timestamps
+        self.timestamps: array[int] = array("q", timestamps)
         self.series: dict[Labels, array[float]] = {}
         self._postings: dict[str, dict[str, set[Labels]]] = {}
 
@@ -126,7 +150,9 @@ class ColumnStorage:
         candidates = sorted(found if found is not None else self.series)
         for labels in candidates:
             if not rest or matches_all(rest, labels):
-                yield Series(labels, ts, self.series[labels][lo:hi].tolist())
+                # Samples as arrays, as a columnar store holds them; the engine
+                # reads them without converting each sample to a Python object.
+                yield Series(labels, ts, self.series[labels][lo:hi])  # type: ignore[arg-type]
 
 
 def _counter(rng: random.Random, n: int, rate: float) -> array[float]:
@@ -353,21 +379,34 @@ def run(total: int, hours: float, reps: int, with_prometheus: bool) -> list[str]
         file=sys.stderr,
     )
     engine = Engine(storage)  # type: ignore[arg-type]
+    # The step-by-step evaluation (no array path): the "before" column.
+    reference = Engine(storage, columnar=False)  # type: ignore[arg-type]
     # Queries run between two scrapes: Prometheus 2.x windows are closed
     # [t - range, t] and 3.x's (soulwatch's) are left-open, which differ only
     # when a sample sits exactly on the window's start.
     at_s = end_s - 7
     end_ms = at_s * 1000
+    console = hours >= 24
     ours: dict[str, list[float]] = {}
-    for name, expr in RULES.items():
-        ours[name] = _timed(lambda e=expr: engine.instant(e, end_ms), reps)
-    ours["whole rule set"] = _timed(
-        lambda: [engine.instant(e, end_ms) for e in RULES.values()], reps
-    )
-    for name, expr in RANGE_QUERIES.items():
-        ours[name] = _timed(
-            lambda e=expr: engine.range(e, end_ms - 3_600_000, end_ms, STEP_S * 1000), reps
+    before: dict[str, list[float]] = {}
+    for eng, times in ((reference, before), (engine, ours)):
+        for name, expr in RULES.items():
+            times[name] = _timed(lambda e=expr, g=eng: g.instant(e, end_ms), reps)
+        times["whole rule set"] = _timed(
+            lambda g=eng: [g.instant(e, end_ms) for e in RULES.values()], reps
         )
+        for name, expr in RANGE_QUERIES.items():
+            times[name] = _timed(
+                lambda e=expr, g=eng: g.range(e, end_ms - 3_600_000, end_ms, STEP_S * 1000), reps
+            )
+        if console:
+            times[CONSOLE] = _timed(
+                lambda g=eng: [
+                    g.range(e, end_ms - 86_400_000, end_ms, CONSOLE_STEP_S * 1000)
+                    for e in CONSOLE_PANELS
+                ],
+                reps,
+            )
     theirs: dict[str, tuple[list[float], list[float]]] = {}
     if with_prometheus:
         workdir = Path(tempfile.mkdtemp(prefix="soulwatch-bench-"))
@@ -390,21 +429,27 @@ def run(total: int, hours: float, reps: int, with_prometheus: bool) -> list[str]
                 theirs[name] = _timed_prometheus(
                     lambda e=expr: [p.query_range(e, at_s - 3600, at_s, STEP_S)], reps
                 )
+            if console:
+                theirs[CONSOLE] = _timed_prometheus(
+                    lambda: [
+                        p.query_range(e, at_s - 86_400, at_s, CONSOLE_STEP_S)
+                        for e in CONSOLE_PANELS
+                    ],
+                    reps,
+                )
         finally:
             if prom is not None:
                 prom.stop()
             shutil.rmtree(workdir, ignore_errors=True)
     rows = []
     for name, samples in ours.items():
+        start = f"| {n_series} | {name} | {_fmt(before[name])} | {_fmt(samples)} "
         if name in theirs:
             wall, engine_only = theirs[name]
             ratio = statistics.median(samples) / statistics.median(engine_only)
-            rows.append(
-                f"| {n_series} | {name} | {_fmt(samples)} | {_fmt(engine_only)} "
-                f"| {_fmt(wall)} | {ratio:.2f} |"
-            )
+            rows.append(f"{start}| {_fmt(engine_only)} | {_fmt(wall)} | {ratio:.2f} |")
         else:
-            rows.append(f"| {n_series} | {name} | {_fmt(samples)} | - | - | - |")
+            rows.append(f"{start}| - | - | - |")
     return rows
 
 
@@ -450,10 +495,11 @@ def main() -> int:
     args = parser.parse_args()
     with_prom = not args.no_prometheus and shutil.which("prometheus") and shutil.which("promtool")
     print(
-        "| series | query | soulwatch (in-process) | Prometheus 2.42 engine (execTotalTime) "
-        "| Prometheus 2.42 HTTP round trip | soulwatch / Prometheus engine |"
+        "| series | query | soulwatch step by step (before) | soulwatch columnar (after) "
+        "| Prometheus 2.42 engine (execTotalTime) | Prometheus 2.42 HTTP round trip "
+        "| soulwatch after / Prometheus engine |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for total in args.series:
         for row in run(total, args.hours, args.reps, bool(with_prom)):
             print(row, flush=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from soulwatch.exceptions import EvaluationError, QueryError
+from soulwatch.promql import columnar
 from soulwatch.promql.ast import AggregateExpr
 from soulwatch.promql.stepvec import (
     ScalarSteps,
@@ -170,6 +171,9 @@ def evaluate(ev: Evaluator, node: AggregateExpr, ts: list[int]) -> StepValue:
     groups = _group(value, node)
     ev.check_time()
     if op in SIMPLE:
+        if ev.columnar and op in columnar.AGGREGATIONS and n > 1:
+            # Whole step-columns at once; the same fold, in the same order.
+            return _keep_drop_flags(columnar.aggregate(op, groups, n), groups)
         return _keep_drop_flags(_simple(SIMPLE[op], groups, n), groups)
     if op == "quantile":
         assert isinstance(param, ScalarSteps)

@@ -18,6 +18,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
+from typing import cast
 
 from soulwatch.clock import Clock, SystemClock
 from soulwatch.exceptions import EvaluationError, ParseError, QueryError, QueryLimitError
@@ -39,6 +40,7 @@ from soulwatch.promql.ast import (
     VectorSelector,
     value_type,
 )
+from soulwatch.promql.columnar import available as columnar_available
 from soulwatch.promql.parser import parse
 from soulwatch.promql.stepvec import (
     METADATA_LABELS,
@@ -88,7 +90,10 @@ class Engine:
     is the step of a subquery written without one (Prometheus uses the global
     evaluation interval, 1 minute by default). ``features`` enables behaviour
     Prometheus keeps behind ``--enable-feature`` flags of the same names
-    (:data:`FEATURES`).
+    (:data:`FEATURES`). ``columnar=False`` evaluates every range function
+    step by step (the reference the array path is tested against);
+    ``columnar_min_windows`` is the smallest call (series x steps) that takes
+    the array path.
     """
 
     def __init__(
@@ -101,6 +106,8 @@ class Engine:
         clock: Clock | None = None,
         default_subquery_step_ms: int = 60_000,
         features: Iterable[str] = (),
+        columnar: bool = True,
+        columnar_min_windows: int = 64,
     ) -> None:
         self.features = frozenset(features)
         unknown = sorted(self.features - FEATURES)
@@ -114,6 +121,12 @@ class Engine:
         self.timeout_s = timeout_s
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.default_subquery_step_ms = default_subquery_step_ms
+        #: Compute range functions over whole arrays (:mod:`.columnar`) where
+        #: they are vectorised; ``False`` keeps every window on the step-by-step loop.
+        self.columnar = columnar and columnar_available()
+        #: Below this many windows (series x steps) the loop is cheaper than
+        #: packing arrays: a rule's instant query over a few series stays on it.
+        self.columnar_min_windows = columnar_min_windows
         # Rules send the same few query strings every interval; parse each once.
         self._parsed: dict[str, Expr] = {}
 
@@ -223,6 +236,10 @@ def _to_matrix(value: StepValue, ts: list[int], metadata: frozenset[str]) -> Mat
     assert isinstance(value, list)
     out: Matrix = []
     for s in finalize_names(value, metadata):
+        if None not in s.vals:
+            # A value at every step (the usual chart line): no filtering per point.
+            out.append(Series(s.labels, ts[:], cast("list[float]", s.vals[:])))
+            continue
         times = [t for t, v in zip(ts, s.vals, strict=True) if v is not None]
         if times:
             out.append(Series(s.labels, times, [v for v in s.vals if v is not None]))
@@ -289,6 +306,7 @@ class Evaluator:
         self.end_ms = end_ms
         self.step_ms = step_ms
         self.is_range_query = step_ms > 0
+        self.columnar = engine.columnar
         self.delayed_names = DELAYED_NAME_REMOVAL in engine.features
         #: The labels removed together with ``__name__``.
         self.metadata = METADATA_LABELS if TYPE_AND_UNIT_LABELS in engine.features else NAME_ONLY

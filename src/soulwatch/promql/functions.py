@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from soulwatch.exceptions import QueryError
-from soulwatch.promql import histograms, info, labelfuncs, mathfuncs
+from soulwatch.promql import columnar, histograms, info, labelfuncs, mathfuncs
 from soulwatch.promql.aggregations import format_g
 from soulwatch.promql.ast import Call, Expr, MatrixSelector, ParenExpr, SubqueryExpr, VectorSelector
 from soulwatch.promql.funcargs import Handler, scalar_arg, string_arg, vector_arg
@@ -111,7 +111,17 @@ def _range_call(ev: Evaluator, node: Call, rf: RangeFunction, ts: list[int]) -> 
     n = len(ts)
     steps = 1 if invariant else n
     out: list[StepSeries] = []
-    if rf.series_fn is not None:
+    columns = None
+    if ev.columnar and len(series) * steps >= ev.engine.columnar_min_windows:
+        ev.check_time()
+        columns = columnar.evaluate(
+            node.func, series, ends[:steps], range_ms, keeps_name=rf.keeps_name
+        )
+    if columns is not None:
+        for col in columns:
+            ev.charge(n)
+            out.append(col if steps == n else StepSeries(col.labels, col.vals * n, col.drop_name))
+    elif rf.series_fn is not None:
         series_fn = rf.series_fn
         step_ends = ends[:steps]
         for count, s in enumerate(series):

@@ -1,0 +1,312 @@
+"""Range-vector functions over every step of many series at once, with numpy.
+
+The step-by-step window loop (:mod:`.rangefuncs`) calls a Python function
+per series and per step; a chart's range query makes that millions of calls.
+Here a batch of series is packed into flat arrays (sample times, values,
+where each series starts), every window of every step is found with one
+``searchsorted``, and the function is computed with whole-array operations.
+
+The answers are the window loop's, bit for bit: each float is computed by
+the same IEEE operations in the same order (an int64 millisecond difference
+converts to float exactly, as Python's ``int / int`` does); a window holding
+several counter resets adds them back one by one, in order. Functions whose
+exact result needs an in-order compensated sum per window (the Kahan
+``*_over_time`` sums, ``deriv``, ``predict_linear``) are not computed here.
+Without numpy, :func:`evaluate` answers ``None`` and the engine uses the
+window loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from soulwatch.promql.stepvec import RangeSeries, StepSeries
+from soulwatch.tsdb.model import Labels
+
+try:
+    import numpy as np
+except ImportError:  # pragma: no cover - numpy ships with the monitor extra
+    np = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    Ints = NDArray[np.int64]
+    Floats = NDArray[np.float64]
+    Bools = NDArray[np.bool_]
+else:
+    Ints = Floats = Bools = Any
+
+#: The functions computed here; the rest stay on the window loop.
+VECTORISED = frozenset(
+    {
+        "rate",
+        "increase",
+        "delta",
+        "irate",
+        "idelta",
+        "resets",
+        "changes",
+        "count_over_time",
+        "last_over_time",
+        "first_over_time",
+        "ts_of_last_over_time",
+        "ts_of_first_over_time",
+        "present_over_time",
+    }
+)
+
+#: Cells (series x steps) per batch: bounds the temporaries to a few MiB each.
+BATCH_CELLS = 1 << 17
+
+#: Segment keys ``series * width + time`` must stay well inside int64.
+_MAX_KEY = 1 << 62
+
+
+def available() -> bool:
+    """True when numpy is installed, so range functions can be vectorised."""
+    return np is not None
+
+
+class Packed:
+    """A batch of series as flat arrays, and each step's window in each series.
+
+    ``lo`` and ``hi`` (shape ``series x steps``) are flat indices: the window
+    of series ``i`` at step ``k`` is ``times[lo[i, k]:hi[i, k]]``, the samples
+    in ``(end - range, end]`` exactly as ``bisect_right`` finds them.
+    """
+
+    def __init__(self, series: Sequence[RangeSeries], ends: Sequence[int], range_ms: int) -> None:
+        lengths = np.fromiter((len(s.ts) for s in series), dtype=np.int64, count=len(series))
+        total = int(lengths.sum())
+        # A storage that hands out arrays (``array.array``, numpy) is read
+        # through the buffer protocol without a per-sample step; lists convert.
+        self.times: Ints = np.concatenate([np.asarray(s.ts, dtype=np.int64) for s in series])
+        self.values: Floats = np.concatenate([np.asarray(s.vals, dtype=np.float64) for s in series])
+        self.starts: Ints = np.zeros(len(series), dtype=np.int64)
+        np.cumsum(lengths[:-1], out=self.starts[1:])
+        #: True at the first sample of each series (no previous sample to compare).
+        self.first: Bools = np.zeros(total, dtype=np.bool_)
+        self.first[self.starts[lengths > 0]] = True
+        end_arr = np.asarray(ends, dtype=np.int64)
+        # One sorted key per sample, series after series, so one searchsorted
+        # finds every window of every series.
+        base = min(int(self.times.min()), int(end_arr.min()) - range_ms)
+        width = max(int(self.times.max()), int(end_arr.max())) - base + 1
+        if width * (len(series) + 1) >= _MAX_KEY:
+            raise OverflowError("time span too wide to pack")
+        seg = np.repeat(np.arange(len(series), dtype=np.int64) * width, lengths)
+        keys = seg + (self.times - base)
+        row = (np.arange(len(series), dtype=np.int64) * width)[:, None]
+        end_keys = row + (end_arr - base)[None, :]
+        self.lo: Ints = np.searchsorted(keys, end_keys - range_ms, side="right")
+        self.hi: Ints = np.searchsorted(keys, end_keys, side="right")
+        self.count: Ints = self.hi - self.lo
+        self.ends: Ints = np.broadcast_to(end_arr, self.lo.shape)
+        self.range_ms = range_ms
+
+    def flagged_between(self, flags: Bools) -> Ints:
+        """How many ``flags`` are set at indices ``lo + 1 .. hi - 1`` of each window."""
+        running = np.cumsum(flags, dtype=np.int64)
+        some = self.count > 0
+        first = np.where(some, self.lo, 0)
+        last = np.where(some, self.hi - 1, 0)
+        return running[last] - running[first]
+
+    def drops(self) -> Bools:
+        """True where a sample is below the one before it in the same series (a reset)."""
+        v = self.values
+        out = np.zeros(len(v), dtype=np.bool_)
+        out[1:] = v[1:] < v[:-1]
+        out &= ~self.first
+        return out
+
+
+def evaluate(
+    name: str,
+    series: Sequence[RangeSeries],
+    ends: Sequence[int],
+    range_ms: int,
+    *,
+    keeps_name: bool,
+) -> list[StepSeries] | None:
+    """``name`` over every window of ``series``; ``None`` when it is not vectorised here.
+
+    Series with no value at any step are left out, as the window loop does.
+    """
+    if np is None or name not in VECTORISED:
+        return None
+    out: list[StepSeries] = []
+    # A series with no samples has no value at any step.
+    series = [s for s in series if s.ts]
+    per_batch = max(1, BATCH_CELLS // max(1, len(ends)))
+    with np.errstate(all="ignore"):
+        for first in range(0, len(series), per_batch):
+            batch = series[first : first + per_batch]
+            try:
+                packed = Packed(batch, ends, range_ms)
+            except OverflowError:
+                return None
+            values, valid = _compute(name, packed)
+            cells = values.astype(object)
+            cells[~valid] = None
+            rows: list[list[float | None]] = cells.tolist()
+            for index in np.flatnonzero(valid.any(axis=1)).tolist():
+                s = batch[index]
+                out.append(StepSeries(s.labels, rows[index], s.drop_name or not keeps_name))
+    return out
+
+
+def _compute(name: str, p: Packed) -> tuple[Floats, Bools]:
+    """The function's value and whether there is one, per series and step."""
+    if name in ("rate", "increase", "delta"):
+        return _extrapolated(p, is_counter=name != "delta", is_rate=name == "rate")
+    if name in ("irate", "idelta"):
+        return _instant(p, is_rate=name == "irate")
+    valid = p.count > 0
+    last = np.where(valid, p.hi - 1, 0)
+    first = np.where(valid, p.lo, 0)
+    if name == "resets":
+        return p.flagged_between(p.drops()).astype(np.float64), valid
+    if name == "changes":
+        v = p.values
+        changed = np.zeros(len(v), dtype=np.bool_)
+        same = (v[1:] == v[:-1]) | (np.isnan(v[1:]) & np.isnan(v[:-1]))
+        changed[1:] = ~same
+        changed &= ~p.first
+        return p.flagged_between(changed).astype(np.float64), valid
+    if name == "count_over_time":
+        return p.count.astype(np.float64), valid
+    if name == "last_over_time":
+        return p.values[last], valid
+    if name == "first_over_time":
+        return p.values[first], valid
+    if name == "ts_of_last_over_time":
+        return p.times[last] / 1000, valid
+    if name == "ts_of_first_over_time":
+        return p.times[first] / 1000, valid
+    if name == "present_over_time":
+        return np.ones(p.lo.shape, dtype=np.float64), valid
+    raise AssertionError(f"{name} is not vectorised")  # pragma: no cover - VECTORISED
+
+
+def _instant(p: Packed, *, is_rate: bool) -> tuple[Floats, Bools]:
+    """irate/idelta: the last two samples of each window."""
+    valid = p.count >= 2
+    last_i = np.where(valid, p.hi - 1, 0)
+    prev_i = np.maximum(last_i - 1, 0)
+    last, prev = p.values[last_i], p.values[prev_i]
+    if not is_rate:
+        return last - prev, valid
+    result = np.where(last < prev, last, last - prev)
+    interval = p.times[last_i] - p.times[prev_i]
+    valid &= interval != 0
+    return result / (interval / 1000), valid
+
+
+def _extrapolated(p: Packed, *, is_counter: bool, is_rate: bool) -> tuple[Floats, Bools]:
+    """rate/increase/delta with Prometheus's extrapolation, as ``extrapolated_series``."""
+    n = p.count
+    valid = n >= 2
+    lo = np.where(valid, p.lo, 0)
+    last_i = np.where(valid, p.hi - 1, 0)
+    v, t = p.values, p.times
+    first = v[lo]
+    result = v[last_i] - first
+    if is_counter:
+        drops = p.drops()
+        resets = np.where(valid, p.flagged_between(drops), 0)
+        one = resets == 1
+        if one.any():
+            # The one reset's index: the first drop after the window's first sample.
+            running = np.cumsum(drops, dtype=np.int64)
+            at = np.searchsorted(running, running[lo[one]] + 1, side="left")
+            result[one] += v[at - 1]
+        for i, k in zip(*np.nonzero(resets > 1), strict=True):
+            # Several resets in one window: add them back in order, as the loop does.
+            total = float(result[i, k])
+            prev = float(v[lo[i, k]])
+            for x in v[lo[i, k] + 1 : last_i[i, k] + 1].tolist():
+                if x < prev:
+                    total += prev
+                prev = x
+            result[i, k] = total
+    first_t = t[lo]
+    last_t = t[last_i]
+    start = p.ends - p.range_ms
+    to_start = (first_t - start) / 1000
+    to_end = (p.ends - last_t) / 1000
+    sampled = (last_t - first_t) / 1000
+    average = sampled / (n - 1)
+    threshold = average * 1.1
+    to_start = np.where(to_start >= threshold, average / 2, to_start)
+    if is_counter:
+        to_zero = sampled * (first / result)
+        use_zero = (result > 0) & (first >= 0) & (to_zero < to_start)
+        to_start = np.where(use_zero, to_zero, to_start)
+    to_end = np.where(to_end >= threshold, average / 2, to_end)
+    factor = (sampled + to_start + to_end) / sampled
+    if is_rate:
+        factor /= p.range_ms / 1000
+    return result * factor, valid
+
+
+#: Aggregations computed over whole step-columns here.
+AGGREGATIONS = frozenset({"sum", "count", "min", "max"})
+
+
+def aggregate(op: str, groups: dict[Labels, list[StepSeries]], n: int) -> list[StepSeries]:
+    """``op`` of each group at every step, as the per-step code computes it.
+
+    The members are folded in order, one whole row (all steps) at a time:
+    ``sum`` is the same Kahan-Neumaier sum, step by step, and a step where a
+    member has no sample leaves that step's running state alone.
+    """
+    out: list[StepSeries] = []
+    with np.errstate(all="ignore"):
+        for labels, members in groups.items():
+            cells = np.array([s.vals for s in members], dtype=object).reshape(len(members), n)
+            present = cells != None  # noqa: E711 - elementwise test for missing samples
+            values = np.where(present, cells, 0.0).astype(np.float64)
+            seen = present.any(axis=0)
+            if not seen.any():
+                continue
+            if op == "count":
+                result = present.sum(axis=0).astype(np.float64)
+            elif op == "sum":
+                result = _kahan_rows(values, present)
+            else:
+                result = _extreme_rows(values, present, pick_max=op == "max")
+            column = result.astype(object)
+            column[~seen] = None
+            out.append(StepSeries(labels, column.tolist()))
+    return out
+
+
+def _kahan_rows(values: Floats, present: Bools) -> Floats:
+    """Kahan-Neumaier sum down the rows, per column, as ``sum_values`` adds."""
+    total = np.zeros(values.shape[1], dtype=np.float64)
+    comp = np.zeros_like(total)
+    started = np.zeros(values.shape[1], dtype=np.bool_)
+    for v, has in zip(values, present, strict=True):
+        add = has & started
+        t = total + v
+        bigger = np.abs(total) >= np.abs(v)
+        grown = comp + np.where(bigger, (total - t) + v, (v - t) + total)
+        comp = np.where(add, np.where(np.isinf(t), 0.0, grown), comp)
+        total = np.where(add, t, np.where(has, v, total))
+        started |= has
+    return np.where(np.isinf(total), total, total + comp)
+
+
+def _extreme_rows(values: Floats, present: Bools, *, pick_max: bool) -> Floats:
+    """min/max down the rows: a NaN so far is replaced by the next value, as ``_min``."""
+    out = np.zeros(values.shape[1], dtype=np.float64)
+    started = np.zeros(values.shape[1], dtype=np.bool_)
+    for v, has in zip(values, present, strict=True):
+        better = (out < v) if pick_max else (out > v)
+        take = has & (~started | better | np.isnan(out))
+        out = np.where(take, v, out)
+        started |= has
+    return out
