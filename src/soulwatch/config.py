@@ -39,6 +39,7 @@ from soulwatch.config_loading import Positions, load_yaml, validation_error
 from soulwatch.duration import Duration
 from soulwatch.exceptions import ConfigError
 from soulwatch.otlp.config import OtlpConfig
+from soulwatch.remote.config import RemoteWriteConfig, check_unique_names
 from soulwatch.rum.config import RumConfig
 from soulwatch.sources.collectors.config import E2BCollectorConfig, SoulcasterCollectorConfig
 from soulwatch.sources.heartbeats import HeartbeatsConfig
@@ -191,6 +192,7 @@ class SoulwatchConfig(_Model):
     self_monitoring: SelfMonitoringConfig = Field(default_factory=SelfMonitoringConfig)
     rum: RumConfig = Field(default_factory=RumConfig)
     otlp: OtlpConfig = Field(default_factory=OtlpConfig)
+    remote_write: list[RemoteWriteConfig] = Field(default_factory=list)
 
     _source: Path | None = PrivateAttr(default=None)
     _routing: AlertingConfig | None = PrivateAttr(default=None)
@@ -213,6 +215,7 @@ class SoulwatchConfig(_Model):
         dup = sorted({n for n in probes if probes.count(n) > 1})
         if dup:
             raise ValueError(f"duplicate probe job_name(s): {', '.join(dup)}")
+        check_unique_names(self.remote_write)
         return self
 
     def resolved_scrape_configs(self) -> list[ScrapeConfig]:

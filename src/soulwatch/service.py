@@ -41,6 +41,7 @@ from soulwatch.exceptions import ConfigError, SoulwatchError
 from soulwatch.otlp.intake import OtlpIntake
 from soulwatch.promql.engine import Engine
 from soulwatch.promql.parser import parse as parse_promql
+from soulwatch.remote.manager import RemoteWriteManager
 from soulwatch.rules.evaluator import RuleManager
 from soulwatch.rules.loader import load_rule_files
 from soulwatch.rules.model import GroupSpec
@@ -183,6 +184,16 @@ class Monitor:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._http = httpx.AsyncClient(transport=self._transport, timeout=10.0, trust_env=False)
         self.storage = await self._blocking(self._open_storage, config)
+        self.remote_write = RemoteWriteManager(
+            config.remote_write,
+            self.storage,
+            state_dir=self.data_dir / "remote_write",
+            external_labels=config.global_.external_labels,
+            clock=self.clock,
+            run_blocking=self._blocking,
+            registry=self.registry,
+            transport=self._transport,
+        )
         self.engine = Engine(
             self.storage,
             clock=self.clock,
@@ -261,6 +272,8 @@ class Monitor:
             self._spawn("dispatcher", self.dispatcher.run)
         self._spawn("heartbeats", self._heartbeat_loop)
         self._spawn("tsdb-maintenance", self._maintenance_loop)
+        if self.remote_write.queues:
+            self._spawn("remote-write", self.remote_write.run)
         self._spawn("loop-lag", self._loop_lag)
         if config.self_monitoring.resolved_deadman_url():
             self._spawn("deadman", self._deadman_loop)
@@ -287,6 +300,7 @@ class Monitor:
             ("rules", self.rules.stop),
             ("dispatcher", self._close_dispatcher),
             ("tasks", self._cancel_tasks),
+            ("remote-write", self.remote_write.close),
             ("http", self._http.aclose),
         ]
         for name, stage in stages:
@@ -641,6 +655,7 @@ class Monitor:
             "rule_groups": len(self._rule_specs),
             "heartbeat_checks": len(self.heartbeats.checks()) if self._started else 0,
             "failed_loops": failed,
+            "remote_write": self.remote_write.status() if self._started else [],
             "time": self.clock.time(),
         }
 
