@@ -59,10 +59,12 @@ class RemoteWriteManager:
             await self._blocking(queue.open)
         await asyncio.gather(*(queue.run() for queue in self.queues))
 
-    async def close(self) -> None:
-        """Save every cursor and release the WAL (after :meth:`run` was cancelled)."""
-        for queue in self.queues:
-            await queue.close()
+    async def close(self, flush_deadline: float = 4.0) -> None:
+        """Flush every queue for up to ``flush_deadline`` seconds, together, then release the WAL.
+
+        Called after :meth:`run` was cancelled and the sources stopped.
+        """
+        await asyncio.gather(*(queue.close(flush_deadline) for queue in self.queues))
 
     def status(self) -> list[dict[str, Any]]:
         """One entry per queue: where it is, what it sent, its last error."""
