@@ -127,35 +127,44 @@ def encode_labels(labels: Iterable[tuple[str, str]]) -> bytes:
     return data
 
 
-_SAMPLE_VALUE = struct.Struct("<Bd")  # field 1, wire type 1 (fixed64) + the double
+_DOUBLE = struct.Struct("<d")
 
 
 class WriteRequestEncoder:
     """Builds WriteRequest bodies from ``(label bytes, samples)`` runs, one per series.
 
     ``label_bytes`` is :func:`encode_labels`' output, cached by the caller per
-    series. Timestamps of a batch repeat (one scrape, one instant), so their
-    varints are cached per encoder.
+    series. A Sample is ``value`` (field 1, fixed64) then ``timestamp`` (field
+    2, varint); timestamps of a batch repeat (one scrape, one instant), so the
+    bytes around each value are cached per timestamp.
     """
 
     def __init__(self) -> None:
-        self._ts: dict[int, bytes] = {}
+        self._ts: dict[int, tuple[bytes, bytes]] = {}
+
+    def _frame(self, t: int) -> tuple[bytes, bytes]:
+        if len(self._ts) > 100_000:  # bounded: a long backfill has many distinct times
+            self._ts.clear()
+        tail = b"\x10" + varint(t)
+        # samples field (2, length-delimited), the Sample's length, then value's tag (1, fixed64)
+        head = b"\x12" + bytes((9 + len(tail),)) + b"\x09"
+        self._ts[t] = (head, tail)
+        return head, tail
 
     def encode(self, series: Iterable[tuple[bytes, Sequence[int], Sequence[float]]]) -> bytes:
         """The serialized WriteRequest for ``series`` (each: label bytes, times, values)."""
-        ts_cache = self._ts
-        if len(ts_cache) > 100_000:  # bounded: a long backfill has many distinct times
-            ts_cache.clear()
-        pack = _SAMPLE_VALUE.pack
+        frames = self._ts.get
+        make = self._frame
+        pack = _DOUBLE.pack
         out: list[bytes] = []
         for label_bytes, times, values in series:
             parts = [label_bytes]
+            add = parts.append
             for t, v in zip(times, values, strict=True):
-                tv = ts_cache.get(t)
-                if tv is None:
-                    tv = ts_cache[t] = b"\x10" + varint(t)
-                body = pack(0x09, v) + tv
-                parts.append(b"\x12" + bytes((len(body),)) + body)  # a Sample is < 128 bytes
+                head, tail = frames(t) or make(t)
+                add(head)
+                add(pack(v))
+                add(tail)
             inner = b"".join(parts)
             out.append(b"\x0a" + varint(len(inner)) + inner)
         return b"".join(out)

@@ -230,6 +230,7 @@ class RemoteWriteQueue:
     async def close(self, flush_deadline: float = 4.0) -> None:
         """Send what is left (within ``flush_deadline``), release the WAL, close the client."""
         await self.drain(flush_deadline)
+        self._cursor_file.close()
         if self._release is not None:
             self._release()
             self._release = None
