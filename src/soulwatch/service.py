@@ -347,7 +347,7 @@ class Monitor:
     async def _apply(self, new: SoulwatchConfig, specs: list[GroupSpec]) -> None:
         """Swap in the parts that changed (``new`` is already valid)."""
         old = self.config
-        for key in ("listen", "data_dir", "storage"):
+        for key in ("listen", "data_dir", "storage", "remote_write"):
             if getattr(new, key) != getattr(old, key):
                 _log.warning("setting changed; it takes effect after a restart", setting=key)
         # Build the new parts before touching the running ones, so a
