@@ -127,47 +127,53 @@ def encode_labels(labels: Iterable[tuple[str, str]]) -> bytes:
     return data
 
 
-_DOUBLE = struct.Struct("<d")
+#: A Sample's value as protobuf writes a double (little-endian IEEE 754).
+pack_double = struct.Struct("<d").pack
 
 
 class WriteRequestEncoder:
-    """Builds WriteRequest bodies from ``(label bytes, samples)`` runs, one per series.
+    """Builds WriteRequest bodies from encoded samples, grouped by series.
 
-    ``label_bytes`` is :func:`encode_labels`' output, cached by the caller per
-    series. A Sample is ``value`` (field 1, fixed64) then ``timestamp`` (field
-    2, varint); timestamps of a batch repeat (one scrape, one instant), so the
-    bytes around each value are cached per timestamp.
+    A Sample is ``value`` (field 1, fixed64) then ``timestamp`` (field 2,
+    varint). Timestamps of a batch repeat (one scrape, one instant), so the
+    bytes around each value are cached per timestamp: :meth:`sample` is one
+    dict lookup, one ``struct.pack`` and two concatenations.
     """
 
     def __init__(self) -> None:
-        self._ts: dict[int, tuple[bytes, bytes]] = {}
+        self.frames: dict[int, tuple[bytes, bytes]] = {}
 
-    def _frame(self, t: int) -> tuple[bytes, bytes]:
-        if len(self._ts) > 100_000:  # bounded: a long backfill has many distinct times
-            self._ts.clear()
+    def frame(self, t: int) -> tuple[bytes, bytes]:
+        """The bytes before and after the value of a Sample at ``t`` (cached)."""
+        if len(self.frames) > 100_000:  # bounded: a long backfill has many distinct times
+            self.frames.clear()
         tail = b"\x10" + varint(t)
         # samples field (2, length-delimited), the Sample's length, then value's tag (1, fixed64)
         head = b"\x12" + bytes((9 + len(tail),)) + b"\x09"
-        self._ts[t] = (head, tail)
+        self.frames[t] = (head, tail)
         return head, tail
+
+    def sample(self, t: int, v: float) -> bytes:
+        """One encoded ``samples`` field of a TimeSeries."""
+        head, tail = self.frames.get(t) or self.frame(t)
+        return head + pack_double(v) + tail
+
+    @staticmethod
+    def request(series: Iterable[tuple[bytes, Sequence[bytes]]]) -> bytes:
+        """The serialized WriteRequest of ``(label bytes, encoded samples)`` per TimeSeries."""
+        out: list[bytes] = []
+        for label_bytes, samples in series:
+            inner = label_bytes + b"".join(samples)
+            out.append(b"\x0a" + varint(len(inner)) + inner)
+        return b"".join(out)
 
     def encode(self, series: Iterable[tuple[bytes, Sequence[int], Sequence[float]]]) -> bytes:
         """The serialized WriteRequest for ``series`` (each: label bytes, times, values)."""
-        frames = self._ts.get
-        make = self._frame
-        pack = _DOUBLE.pack
-        out: list[bytes] = []
-        for label_bytes, times, values in series:
-            parts = [label_bytes]
-            add = parts.append
-            for t, v in zip(times, values, strict=True):
-                head, tail = frames(t) or make(t)
-                add(head)
-                add(pack(v))
-                add(tail)
-            inner = b"".join(parts)
-            out.append(b"\x0a" + varint(len(inner)) + inner)
-        return b"".join(out)
+        sample = self.sample
+        return self.request(
+            (lb, [sample(t, v) for t, v in zip(times, values, strict=True)])
+            for lb, times, values in series
+        )
 
 
 def snappy_compress(data: bytes) -> bytes:

@@ -39,6 +39,7 @@ from soulwatch.remote.proto import (
     PROTOCOL_HEADERS,
     WriteRequestEncoder,
     encode_labels,
+    pack_double,
     snappy_compress,
 )
 from soulwatch.remote.wal_watcher import Cursor, CursorFile, RoundState, WalWatcher
@@ -340,9 +341,13 @@ class RemoteWriteQueue:
         if state is None:
             state = RoundState(len(ids), self.shards, self.config.queue_config.max_samples_per_send)
         n = state.shards
-        per_shard: list[dict[int, tuple[list[int], list[float]]]] = [{} for _ in range(n)]
+        # Per shard, per series (in first-seen order): encoded samples and their times.
+        per_shard: list[dict[int, tuple[list[bytes], list[int]]]] = [{} for _ in range(n)]
         dropped = 0
         label_bytes = self._label_bytes
+        frames = self._encoder.frames
+        frame = self._encoder.frame
+        pack = pack_double
         for sid, t, v in zip(ids, ts, vals, strict=True):
             lb = label_bytes.get(sid, b"")
             if lb == b"":
@@ -354,8 +359,9 @@ class RemoteWriteQueue:
             run = runs.get(sid)
             if run is None:
                 run = runs[sid] = ([], [])
-            run[0].append(t)
-            run[1].append(v)
+            head, tail = frames.get(t) or frame(t)
+            run[0].append(head + pack(v) + tail)
+            run[1].append(t)
         if dropped:
             self._metrics.samples_dropped.inc(dropped)
         start = self._acked
@@ -395,38 +401,39 @@ class RemoteWriteQueue:
 
     async def _send_shard(
         self,
-        runs: dict[int, tuple[list[int], list[float]]],
+        runs: dict[int, tuple[list[bytes], list[int]]],
         per_send: int,
         skip: int,
         answered: Callable[[], None],
     ) -> None:
         # One shard's requests, in order; the first ``skip`` were answered before a crash.
-        batch: list[tuple[bytes, list[int], list[float]]] = []
+        batch: list[tuple[bytes, list[bytes]]] = []
         count = 0
         number = 0
-        for sid, (times, values) in runs.items():
+        newest = 0
+        for sid, (samples, times) in runs.items():
             lb = self._label_bytes[sid]
             assert lb is not None
             start = 0
-            while start < len(times):
-                take = min(per_send - count, len(times) - start)
-                batch.append((lb, times[start : start + take], values[start : start + take]))
-                count += take
-                start += take
+            while start < len(samples):
+                end = start + min(per_send - count, len(samples) - start)
+                batch.append((lb, samples[start:end]))
+                newest = max(newest, times[end - 1])  # a series' times only grow
+                count += end - start
+                start = end
                 if count >= per_send:
                     if number >= skip:
-                        await self._send(batch, count)
+                        await self._send(batch, count, newest)
                         answered()
                     number += 1
-                    batch, count = [], 0
+                    batch, count, newest = [], 0, 0
         if batch and number >= skip:
-            await self._send(batch, count)
+            await self._send(batch, count, newest)
             answered()
 
-    async def _send(self, batch: list[tuple[bytes, list[int], list[float]]], count: int) -> None:
+    async def _send(self, batch: list[tuple[bytes, list[bytes]]], count: int, newest: int) -> None:
         q = self.config.queue_config
-        body = snappy_compress(self._encoder.encode(batch))
-        newest = max(max(times) for _, times, _ in batch)
+        body = snappy_compress(self._encoder.request(batch))
         backoff = q.min_backoff
         m = self._metrics
         for attempt in range(1_000_000):  # bounded; in practice ends by success, drop or cancel
@@ -483,8 +490,10 @@ class RemoteWriteQueue:
 
     def _reshard(self, *, full: bool, retried: bool) -> None:
         # A round that filled every shard's buffer without a retry means the
-        # queue is behind: more requests in flight help. A light round gives
-        # shards back. Changing between rounds keeps each series on one shard.
+        # queue is behind: more requests in flight help (and a round is
+        # ``shards x capacity`` samples, so fewer, bigger rounds). A light
+        # round gives shards back. Changing between rounds keeps each series
+        # on one shard.
         q = self.config.queue_config
         if full and not retried:
             desired = min(q.max_shards, self.shards * 2)
