@@ -301,3 +301,19 @@ async def test_the_wal_is_kept_until_sent_and_released_after(
     assert set(sent) < set(arrived(recorder))
     harness.db.maintain(force=True)
     assert "00000001" not in {p.name for p in harness.db.wal_directory.iterdir()}
+
+
+async def test_a_new_queue_sends_from_its_first_start_not_the_stores_past(
+    harness: Harness, recorder: Recorder
+) -> None:
+    harness.t_ms -= 60_000  # written a minute ago, before remote_write was configured
+    harness.scrape(5, "old")
+    harness.t_ms += 60_000
+    _answers(recorder, [])
+    harness.url = recorder.url + "/write"
+    harness.start(_config(harness.url))
+    await asyncio.sleep(0.3)
+    new = harness.scrape(3, "new")
+    await until(lambda: len(arrived(recorder)) == 3)
+    await asyncio.sleep(0.3)
+    assert sorted(arrived(recorder)) == sorted(new)
