@@ -54,6 +54,7 @@ from soulwatch.housekeeping import (
 from soulwatch.otlp.intake import OtlpIntake
 from soulwatch.promql.engine import Engine
 from soulwatch.promql.parser import parse as parse_promql
+from soulwatch.remote.manager import RemoteWriteManager
 from soulwatch.rules.evaluator import RESEND_DELAY_S, RuleManager
 from soulwatch.rules.store import AlertStateStore
 from soulwatch.rum import RumIntake, RumRecorder
@@ -135,6 +136,7 @@ class Components:
     am_sender: AlertmanagerSender
     failed_jobs: FailedJobsFeed
     store_health: StoreHealth
+    remote_write: RemoteWriteManager
     rum: RumRecorder | None = None
     otlp: OtlpIntake | None = None
     running: bool = False
@@ -149,6 +151,8 @@ class Components:
         await self.rules.start()
         self.tasks.spawn("outbox", self.outbox.run)
         self.tasks.spawn("alertmanagers", self.am_sender.run)
+        if self.remote_write.queues:
+            self.tasks.spawn("remote-write", self.remote_write.run)
         self.alerts.start(self.tasks)
         await self.runner(self.heartbeats.evaluate, self.clock.time(), self.storage)
         self.housekeeping.start()
@@ -302,6 +306,18 @@ async def build(
         push(_bounded, "http", http.aclose)
         storage = await runner(_open_storage, config, data_dir, clock, registry)
         push(runner, storage.close)
+        # It reads what the TSDB committed, so it stops (sending what it can) before storage closes.
+        remote_write = RemoteWriteManager(
+            config.remote_write,
+            storage,
+            state_dir=data_dir / "remote_write",
+            external_labels=config.global_.external_labels,
+            clock=clock,
+            run_blocking=runner,
+            registry=registry,
+            transport=transport,
+        )
+        push(_bounded, "remote-write", remote_write.close)
         engine = Engine(
             storage,
             clock=clock,
@@ -480,6 +496,7 @@ async def build(
             am_sender=am_sender,
             failed_jobs=failed_jobs,
             store_health=store_health,
+            remote_write=remote_write,
             rum=rum,
             otlp=otlp,
         )

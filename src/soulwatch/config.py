@@ -41,6 +41,7 @@ from soulwatch.config_loading import Positions, load_yaml, validation_error
 from soulwatch.duration import FILE_CONTEXT, Duration
 from soulwatch.exceptions import ConfigError
 from soulwatch.otlp.config import OtlpConfig
+from soulwatch.remote.config import RemoteWriteConfig, check_unique_names
 from soulwatch.rum.config import RumConfig
 from soulwatch.sources.collectors.config import (
     E2BCollectorConfig,
@@ -233,6 +234,7 @@ class SoulwatchConfig(_Model):
     enable_features: list[str] = Field(default_factory=list)
     otlp: OtlpConfig = Field(default_factory=OtlpConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    remote_write: list[RemoteWriteConfig] = Field(default_factory=list)
 
     _source: Path | None = PrivateAttr(default=None)
     _source_as_given: str | None = PrivateAttr(default=None)
@@ -270,6 +272,7 @@ class SoulwatchConfig(_Model):
         dup = sorted({n for n in probes if probes.count(n) > 1})
         if dup:
             raise ValueError(f"duplicate probe job_name(s): {', '.join(dup)}")
+        check_unique_names(self.remote_write)
         return self
 
     def resolved_scrape_configs(self) -> list[ScrapeConfig]:

@@ -240,6 +240,7 @@ class Monitor:
             "rule_groups": len(parts.rules.groups()) if parts is not None else 0,
             "heartbeat_checks": len(parts.heartbeats.checks()) if parts is not None else 0,
             "failed_loops": failed,
+            "remote_write": parts.remote_write.status() if parts is not None else [],
             "time": self.clock.time(),
         }
 

@@ -27,7 +27,7 @@ import struct
 import threading
 import time
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,6 +58,7 @@ from soulwatch.tsdb.wal import (
     encode_samples,
     encode_series,
     frame,
+    segment_name,
 )
 
 if TYPE_CHECKING:
@@ -161,6 +162,8 @@ class TSDB:
         self._unpersisted: list[HeadSeries] = []  # series not yet in SQLite
         self._marks: list[_WalMark] = []
         self._generation = 0  # bumped when series are removed
+        # Readers of the WAL (remote write): each says the oldest segment it still needs.
+        self._wal_holds: list[Callable[[], int]] = []
         self._closed = False
         root = Path(config.path)
         root.mkdir(parents=True, exist_ok=True)
@@ -675,6 +678,7 @@ class TSDB:
 
     def _truncate_wal(self) -> int:
         deleted = 0
+        keep = self._wal_keep_from()
         with self._lock:
             while self._marks:
                 mark = self._marks[0]
@@ -683,11 +687,66 @@ class TSDB:
                     series = by_id(sid)
                     if series is not None and series.persisted_maxt < last:
                         return deleted
+                if mark.segment >= keep:
+                    # A reader still needs these: delete only what it is done with.
+                    n = self._wal.delete_before(keep)
+                    self._stats.wal_segments_deleted += n
+                    return deleted + n
                 self._marks.pop(0)
                 n = self._wal.delete_before(mark.segment + 1)
                 deleted += n
                 self._stats.wal_segments_deleted += n
         return deleted
+
+    # ------------------------------------------------------------ WAL readers
+
+    @property
+    def wal_directory(self) -> Path:
+        """The directory of the WAL segments, for readers that follow it (remote write)."""
+        return self._wal.directory
+
+    def hold_wal(self, keep_from: Callable[[], int]) -> Callable[[], None]:
+        """Keep WAL segments numbered ``keep_from()`` and later until the reader lets go.
+
+        A reader that has not yet sent what it read (a receiver outage) holds
+        the segments it still needs; maintenance deletes them anyway once their
+        newest write is older than ``retention_time``, so a held WAL stays
+        within retention. Returns the function that releases the hold.
+        """
+        with self._lock:
+            self._wal_holds.append(keep_from)
+
+        def release() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._wal_holds.remove(keep_from)
+
+        return release
+
+    def _wal_keep_from(self) -> int:
+        with self._lock:
+            holds = list(self._wal_holds)
+        if not holds:
+            return 2**62
+        keep = min(hold() for hold in holds)
+        # Past retention, a hold lapses: the segment's samples are expired anyway.
+        oldest_kept = self.clock.time() - self.config.retention_time
+        for number in self._wal.segments():
+            if number < keep:
+                continue
+            try:
+                mtime = (self._wal.directory / segment_name(number)).stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if number == self._wal.segment or mtime >= oldest_kept:
+                break
+            keep = number + 1
+        return keep
+
+    def series_labels(self, series_id: int) -> Labels | None:
+        """The labels of series ``series_id`` if it is still known."""
+        with self._lock:
+            found = self._index.by_id(series_id)
+            return found.labels if found is not None else None
 
     def sync(self) -> None:
         """fsync the WAL now (maintenance does this too)."""

@@ -118,6 +118,26 @@ def frame(kind: RecordType, payload: bytes) -> bytes:
     return _HEADER.pack(kind, len(payload), crc) + payload
 
 
+def records_in(data: bytes, pos: int = 0) -> Iterator[tuple[RecordType, bytes, int]]:
+    """The intact records of ``data`` from ``pos`` as ``(type, payload, end offset)``.
+
+    Stops, without repairing anything, at the first record that is cut short
+    or fails its checksum: for a reader following a segment being written,
+    that is where the writer is (see :mod:`soulwatch.remote.wal_watcher`).
+    """
+    while pos < len(data):
+        good = WriteAheadLog._record_at(data, pos)
+        if good is None:
+            return
+        kind, payload, pos = good
+        yield kind, payload, pos
+
+
+def segment_name(number: int) -> str:
+    """The file name of segment ``number``."""
+    return f"{number:0{_SEGMENT_DIGITS}d}"
+
+
 class WriteAheadLog:
     """Numbered segment files in one directory; one writer at a time."""
 
@@ -145,7 +165,7 @@ class WriteAheadLog:
         return sorted(found)
 
     def _path(self, number: int) -> Path:
-        return self.directory / f"{number:0{_SEGMENT_DIGITS}d}"
+        return self.directory / segment_name(number)
 
     def read(self, stats: WalReadStats) -> Iterator[tuple[RecordType, bytes]]:
         """Every intact record, oldest first, truncating a segment at a torn or bad record."""
