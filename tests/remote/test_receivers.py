@@ -57,8 +57,10 @@ def test_same_answers_on_soulwatch_prometheus_and_victoriametrics(tmp_path: Path
         t = time.time() + 1
         mine = soulwatch_answers(tmp_path, QUERIES, t)
         assert mine["sum(count_over_time(up[10m]))"][0][1] >= 4  # it did scrape, every second
-        assert same(mine, receiver_answers(prom, QUERIES, t))
-        assert same(mine, receiver_answers(vm, QUERIES, t))
+        # A receiver makes what it was sent searchable a moment later (VictoriaMetrics
+        # flushes its in-memory parts): wait, bounded, for the same answers.
+        wait_for(lambda: same(mine, receiver_answers(prom, QUERIES, t)), 15, "Prometheus")
+        wait_for(lambda: same(mine, receiver_answers(vm, QUERIES, t)), 15, "VictoriaMetrics")
 
 
 def test_outage_and_kill_9_lose_nothing_and_send_nothing_twice(tmp_path: Path) -> None:

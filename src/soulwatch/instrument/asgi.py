@@ -190,6 +190,9 @@ async def _send_plain_500(send: Send) -> None:
             "headers": [
                 (b"content-type", b"text/plain; charset=utf-8"),
                 (b"content-length", str(len(body)).encode("ascii")),
+                # The error is re-raised and the server then drops the connection:
+                # say so, or a keep-alive client reuses it and gets a reset.
+                (b"connection", b"close"),
             ],
         }
     )
