@@ -12,9 +12,9 @@ import argparse
 import functools
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from soulwatch import __version__
 from soulwatch.exceptions import ConfigError, SoulwatchError
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from soulwatch.alerting.config import AlertingConfig
 
 Command = Callable[[argparse.Namespace], int]
+_T = TypeVar("_T")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -608,7 +609,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                 embedded_redis=args.embedded_redis,
                 on_change=show_log,
             )
-            outcomes = asyncio.run(demo.run())
+            outcomes = asyncio.run(_stoppable(demo.run()))
         else:
             with Live(console=console, refresh_per_second=4, screen=False) as live:
                 demo = Demo(
@@ -617,10 +618,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                     embedded_redis=args.embedded_redis,
                     on_change=lambda s: live.update(render(s)),
                 )
-                outcomes = asyncio.run(demo.run())
+                outcomes = asyncio.run(_stoppable(demo.run()))
     except ValueError as exc:
         print(f"soulwatch: error: {exc}", file=sys.stderr)
         return 2
+    except asyncio.CancelledError:
+        print("soulwatch: demo stopped", file=sys.stderr)
+        return 143
     print()
     for o in outcomes:
         verdict = "PASS" if o.ok else "FAIL"
@@ -633,6 +637,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     passed = sum(o.ok for o in outcomes)
     print(f"{passed}/{len(outcomes)} scenarios passed")
     return 0 if passed == len(outcomes) else 1
+
+
+async def _stoppable(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``coro``; SIGTERM cancels it, so its clean-up (the demo's processes) still runs."""
+    import asyncio
+    import signal
+
+    task = asyncio.ensure_future(coro)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await task
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
