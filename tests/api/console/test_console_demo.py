@@ -17,7 +17,7 @@ from tests.helpers import need_binary, soulwatch_command, subprocess_env
 pytestmark = pytest.mark.slow
 
 
-def _lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
+def _lines(proc: subprocess.Popen[str]) -> tuple[queue.Queue[str], threading.Thread]:
     lines: queue.Queue[str] = queue.Queue()
 
     def pump() -> None:
@@ -25,8 +25,9 @@ def _lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
         for line in proc.stdout:
             lines.put(line)
 
-    threading.Thread(target=pump, daemon=True).start()
-    return lines
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    return lines, thread
 
 
 @pytest.mark.timeout(300)
@@ -37,8 +38,8 @@ def test_the_demo_console_shows_backend_down_live(browser: Any) -> None:
         soulwatch_command("demo", "--check", "--scenario", "backend-down", "--speed", "15"),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=subprocess_env(),
     )  # fmt: skip
+    lines, pump = _lines(proc)
     try:
-        lines = _lines(proc)
         url = None
         deadline = time.monotonic() + 60
         while url is None and time.monotonic() < deadline:
@@ -65,11 +66,14 @@ def test_the_demo_console_shows_backend_down_live(browser: Any) -> None:
         assert errors.messages == []
         page.close()
     finally:
+        # SIGTERM: the demo stops its platform, then exits; its output is read
+        # to the end (the pump thread ends at EOF) before the pipe is closed.
         proc.terminate()
-        assert proc.stdout is not None
-        proc.stdout.close()
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+        pump.join(timeout=10)
+        assert proc.stdout is not None
+        proc.stdout.close()
