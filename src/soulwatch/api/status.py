@@ -205,7 +205,7 @@ def _time_range(
 
 
 class StatusApi:
-    """``/``, ``/api/v1/status/{config,flags,runtimeinfo,tsdb}`` and ``format_query``."""
+    """``/api/v1/status/{config,flags,runtimeinfo,tsdb}`` and ``format_query``."""
 
     def __init__(self, ctx: ApiContext, auth: Callable[[], Authenticator]) -> None:
         self.ctx = ctx
