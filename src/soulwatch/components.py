@@ -58,7 +58,7 @@ from soulwatch.remote.manager import RemoteWriteManager
 from soulwatch.rules.evaluator import RESEND_DELAY_S, RuleManager
 from soulwatch.rules.store import AlertStateStore
 from soulwatch.rum import RumIntake, RumRecorder
-from soulwatch.runner import BlockingRunner
+from soulwatch.runner import BlockingRunner, ThreadRunner
 from soulwatch.sources.base import Scheduler, Source, phase
 from soulwatch.sources.collectors.source import CollectorSource
 from soulwatch.sources.collectors.wiring import FailedJobsFeed, collector_sources
@@ -107,8 +107,10 @@ class Tasks:
 class Components:
     """The running parts of one monitor; built by :func:`build`, closed by :meth:`aclose`.
 
-    ``config`` is the configuration in force (the reloader replaces it); every
-    other field keeps its object for the life of the monitor.
+    ``config`` is the configuration in force, ``last_reload`` whether the
+    last (re)load succeeded and when the last one that did was; both change
+    only through :meth:`adopt` and :meth:`record_reload`. Every other field
+    keeps its object for the life of the monitor.
     """
 
     config: SoulwatchConfig
@@ -140,7 +142,6 @@ class Components:
     rum: RumRecorder | None = None
     otlp: OtlpIntake | None = None
     running: bool = False
-    #: whether the last (re)load succeeded, and when the last one that did was
     last_reload: tuple[bool, float] = (False, 0.0)
 
     async def start(self) -> None:
@@ -162,7 +163,19 @@ class Components:
         )
         self.tasks.spawn("loop-lag", lambda: measure_loop_lag(self.metrics))
         self.running = True
-        self.last_reload = (True, self.clock.time())
+        self.record_reload(ok=True)
+
+    def adopt(self, config: SoulwatchConfig) -> None:
+        """Put a reloaded ``config`` in force, once every part has taken it."""
+        self.config = config
+
+    def record_reload(self, *, ok: bool) -> None:
+        """Record a (re)load's outcome: a failed one keeps the time of the last that worked."""
+        now = self.clock.time()
+        self.metrics.reload_ok.set(1 if ok else 0)
+        if ok:
+            self.metrics.reload_time.set(now)
+        self.last_reload = (ok, now if ok else self.last_reload[1])
 
     def scheduled_sources(self, config: SoulwatchConfig) -> list[Source]:
         """The collectors' scheduler's sources for ``config``: collectors, OTLP and RUM."""
@@ -300,6 +313,8 @@ async def build(
     try:
         registry = CollectorRegistry()
         metrics = SelfMetrics(registry)
+        if isinstance(runner, ThreadRunner):
+            runner.expose(registry)
         data_dir = data_dir_of(config)
         secure_data_dir(data_dir)
         http = httpx.AsyncClient(transport=transport, timeout=10.0, trust_env=False)
@@ -469,6 +484,7 @@ async def build(
                 redact=redact,
             ),
             alertmanager_urls=lambda: am_sender.urls,
+            runner=runner,
         )
         components = Components(
             config=config,

@@ -50,8 +50,6 @@ class Reloader:
         self._c = components
         self._reread = reread
         self._lock = asyncio.Lock()
-        components.metrics.reload_ok.set(1)
-        components.metrics.reload_time.set(components.clock.time())
 
     async def reload(self, config: SoulwatchConfig | None = None) -> None:
         """Apply ``config`` (re-read from its source when not given); raises ConfigError."""
@@ -62,13 +60,10 @@ class Reloader:
                 specs = check_rules(new)
                 await self._apply(new, specs)
             except ConfigError as exc:
-                c.metrics.reload_ok.set(0)
-                c.last_reload = (False, c.last_reload[1])
+                c.record_reload(ok=False)
                 _log.error("configuration not reloaded; the old one keeps running", error=str(exc))
                 raise
-            c.metrics.reload_ok.set(1)
-            c.metrics.reload_time.set(c.clock.time())
-            c.last_reload = (True, c.clock.time())
+            c.record_reload(ok=True)
             _log.info("configuration reloaded", rule_groups=len(specs))
 
     async def _apply(self, new: SoulwatchConfig, specs: list[GroupSpec]) -> None:
@@ -119,7 +114,7 @@ class Reloader:
         c.silences.configure(
             max_duration=new.silences.max_duration, retention=new.silences.retention
         )
-        c.config = new
+        c.adopt(new)
         if _housekeeping_key(new) != _housekeeping_key(old):
             await c.housekeeping.replace(housekeeping_work(c, new))
         # Between evaluations: a group's state is not copied while it is being evaluated.

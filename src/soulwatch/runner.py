@@ -22,9 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
+
+from prometheus_client import CollectorRegistry, Gauge
 
 from soulwatch.clock import Clock, SimulatedClock
 
@@ -56,17 +59,63 @@ class ThreadRunner:
     """A :class:`BlockingRunner` over a pool of worker threads; :meth:`close` it once.
 
     The caller's context variables (request ids, log context) travel to the
-    worker, as with :func:`asyncio.to_thread`.
+    worker, as with :func:`asyncio.to_thread`. :attr:`busy` and :attr:`queued`
+    count the calls running and waiting for a worker (:meth:`expose` exports them).
     """
 
     def __init__(self, workers: int = DEFAULT_WORKERS) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="soulwatch-work")
+        self._counts = threading.Lock()
+        self._submitted = 0
+        self._busy = 0
+
+    @property
+    def busy(self) -> int:
+        """Calls running in a worker thread now."""
+        return self._busy
+
+    @property
+    def queued(self) -> int:
+        """Calls waiting for a free worker thread."""
+        return max(0, self._submitted - self._busy)
 
     async def __call__(self, func: Callable[..., _T], /, *args: Any) -> _T:
         """Run ``func(*args)`` in a worker thread."""
-        loop = asyncio.get_running_loop()
         call = functools.partial(contextvars.copy_context().run, func, *args)
-        return await loop.run_in_executor(self._pool, call)
+        future = self._pool.submit(self._counted, call)
+        with self._counts:
+            self._submitted += 1
+        # Done or cancelled before it started: either way it has left the pool.
+        future.add_done_callback(self._left)
+        return await asyncio.wrap_future(future)
+
+    def _counted(self, call: Callable[[], _T]) -> _T:
+        with self._counts:
+            self._busy += 1
+        try:
+            return call()
+        finally:
+            with self._counts:
+                self._busy -= 1
+
+    def _left(self, _: object) -> None:
+        with self._counts:
+            self._submitted -= 1
+
+    def expose(self, registry: CollectorRegistry) -> None:
+        """Export :attr:`busy` and :attr:`queued` as gauges of ``registry``."""
+        busy = Gauge(
+            "soulwatch_worker_calls_running",
+            "Blocking calls (PromQL, SQLite writes) running in the monitor's worker threads.",
+            registry=registry,
+        )
+        busy.set_function(lambda: self.busy)
+        queued = Gauge(
+            "soulwatch_worker_calls_queued",
+            "Blocking calls waiting for a free worker thread.",
+            registry=registry,
+        )
+        queued.set_function(lambda: self.queued)
 
     def close(self) -> None:
         """Drop queued calls; workers end when their running call does (the monitor's last step).

@@ -190,10 +190,12 @@ def test_form_body_past_the_limit_is_413(tmp_path: Path, clock: SimulatedClock) 
 class _BrokenEngine:
     """An engine with a bug: the API must still answer in Prometheus's error shape."""
 
-    def instant(self, query: object, t_ms: int) -> None:
+    def instant(self, query: object, t_ms: int, *, cancel: object = None) -> None:
         raise RuntimeError("bug")
 
-    def range(self, query: object, start_ms: int, end_ms: int, step_ms: int) -> None:
+    def range(
+        self, query: object, start_ms: int, end_ms: int, step_ms: int, *, cancel: object = None
+    ) -> None:
         raise RuntimeError("bug")
 
 

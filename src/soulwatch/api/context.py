@@ -20,6 +20,7 @@ from soulwatch.config import ApiConfig, AuthConfig, SoulwatchConfig
 from soulwatch.otlp.intake import OtlpIntake
 from soulwatch.promql.values import QueryEngine
 from soulwatch.rum.intake import RumIntake
+from soulwatch.runner import BlockingRunner, run_in_thread
 from soulwatch.sources.heartbeats import HeartbeatMonitor
 from soulwatch.sources.scrape.parse import MetricMetadata
 from soulwatch.tsdb.storage import Storage
@@ -206,6 +207,8 @@ class ApiContext:
     runtime: RuntimeView | None = None
     alert_intake: AlertIntakeView | None = None
     alertmanager_urls: Callable[[], list[str]] = lambda: []
+    #: Where queries and storage reads run: the monitor's runner (inline under a simulated clock).
+    runner: BlockingRunner = run_in_thread
 
     def configure(self, config: SoulwatchConfig) -> None:
         """Serve under a reloaded config: its tokens, API limits and settings."""

@@ -4,14 +4,16 @@
 ``label/<name>/values``, ``rules``, ``alerts``, ``targets``,
 ``status/buildinfo`` (plus empty ``metadata`` and ``query_exemplars``, which
 Grafana asks for) answer with Prometheus's JSON shapes, error types and
-status codes. Queries and storage reads block, so they run in worker threads;
-a query past its timeout answers ``503 timeout``.
+status codes. Queries and storage reads block, so they run through the
+monitor's runner (worker threads); a query past its timeout answers
+``503 timeout``, and its evaluation is cancelled, so its thread is soon free.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -108,9 +110,17 @@ class PrometheusApi:
     def _now_ms(self) -> int:
         return round(self.ctx.clock.time() * 1000)
 
+    async def _evaluate(self, fn: Callable[[threading.Event], _T], timeout: float) -> _T:
+        """Run a PromQL evaluation; once nobody waits for it (timeout, client gone), it stops."""
+        cancel = threading.Event()
+        try:
+            return await self._run(lambda: fn(cancel), timeout)
+        finally:
+            cancel.set()
+
     async def _run(self, fn: Callable[[], _T], timeout: float) -> _T:
         try:
-            return await asyncio.wait_for(asyncio.to_thread(fn), timeout)
+            return await asyncio.wait_for(self.ctx.runner(fn), timeout)
         except TimeoutError:
             raise ApiError(ErrorType.TIMEOUT, "query timed out in expression evaluation") from None
         except ParseError as exc:
@@ -142,7 +152,9 @@ class PrometheusApi:
         t_ms = _time_param(t, "time") if t else self._now_ms()
         timeout = self._timeout(params)
         kind = _expression_type(query)
-        result = await self._run(lambda: self.ctx.engine.instant(query, t_ms), timeout)
+        result = await self._evaluate(
+            lambda cancel: self.ctx.engine.instant(query, t_ms, cancel=cancel), timeout
+        )
         return _success(_encode(result, matrix=kind == "range vector"), result)
 
     async def query_range(self, request: Request) -> Response:
@@ -179,7 +191,10 @@ class PrometheusApi:
                 f'invalid expression type "{kind}" for range query, '
                 "must be Scalar or instant Vector",
             )
-        result = await self._run(lambda: self.ctx.engine.range(query, start, end, step_ms), timeout)
+        result = await self._evaluate(
+            lambda cancel: self.ctx.engine.range(query, start, end, step_ms, cancel=cancel),
+            timeout,
+        )
         return _success(_encode(result, matrix=True), result)
 
     # -- metadata ---------------------------------------------------------------

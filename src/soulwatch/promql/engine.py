@@ -15,6 +15,7 @@ windows are found by bisection over the sorted sample times.
 from __future__ import annotations
 
 import math
+import threading
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
@@ -86,7 +87,9 @@ class Engine:
 
     ``max_samples`` bounds the samples one query may load or produce and
     ``timeout_s`` its run time; both stop the query with
-    :class:`~soulwatch.exceptions.QueryLimitError`. ``default_subquery_step_ms``
+    :class:`~soulwatch.exceptions.QueryLimitError`. A query given a ``cancel``
+    event stops the same way soon after the event is set (a caller that no
+    longer waits for it: an API request past its own timeout). ``default_subquery_step_ms``
     is the step of a subquery written without one (Prometheus uses the global
     evaluation interval, 1 minute by default). ``features`` enables behaviour
     Prometheus keeps behind ``--enable-feature`` flags of the same names
@@ -130,16 +133,26 @@ class Engine:
         # Rules send the same few query strings every interval; parse each once.
         self._parsed: dict[str, Expr] = {}
 
-    def instant(self, query: str | Expr, t_ms: int) -> QueryResult:
+    def instant(
+        self, query: str | Expr, t_ms: int, *, cancel: threading.Event | None = None
+    ) -> QueryResult:
         """Evaluate ``query`` at ``t_ms``: a vector, scalar, string, or matrix (range selector)."""
         expr, text = self._parse(query)
-        ev = Evaluator(self, expr, text, start_ms=t_ms, end_ms=t_ms, step_ms=0)
+        ev = Evaluator(self, expr, text, start_ms=t_ms, end_ms=t_ms, step_ms=0, cancel=cancel)
         value = ev.eval(expr, [t_ms])
         # A range selector's result is a matrix even when it holds no series.
         kind = ValueType.MATRIX if isinstance(value, RangeValue) else None
         return ev.result(_to_instant(value, t_ms, ev.metadata), value_type=kind)
 
-    def range(self, query: str | Expr, start_ms: int, end_ms: int, step_ms: int) -> QueryResult:
+    def range(
+        self,
+        query: str | Expr,
+        start_ms: int,
+        end_ms: int,
+        step_ms: int,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> QueryResult:
         """Evaluate ``query`` at every step from ``start_ms`` to ``end_ms``; returns a matrix."""
         if step_ms <= 0:
             raise QueryError(
@@ -163,7 +176,9 @@ class Engine:
                 "must be Scalar or instant Vector"
             )
         ts = [start_ms + i * step_ms for i in range(steps)]
-        ev = Evaluator(self, expr, text, start_ms=start_ms, end_ms=end_ms, step_ms=step_ms)
+        ev = Evaluator(
+            self, expr, text, start_ms=start_ms, end_ms=end_ms, step_ms=step_ms, cancel=cancel
+        )
         value = ev.eval(expr, ts)
         if isinstance(value, StringValue | RangeValue):  # pragma: no cover - typed above
             raise QueryError("a range query must give a scalar or an instant vector")
@@ -299,9 +314,18 @@ class Evaluator:
     """The state of one query: its bounds, limits, loaded data and annotations."""
 
     def __init__(
-        self, engine: Engine, expr: Expr, text: str, *, start_ms: int, end_ms: int, step_ms: int
+        self,
+        engine: Engine,
+        expr: Expr,
+        text: str,
+        *,
+        start_ms: int,
+        end_ms: int,
+        step_ms: int,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.engine = engine
+        self.cancel = cancel
         self.start_ms = start_ms
         self.end_ms = end_ms
         self.step_ms = step_ms
@@ -330,7 +354,9 @@ class Evaluator:
             )
 
     def check_time(self) -> None:
-        """Stop the query once it has run past its timeout."""
+        """Stop the query once it has run past its timeout or its caller cancelled it."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise QueryLimitError("query was cancelled in expression evaluation")
         if self.engine.clock.monotonic() > self.deadline:
             raise QueryLimitError(
                 f"query timed out in expression evaluation (after {self.engine.timeout_s:g}s)"
@@ -457,6 +483,8 @@ class Evaluator:
         lookback = self.engine.lookback_delta_ms
         out: list[StepSeries] = []
         for s in self.select(vs.matchers, times[0] - lookback + 1, times[-1]):
+            # Between series: a range query over a few long series is cancelled promptly.
+            self.check_time()
             st, sv = s.timestamps, s.values
             vals: list[float | None] = []
             lo = 0

@@ -8,6 +8,7 @@ annotations (warnings and infos) Prometheus would attach.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -83,10 +84,23 @@ class QueryEngine(Protocol):
     #: How far back an instant selector looks for a sample (milliseconds).
     lookback_delta_ms: int
 
-    def instant(self, query: str | Expr, t_ms: int) -> QueryResult:
-        """Evaluate ``query`` at one instant."""
+    def instant(
+        self, query: str | Expr, t_ms: int, *, cancel: threading.Event | None = None
+    ) -> QueryResult:
+        """Evaluate ``query`` at one instant; it stops soon after ``cancel`` is set."""
         ...
 
-    def range(self, query: str | Expr, start_ms: int, end_ms: int, step_ms: int) -> QueryResult:
-        """Evaluate ``query`` at every step from ``start_ms`` to ``end_ms``; returns a matrix."""
+    def range(
+        self,
+        query: str | Expr,
+        start_ms: int,
+        end_ms: int,
+        step_ms: int,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> QueryResult:
+        """Evaluate ``query`` at every step from ``start_ms`` to ``end_ms``; returns a matrix.
+
+        It stops soon after ``cancel`` is set.
+        """
         ...

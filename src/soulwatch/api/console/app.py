@@ -282,7 +282,7 @@ class Console:
             a["fingerprint"] = _fp(a["labels"])
         tiles = []
         if board is not None:
-            tiles = await asyncio.to_thread(
+            tiles = await self.ctx.runner(
                 data.evaluate_board, self.ctx, board, alerts, self._sparks
             )
         expected = set(self.ctx.config.console.always_firing if self.ctx.config else ())
@@ -735,7 +735,7 @@ class Console:
             end = parsed if parsed is not None and math.isfinite(parsed) else now
         if expr and error is None:
             try:
-                chart, table = await asyncio.to_thread(self._explore_query, expr, window, end)
+                chart, table = await self.ctx.runner(self._explore_query, expr, window, end)
             except ParseError as exc:
                 error = data.parse_error_view(expr, exc)
             except QueryError as exc:
