@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from soulwatch.clock import SimulatedClock
 from soulwatch.config import parse_config
 from soulwatch.service import Monitor
 from soulwatch.tsdb.model import Matcher
-from tests.helpers import UvicornThread
+from tests.helpers import Recorder, UvicornThread
 from tests.sources.support import Exposition, metrics_app
 
 KEEP = (
@@ -117,3 +119,95 @@ async def test_a_reload_keeps_unchanged_parts_and_ends_removed_ones_at_once(
             assert monitor.health()["targets"] == {"total": 3, "up": 3}
         finally:
             await monitor.stop()
+
+
+ROUTING_RULES = (
+    "groups:\n  - name: alerts\n    interval: 10s\n    rules:\n"
+    "      - alert: Keep\n        expr: vector(1)\n        labels: {team: keep}\n"
+    # Joins the unchanged route's group minutes after the reload.
+    "      - alert: KeepLate\n        expr: vector(1)\n        for: 4m\n"
+    "        labels: {team: keep}\n"
+    "      - alert: Change\n        expr: vector(1)\n        labels: {team: change}\n"
+)
+
+
+def _routing_config(tmp_path: Path, url: str, change_matcher: str, change_path: str) -> str:
+    (tmp_path / "rules.yml").write_text(ROUTING_RULES)
+    return (
+        f"data_dir: {tmp_path / 'data'}\n"
+        "global: {evaluation_interval: 10s}\n"
+        f"rule_files: [{tmp_path / 'rules.yml'}]\n"
+        "alerting:\n"
+        "  route:\n    receiver: keep\n    group_by: [team]\n"
+        "    group_wait: 30s\n    group_interval: 5m\n    repeat_interval: 4h\n"
+        "    routes:\n"
+        "      - {matchers: ['team=\"keep\"'], receiver: keep}\n"
+        f"      - {{matchers: ['{change_matcher}'], receiver: change}}\n"
+        "  receivers:\n"
+        f"    - {{name: keep, webhook_configs: [{{url: '{url}/keep'}}]}}\n"
+        f"    - {{name: change, webhook_configs: [{{url: '{url}{change_path}'}}]}}\n"
+    )
+
+
+def _sent(monitor: Monitor, receiver: str) -> list[tuple[float, list[str]]]:
+    """When each notification to ``receiver`` was made, and the alerts it carried."""
+    return [
+        (row.created_at, sorted(a.labels.get("alertname") or "" for a in row.notification.alerts))
+        for row in monitor.outbox.rows()
+        if row.notification.receiver == receiver
+    ]
+
+
+async def test_a_routing_reload_keeps_unchanged_routes_groups_and_receivers(
+    tmp_path: Path, clock: SimulatedClock, recorder: Recorder
+) -> None:
+    first = _routing_config(tmp_path, recorder.url, 'team="change"', "/change")
+    monitor = Monitor(parse_config(first, environ={}), clock=clock)
+    await monitor.start()
+    try:
+        for _ in range(12):
+            await clock.advance(10)
+            if _sent(monitor, "keep") and _sent(monitor, "change"):
+                break
+        ((notified, alerts),) = _sent(monitor, "keep")
+        assert alerts == ["Keep"]
+        assert len(_sent(monitor, "change")) == 1
+        keep_notifier = monitor.outbox.notifiers["keep/webhook/0"]
+        change_notifier = monitor.outbox.notifiers["change/webhook/0"]
+        await clock.advance(60)
+
+        # The second route changes (its matcher, so its groups are new) and so
+        # does its receiver; the first route and its receiver do not.
+        second = _routing_config(tmp_path, recorder.url, 'team=~"change|other"', "/changed")
+        reloaded_at = clock.time()
+        await monitor.reload(parse_config(second, environ={}))
+        assert monitor.outbox.notifiers["keep/webhook/0"] is keep_notifier
+        assert monitor.outbox.notifiers["change/webhook/0"] is not change_notifier
+
+        for _ in range(60):
+            await clock.advance(10)
+            if len(_sent(monitor, "keep")) > 1:
+                break
+        # Keep was not notified again; KeepLate joined its group and went out at
+        # the group's next group_interval tick, on the schedule from before the reload.
+        first_sent, (later, alerts) = _sent(monitor, "keep")
+        assert first_sent == (notified, ["Keep"])
+        assert alerts == ["Keep", "KeepLate"]
+        assert notified + 300 <= later < notified + 310
+        # The changed route's group is new: as in Alertmanager, an alert that has
+        # already waited out group_wait goes out at once, to the changed receiver.
+        (_, (changed_at, alerts)) = _sent(monitor, "change")
+        assert alerts == ["Change"]
+        assert reloaded_at <= changed_at < reloaded_at + 10
+        await _until(lambda: len(recorder.received("/changed")) == 1)
+        assert len(recorder.received("/keep")) == 2
+    finally:
+        await monitor.stop()
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait, bounded, for deliveries over real HTTP to arrive."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)

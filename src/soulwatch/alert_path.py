@@ -1,14 +1,17 @@
 """The monitor's alert path: the rules' sink, the current dispatcher, its notifiers and actions.
 
 :class:`AlertPath` is what the rule manager sends alerts to, for the life
-of the monitor; a reload that changes routing swaps the dispatcher behind it
-(:meth:`AlertPath.prepare` builds the new parts first, so a bad one changes
-nothing). It also serves the API's receivers view, and wraps every notifier
-in :class:`LoggedNotifier`, so each delivery attempt is one log event.
+of the monitor. A reload that changes routing reconfigures the dispatcher
+behind it in place (:meth:`AlertPath.prepare` builds the new parts first, so a
+bad one changes nothing): unchanged routes keep their aggregation groups and
+unchanged receivers keep their notifiers. It also serves the API's receivers
+view, and wraps every notifier in :class:`LoggedNotifier`, so each delivery
+attempt is one log event.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+from pydantic import BaseModel
 
 from soulwatch.alerting.acks import AckStore
 from soulwatch.alerting.actions import ActionRunner
@@ -23,7 +27,7 @@ from soulwatch.alerting.config import AlertingConfig
 from soulwatch.alerting.dispatcher import Dispatcher
 from soulwatch.alerting.message import Notification
 from soulwatch.alerting.notifiers import Notifier
-from soulwatch.alerting.notifiers.factory import build_notifiers
+from soulwatch.alerting.notifiers.factory import build_notifiers, integration_id
 from soulwatch.alerting.notifiers.soulcaster import EvidenceSource
 from soulwatch.alerting.outbox import Outbox
 from soulwatch.alerting.silences import SilenceStore
@@ -112,6 +116,7 @@ class AlertPath:
         self._runner = runner
         self._wrap = wrap_notifiers
         self._tasks: Tasks | None = None
+        self._notifiers: dict[str, Notifier] = {}
         self.routing: AlertingConfig | None = None
         self.dispatcher: Dispatcher | None = None
         self.actions: ActionRunner | None = None
@@ -131,6 +136,12 @@ class AlertPath:
         # recognises the SMTP one); the log wraps whatever it returns.
         inner = self._wrap(notifiers) if self._wrap is not None else notifiers
         wrapped: dict[str, Notifier] = {k: LoggedNotifier(n) for k, n in inner.items()}
+        # A receiver configured as before keeps its notifiers, and their state.
+        for name in _unchanged_receivers(self.routing, routing):
+            for kind, index, _ in routing.receiver(name).integrations():
+                key = integration_id(name, kind, index)
+                if key in self._notifiers and key in wrapped:
+                    wrapped[key] = self._notifiers[key]
         actions = None
         if routing.actions:
             # Built last: it opens the action audit log, which a later failure would leak.
@@ -149,6 +160,7 @@ class AlertPath:
         if routing is None:
             self.dispatcher = None
             return
+        self._notifiers = dict(parts.notifiers)
         self._outbox.use_notifiers(parts.notifiers)
         self.dispatcher = Dispatcher(
             routing,
@@ -166,7 +178,21 @@ class AlertPath:
             tasks.spawn("dispatcher", self.dispatcher.run)
 
     async def replace(self, routing: AlertingConfig | None, parts: DeliveryParts) -> None:
-        """Swap in a new routing's dispatcher (``parts`` from :meth:`prepare`)."""
+        """Route by a new routing (``parts`` from :meth:`prepare`).
+
+        With routing before and after, the dispatcher is reconfigured in place
+        (see :meth:`Dispatcher.reconfigure`); otherwise it is made or removed.
+        """
+        if self.dispatcher is not None and routing is not None:
+            old_actions = self.actions
+            self._notifiers = dict(parts.notifiers)
+            self._outbox.use_notifiers(parts.notifiers)
+            await self.dispatcher.reconfigure(routing, actions=parts.actions)
+            self.routing = routing
+            self.actions = parts.actions
+            if old_actions is not None and old_actions is not parts.actions:
+                await self._runner(old_actions.close)
+            return
         # The old one first: its aclose() only detaches callbacks that are still
         # its own, so the new dispatcher must register after it.
         await self.aclose()
@@ -194,3 +220,42 @@ class AlertPath:
         if self.actions is not None:
             await self._runner(self.actions.close)
             self.actions = None
+
+
+def _unchanged_receivers(old: AlertingConfig | None, new: AlertingConfig) -> list[str]:
+    """Names of ``new``'s receivers configured exactly as in ``old``.
+
+    What every notifier reads from outside its receiver (``global``,
+    ``delivery``) must be unchanged too, and so must the secret files either
+    names: a rotated secret takes effect at the reload.
+    """
+    if old is None or _settings(old.global_, old) != _settings(new.global_, new):
+        return []
+    if old.delivery != new.delivery:
+        return []
+    before = {r.name: _settings(r, old) for r in old.receivers}
+    return [r.name for r in new.receivers if before.get(r.name) == _settings(r, new)]
+
+
+def _settings(model: BaseModel, config: AlertingConfig) -> tuple[str, tuple[bytes | None, ...]]:
+    """``model``'s settings and the contents of the files its ``*_file`` settings name."""
+    dump = model.model_dump(mode="json")
+    files: list[bytes | None] = []
+
+    def visit(value: object) -> None:
+        if isinstance(value, dict):
+            for key, item in sorted(value.items()):
+                if key.endswith("_file") and isinstance(item, str):
+                    path = Path(item) if Path(item).is_absolute() else config.base_dir / item
+                    try:
+                        files.append(path.read_bytes())
+                    except OSError:
+                        files.append(None)
+                else:
+                    visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    visit(dump)
+    return json.dumps(dump, sort_keys=True), tuple(files)

@@ -17,6 +17,12 @@ by the outbox go to every receiver except the failing one: the dispatcher is the
 outbox's :class:`~soulwatch.alerting.outbox.DeliveryListener` (its owner passes
 it, through a forwarding listener, when it builds the outbox).
 
+A reload that changes routing reconfigures the dispatcher in place
+(:meth:`Dispatcher.reconfigure`): an aggregation group whose route is
+unchanged keeps its alerts and its schedule (``group_wait`` already served,
+the next ``group_interval`` tick); only the groups of changed or removed
+routes are rebuilt, from the alerts the dispatcher knows.
+
 All timing is on the injected clock, so the whole thing runs on a
 :class:`~soulwatch.clock.SimulatedClock`.
 """
@@ -99,22 +105,11 @@ class Dispatcher:
         actions: ActionRunner | None = None,
         acks: AckStore | None = None,
     ) -> None:
-        self._config = config
         self._acks = acks
         self._clock = clock
         self._outbox = outbox
         self._silences = silences
-        self._actions = actions
-        self.tree = build_tree(config.route)
-        self._inhibitor = Inhibitor(config.inhibit_rules)
-        self._intervals = config.intervals()
-        self._integrations: dict[str, list[_Integration]] = {
-            r.name: [
-                _Integration(integration_id(r.name, kind, i), r.name, kind, c.send_resolved)
-                for kind, i, c in r.integrations()
-            ]
-            for r in config.receivers
-        }
+        self._use(config, actions)
         self._alerts: dict[str, Alert] = {}
         self._updated: dict[str, float] = {}
         self._sticky: set[str] = set()
@@ -127,6 +122,67 @@ class Dispatcher:
         self._wake = asyncio.Event()
         if silences is not None:
             silences.on_change(self._silences_changed)
+
+    def _use(self, config: AlertingConfig, actions: ActionRunner | None) -> None:
+        """Take ``config``'s routing tree, inhibition, time intervals and receivers."""
+        self._config = config
+        self._actions = actions
+        self.tree = build_tree(config.route)
+        self._inhibitor = Inhibitor(config.inhibit_rules)
+        self._intervals = config.intervals()
+        self._integrations: dict[str, list[_Integration]] = {
+            r.name: [
+                _Integration(integration_id(r.name, kind, i), r.name, kind, c.send_resolved)
+                for kind, i, c in r.integrations()
+            ]
+            for r in config.receivers
+        }
+
+    async def reconfigure(self, config: AlertingConfig, *, actions: ActionRunner | None) -> None:
+        """Route by ``config`` from now on, keeping the groups of unchanged routes.
+
+        A group stays, with its alerts, its ``group_wait`` served and its next
+        flush, when its route node is in the new tree with the same matchers
+        and settings. The groups of changed and removed routes go; every alert
+        the dispatcher knows is routed again, so it joins its new groups (which
+        wait their ``group_wait``). The notification log still holds what each
+        integration was told: nothing already sent is sent again. Actions still
+        running on the old action runner finish first.
+        """
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        old = {node.key: node for node in self.tree.walk()}
+        self._use(config, actions)
+        now = self._clock.time()
+        unchanged = {
+            node.key: node
+            for node in self.tree.walk()
+            if node.key in old and _same_route(old[node.key], node)
+        }
+        kept: dict[str, _Group] = {}
+        for key, group in self._groups.items():
+            node = unchanged.get(group.node.key)
+            if node is not None:
+                group.node = node
+                kept[key] = group
+        grouped = {fp for group in self._groups.values() for fp in group.alerts}
+        self._groups = kept
+        self._firing_cache = None
+        for fp, alert in self._alerts.items():
+            if fp not in grouped and self._resolved(alert, now, fp):
+                continue  # resolved and already told: it belongs to no group any more
+            nodes = self._nodes_for(alert)
+            reached = {node.key for node in nodes}
+            # An earlier sibling that changed may now take an alert an unchanged route had.
+            for group in list(kept.values()):
+                if fp in group.alerts and group.node.key not in reached:
+                    del group.alerts[fp]
+                    if not group.alerts:
+                        del self._groups[group.key]
+            for node in nodes:
+                self._insert(node, alert, fp, now)
+        self._wake.set()
 
     # --- AlertSink ---------------------------------------------------------------
 
@@ -550,6 +606,15 @@ class Dispatcher:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _same_route(old: RouteNode, new: RouteNode) -> bool:
+    """Whether a route node at the same place in the tree matches and groups as before."""
+    return (
+        old.matchers == new.matchers
+        and old.options == new.options
+        and old.continue_ == new.continue_
+    )
 
 
 def _needs_update(  # noqa: PLR0917 - mirrors Alertmanager's needsUpdate
