@@ -58,7 +58,7 @@ from soulwatch.remote.manager import RemoteWriteManager
 from soulwatch.rules.evaluator import RESEND_DELAY_S, RuleManager
 from soulwatch.rules.store import AlertStateStore
 from soulwatch.rum import RumIntake, RumRecorder
-from soulwatch.runner import BlockingRunner, ThreadRunner
+from soulwatch.runner import QUERY_WORKERS, BlockingRunner, ThreadRunner, expose
 from soulwatch.sources.base import Scheduler, Source, phase
 from soulwatch.sources.collectors.source import CollectorSource
 from soulwatch.sources.collectors.wiring import FailedJobsFeed, collector_sources
@@ -313,8 +313,13 @@ async def build(
     try:
         registry = CollectorRegistry()
         metrics = SelfMetrics(registry)
+        # The API's queries run on the same policy; on threads, in a pool of their own.
+        queries = runner
         if isinstance(runner, ThreadRunner):
-            runner.expose(registry)
+            query_pool = ThreadRunner(QUERY_WORKERS, name="soulwatch-query")
+            stack.callback(query_pool.close)
+            expose(registry, {"work": runner, "queries": query_pool})
+            queries = query_pool
         data_dir = data_dir_of(config)
         secure_data_dir(data_dir)
         http = httpx.AsyncClient(transport=transport, timeout=10.0, trust_env=False)
@@ -484,7 +489,7 @@ async def build(
                 redact=redact,
             ),
             alertmanager_urls=lambda: am_sender.urls,
-            runner=runner,
+            runner=queries,
         )
         components = Components(
             config=config,

@@ -13,8 +13,11 @@ such a call off the loop and awaits its result.
   time move on before the call returns; inline, every step finishes at the
   instant it started, so scenario runs and tests stay deterministic.
 
-:func:`runner_for` picks between them by the clock. A query run this way is
-still bounded: the PromQL engine stops itself at its ``timeout_s``.
+:func:`runner_for` picks between them by the clock. On threads, the API's
+queries get a pool of their own (:data:`QUERY_WORKERS`), so users' queries
+never queue the monitor's own work behind them. A query run this way is still
+bounded: the PromQL engine stops itself at its ``timeout_s``, or sooner when
+its caller cancels it.
 """
 
 from __future__ import annotations
@@ -33,9 +36,12 @@ from soulwatch.clock import Clock, SimulatedClock
 
 _T = TypeVar("_T")
 
-#: Worker threads of the default runner: enough for the rule groups, a few
-#: API queries and the stores to overlap; the GIL makes more pointless.
+#: Worker threads of the default runner: enough for the rule groups, scrape
+#: parsing and the stores to overlap; the GIL makes more pointless.
 DEFAULT_WORKERS = 4
+#: Worker threads for the API's queries: users' queries wait for each other,
+#: never the monitor's own work for them (nor the reverse).
+QUERY_WORKERS = 2
 
 
 class BlockingRunner(Protocol):
@@ -60,11 +66,11 @@ class ThreadRunner:
 
     The caller's context variables (request ids, log context) travel to the
     worker, as with :func:`asyncio.to_thread`. :attr:`busy` and :attr:`queued`
-    count the calls running and waiting for a worker (:meth:`expose` exports them).
+    count the calls running and waiting for a worker (:func:`expose` exports them).
     """
 
-    def __init__(self, workers: int = DEFAULT_WORKERS) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="soulwatch-work")
+    def __init__(self, workers: int = DEFAULT_WORKERS, *, name: str = "soulwatch-work") -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
         self._counts = threading.Lock()
         self._submitted = 0
         self._busy = 0
@@ -102,21 +108,6 @@ class ThreadRunner:
         with self._counts:
             self._submitted -= 1
 
-    def expose(self, registry: CollectorRegistry) -> None:
-        """Export :attr:`busy` and :attr:`queued` as gauges of ``registry``."""
-        busy = Gauge(
-            "soulwatch_worker_calls_running",
-            "Blocking calls (PromQL, SQLite writes) running in the monitor's worker threads.",
-            registry=registry,
-        )
-        busy.set_function(lambda: self.busy)
-        queued = Gauge(
-            "soulwatch_worker_calls_queued",
-            "Blocking calls waiting for a free worker thread.",
-            registry=registry,
-        )
-        queued.set_function(lambda: self.queued)
-
     def close(self) -> None:
         """Drop queued calls; workers end when their running call does (the monitor's last step).
 
@@ -136,3 +127,30 @@ def runner_for(clock: Clock) -> BlockingRunner:
     if isinstance(clock, SimulatedClock):
         return run_inline
     return ThreadRunner()
+
+
+def expose(registry: CollectorRegistry, runners: dict[str, ThreadRunner]) -> None:
+    """Export each runner's busy and queued calls as gauges of ``registry``, by pool name."""
+    running = Gauge(
+        "soulwatch_worker_calls_running",
+        "Blocking calls (PromQL, SQLite writes) running in the monitor's worker threads.",
+        ["pool"],
+        registry=registry,
+    )
+    queued = Gauge(
+        "soulwatch_worker_calls_queued",
+        "Blocking calls waiting for a free worker thread.",
+        ["pool"],
+        registry=registry,
+    )
+    for name, runner in runners.items():
+        running.labels(pool=name).set_function(functools.partial(_busy, runner))
+        queued.labels(pool=name).set_function(functools.partial(_queued, runner))
+
+
+def _busy(runner: ThreadRunner) -> float:
+    return runner.busy
+
+
+def _queued(runner: ThreadRunner) -> float:
+    return runner.queued

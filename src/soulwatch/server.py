@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import socket
 import sys
@@ -30,6 +31,9 @@ _log = structlog.get_logger("soulwatch.server")
 
 #: The interpreter's thread switch interval while serving (Python's default is 5 ms).
 SWITCH_INTERVAL = 0.001
+#: Allocations between young-generation collections (Python's default is 700), and
+#: how many collections of one generation trigger one of the next (default 10, 10).
+GC_THRESHOLDS = (50_000, 20, 100)
 
 
 async def serve(
@@ -51,12 +55,19 @@ async def serve(
     # Worker threads running PromQL hold the GIL; a short switch interval hands
     # it back to the event loop sooner, so answers wait less behind a query.
     sys.setswitchinterval(SWITCH_INTERVAL)
+    # A query's intermediate lists hold millions of references; each collection
+    # that walks them holds the GIL for a tenth of a second or more, and at the
+    # default thresholds they are walked dozens of times per heavy query: the
+    # loop stalls. Rarer collections walk them a few times.
+    gc.set_threshold(*GC_THRESHOLDS)
     monitor = Monitor(config, clock=clock)
     try:
         await monitor.start()
     except BaseException:
         sock.close()
         raise
+    # What the start built lives as long as the monitor: no collection walks it again.
+    gc.freeze()
 
     class _Server(uvicorn.Server):
         # Our signal handlers stop the whole monitor, not only the HTTP server.

@@ -26,7 +26,14 @@ from soulwatch.clock import SystemClock
 from soulwatch.tsdb.config import StorageConfig
 from soulwatch.tsdb.db import TSDB
 from soulwatch.tsdb.model import Labels
-from tests.helpers import UvicornThread, free_port, soulwatch_command, started, subprocess_env
+from tests.helpers import (
+    UvicornThread,
+    free_port,
+    soulwatch_command,
+    started,
+    subprocess_env,
+    wait_until,
+)
 from tests.sources.support import Exposition, metrics_app
 
 pytestmark = pytest.mark.slow
@@ -35,7 +42,7 @@ UUID = "5f0c0d6e-3b1a-4c55-8f7e-2d9a1b3c4e5f"
 SERIES = 2000
 MINUTES = 120
 #: A subquery over every series at a fine step: seconds of PromQL, no regex.
-HEAVY_RULE = "max_over_time(sum by (instance) (rate(heavy_total[10m]))[2h:5s])"
+HEAVY_RULE = "max_over_time(sum by (instance) (rate(heavy_total[10m]))[2h:2s])"
 HEAVY_QUERY = "sum by (instance) (rate(heavy_total[10m]))"
 
 
@@ -65,6 +72,13 @@ def _loop_lag(client: httpx.Client, base: str) -> float:
         if line.startswith("soulwatch_event_loop_lag_seconds "):
             return float(line.split()[1])
     raise AssertionError("soulwatch_event_loop_lag_seconds is not exported")
+
+
+def _queries_running(client: httpx.Client, base: str) -> float:
+    for line in client.get(f"{base}/metrics").text.splitlines():
+        if line.startswith('soulwatch_worker_calls_running{pool="queries"} '):
+            return float(line.split()[1])
+    raise AssertionError("soulwatch_worker_calls_running is not exported")
 
 
 def _heavy_group_seconds(client: httpx.Client, base: str) -> float:
@@ -113,7 +127,7 @@ def test_health_pings_and_scrapes_answer_while_heavy_queries_run(tmp_path: Path)
                 t0 = time.monotonic()
                 r = client.get(
                     f"{base}/api/v1/query_range",
-                    params={"query": HEAVY_QUERY, "start": now - 7000, "end": now, "step": "5"},
+                    params={"query": HEAVY_QUERY, "start": now - 7000, "end": now, "step": "1"},
                 )
                 answer["seconds"] = time.monotonic() - t0
                 answer["status"] = r.json()["status"]
@@ -142,6 +156,20 @@ def test_health_pings_and_scrapes_answer_while_heavy_queries_run(tmp_path: Path)
                 assert time.monotonic() < window_end + 120, "the heavy query never finished"
             heavy.join()
             evaluation = _heavy_group_seconds(client, base)
+            # The same query with a short timeout: Prometheus's timeout error, and
+            # the query's worker thread is free again soon after.
+            r = client.get(
+                f"{base}/api/v1/query_range",
+                params={
+                    "query": HEAVY_QUERY,
+                    "start": now - 7000,
+                    "end": now,
+                    "step": "1",
+                    "timeout": "50ms",
+                },
+            )
+            assert (r.status_code, r.json()["errorType"]) == (503, "timeout"), r.text
+            wait_until(lambda: _queries_running(client, base) == 0, timeout=60, what="query end")
             # A malformed request: the HTTP server's own warning must be JSON too.
             with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
                 raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")

@@ -12,6 +12,7 @@ monitor's runner (worker threads); a query past its timeout answers
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -55,12 +56,40 @@ Handler = Callable[[Request], Any]
 
 
 def _success(data: Any, result: QueryResult | None = None) -> Response:
+    return JSONResponse(_success_body(data, result))
+
+
+def _success_body(data: Any, result: QueryResult | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"status": "success", "data": data}
     if result is not None and result.warnings:
         body["warnings"] = result.warnings
     if result is not None and result.infos:
         body["infos"] = result.infos
-    return JSONResponse(body)
+    return body
+
+
+def _query_answer(result: QueryResult, *, matrix: bool) -> bytes:
+    """A query's whole answer as JSON, encoded one series at a time.
+
+    A range query's answer can take a second to encode; in one ``json.dumps``
+    call that second holds the GIL, and the event loop waits for it. Series
+    by series, the loop gets its turn between them.
+    """
+    data = _encode(result, matrix=matrix)
+    items = data["result"]
+    if not (isinstance(items, list) and items and isinstance(items[0], dict)):
+        return _dumps(_success_body(data, result))
+    # The one place the series go; a string no encoded key or value can equal.
+    marker = "\x00result\x00"
+    head = _dumps(_success_body({**data, "result": marker}, result))
+    series = b",".join(_dumps(item) for item in items)
+    before, after = head.split(_dumps(marker), 1)
+    return b"".join((before, b"[", series, b"]", after))
+
+
+def _dumps(value: Any) -> bytes:
+    # As Starlette's JSONResponse renders.
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 class PrometheusApi:
@@ -110,13 +139,17 @@ class PrometheusApi:
     def _now_ms(self) -> int:
         return round(self.ctx.clock.time() * 1000)
 
-    async def _evaluate(self, fn: Callable[[threading.Event], _T], timeout: float) -> _T:
-        """Run a PromQL evaluation; once nobody waits for it (timeout, client gone), it stops."""
+    async def _evaluate(
+        self, fn: Callable[[threading.Event], QueryResult], timeout: float, *, matrix: bool
+    ) -> Response:
+        """Evaluate and encode a query off the event loop (a range query's JSON takes
+        as long as a query); once nobody waits for it (timeout, client gone), it stops."""
         cancel = threading.Event()
         try:
-            return await self._run(lambda: fn(cancel), timeout)
+            body = await self._run(lambda: _query_answer(fn(cancel), matrix=matrix), timeout)
         finally:
             cancel.set()
+        return Response(body, media_type="application/json")
 
     async def _run(self, fn: Callable[[], _T], timeout: float) -> _T:
         try:
@@ -152,10 +185,11 @@ class PrometheusApi:
         t_ms = _time_param(t, "time") if t else self._now_ms()
         timeout = self._timeout(params)
         kind = _expression_type(query)
-        result = await self._evaluate(
-            lambda cancel: self.ctx.engine.instant(query, t_ms, cancel=cancel), timeout
+        return await self._evaluate(
+            lambda cancel: self.ctx.engine.instant(query, t_ms, cancel=cancel),
+            timeout,
+            matrix=kind == "range vector",
         )
-        return _success(_encode(result, matrix=kind == "range vector"), result)
 
     async def query_range(self, request: Request) -> Response:
         """``/api/v1/query_range``: a range query."""
@@ -191,11 +225,11 @@ class PrometheusApi:
                 f'invalid expression type "{kind}" for range query, '
                 "must be Scalar or instant Vector",
             )
-        result = await self._evaluate(
+        return await self._evaluate(
             lambda cancel: self.ctx.engine.range(query, start, end, step_ms, cancel=cancel),
             timeout,
+            matrix=True,
         )
-        return _success(_encode(result, matrix=True), result)
 
     # -- metadata ---------------------------------------------------------------
 
