@@ -196,6 +196,8 @@ class Engine:
 
 
 _PARSE_CACHE_SIZE = 1024
+#: Steps a selector evaluates between two looks at the query's timeout and cancel event.
+_CHECK_EVERY_STEPS = 4096
 _TYPE_NAMES = {ValueType.STRING: "string", ValueType.MATRIX: "range vector"}
 
 
@@ -482,9 +484,13 @@ class Evaluator:
             times = [t - off for t in ts]
         lookback = self.engine.lookback_delta_ms
         out: list[StepSeries] = []
+        work = 0
         for s in self.select(vs.matchers, times[0] - lookback + 1, times[-1]):
-            # Between series: a range query over a few long series is cancelled promptly.
-            self.check_time()
+            # Every few thousand steps: many short series and a few long ones alike.
+            work += len(times)
+            if work >= _CHECK_EVERY_STEPS:
+                work = 0
+                self.check_time()
             st, sv = s.timestamps, s.values
             vals: list[float | None] = []
             lo = 0

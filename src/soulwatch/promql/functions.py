@@ -172,14 +172,16 @@ def _window_loop(
     n = len(ts)
     step_params = [tuple(p[k] for p in params) for k in range(steps)]
     w = Window()
-    for s in series:
+    for count, s in enumerate(series):
+        if count % 512 == 0:
+            ev.check_time()
         st = s.ts
         w.series(st, s.vals)
         vals: list[float | None] = []
         found = False
         for k in range(steps):
-            if k % 256 == 0:
-                # Between series and steps: one long series is cancelled promptly too.
+            if k % 256 == 255:
+                # Within a long series too: a cancelled range query stops promptly.
                 ev.check_time()
             end = ends[k]
             start = end - range_ms
