@@ -99,9 +99,11 @@ class FederateApi:
         now_ms = round(self.ctx.clock.time() * 1000)
         mint = now_ms - round(self.ctx.api.lookback_delta * 1000)
         storage = self.ctx.storage
-        samples = await asyncio.wait_for(
-            asyncio.to_thread(newest_samples, storage, sets, mint, now_ms),
-            self.ctx.api.query_timeout,
-        )
-        body = exposition(samples, self.ctx.external_labels)
+        labels = self.ctx.external_labels
+
+        def read() -> str:
+            # Off the loop, the text too: federating everything is a large body.
+            return exposition(newest_samples(storage, sets, mint, now_ms), labels)
+
+        body = await asyncio.wait_for(self.ctx.runner(read), self.ctx.api.query_timeout)
         return Response(body, media_type=CONTENT_TYPE)
