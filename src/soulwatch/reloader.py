@@ -10,7 +10,9 @@ keeps running. Then, like Prometheus, it keeps what did not change:
   marked stale at once;
 * rule groups that are equal to their old selves keep running with their
   state and their schedule; removed rules' series are marked stale at once;
-* the dispatcher is replaced only when routing changed.
+* when routing changed, the dispatcher is reconfigured in place: groups of
+  unchanged routes keep their alerts and schedule, unchanged receivers their
+  notifiers (:meth:`~soulwatch.alerting.dispatcher.Dispatcher.reconfigure`).
 
 Listen address, data directory, storage settings and delivery settings need
 a restart; a change to them is logged.
