@@ -211,3 +211,29 @@ async def _until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     while not predicate():
         assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
         await asyncio.sleep(0.02)
+
+
+async def test_a_receiver_keeps_its_notifier_until_its_secret_file_changes(
+    tmp_path: Path, clock: SimulatedClock, recorder: Recorder
+) -> None:
+    (tmp_path / "rules.yml").write_text("groups: []\n")
+    (tmp_path / "hook.url").write_text(f"{recorder.url}/first\n")
+    text = (
+        f"data_dir: {tmp_path / 'data'}\n"
+        f"rule_files: [{tmp_path / 'rules.yml'}]\n"
+        "alerting:\n  route: {receiver: hook}\n"
+        "  receivers:\n"
+        f"    - {{name: hook, webhook_configs: [{{url_file: '{tmp_path / 'hook.url'}'}}]}}\n"
+    )
+    monitor = Monitor(parse_config(text, environ={}), clock=clock)
+    await monitor.start()
+    try:
+        first = monitor.outbox.notifiers["hook/webhook/0"]
+        await monitor.reload(parse_config(text, environ={}))
+        assert monitor.outbox.notifiers["hook/webhook/0"] is first
+        # The same config, a rotated secret: the reload reads it and builds anew.
+        (tmp_path / "hook.url").write_text(f"{recorder.url}/second\n")
+        await monitor.reload(parse_config(text, environ={}))
+        assert monitor.outbox.notifiers["hook/webhook/0"] is not first
+    finally:
+        await monitor.stop()

@@ -88,6 +88,8 @@ class DeliveryParts:
     routing: AlertingConfig | None
     notifiers: dict[str, Notifier]
     actions: ActionRunner | None
+    #: what each receiver's notifiers were built from (see :func:`_receiver_settings`)
+    settings: dict[str | None, object]
 
 
 class AlertPath:
@@ -117,6 +119,7 @@ class AlertPath:
         self._wrap = wrap_notifiers
         self._tasks: Tasks | None = None
         self._notifiers: dict[str, Notifier] = {}
+        self._settings: dict[str | None, object] = {}
         self.routing: AlertingConfig | None = None
         self.dispatcher: Dispatcher | None = None
         self.actions: ActionRunner | None = None
@@ -124,7 +127,7 @@ class AlertPath:
     def prepare(self, routing: AlertingConfig | None) -> DeliveryParts:
         """The notifiers and action runner of ``routing``; raises before anything runs."""
         if routing is None:
-            return DeliveryParts(None, {}, None)
+            return DeliveryParts(None, {}, None, {})
         notifiers = build_notifiers(
             routing,
             client=self._client,
@@ -137,12 +140,17 @@ class AlertPath:
         inner = self._wrap(notifiers) if self._wrap is not None else notifiers
         wrapped: dict[str, Notifier] = {k: LoggedNotifier(n) for k, n in inner.items()}
         # A receiver configured as before keeps its notifiers, and their state.
-        for name in _unchanged_receivers(self.routing, routing):
+        settings = _receiver_settings(routing)
+        for name in _unchanged(self._settings, settings):
             for kind, index, _ in routing.receiver(name).integrations():
                 key = integration_id(name, kind, index)
                 if key in self._notifiers and key in wrapped:
                     wrapped[key] = self._notifiers[key]
         actions = None
+        old = self.routing
+        if self.actions is not None and old is not None and routing.actions == old.actions:
+            # Unchanged: the running one goes on (its cooldowns in memory too).
+            return DeliveryParts(routing, wrapped, self.actions, settings)
         if routing.actions:
             # Built last: it opens the action audit log, which a later failure would leak.
             actions = ActionRunner(
@@ -151,7 +159,7 @@ class AlertPath:
                 clock=self._clock,
                 client=self._client,
             )
-        return DeliveryParts(routing, wrapped, actions)
+        return DeliveryParts(routing, wrapped, actions, settings)
 
     def install(self, routing: AlertingConfig | None, parts: DeliveryParts) -> None:
         """Put ``parts`` in place (the dispatcher's loop starts with :meth:`start`)."""
@@ -161,6 +169,7 @@ class AlertPath:
             self.dispatcher = None
             return
         self._notifiers = dict(parts.notifiers)
+        self._settings = parts.settings
         self._outbox.use_notifiers(parts.notifiers)
         self.dispatcher = Dispatcher(
             routing,
@@ -186,6 +195,7 @@ class AlertPath:
         if self.dispatcher is not None and routing is not None:
             old_actions = self.actions
             self._notifiers = dict(parts.notifiers)
+            self._settings = parts.settings
             self._outbox.use_notifiers(parts.notifiers)
             await self.dispatcher.reconfigure(routing, actions=parts.actions)
             self.routing = routing
@@ -222,19 +232,24 @@ class AlertPath:
             self.actions = None
 
 
-def _unchanged_receivers(old: AlertingConfig | None, new: AlertingConfig) -> list[str]:
-    """Names of ``new``'s receivers configured exactly as in ``old``.
+def _receiver_settings(routing: AlertingConfig) -> dict[str | None, object]:
+    """What each receiver's notifiers are built from, by receiver name.
 
-    What every notifier reads from outside its receiver (``global``,
-    ``delivery``) must be unchanged too, and so must the secret files either
-    names: a rotated secret takes effect at the reload.
+    Under ``None``: what every notifier reads from outside its receiver
+    (``global``, ``delivery``). Each includes the contents of the secret
+    files it names, read now: a rotated secret is a change.
     """
-    if old is None or _settings(old.global_, old) != _settings(new.global_, new):
+    out: dict[str | None, object] = {None: (_settings(routing.global_, routing), routing.delivery)}
+    for receiver in routing.receivers:
+        out[receiver.name] = _settings(receiver, routing)
+    return out
+
+
+def _unchanged(old: dict[str | None, object], new: dict[str | None, object]) -> list[str]:
+    """The receivers whose notifiers can be kept: built from the same settings."""
+    if None not in old or old[None] != new[None]:
         return []
-    if old.delivery != new.delivery:
-        return []
-    before = {r.name: _settings(r, old) for r in old.receivers}
-    return [r.name for r in new.receivers if before.get(r.name) == _settings(r, new)]
+    return [name for name, value in new.items() if name is not None and old.get(name) == value]
 
 
 def _settings(model: BaseModel, config: AlertingConfig) -> tuple[str, tuple[bytes | None, ...]]:

@@ -91,7 +91,9 @@ class Reloader:
             if (new.collectors, new.rum.interval) != (old.collectors, old.rum.interval):
                 collectors = c.scheduled_sources(new)
             delivery = None
-            if routing != routing_of(old):
+            # Even when the routing reads the same: a secret file it names may have
+            # changed. What did not change is kept (see AlertPath.prepare).
+            if routing is not None or c.alerts.routing is not None:
                 delivery = c.alerts.prepare(routing)  # last: it may open the action audit log
         except BaseException:
             await c.scrape.discard(scrape)
