@@ -146,12 +146,13 @@ class Dispatcher:
         and settings. The groups of changed and removed routes go; every alert
         the dispatcher knows is routed again, so it joins its new groups (which
         wait their ``group_wait``). The notification log still holds what each
-        integration was told: nothing already sent is sent again. Actions still
-        running on the old action runner finish first.
+        integration was told: nothing already sent is sent again. With a new
+        action runner, actions still running on the old one finish first.
         """
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if actions is not self._actions:
+            for task in list(self._tasks):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         old = {node.key: node for node in self.tree.walk()}
         self._use(config, actions)
         now = self._clock.time()
