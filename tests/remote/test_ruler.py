@@ -6,7 +6,8 @@ the Soulcaster rule pack's alerts fire from that data and page through
 soulwatch's routing to a recording webhook; a recording rule's output and
 ``ALERTS`` arrive back in VictoriaMetrics through ``remote_write``. Then
 VictoriaMetrics stops: evaluations fail and are counted, ``/health`` names
-the remote, and the firing alerts hold (no "resolved" is sent).
+the remote, and the firing alerts hold (no "resolved" is sent), also, on a
+simulated clock, through an outage four times the resolve timeout.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from soulwatch.clock import SimulatedClock
+from soulwatch.config import parse_config
+from soulwatch.scenario.recording import RecordingTransport, SentNotification, recording
+from soulwatch.scenario.runner import SETTLE_TURNS, under_test
+from soulwatch.service import Monitor, run_inline
 from tests.helpers import Recorder, free_port
 from tests.remote.receivers import VictoriaMetricsReceiver, soulwatch_running, wait_for
 
@@ -164,11 +170,11 @@ def test_rule_pack_pages_from_victoriametrics_and_holds_when_it_is_down(tmp_path
 
             # VictoriaMetrics goes away: every evaluation fails, and is counted...
             vm_running.close()
-            before = _failures(port, "soulcaster-agents")
+            before = _failures(port, "ruler-test")
             wait_for(
-                lambda: _failures(port, "soulcaster-agents") > before,
-                40,
-                "a failed evaluation of the pack's agent group",
+                lambda: _failures(port, "ruler-test") >= before + 3,
+                30,
+                "failed evaluations of the recording group",
             )
             # ... /health says so ...
             health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
@@ -178,3 +184,64 @@ def test_rule_pack_pages_from_victoriametrics_and_holds_when_it_is_down(tmp_path
             # ... and no data is not "resolved": the alerts hold, nothing resolved is sent.
             assert {"AgentFailureSpike", "E2BQuotaWarning"} <= _firing(port)
             assert not [n for n in _notifications(hook) if n["status"] == "resolved"]
+
+
+def _import_quota(vm: VictoriaMetricsReceiver, start: float, minutes: int) -> None:
+    lines = []
+    for i in range(minutes * 2 + 1):
+        t_ms = round((start + 30 * i) * 1000)
+        lines += [f"e2b_sandbox_hours_used 92 {t_ms}", f"e2b_sandbox_hours_quota 100 {t_ms}"]
+    r = httpx.post(f"{vm.url}/api/v1/import/prometheus", content="\n".join(lines) + "\n")
+    assert r.status_code == 204, r.text
+    httpx.get(f"{vm.url}/internal/force_flush", timeout=30)
+
+
+async def test_an_outage_longer_than_resolve_timeout_resolves_nothing(tmp_path: Path) -> None:
+    """On a simulated clock: VictoriaMetrics is away for 20 minutes, four resolve timeouts.
+
+    The evaluator re-sends held alerts every resend delay even while their
+    evaluation fails, so the dispatcher's resolve timeout never ends them.
+    """
+    start = float(int(time.time()) - 3600)  # an hour ago: the data is in the past for VM
+    vm = VictoriaMetricsReceiver(tmp_path)
+    config = parse_config(
+        f"global: {{evaluation_interval: 30s}}\n"
+        f"rule_files: [{PRESET_RULES / 'agents.yml'}]\n"
+        f"query: {{remote: {{url: {vm.url}, timeout: 2s}}}}\n"
+        f"remote_write: [{{url: {vm.write_url}}}]\n"
+        "alerting:\n"
+        "  route: {receiver: hook, group_wait: 0s, group_interval: 30s, repeat_interval: 1h}\n"
+        "  receivers: [{name: hook, webhook_configs: [{url: 'http://127.0.0.1:9/hook'}]}]\n",
+        "soulwatch.yaml",
+    )
+    clock = SimulatedClock(start=start)
+    sent: list[SentNotification] = []
+    monitor = Monitor(
+        under_test(config, tmp_path / "sw-data"),
+        clock=clock,
+        transport=RecordingTransport(),
+        run_blocking=run_inline,
+        wrap_notifiers=lambda n: recording(n, sent, clock=clock, start=start),
+    )
+    with contextlib.ExitStack() as vm_running:
+        vm_running.enter_context(vm.running())
+        _import_quota(vm, start, 40)
+        await monitor.start()
+        try:
+            await clock.advance(120, settle=SETTLE_TURNS)
+            assert [(s.status.value, s.alertname) for s in sent] == [("firing", "E2BQuotaWarning")]
+            vm_running.close()
+            for _ in range(40):  # twenty minutes, a step at a time
+                await clock.advance(30, settle=SETTLE_TURNS)
+            assert monitor.health()["failing_stores"].keys() == {"remote_query"}
+            # Held: still firing, and neither a "resolved" nor anything else went out.
+            assert [(s.status.value, s.alertname) for s in sent] == [("firing", "E2BQuotaWarning")]
+            firing = [a for a in monitor.parts.rules.active_alerts() if a.state.value == "firing"]
+            assert [a.labels.get("alertname") for a in firing] == ["E2BQuotaWarning"]
+            # Back (same data): the next evaluation reaches it, /health is clear again.
+            vm_running.enter_context(vm.running())
+            await clock.advance(60, settle=SETTLE_TURNS)
+            assert monitor.health()["failing_stores"] == {}
+            assert len(sent) == 1
+        finally:
+            await monitor.stop()
