@@ -18,8 +18,10 @@ import time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from soulwatch.clock import SimulatedClock
@@ -27,7 +29,7 @@ from soulwatch.config import parse_config
 from soulwatch.scenario.recording import RecordingTransport, SentNotification, recording
 from soulwatch.scenario.runner import SETTLE_TURNS, under_test
 from soulwatch.service import Monitor, run_inline
-from tests.helpers import Recorder, free_port
+from tests.helpers import Recorder, free_port, need_binary
 from tests.remote.receivers import VictoriaMetricsReceiver, soulwatch_running, wait_for
 
 PRESET_RULES = Path(str(files("soulwatch.presets.soulcaster") / "rules"))
@@ -92,6 +94,24 @@ def _config(tmp_path: Path, vm: VictoriaMetricsReceiver, hook: Recorder, port: i
     return config
 
 
+def _explore_in_browser(url: str, expr: str) -> list[str]:
+    """Explore's result rows for ``expr`` over 15 minutes, once its chart is drawn."""
+    chromium = need_binary("chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page()
+            page.goto(f"{url}/explore?{urlencode({'expr': expr, 'range': '15m'})}")
+            page.wait_for_selector("figure.chart canvas", timeout=10_000)
+            rows = page.locator("#result-table tbody tr")
+            return [str(rows.nth(i).inner_text()) for i in range(rows.count())]
+        finally:
+            browser.close()
+
+
 def _notifications(hook: Recorder) -> list[dict[str, Any]]:
     return [r.json() for r in hook.received("/hook")]
 
@@ -149,6 +169,10 @@ def test_rule_pack_pages_from_victoriametrics_and_holds_when_it_is_down(tmp_path
                 timeout=10,
             ).json()
             assert [float(r["value"][1]) for r in answer["data"]["result"]] == [92.0]
+            # ... and so does Explore, in a browser: the chart and the table, from VM's data.
+            rows = _explore_in_browser(f"http://127.0.0.1:{port}", "e2b_sandbox_hours_used")
+            assert len(rows) == 1
+            assert rows[0].split() == ["e2b_sandbox_hours_used", "92"], rows
 
             # A recording rule's output and ALERTS are written back to VictoriaMetrics.
             wait_for(
