@@ -126,6 +126,8 @@ def export_prometheus(
             " prometheus.yml sends to the one given (--alertmanager)"
         )
     prometheus["alerting"] = alerting
+    if config.scrape_config_files:
+        result.warn("scrape_config_files: needs Prometheus 2.43 or later, left out")
     jobs = [result.scrape_job(job) for job in config.scrape_configs]
     jobs.append(result.federation_job(soulwatch or config.listen))
     prometheus["scrape_configs"] = jobs
