@@ -8,6 +8,7 @@ with parts Prometheus 2.42 would refuse exports without them, each named.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -88,6 +89,10 @@ def test_the_soulcaster_preset_loads_in_promtool_and_amtool(tmp_path: Path) -> N
     assert federate["honor_labels"] is True
     assert '{job="backend-health"}' in federate["params"]["match[]"]
     assert '{instance="collector"}' in federate["params"]["match[]"]
+    # The console's board, as a Grafana dashboard over the same queries.
+    dashboard = json.loads((out / "grafana" / "soulcaster.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert any("probe_success" in e for e in exprs)
     # The exporter config keeps the probes and collectors, and no rules or routing.
     exporter = yaml.safe_load((out / "soulwatch-exporter.yaml").read_text())
     assert {"probes", "collectors", "heartbeats"} <= set(exporter)

@@ -183,11 +183,12 @@ def test_rule_pack_pages_from_victoriametrics_and_holds_when_it_is_down(tmp_path
                 30,
                 "the recording rule's series in VictoriaMetrics",
             )
-            wait_for(
-                lambda: vm.query('ALERTS{alertname="AgentFailureSpike"}', time.time()),
-                30,
-                "ALERTS in VictoriaMetrics",
-            )
+            for series in ("ALERTS", "ALERTS_FOR_STATE"):
+                wait_for(
+                    lambda s=series: vm.query(s + '{alertname="AgentFailureSpike"}', time.time()),
+                    30,
+                    f"{series} in VictoriaMetrics",
+                )
             health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
             assert health.json()["failing_stores"] == {}, health.text
             assert {"AgentFailureSpike", "E2BQuotaWarning"} <= _firing(port)

@@ -17,6 +17,8 @@ Alertmanager 0.25: ``promtool check config``, ``amtool check-config``):
   warning.
 * ``alertmanager.yml``: the routing tree, receivers, inhibition rules and
   time intervals (:func:`soulwatch.alerting.export.export_alertmanager`).
+* ``grafana/<board>.json``: the console's boards as Grafana dashboards over
+  the Prometheus data source (``soulwatch boards export grafana``).
 * ``soulwatch-exporter.yaml``: the soulwatch configuration that keeps
   running the probes, heartbeats and collectors for Prometheus to federate,
   without rules, routing or scrape jobs (Prometheus does those now). It is
@@ -43,8 +45,10 @@ from typing import Any
 import yaml
 
 from soulwatch.alerting.export import export_alertmanager
+from soulwatch.api.console.boards import grafana_json, load_boards
 from soulwatch.config import SoulwatchConfig
 from soulwatch.duration import format_duration
+from soulwatch.promql.parser import parse
 from soulwatch.promql.portability import prometheus2_incompatibilities
 from soulwatch.promql.printer import go_quote
 
@@ -140,6 +144,7 @@ def export_prometheus(
         prometheus,
     )
     result.alertmanager()
+    result.grafana_dashboards()
     result.exporter_config()
     return result.result
 
@@ -314,6 +319,15 @@ class _Export:
             encoding="utf-8",
         )
         self.result.files.append(path)
+
+    def grafana_dashboards(self) -> None:
+        """The console's boards as Grafana dashboards (``soulwatch boards export grafana``)."""
+        paths = self.config.console.board_paths(self.config)
+        for path, board in zip(paths, load_boards(paths, validate_expr=parse), strict=True):
+            target = self.out_dir / "grafana" / f"{path.stem}.json"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(grafana_json(board), encoding="utf-8")
+            self.result.files.append(target)
 
     def exporter_config(self) -> None:
         """soulwatch.yaml without what Prometheus and Alertmanager now do."""
