@@ -119,6 +119,9 @@ groups:
 def test_what_prometheus_2_42_refuses_is_left_out_and_named(tmp_path: Path) -> None:
     (tmp_path / "rules.yml").write_text(RULES)
     (tmp_path / "soulwatch.yaml").write_text(
+        "alerting:\n"
+        "  route: {receiver: hook}\n"
+        "  receivers: [{name: hook, webhook_configs: [{url: 'https://h.example/in?key=hook-secret-6'}]}]\n"
         "rule_files: [rules.yml]\n"
         "scrape_configs:\n"
         "  - job_name: api\n"
@@ -129,17 +132,21 @@ def test_what_prometheus_2_42_refuses_is_left_out_and_named(tmp_path: Path) -> N
     run = _cli("export", "prometheus", "out", "-c", "soulwatch.yaml", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     out = tmp_path / "out"
-    assert _fill_secrets(out, run.stdout) == ["secrets/scrape_api_password"]
+    assert set(_fill_secrets(out, run.stdout)) == {
+        "secrets/scrape_api_password",
+        "secrets/hook_webhook_0_url",
+    }
     for expected in (
         "group 'newer': labels does not load in Prometheus 2.42",
         "rule 'BackendDown': no_data is soulwatch-only",
         "rule 'BackendDown': recover_expr is soulwatch-only",
         "rule 'job:smooth' left out",
         "scrape job 'api': series_limit does not load in Prometheus 2.42",
-        "no alerting section: no alertmanager.yml written",
+        "receiver 'hook': a webhook's url_file needs Alertmanager 0.26 or later",
     ):
         assert expected in run.stderr
     assert "scrape-secret-5" not in _written_text(out)
+    assert "hook-secret-6" not in _written_text(out)
     check = _tool(need_binary("promtool"), "check", "config", "prometheus.yml", cwd=out)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "SUCCESS: 2 rules found" in check.stdout  # BackendDown and job:up

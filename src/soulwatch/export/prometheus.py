@@ -312,6 +312,12 @@ class _Export:
             self.warn(f"alertmanager.yml: {warning}")
             if "_file: " in warning:
                 self.result.secret_files.append(warning.split("_file: ", 1)[1].split(" ")[0])
+        for receiver in yaml.safe_load(text).get("receivers") or []:
+            if any("url_file" in c for c in receiver.get("webhook_configs") or []):
+                self.warn(
+                    f"alertmanager.yml: receiver {receiver['name']!r}: a webhook's url_file needs"
+                    " Alertmanager 0.26 or later"
+                )
         path = self.out_dir / "alertmanager.yml"
         path.write_text(
             "# Written by `soulwatch export prometheus`: loads in Alertmanager 0.25 and later.\n"
