@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from soulwatch.config import parse_config
 from soulwatch.exceptions import ConfigError, EvaluationError, StorageError
-from soulwatch.promql.values import Sample
+from soulwatch.promql.values import Sample, Scalar
 from soulwatch.remote.query import RemoteQueryConfig, RemoteQueryEngine, selector
 from soulwatch.tsdb.model import Labels, Matcher, MatchType
 from tests.helpers import Recorder, Reply, free_port
@@ -97,3 +98,31 @@ def test_selector_quotes_values_as_promql_does() -> None:
 def test_query_remote_config_errors_say_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(text, "soulwatch.yaml")
+
+
+def test_sends_the_configured_headers_and_credentials(tmp_path: Path) -> None:
+    body = {"status": "success", "data": {"resultType": "scalar", "result": [12.5, "1"]}}
+    token = tmp_path / "token"
+    token.write_text("mimir-token\n")
+    with Recorder(default=Reply(200, json.dumps(body).encode(), _JSON)) as remote:
+        config = RemoteQueryConfig(
+            url=remote.url + "/prometheus",
+            headers={"X-Scope-OrgID": "soulcaster"},
+            bearer_token_file=str(token),
+        )
+        engine = RemoteQueryEngine(config)
+        try:
+            result = engine.range("vector(1)", 0, 10_000, 5_000)
+        finally:
+            engine.close()
+        sent = remote.received("/prometheus/api/v1/query_range")[0]
+    assert result.value == Scalar(12_500, 1.0)
+    assert sent.headers["authorization"] == "Bearer mimir-token"
+    assert sent.headers["x-scope-orgid"] == "soulcaster"
+    assert b"step=5.000" in sent.body
+
+
+def test_an_unreadable_secret_file_is_a_config_error(tmp_path: Path) -> None:
+    config = RemoteQueryConfig(url="http://127.0.0.1:9", bearer_token_file=str(tmp_path / "x"))
+    with pytest.raises(ConfigError, match=r"query\.remote: cannot read bearer_token_file"):
+        RemoteQueryEngine(config)
