@@ -55,6 +55,7 @@ from soulwatch.otlp.intake import OtlpIntake
 from soulwatch.promql.engine import Engine
 from soulwatch.promql.parser import parse as parse_promql
 from soulwatch.remote.manager import RemoteWriteManager
+from soulwatch.remote.query import RemoteQueryEngine, ruler_mode
 from soulwatch.rules.evaluator import RESEND_DELAY_S, RuleManager
 from soulwatch.rules.store import AlertStateStore
 from soulwatch.rum import RumIntake, RumRecorder
@@ -139,6 +140,8 @@ class Components:
     remote_write: RemoteWriteManager
     rum: RumRecorder | None = None
     otlp: OtlpIntake | None = None
+    #: ruler mode (``query.remote``): the engine rules, console and API query
+    remote_query: RemoteQueryEngine | None = None
     running: bool = False
     #: whether the last (re)load succeeded, and when the last one that did was
     last_reload: tuple[bool, float] = (False, 0.0)
@@ -326,6 +329,10 @@ async def build(
             default_subquery_step_ms=round(config.global_.evaluation_interval * 1000),
             features=config.enable_features,
         )
+        # Ruler mode: rules, console and API query the remote; results still land here.
+        ruler = ruler_mode(config.query.remote, storage, engine)
+        if ruler.remote is not None:
+            push(runner, ruler.remote.close)
         hb_store = await runner(HeartbeatStore, data_dir / "heartbeats.sqlite")
         push(runner, hb_store.close)
         heartbeats = HeartbeatMonitor(hb_store, config.heartbeats)
@@ -345,6 +352,7 @@ async def build(
                 "wal": lambda: storage.wal_error,
                 "outbox": lambda: outbox.last_error,
                 "alert_state": lambda: state_store.last_error,
+                **ruler.health_checks,
             },
             registry=registry,
         )
@@ -368,7 +376,7 @@ async def build(
             runner=runner,
             wrap_notifiers=wrap_notifiers,
             acks=acks,
-            evidence=MonitorEvidence(engine, failed_jobs=failed_jobs),
+            evidence=MonitorEvidence(ruler.engine, failed_jobs=failed_jobs),
         )
         push(_bounded, "alerting", alerts.aclose)
         alerts.install(routing, alerts.prepare(routing))
@@ -400,8 +408,8 @@ async def build(
         probes = ProbeManager(config.probes, storage, clock=clock, runner=runner)
         push(_bounded, "probes", probes.stop)
         rules = RuleManager(
-            engine=engine,
-            storage=storage,
+            engine=ruler.engine,
+            storage=ruler.storage,
             sink=FanOutSink(alerts, am_sender),
             clock=clock,
             store=state_store,
@@ -427,7 +435,7 @@ async def build(
         )
         ctx = ApiContext(
             storage=storage,
-            engine=engine,
+            engine=ruler.engine,
             clock=clock,
             api=config.api,
             auth=config.auth,
@@ -499,6 +507,7 @@ async def build(
             remote_write=remote_write,
             rum=rum,
             otlp=otlp,
+            remote_query=ruler.remote,
         )
         for periodic in housekeeping_work(components, config):
             work.add(periodic)

@@ -42,6 +42,7 @@ from soulwatch.duration import FILE_CONTEXT, Duration
 from soulwatch.exceptions import ConfigError
 from soulwatch.otlp.config import OtlpConfig
 from soulwatch.remote.config import RemoteWriteConfig, check_unique_names
+from soulwatch.remote.query import QueryConfig
 from soulwatch.rum.config import RumConfig
 from soulwatch.sources.collectors.config import (
     E2BCollectorConfig,
@@ -235,6 +236,8 @@ class SoulwatchConfig(_Model):
     otlp: OtlpConfig = Field(default_factory=OtlpConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     remote_write: list[RemoteWriteConfig] = Field(default_factory=list)
+    #: Ruler mode: ``query.remote`` answers PromQL instead of the embedded TSDB.
+    query: QueryConfig = Field(default_factory=QueryConfig)
 
     _source: Path | None = PrivateAttr(default=None)
     _source_as_given: str | None = PrivateAttr(default=None)
@@ -273,6 +276,12 @@ class SoulwatchConfig(_Model):
         if dup:
             raise ValueError(f"duplicate probe job_name(s): {', '.join(dup)}")
         check_unique_names(self.remote_write)
+        if self.query.remote is not None and not self.remote_write:
+            # The rules would read a store that never gets their results nor the probes'.
+            raise ValueError(
+                "query.remote needs a remote_write entry: recording rules, ALERTS, probes, "
+                "heartbeats and collectors reach the remote store through it"
+            )
         return self
 
     def resolved_scrape_configs(self) -> list[ScrapeConfig]:
