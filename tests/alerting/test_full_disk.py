@@ -13,12 +13,6 @@ nor forgets to resolve it.
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
 
@@ -30,52 +24,12 @@ from tests.alerting.run_support import (
     receiver,
     write_config,
 )
-from tests.helpers import in_ci, wait_until
+from tests.disk import fill, small_filesystem
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.slow
 
-SIZE = "24m"
-
 TOKEN = "silencer-token-0123456789"
-
-
-@contextlib.contextmanager
-def small_filesystem(path: Path) -> Iterator[Path]:
-    """A tmpfs of :data:`SIZE` mounted at ``path`` (needs root; skips outside CI otherwise)."""
-    path.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={SIZE},mode=0700", "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        message = f"cannot mount a tmpfs for the full-disk test: {done.stderr.strip()}"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def fill(path: Path) -> None:
-    """Write ``path`` until the filesystem has no byte left."""
-    chunk = b"\0" * 65536
-    with path.open("wb") as f:
-        for _ in range(100_000):  # far more than the filesystem holds
-            try:
-                f.write(chunk)
-                f.flush()
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-                break
-    with contextlib.suppress(OSError), path.open("ab") as f:
-        for _ in range(65536):  # the last partial chunk, byte by byte
-            f.write(b"\0")
-            f.flush()
 
 
 def _health(proc: MonitorProcess) -> tuple[int, dict]:
