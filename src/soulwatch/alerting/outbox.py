@@ -411,10 +411,12 @@ class Outbox:
         finally:
             self._in_flight.discard(row.lane)
             self._sending.discard(row.seq)
-            # Superseded while it was being sent: now it can go.
-            newer = memory.superseded(self._rows.values(), row, self._sending, newer_only=True)
-            if row.id is None and row.seq in self._rows and newer:
-                self._drop(row, memory.DropReason.SUPERSEDED, self._clock.time(), forget_log=False)
+            # Only in memory and superseded while it was being sent: now it can go.
+            if row.id is None and row.seq in self._rows:
+                rows = self._rows.values()
+                if memory.superseded(rows, row, self._sending, newer_only=True):
+                    now = self._clock.time()
+                    self._drop(row, memory.DropReason.SUPERSEDED, now, forget_log=False)
             self._wake.set()
 
     async def _attempt(self, row: PendingRow) -> None:
