@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import structlog
+
 from soulwatch.alerting.outbox import RowState
 from tests.alerting.support import alert, harness
 from tests.helpers import Recorder, Reply
@@ -240,8 +242,12 @@ delivery:
 
             # Many more alerts than memory may hold: firing pages push out the resolves first.
             late = [alert(clock.time(), alertname="Late", instance=f"l{i}") for i in range(300)]
-            await h.fire(*late)
-            await h.run_for(180, step=5)
+            with structlog.testing.capture_logs() as logs:
+                await h.fire(*late)
+                await h.run_for(180, step=5)
+            warnings = [e for e in logs if "were dropped" in e["event"]]
+            assert 1 <= len(warnings) <= 4, "one line a minute at most, with the counts"
+            assert warnings[0]["overflow"] >= 250
             held = [r for r in h.outbox.rows() if r.id < 0]
             assert len(held) <= 50 + 16, "max_held, plus at most the rows being sent"
             assert all(r.notification.status.value == "firing" for r in held)
