@@ -45,6 +45,7 @@ from soulwatch.datadir import secure_data_dir
 from soulwatch.exceptions import SoulwatchError
 from soulwatch.housekeeping import (
     MAINTENANCE_INTERVAL,
+    STORE_CHECK_INTERVAL,
     Periodic,
     SelfMetrics,
     heartbeat_interval,
@@ -273,9 +274,17 @@ def housekeeping_work(c: Components, config: SoulwatchConfig) -> list[Periodic]:
     async def deadman() -> None:
         await ping_deadman(c.config, c.http, c.metrics)
 
+    async def stores() -> None:
+        # Stores written only on request learn here that space is back; asking
+        # health stamps when a store started failing and logs the change.
+        await c.runner(c.silences.recheck)
+        await c.runner(c.acks.recheck)
+        c.store_health.failures()
+
     work = [
         Periodic("heartbeats", heartbeat_interval(config), heartbeats, c.metrics),
         Periodic("tsdb-maintenance", MAINTENANCE_INTERVAL, maintenance, c.metrics),
+        Periodic("store-health", STORE_CHECK_INTERVAL, stores, c.metrics),
     ]
     if config.self_monitoring.resolved_deadman_url():
         work.append(Periodic("deadman", config.self_monitoring.interval, deadman, c.metrics))
@@ -352,8 +361,11 @@ async def build(
                 "wal": lambda: storage.wal_error,
                 "outbox": lambda: outbox.last_error,
                 "alert_state": lambda: state_store.last_error,
+                "silences": lambda: silences.last_error,
+                "acknowledgements": lambda: acks.last_error,
                 **ruler.health_checks,
             },
+            clock=clock.time,
             registry=registry,
         )
         outbox = Outbox(

@@ -231,10 +231,11 @@ class Monitor:
         running = parts is not None and parts.running and not self._stopping
         failed = parts.tasks.failed() if parts is not None else []
         targets = parts.scrape.statuses() if parts is not None else []
-        stores = parts.store_health.failing() if parts is not None and parts.running else {}
+        stores = parts.store_health.failures() if parts is not None and parts.running else {}
         return {
             "status": "ok" if running and not failed and not stores else "degraded",
-            "failing_stores": stores,
+            "failing_stores": {name: f.error for name, f in stores.items()},
+            "failing_since": {name: f.since for name, f in stores.items()},
             "version": __version__,
             "targets": {"total": len(targets), "up": sum(t.health.value == "up" for t in targets)},
             "rule_groups": len(parts.rules.groups()) if parts is not None else 0,

@@ -689,7 +689,14 @@ class Console:
     async def status(self, request: Request, who: Visitor) -> Response:
         config = self.ctx.config
         text = redacted_config(config) if config is not None else ""
-        health = self.ctx.health() if self.ctx.health else {}
+        health = dict(self.ctx.health()) if self.ctx.health else {}
+        # The failing stores get their own table (which, since when, why), not a dict in the facts.
+        errors = health.pop("failing_stores", None) or {}
+        since = health.pop("failing_since", None) or {}
+        stores = [
+            {"store": name, "error": error, "since": since.get(name)}
+            for name, error in sorted(errors.items())
+        ]
         metrics = self.ctx.metrics().decode() if self.ctx.metrics else ""
         own = [
             line
@@ -705,6 +712,7 @@ class Console:
             {
                 "config": text,
                 "health": health,
+                "stores": stores,
                 "metrics": own,
                 "storage": storage,
                 "auth_open": not self._has_tokens,
