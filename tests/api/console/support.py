@@ -68,6 +68,12 @@ class Soulwatch:
         alerts = self.api.get("/api/v1/alerts").json()["data"]["alerts"]
         return any(a["labels"].get("name") == name and a["state"] == "firing" for a in alerts)
 
+    def alert_state(self, alertname: str) -> str:
+        """``firing``, ``pending`` or ``inactive``: the state of the named alert (per the API)."""
+        alerts = self.api.get("/api/v1/alerts").json()["data"]["alerts"]
+        states = {a["state"] for a in alerts if a["labels"].get("alertname") == alertname}
+        return "firing" if "firing" in states else "pending" if states else "inactive"
+
     def slack_messages(self, name: str) -> list[dict[str, object]]:
         """The Slack messages about signal ``name``, in order (its summary names it)."""
         needle = f"signal {name} is low"
@@ -88,6 +94,11 @@ def write_config(tmp: Path, *, port: int, app_url: str, slack_url: str, auth: bo
                     labels: {priority: P1}
                     annotations:
                       summary: "signal {{ $labels.name }} is low"
+                  - alert: HeartbeatDown
+                    expr: heartbeat_up == 0
+                    labels: {priority: P2}
+                    annotations:
+                      summary: "{{ $labels.check }} did not ping on time"
             """
         )
     )

@@ -303,3 +303,46 @@ def test_heartbeat_checks_are_created_pinged_and_deleted_from_the_console(
     assert page.locator('[data-check="nightly-backup"] button', has_text="Delete").count() == 0
     assert errors.messages == []
     page.context.close()
+
+
+def test_a_heartbeat_paused_from_the_console_stops_alerting_until_its_next_ping(
+    browser: Any, soulwatch: Soulwatch
+) -> None:
+    ping = f"/ping/{BACKUP_CHECK}"
+    soulwatch.api.post(ping + "/fail", content=b"disk full")
+    wait_until(lambda: soulwatch.alert_state("HeartbeatDown") == "firing", timeout=20,
+               what="HeartbeatDown firing")  # fmt: skip
+    page = _page(browser)
+    errors = PageErrors(page)
+    page.goto(soulwatch.url + "/heartbeats")
+    card = page.locator('[data-check="nightly-backup"]')
+    assert card.locator(".state").inner_text() == "down"
+    # Without the form's CSRF token, nothing changes.
+    assert soulwatch.api.post("/heartbeats/nightly-backup/pause").status_code == 403
+    card.get_by_role("button", name="Pause").click()
+    page.wait_for_url(re.compile(r"/heartbeats"))
+    assert card.locator(".state").inner_text() == "paused"
+    assert "not alerting until its next ping" in card.inner_text()
+    screenshot(page, "heartbeats-paused")
+    check = soulwatch.api.get("/api/v1/heartbeats/nightly-backup").json()
+    assert check["status"] == "paused"
+    wait_until(lambda: soulwatch.alert_state("HeartbeatDown") == "inactive", timeout=20,
+               what="HeartbeatDown resolved by the pause")  # fmt: skip
+
+    # The next ping ends the pause; the page's live refresh shows it without a reload.
+    assert soulwatch.api.get(ping).text == "OK"
+    card.locator(".state", has_text="up").wait_for(timeout=15_000)
+    card.get_by_role("button", name="Pause").click()
+    card.locator(".state", has_text="paused").wait_for(timeout=5_000)
+    card.get_by_role("button", name="Resume").click()
+    card.locator(".state", has_text="new").wait_for(timeout=5_000)
+    flips = soulwatch.api.get("/api/v1/heartbeats/nightly-backup").json()["flips"]
+    assert [(f["from"], f["to"]) for f in flips][:4] == [
+        ("paused", "new"),
+        ("up", "paused"),
+        ("paused", "up"),
+        ("down", "paused"),
+    ]
+    assert soulwatch.alert_state("HeartbeatDown") == "inactive"
+    assert errors.messages == []
+    page.context.close()

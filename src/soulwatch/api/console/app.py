@@ -51,6 +51,7 @@ from soulwatch.exceptions import ConfigError, ParseError, QueryError
 from soulwatch.sources.heartbeats.model import (
     HeartbeatCheckConfig,
     ManagedByConfigError,
+    NotPausedError,
     UnknownCheckError,
 )
 from soulwatch.tsdb.model import Labels
@@ -135,6 +136,8 @@ class Console:
             Route("/silences/{sid}/expire", page(self.expire_silence), methods=["POST"]),
             Route("/heartbeats", page(self.heartbeats), methods=["GET", "HEAD", "POST"]),
             Route("/heartbeats/{name}/delete", page(self.delete_check), methods=["POST"]),
+            Route("/heartbeats/{name}/pause", page(self.pause_check), methods=["POST"]),
+            Route("/heartbeats/{name}/resume", page(self.resume_check), methods=["POST"]),
             Route("/targets", page(self.targets), methods=["GET", "HEAD"]),
             Route("/rules", page(self.rules), methods=["GET", "HEAD"]),
             Route("/deliveries", page(self.deliveries), methods=["GET", "HEAD"]),
@@ -247,7 +250,8 @@ class Console:
             raise _Refused(403, "this form has expired or did not come from this console (CSRF)")
         if not who.can(scope):
             need = "log in" if who.principal is None else "use a token"
-            raise _Refused(403, f"{need} with the {scope.value!r} or 'admin' scope to do this")
+            scopes = f"{scope.value!r} or 'admin'" if scope is not Scope.ADMIN else "'admin'"
+            raise _Refused(403, f"{need} with the {scopes} scope to do this")
         return form
 
     def boards(self) -> tuple[list[Board], str]:
@@ -633,6 +637,29 @@ class Console:
         except ManagedByConfigError as exc:
             raise _Refused(409, str(exc)) from None
         return RedirectResponse("/heartbeats", 303)
+
+    async def pause_check(self, request: Request, who: Visitor) -> Response:
+        """Pause a check (it expects no ping, does not alert; its next ping resumes it)."""
+        return await self._pause_or_resume(request, who, pause=True)
+
+    async def resume_check(self, request: Request, who: Visitor) -> Response:
+        """Resume a paused check."""
+        return await self._pause_or_resume(request, who, pause=False)
+
+    async def _pause_or_resume(self, request: Request, who: Visitor, *, pause: bool) -> Response:
+        await self._form(request, who, Scope.ADMIN)
+        monitor = self.ctx.heartbeats
+        name = request.path_params["name"]
+        if monitor is None:
+            raise _Refused(503, "heartbeats are not available")
+        change = monitor.pause if pause else monitor.resume
+        try:
+            await asyncio.to_thread(change, name, self.ctx.clock.time())
+        except UnknownCheckError:
+            raise _Refused(404, f"no check named {name!r}") from None
+        except NotPausedError as exc:
+            raise _Refused(409, str(exc)) from None
+        return RedirectResponse(f"/heartbeats#check-{name}", 303)
 
     async def _heartbeats(self, request: Request, who: Visitor, new: dict[str, str]) -> Response:
         monitor = self.ctx.heartbeats
