@@ -10,6 +10,7 @@ another recording server, with a 2 s ``repeat_interval`` so that repeats
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from tests.helpers import (
     subprocess_env,
 )
 
-SIGNALS = ("tile", "silence", "ack", "steady")
+SIGNALS = ("tile", "silence", "ack", "steady", "live")
 BACKUP_CHECK = "0b5c7d1e-2f3a-4b6c-8d9e-0f1a2b3c4d5e"
 READ_TOKEN = "console-read-token-0123456789"
 WRITE_TOKEN = "console-write-token-0123456789"
@@ -62,6 +63,8 @@ class Soulwatch:
     app: App
     slack: Recorder
     api: httpx.Client
+    proc: subprocess.Popen[bytes]
+    log: Path
 
     def firing(self, name: str) -> bool:
         """Whether ``SignalLow{name}`` fires (per the API)."""
@@ -132,6 +135,13 @@ def write_config(tmp: Path, *, port: int, app_url: str, slack_url: str, auth: bo
             for name in SIGNALS
         )
     )
+    # The same tiles with an hour between refreshes: only a pushed event updates them soon.
+    (tmp / "slow.yml").write_text(
+        (tmp / "board.yml")
+        .read_text()
+        .replace("name: signals", "name: slow")
+        .replace("refresh: 1s", "refresh: 1h")
+    )
     auth_section = ""
     if auth:
         auth_section = textwrap.dedent(
@@ -163,7 +173,7 @@ def write_config(tmp: Path, *, port: int, app_url: str, slack_url: str, auth: bo
                   period: 1d
                   grace: 1h
             console:
-              boards: [board.yml]
+              boards: [board.yml, slow.yml]
             scrape_configs:
               - job_name: app
                 static_configs:
@@ -206,6 +216,7 @@ def running_soulwatch(tmp: Path, *, auth: bool = False) -> Iterator[Soulwatch]:
                 cwd=str(tmp),
                 ready=lambda: api.get("/-/ready").status_code == 200,
                 timeout=30,
-            ),
+                output=tmp / "soulwatch.log",
+            ) as proc,
         ):
-            yield Soulwatch(url, app, slack, api)
+            yield Soulwatch(url, app, slack, api, proc, tmp / "soulwatch.log")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.api.console.conftest import PageErrors, screenshot
-from tests.api.console.support import BACKUP_CHECK, Soulwatch
+from tests.api.console.support import BACKUP_CHECK, SIGNALS, Soulwatch
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.slow
@@ -181,7 +181,7 @@ def test_explore_draws_a_query_and_points_at_a_parse_error(
     page.wait_for_selector("figure.chart canvas", timeout=5000)
     legend = page.locator("figure.chart .u-legend").inner_text()
     assert 'name="steady"' in legend
-    assert page.locator("#result-table tbody tr").count() == 4
+    assert page.locator("#result-table tbody tr").count() == len(SIGNALS)
     screenshot(page, "explore")
 
     # Completion of metric names while typing.
@@ -344,5 +344,32 @@ def test_a_heartbeat_paused_from_the_console_stops_alerting_until_its_next_ping(
         ("down", "paused"),
     ]
     assert soulwatch.alert_state("HeartbeatDown") == "inactive"
+    assert errors.messages == []
+    page.context.close()
+
+
+def test_a_pushed_event_turns_the_tile_red_without_polling(
+    browser: Any, soulwatch: Soulwatch
+) -> None:
+    # The "slow" board refreshes hourly: within seconds only the event stream can update it.
+    page = _page(browser)
+    errors = PageErrors(page)
+    fragments: list[str] = []
+    page.on(
+        "request",
+        lambda r: fragments.append(r.url) if r.headers.get("x-console-fragment") else None,
+    )
+    page.goto(soulwatch.url + "/boards/slow")
+    assert page.evaluate("document.body.dataset.refresh") == "3600.0"
+    page.wait_for_selector('body[data-live="open"]', state="attached", timeout=5_000)
+    tile = page.locator('[data-panel="live / level"]')
+    assert tile.get_attribute("data-state") in ("ok", "nodata")
+
+    soulwatch.app.set("live", 0)
+    wait_until(lambda: soulwatch.firing("live"), timeout=20, what="SignalLow{name=live} firing")
+    page.wait_for_selector('[data-panel="live / level"][data-state="firing"]', timeout=5_000)
+    assert "SignalLow firing" in tile.inner_text()
+    # Each refresh was asked for by an event (pending, then firing), none by a timer.
+    assert 1 <= len(fragments) <= 4, fragments
     assert errors.messages == []
     page.context.close()
