@@ -140,6 +140,7 @@ def write_config(tmp: Path, *, port: int, app_url: str, slack_url: str, auth: bo
         (tmp / "board.yml")
         .read_text()
         .replace("name: signals", "name: slow")
+        .replace("title: Signals", "title: Signals, hourly")
         .replace("refresh: 1s", "refresh: 1h")
     )
     auth_section = ""
