@@ -129,6 +129,8 @@ class Console:
         live = ctx.config.console.live_clients if ctx.config else 50
         self.events = LiveEvents(self._live_signature, max_clients=live)
         self._warmer: asyncio.Task[None] | None = None
+        #: Set once every board's sparklines have been computed after the start.
+        self._warm = asyncio.Event()
 
     # --- lifespan -------------------------------------------------------------------
 
@@ -177,6 +179,7 @@ class Console:
                 except Exception as exc:
                     _log.warning("console: could not evaluate a board", board=board.name,
                                  error=repr(exc))  # fmt: skip
+            self._warm.set()
             await asyncio.sleep(WARM_INTERVAL)
 
     def _live_signature(self) -> tuple[Any, dict[str, int]]:
@@ -363,9 +366,13 @@ class Console:
         for a in alerts:
             a["fingerprint"] = _fp(a["labels"])
         tiles = []
+        # Right after a start, while the background warm-up computes the sparklines,
+        # the page shows the current values and states at once; sparklines follow
+        # with the next refresh (the live stream's tick) instead of making it wait.
+        warming = self._warmer is not None and not self._warm.is_set()
         if board is not None:
             tiles = await asyncio.to_thread(
-                data.evaluate_board, self.ctx, board, alerts, self._sparks
+                data.evaluate_board, self.ctx, board, alerts, self._sparks, history=not warming
             )
         expected = set(self.ctx.config.console.always_firing if self.ctx.config else ())
         on_purpose = [a for a in alerts if a["labels"].get("alertname") in expected]
@@ -381,6 +388,7 @@ class Console:
                 "board": board,
                 "board_error": error,
                 "tiles": tiles,
+                "warming": warming and board is not None,
                 "firing": firing,
                 "pending": pending,
                 "on_purpose": on_purpose,
