@@ -369,7 +369,7 @@ def test_a_pushed_event_turns_the_tile_red_without_polling(
     wait_until(lambda: soulwatch.firing("live"), timeout=20, what="SignalLow{name=live} firing")
     page.wait_for_selector('[data-panel="live / level"][data-state="firing"]', timeout=5_000)
     assert "SignalLow firing" in tile.inner_text()
-    # Each refresh was asked for by an event (pending, then firing), none by a timer.
-    assert 1 <= len(fragments) <= 4, fragments
+    # The page refreshed because events asked (its timer would wait an hour).
+    assert fragments, "the tile changed without a refresh?"
     assert errors.messages == []
     page.context.close()
