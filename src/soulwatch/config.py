@@ -201,6 +201,8 @@ class ConsoleConfig(_Model):
     refresh: Duration | None = Field(default=None, gt=0)
     #: How long a console login lasts.
     session_lifetime: Duration = Field(default=12 * 3600.0, gt=0)
+    #: Pages updated live by Server-Sent Events at once; more poll (0: every page polls).
+    live_clients: int = Field(default=50, ge=0, le=10_000)
 
     def board_paths(self, config: SoulwatchConfig) -> list[Path]:
         """The board files, glob patterns expanded, sorted within each pattern."""
