@@ -42,18 +42,25 @@ def small_filesystem(path: Path) -> Iterator[Path]:
 
 
 def fill(path: Path) -> None:
-    """Write ``path`` until the filesystem has no byte left."""
+    """Write ``path`` until the filesystem has no byte left.
+
+    Unbuffered: a buffered file that failed to flush would try again, and
+    raise, when it is closed.
+    """
     chunk = b"\0" * 65536
-    with path.open("wb") as f:
+    with path.open("wb", buffering=0) as f:
         for _ in range(100_000):  # far more than the filesystem holds
             try:
-                f.write(chunk)
-                f.flush()
+                if f.write(chunk) == 0:
+                    break
             except OSError as exc:
                 if exc.errno != errno.ENOSPC:
                     raise
                 break
-    with contextlib.suppress(OSError), path.open("ab") as f:
         for _ in range(65536):  # the last partial chunk, byte by byte
-            f.write(b"\0")
-            f.flush()
+            try:
+                f.write(b"\0")
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                break

@@ -56,6 +56,21 @@ def test_status_page_shows_a_failing_store_then_its_recovery(browser: Any, tmp_p
             if width == 1440:  # docs/console.md shows the desktop one
                 screenshot(page, "status-failing-store-1440")
 
+        # Acting on a full disk: the silence form says why it cannot store the silence.
+        form = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+        form.goto(sw.url + "/silences/new")
+        form.fill('input[name="matchers"]', '{alertname="BackendDown"}')
+        form.fill('input[name="duration"]', "1h")
+        form.fill('input[name="created_by"]', "alice")
+        with form.expect_navigation() as sent:
+            form.get_by_role("button", name="Create silence").click()
+        assert sent.value is not None
+        assert sent.value.status == 503
+        assert "no space left on device" in form.inner_text("#form-error")
+        assert form.locator('input[name="matchers"]').input_value() == '{alertname="BackendDown"}'
+        assert sw.api.get("/api/v2/silences").json() == []
+        form.context.close()
+
         (disk / "filler").unlink()
         wait_until(lambda: not _failing(sw.api), timeout=30, what="every store writing again")
         page.goto(sw.url + "/status")

@@ -50,7 +50,7 @@ from soulwatch.api.http import format_value, read_body
 from soulwatch.api.views import rfc3339
 from soulwatch.config import Scope
 from soulwatch.duration import format_duration, parse_duration
-from soulwatch.exceptions import ConfigError, ParseError, QueryError
+from soulwatch.exceptions import ConfigError, ParseError, QueryError, StorageError
 from soulwatch.sources.heartbeats.model import (
     HeartbeatCheckConfig,
     ManagedByConfigError,
@@ -266,6 +266,12 @@ class Console:
                     request, who, "error.html", {"status": exc.status, "message": exc.message},
                     status=exc.status,
                 )  # fmt: skip
+            except StorageError as exc:
+                # A store of the data directory refused the write (a full disk): the
+                # person acting sees why, and what is already stored stays as it was.
+                response = self.render(
+                    request, who, "error.html", {"status": 503, "message": str(exc)}, status=503
+                )
             set_cookies(response, who, secure=self._secure(request))
             # What the page cost the server (browsers show it; benchmarks/console.py reads it).
             spent = (time.perf_counter() - started) * 1000
@@ -630,7 +636,7 @@ class Console:
     async def _create_silence(self, request: Request, who: Visitor) -> Response:
         form = await self._form(request, who, Scope.SILENCES)
         text = form.get("matchers", "")
-        error = ""
+        error, status = "", 400
         try:
             matchers = parse_matchers(text)
             if not matchers:
@@ -660,6 +666,8 @@ class Console:
                 sid = await asyncio.to_thread(self.ctx.silences.put_silence, postable)
             except ValueError as exc:
                 error = str(exc)
+            except StorageError as exc:
+                error, status = str(exc), 503
             else:
                 return RedirectResponse(f"/silences?{urlencode({'created': sid})}", 303)
         return self.render(
@@ -673,7 +681,7 @@ class Console:
                 "error": error or "silences are not available",
                 "preview": self._preview(text),
             },
-            status=400,
+            status=status,
         )
 
     async def expire_silence(self, request: Request, who: Visitor) -> Response:
