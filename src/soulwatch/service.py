@@ -149,6 +149,7 @@ class Monitor:
             data_dir=self.config.data_dir,
             listen=self.config.listen,
             enable_features=self.config.enable_features,
+            agent=self.config.mode == "agent",
         )
 
     # -- what callers read --------------------------------------------------------------
@@ -234,6 +235,7 @@ class Monitor:
         stores = parts.store_health.failing() if parts is not None and parts.running else {}
         return {
             "status": "ok" if running and not failed and not stores else "degraded",
+            "mode": self.config.mode,
             "failing_stores": stores,
             "version": __version__,
             "targets": {"total": len(targets), "up": sum(t.health.value == "up" for t in targets)},
