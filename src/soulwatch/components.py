@@ -317,6 +317,8 @@ async def build(
             run_blocking=runner,
             registry=registry,
             transport=transport,
+            # Late-bound: the scrape targets (built below) expose what their families are.
+            metadata=lambda: ((n, m) for t in scrape.targets for n, m in t.metadata.items()),
         )
         push(_bounded, "remote-write", remote_write.close)
         engine = Engine(

@@ -138,6 +138,8 @@ async def test_every_sample_arrives_with_remote_write_headers(
     assert request.headers["content-type"] == "application/x-protobuf"
     assert request.headers["x-prometheus-remote-write-version"] == "0.1.0"
     assert all(len(decode_write_request(r.body)) <= 500 for r in recorder.received("/write"))
+    # The receiver has the last request a moment before the queue reads its answer.
+    await until(lambda: harness.metric("prometheus_remote_storage_samples_total") >= len(sent))
     assert harness.metric("prometheus_remote_storage_samples_total") == len(sent)
     highest = harness.metric("prometheus_remote_storage_queue_highest_sent_timestamp_seconds")
     assert highest == harness.t_ms / 1000

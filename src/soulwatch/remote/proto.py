@@ -176,6 +176,29 @@ class WriteRequestEncoder:
         )
 
 
+#: ``MetricMetadata.MetricType`` of each exposition ``# TYPE`` (anything else is UNKNOWN).
+METRIC_TYPES = {
+    "counter": 1,
+    "gauge": 2,
+    "histogram": 3,
+    "gaugehistogram": 4,
+    "summary": 5,
+    "info": 6,
+    "stateset": 7,
+}
+
+
+def encode_metadata(families: Iterable[tuple[str, str, str, str]]) -> bytes:
+    """A serialized WriteRequest of ``metadata`` only: ``(name, type, help, unit)`` per family."""
+    request = WriteRequest()
+    for name, kind, help_text, unit in families:
+        request.metadata.add(
+            type=METRIC_TYPES.get(kind, 0), metric_family_name=name, help=help_text, unit=unit
+        )
+    data: bytes = request.SerializeToString()
+    return data
+
+
 def snappy_compress(data: bytes) -> bytes:
     """Snappy block format (not the framed stream format), as remote write requires."""
     try:

@@ -20,11 +20,11 @@ import asyncio
 import contextlib
 import time
 from array import array
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -39,11 +39,13 @@ from soulwatch.remote.proto import (
     PROTOCOL_HEADERS,
     WriteRequestEncoder,
     encode_labels,
+    encode_metadata,
     pack_double,
     snappy_compress,
 )
 from soulwatch.remote.wal_watcher import Cursor, CursorFile, RoundState, WalWatcher
 from soulwatch.sources.scrape.manager import ssl_context
+from soulwatch.sources.scrape.parse import MetricMetadata
 from soulwatch.sources.scrape.relabel import Relabeler
 from soulwatch.tsdb.model import Labels
 
@@ -72,6 +74,8 @@ class WalSource(Protocol):
 
 
 Blocking = Callable[..., Awaitable[Any]]
+#: The metric families whose metadata is sent: ``(name, metadata)``, repeats allowed.
+MetadataSource = Callable[[], Iterable[tuple[str, MetricMetadata]]]
 
 
 def redact_url(url: str) -> str:
@@ -432,10 +436,27 @@ class RemoteWriteQueue:
             answered()
 
     async def _send(self, batch: list[tuple[bytes, list[bytes]]], count: int, newest: int) -> None:
-        q = self.config.queue_config
         body = snappy_compress(self._encoder.request(batch))
+        seconds = await self._post(body, count, "samples")
+        if seconds is None:
+            self.samples_failed += count
+        else:
+            self._metrics.observe_sent(count, len(body), seconds, newest)
+            self.samples_sent += count
+
+    async def _post(
+        self, body: bytes, count: int, what: Literal["samples", "metadata"]
+    ) -> float | None:
+        """Send ``body`` until it is answered: the seconds the answering request took, or
+        None if the receiver refused it (a 4xx: sending it again cannot succeed)."""
+        q = self.config.queue_config
         backoff = q.min_backoff
         m = self._metrics
+        failed, retried = (
+            (m.samples_failed, m.samples_retried)
+            if what == "samples"
+            else (m.metadata_failed, m.metadata_retried)
+        )
         for attempt in range(1_000_000):  # bounded; in practice ends by success, drop or cancel
             started = time.monotonic()
             delay = backoff
@@ -446,43 +467,70 @@ class RemoteWriteQueue:
             else:
                 status = response.status_code
                 if 200 <= status < 300:
-                    m.observe_sent(count, len(body), time.monotonic() - started, newest)
-                    self.samples_sent += count
                     self.last_send = self._clock.time()
                     if self.last_error is not None and attempt:
                         _log.info("remote write recovered", queue=self.name, url=self.url)
                     self.last_error = None
-                    return
+                    return time.monotonic() - started
                 text = response.text[:256].strip()
                 error = f"HTTP {status}: {text}" if text else f"HTTP {status}"
                 retry = status >= 500 or (status == 429 and q.retry_on_http_429)
                 if not retry:
-                    m.samples_failed.inc(count)
-                    self.samples_failed += count
+                    failed.inc(count)
                     self._error(error)
                     _log.error(
-                        "remote write: the receiver refused a batch; it is dropped",
+                        f"remote write: the receiver refused a batch of {what}; it is dropped",
                         queue=self.name,
                         url=self.url,
-                        samples=count,
+                        count=count,
                         error=error,
                     )
-                    return
+                    return None
                 if status == 429:
                     delay = max(delay, _retry_after(response))
             if attempt == 0 or self.last_error != error:
                 _log.warning(
-                    "remote write failed; retrying",
+                    f"remote write of {what} failed; retrying",
                     queue=self.name,
                     url=self.url,
                     error=error,
                     backoff=delay,
                 )
             self._error(error)
-            m.samples_retried.inc(count)
-            m.retries += 1
+            retried.inc(count)
+            if what == "samples":
+                m.retries += 1
             await self._clock.sleep(delay)
             backoff = min(backoff * 2, q.max_backoff)
+        return None  # pragma: no cover - the bound above is never reached
+
+    # -- metadata -------------------------------------------------------------------------
+
+    async def run_metadata(self, families: MetadataSource) -> None:
+        """Send the metric metadata of ``families()`` every ``send_interval`` until cancelled.
+
+        As Prometheus 2.x does: metadata is not in the WAL, so each round sends
+        what the scrape targets currently expose (``# TYPE``, ``# HELP``,
+        ``# UNIT`` per family) in requests of ``max_samples_per_send`` entries.
+        """
+        mc = self.config.metadata_config
+        for _ in range(1 << 62):  # bounded; ends when cancelled
+            await self._clock.sleep(mc.send_interval)
+            await self.send_metadata(families())
+
+    async def send_metadata(self, families: Iterable[tuple[str, MetricMetadata]]) -> int:
+        """Send ``families`` (deduplicated, sorted by name); returns how many were acknowledged."""
+        entries = sorted({(name, m.type, m.help, m.unit) for name, m in families})
+        per_send = self.config.metadata_config.max_samples_per_send
+        sent = 0
+        for start in range(0, len(entries), per_send):
+            batch = entries[start : start + per_send]
+            body = snappy_compress(encode_metadata(batch))
+            if await self._post(body, len(batch), "metadata") is not None:
+                self._metrics.metadata.inc(len(batch))
+                self._metrics.metadata_bytes.inc(len(body))
+                sent += len(batch)
+        return sent
 
     def _error(self, error: str) -> None:
         self.last_error = error
