@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from soulwatch.remote.proto import WriteRequest, snappy_compress, snappy_decompress
 from tests.helpers import (
@@ -26,7 +25,7 @@ from tests.helpers import (
     started,
     subprocess_env,
 )
-from tests.remote.receivers import PrometheusReceiver, stop, wait_for
+from tests.remote.receivers import PrometheusReceiver, queue_metric, stop, wait_for
 
 EXPOSITION = b"""\
 # HELP app_requests_total Requests served.
@@ -126,8 +125,10 @@ def test_scraped_metadata_is_sent_every_interval_and_prometheus_accepts_it(
     headers = recorder.received("/with-metadata")[0].headers
     assert headers["content-encoding"] == "snappy"
     assert headers["x-prometheus-remote-write-version"] == "0.1.0"
-    assert _value(metrics, "prometheus_remote_storage_metadata_total", "prometheus") >= 3
-    assert _value(metrics, "prometheus_remote_storage_metadata_failed_total", "prometheus") == 0
+    assert queue_metric(metrics, "prometheus_remote_storage_metadata_total", "prometheus") >= 3
+    assert (
+        queue_metric(metrics, "prometheus_remote_storage_metadata_failed_total", "prometheus") == 0
+    )
 
 
 def test_prometheus_refuses_what_is_not_a_write_request(tmp_path: Path) -> None:
@@ -141,11 +142,3 @@ def test_prometheus_refuses_what_is_not_a_write_request(tmp_path: Path) -> None:
             timeout=10,
         )
     assert r.status_code == 400
-
-
-def _value(text: str, name: str, remote_name: str) -> float:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and sample.labels.get("remote_name") == remote_name:
-                return float(sample.value)
-    raise AssertionError(f"{name} for {remote_name} not exported")

@@ -33,14 +33,13 @@ import structlog
 from soulwatch import __version__
 from soulwatch.clock import Clock
 from soulwatch.exceptions import ConfigError
+from soulwatch.remote.batch import Request, split_round
 from soulwatch.remote.config import RemoteWriteConfig
 from soulwatch.remote.metrics import RemoteMetrics
 from soulwatch.remote.proto import (
     PROTOCOL_HEADERS,
-    WriteRequestEncoder,
     encode_labels,
     encode_metadata,
-    pack_double,
     snappy_compress,
 )
 from soulwatch.remote.wal_watcher import Cursor, CursorFile, RoundState, WalWatcher
@@ -98,10 +97,11 @@ def _secret(path: str, what: str, queue: str) -> str:
         ) from None
 
 
-def _client(
+def _client_settings(
     config: RemoteWriteConfig, transport: httpx.AsyncBaseTransport | None
-) -> httpx.AsyncClient:
-    """The HTTP client of one queue; raises ConfigError for an unreadable secret or CA file."""
+) -> dict[str, Any]:
+    """What every HTTP client of one queue is built with; raises ConfigError for an
+    unreadable secret or CA file (so at start, not at the first send)."""
     queue = config.queue_name
     headers = {**config.headers, **PROTOCOL_HEADERS, "User-Agent": f"soulwatch/{__version__}"}
     auth: httpx.Auth | None = None
@@ -120,21 +120,25 @@ def _client(
         if config.bearer_token_file:
             token = _secret(config.bearer_token_file, "bearer_token_file", queue)
         headers["Authorization"] = f"Bearer {token}"
-    verify: Any = True
-    if config.url.startswith("https://") or config.tls_config is not None:
-        try:
-            verify = ssl_context(config.tls_config)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"remote_write {queue!r}: tls_config: {exc}") from None
-    return httpx.AsyncClient(
-        transport=transport,
-        headers=headers,
-        auth=auth,
-        verify=verify,
-        timeout=config.remote_timeout,
-        follow_redirects=config.follow_redirects,
-        trust_env=False,
-    )
+    # Built once and shared by the shards' clients (loading the CAs is costly),
+    # also for http:// (a redirect may lead to https://).
+    try:
+        verify = ssl_context(config.tls_config)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"remote_write {queue!r}: tls_config: {exc}") from None
+    return {
+        "transport": transport,
+        "headers": headers,
+        "auth": auth,
+        "verify": verify,
+        "timeout": config.remote_timeout,
+        "follow_redirects": config.follow_redirects,
+        "trust_env": False,
+        # One connection per client: a shard's requests go one after another
+        # on it, and a pool of one has no other connection to look after at
+        # each request (a shared pool checks every idle connection each time).
+        "limits": httpx.Limits(max_connections=1, max_keepalive_connections=1),
+    }
 
 
 @dataclass
@@ -181,8 +185,8 @@ class RemoteWriteQueue:
         self._external = sorted(external_labels.items())
         self._relabel = Relabeler(config.write_relabel_configs)
         self._label_bytes: dict[int, bytes | None] = {}
-        self._encoder = WriteRequestEncoder()
-        self._client = _client(config, transport)
+        self._client_settings = _client_settings(config, transport)
+        self._clients: list[httpx.AsyncClient] = []  # one per shard, made as shards are used
         self._metrics = metrics.queue(self.name, self.url)
         self._cursor_file = CursorFile(state_dir / f"{self.name}.json")
         q = config.queue_config
@@ -239,7 +243,9 @@ class RemoteWriteQueue:
         if self._release is not None:
             self._release()
             self._release = None
-        await self._client.aclose()
+        clients, self._clients = self._clients, []
+        for client in clients:
+            await client.aclose()
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -344,30 +350,16 @@ class RemoteWriteQueue:
         assert self._acked is not None
         if state is None:
             state = RoundState(len(ids), self.shards, self.config.queue_config.max_samples_per_send)
-        n = state.shards
-        # Per shard, per series (in first-seen order): encoded samples and their times.
-        per_shard: list[dict[int, tuple[list[bytes], list[int]]]] = [{} for _ in range(n)]
-        dropped = 0
-        label_bytes = self._label_bytes
-        frames = self._encoder.frames
-        frame = self._encoder.frame
-        pack = pack_double
-        for sid, t, v in zip(ids, ts, vals, strict=True):
-            lb = label_bytes.get(sid, b"")
-            if lb == b"":
-                lb = self._labels(sid)
-            if lb is None:
-                dropped += 1
-                continue
-            runs = per_shard[sid % n]
-            run = runs.get(sid)
-            if run is None:
-                run = runs[sid] = ([], [])
-            head, tail = frames.get(t) or frame(t)
-            run[0].append(head + pack(v) + tail)
-            run[1].append(t)
-        if dropped:
-            self._metrics.samples_dropped.inc(dropped)
+        planned = split_round(
+            ids,
+            ts,
+            vals,
+            label_bytes=self._label_bytes_of,
+            shards=state.shards,
+            per_send=state.per_send,
+        )
+        if planned.dropped:
+            self._metrics.samples_dropped.inc(planned.dropped)
         start = self._acked
         retried_before = self._metrics.retries
 
@@ -378,13 +370,17 @@ class RemoteWriteQueue:
 
         await asyncio.gather(
             *(
-                self._send_shard(runs, state.per_send, state.done.get(i, 0), partial(answered, i))
-                for i, runs in enumerate(per_shard)
-                if runs
+                self._send_shard(i, requests, state.done.get(i, 0), partial(answered, i))
+                for i, requests in enumerate(planned.shards)
+                if requests
             )
         )
         self._ack(watcher.cursor)
         self._reshard(full=full, retried=self._metrics.retries != retried_before)
+
+    def _label_bytes_of(self, sid: int) -> bytes | None:
+        found = self._label_bytes.get(sid, b"")
+        return self._labels(sid) if found == b"" else found
 
     def _labels(self, sid: int) -> bytes | None:
         watcher = self._watcher
@@ -404,48 +400,27 @@ class RemoteWriteQueue:
         return out
 
     async def _send_shard(
-        self,
-        runs: dict[int, tuple[list[bytes], list[int]]],
-        per_send: int,
-        skip: int,
-        answered: Callable[[], None],
+        self, shard: int, requests: list[Request], skip: int, answered: Callable[[], None]
     ) -> None:
         # One shard's requests, in order; the first ``skip`` were answered before a crash.
-        batch: list[tuple[bytes, list[bytes]]] = []
-        count = 0
-        number = 0
-        newest = 0
-        for sid, (samples, times) in runs.items():
-            lb = self._label_bytes[sid]
-            assert lb is not None
-            start = 0
-            while start < len(samples):
-                end = start + min(per_send - count, len(samples) - start)
-                batch.append((lb, samples[start:end]))
-                newest = max(newest, times[end - 1])  # a series' times only grow
-                count += end - start
-                start = end
-                if count >= per_send:
-                    if number >= skip:
-                        await self._send(batch, count, newest)
-                        answered()
-                    number += 1
-                    batch, count, newest = [], 0, 0
-        if batch and number >= skip:
-            await self._send(batch, count, newest)
+        for request in requests[skip:]:
+            body = snappy_compress(request.body())
+            seconds = await self._post(body, request.count, "samples", shard)
+            if seconds is None:
+                self.samples_failed += request.count
+            else:
+                self._metrics.observe_sent(request.count, len(body), seconds, request.newest_ms)
+                self.samples_sent += request.count
             answered()
 
-    async def _send(self, batch: list[tuple[bytes, list[bytes]]], count: int, newest: int) -> None:
-        body = snappy_compress(self._encoder.request(batch))
-        seconds = await self._post(body, count, "samples")
-        if seconds is None:
-            self.samples_failed += count
-        else:
-            self._metrics.observe_sent(count, len(body), seconds, newest)
-            self.samples_sent += count
+    def _client(self, shard: int) -> httpx.AsyncClient:
+        """The HTTP client of ``shard`` (made on its first use)."""
+        while len(self._clients) <= shard:
+            self._clients.append(httpx.AsyncClient(**self._client_settings))
+        return self._clients[shard]
 
     async def _post(
-        self, body: bytes, count: int, what: Literal["samples", "metadata"]
+        self, body: bytes, count: int, what: Literal["samples", "metadata"], shard: int = 0
     ) -> float | None:
         """Send ``body`` until it is answered: the seconds the answering request took, or
         None if the receiver refused it (a 4xx: sending it again cannot succeed)."""
@@ -461,7 +436,7 @@ class RemoteWriteQueue:
             started = time.monotonic()
             delay = backoff
             try:
-                response = await self._client.post(self.config.url, content=body)
+                response = await self._client(shard).post(self.config.url, content=body)
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:
