@@ -30,20 +30,17 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import structlog
 
-from soulwatch import __version__
 from soulwatch.clock import Clock
-from soulwatch.exceptions import ConfigError
 from soulwatch.remote.batch import Request, split_round
 from soulwatch.remote.config import RemoteWriteConfig
+from soulwatch.remote.http import Poster
 from soulwatch.remote.metrics import RemoteMetrics
 from soulwatch.remote.proto import (
-    PROTOCOL_HEADERS,
     encode_labels,
     encode_metadata,
     snappy_compress,
 )
 from soulwatch.remote.wal_watcher import Cursor, CursorFile, RoundState, WalWatcher
-from soulwatch.sources.scrape.manager import ssl_context
 from soulwatch.sources.scrape.parse import MetricMetadata
 from soulwatch.sources.scrape.relabel import Relabeler
 from soulwatch.tsdb.model import Labels
@@ -85,60 +82,6 @@ def redact_url(url: str) -> str:
         host = f"[{host}]"
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _secret(path: str, what: str, queue: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read().strip()
-    except OSError as exc:
-        raise ConfigError(
-            f"remote_write {queue!r}: cannot read {what} {path}: {exc.strerror}"
-        ) from None
-
-
-def _client_settings(
-    config: RemoteWriteConfig, transport: httpx.AsyncBaseTransport | None
-) -> dict[str, Any]:
-    """What every HTTP client of one queue is built with; raises ConfigError for an
-    unreadable secret or CA file (so at start, not at the first send)."""
-    queue = config.queue_name
-    headers = {**config.headers, **PROTOCOL_HEADERS, "User-Agent": f"soulwatch/{__version__}"}
-    auth: httpx.Auth | None = None
-    if config.basic_auth is not None:
-        password = config.basic_auth.password or ""
-        if config.basic_auth.password_file:
-            password = _secret(config.basic_auth.password_file, "password_file", queue)
-        auth = httpx.BasicAuth(config.basic_auth.username, password)
-    elif config.authorization is not None:
-        creds = config.authorization.credentials or ""
-        if config.authorization.credentials_file:
-            creds = _secret(config.authorization.credentials_file, "credentials_file", queue)
-        headers["Authorization"] = f"{config.authorization.type} {creds}".strip()
-    elif config.bearer_token or config.bearer_token_file:
-        token = config.bearer_token or ""
-        if config.bearer_token_file:
-            token = _secret(config.bearer_token_file, "bearer_token_file", queue)
-        headers["Authorization"] = f"Bearer {token}"
-    # Built once and shared by the shards' clients (loading the CAs is costly),
-    # also for http:// (a redirect may lead to https://).
-    try:
-        verify = ssl_context(config.tls_config)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"remote_write {queue!r}: tls_config: {exc}") from None
-    return {
-        "transport": transport,
-        "headers": headers,
-        "auth": auth,
-        "verify": verify,
-        "timeout": config.remote_timeout,
-        "follow_redirects": config.follow_redirects,
-        "trust_env": False,
-        # One connection per client: a shard's requests go one after another
-        # on it, and a pool of one has no other connection to look after at
-        # each request (a shared pool checks every idle connection each time).
-        "limits": httpx.Limits(max_connections=1, max_keepalive_connections=1),
-    }
 
 
 @dataclass
@@ -185,8 +128,7 @@ class RemoteWriteQueue:
         self._external = sorted(external_labels.items())
         self._relabel = Relabeler(config.write_relabel_configs)
         self._label_bytes: dict[int, bytes | None] = {}
-        self._client_settings = _client_settings(config, transport)
-        self._clients: list[httpx.AsyncClient] = []  # one per shard, made as shards are used
+        self._poster = Poster(config, transport)
         self._metrics = metrics.queue(self.name, self.url)
         self._cursor_file = CursorFile(state_dir / f"{self.name}.json")
         q = config.queue_config
@@ -243,9 +185,7 @@ class RemoteWriteQueue:
         if self._release is not None:
             self._release()
             self._release = None
-        clients, self._clients = self._clients, []
-        for client in clients:
-            await client.aclose()
+        await self._poster.aclose()
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -413,12 +353,6 @@ class RemoteWriteQueue:
                 self.samples_sent += request.count
             answered()
 
-    def _client(self, shard: int) -> httpx.AsyncClient:
-        """The HTTP client of ``shard`` (made on its first use)."""
-        while len(self._clients) <= shard:
-            self._clients.append(httpx.AsyncClient(**self._client_settings))
-        return self._clients[shard]
-
     async def _post(
         self, body: bytes, count: int, what: Literal["samples", "metadata"], shard: int = 0
     ) -> float | None:
@@ -436,7 +370,7 @@ class RemoteWriteQueue:
             started = time.monotonic()
             delay = backoff
             try:
-                response = await self._client(shard).post(self.config.url, content=body)
+                response = await self._poster.post(body, shard)
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:
