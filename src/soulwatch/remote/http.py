@@ -4,8 +4,8 @@ A shard sends its requests one after another, so each shard has a transport
 of its own with one connection: a shared pool would look over every idle
 connection at each request. Requests go straight to the transport, not
 through an ``httpx.AsyncClient``: the client's per-request work (auth flow,
-cookies, redirect bookkeeping, event hooks) is a third of the CPU of a send
-and remote write needs none of it. Credentials become headers once; a
+cookies, redirect bookkeeping, event hooks) is about a quarter of a
+request's CPU and remote write needs none of it. Credentials become headers once; a
 ``307``/``308`` redirect (the ones that keep a POST a POST) is followed when
 ``follow_redirects`` is on.
 """
