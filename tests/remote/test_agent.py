@@ -136,11 +136,16 @@ def test_an_agent_sends_scrapes_probes_and_heartbeats_and_answers_no_query(
                 ("/api/v1/query_range", {"query": "up", "start": "1", "end": "2", "step": "1"}),
                 ("/api/v1/series", {"match[]": "up"}),
                 ("/api/v1/labels", {}),
+                ("/api/v1/label/__name__/values", {}),
+                ("/api/v1/status/tsdb", {}),
             ):
                 r = httpx.get(base + path, params=params, timeout=10)
                 assert r.status_code == 422, (path, r.text)
                 assert r.json()["errorType"] == "execution"
                 assert "agent mode" in r.json()["error"]
+            federate = httpx.get(f"{base}/federate", params={"match[]": "up"}, timeout=10)
+            assert federate.status_code == 422
+            assert "agent mode" in federate.text
             for page in ("/", "/targets", "/explore?expr=up"):
                 r = httpx.get(base + page, timeout=10)
                 assert r.status_code == 200, (page, r.text)
