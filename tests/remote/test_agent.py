@@ -20,8 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from soulwatch.config import SoulwatchConfig, parse_config
+from soulwatch.clock import SimulatedClock
+from soulwatch.config import SoulwatchConfig, load_config, parse_config
 from soulwatch.exceptions import ConfigError
+from soulwatch.service import Monitor
 from soulwatch.tsdb.config import StorageConfig
 from soulwatch.tsdb.db import TSDB
 from soulwatch.tsdb.model import Labels, Matcher, MatchType
@@ -246,3 +248,27 @@ def test_agent_mode_without_remote_write_is_refused_with_the_reason(tmp_path: Pa
     assert "--agent: agent mode keeps no queryable store" in out.stderr
     assert "add at least one remote_write entry" in out.stderr
     assert SoulwatchConfig().mode == "server"
+
+
+async def test_a_reload_keeps_the_agent_an_agent_and_refuses_rules(tmp_path: Path) -> None:
+    path = tmp_path / "soulwatch.yaml"
+    base = (
+        f"data_dir: {tmp_path / 'data'}\n"
+        "remote_write: [{url: 'http://127.0.0.1:9/api/v1/write'}]\n"
+        "heartbeats: {checks: [{name: a, period: 1h}]}\n"
+    )
+    path.write_text(base)
+    monitor = Monitor(load_config(path).with_overrides(agent=True), clock=SimulatedClock(1e9))
+    await monitor.start()
+    try:
+        (tmp_path / "rules.yml").write_text("groups: []\n")
+        path.write_text(base + f"rule_files: [{tmp_path / 'rules.yml'}]\n")
+        with pytest.raises(ConfigError, match="rule_files is not allowed in agent mode"):
+            await monitor.reload()
+        path.write_text(base.replace("name: a", "name: b"))  # the --agent flag holds
+        await monitor.reload()
+        assert monitor.config.mode == "agent"
+        assert [c.name for c in monitor.heartbeats.checks()] == ["b"]
+        assert monitor.health()["mode"] == "agent"
+    finally:
+        await monitor.stop()
