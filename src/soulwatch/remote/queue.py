@@ -9,9 +9,9 @@ is saved once every shard's requests are answered: a receiver outage or a
 
 Answers, as Prometheus reads them: 2xx is done; 5xx, a transport error and
 (with ``retry_on_http_429``) 429 are retried with exponential backoff from
-``min_backoff`` to ``max_backoff``, for as long as it takes; any other 4xx
-drops that request's samples, logged and counted as failed, since sending the
-same bytes again cannot succeed.
+``min_backoff`` to ``max_backoff``, for as long as it takes; any other answer
+(a 4xx, a redirect not followed) drops that request's samples, logged and
+counted as failed, since sending the same bytes again cannot succeed.
 """
 
 from __future__ import annotations
