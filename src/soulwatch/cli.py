@@ -137,6 +137,10 @@ def _add_monitor_commands(
         help="PromQL features, as Prometheus's flag of the same name (adds to enable_features)",
     )  # fmt: skip
     run.add_argument(
+        "--agent", action="store_true",
+        help="agent mode: scrape, probe and collect, and only remote-write (mode: agent)",
+    )  # fmt: skip
+    run.add_argument(
         "--log-format", choices=("auto", "json", "console"), default="auto",
         help="log format (auto: console on a terminal, else JSON)",
     )  # fmt: skip
@@ -168,7 +172,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         features = [f.strip() for arg in args.enable_feature for f in arg.split(",") if f.strip()]
         config = load_config(args.config).with_overrides(
-            data_dir=args.data_dir, listen=args.listen, enable_features=features
+            data_dir=args.data_dir, listen=args.listen, enable_features=features, agent=args.agent
         )
     except ValueError as exc:
         print(f"soulwatch: error: {exc}", file=sys.stderr)

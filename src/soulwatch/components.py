@@ -55,6 +55,7 @@ from soulwatch.housekeeping import (
 from soulwatch.otlp.intake import OtlpIntake
 from soulwatch.promql.engine import Engine
 from soulwatch.promql.parser import parse as parse_promql
+from soulwatch.remote.agent import AgentEngine, AgentStorage
 from soulwatch.remote.manager import RemoteWriteManager
 from soulwatch.remote.query import RemoteQueryEngine, ruler_mode
 from soulwatch.rules.evaluator import RESEND_DELAY_S, RuleManager
@@ -328,6 +329,8 @@ async def build(
             run_blocking=runner,
             registry=registry,
             transport=transport,
+            # Late-bound: the scrape targets (built below) expose what their families are.
+            metadata=lambda: ((n, m) for t in scrape.targets for n, m in t.metadata.items()),
         )
         push(_bounded, "remote-write", remote_write.close)
         engine = Engine(
@@ -445,9 +448,11 @@ async def build(
             lambda: sorted(probes.statuses().items()),
             lambda: [(t.status.labels, t.metadata) for t in scrape.targets],
         )
+        # An agent's API and console read nothing: its samples leave by remote write only.
+        agent = config.mode == "agent"
         ctx = ApiContext(
-            storage=storage,
-            engine=ruler.engine,
+            storage=AgentStorage(storage) if agent else storage,
+            engine=AgentEngine(engine.lookback_delta_ms) if agent else ruler.engine,
             clock=clock,
             api=config.api,
             auth=config.auth,
@@ -539,4 +544,5 @@ def _open_storage(
         settings = settings.model_copy(update={"path": data_dir / "tsdb"})
     elif not Path(settings.path).is_absolute():
         settings = settings.model_copy(update={"path": config.resolve(settings.path)})
-    return TSDB(settings, clock=clock, registry=registry)
+    # An agent's TSDB is its WAL alone, kept until every remote_write queue is past it.
+    return TSDB(settings, clock=clock, registry=registry, wal_only=config.mode == "agent")

@@ -149,6 +149,7 @@ class Monitor:
             data_dir=self.config.data_dir,
             listen=self.config.listen,
             enable_features=self.config.enable_features,
+            agent=self.config.mode == "agent",
         )
 
     # -- what callers read --------------------------------------------------------------
@@ -234,6 +235,7 @@ class Monitor:
         stores = parts.store_health.failures() if parts is not None and parts.running else {}
         return {
             "status": "ok" if running and not failed and not stores else "degraded",
+            "mode": self.config.mode,
             "failing_stores": {name: f.error for name, f in stores.items()},
             "failing_since": {name: f.since for name, f in stores.items()},
             "version": __version__,

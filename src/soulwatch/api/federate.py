@@ -21,6 +21,7 @@ from soulwatch.api.auth import Authenticator
 from soulwatch.api.context import ApiContext
 from soulwatch.api.http import HttpError
 from soulwatch.api.selectors import SelectorError, parse_selector
+from soulwatch.exceptions import QueryError
 from soulwatch.promql.printer import go_float
 from soulwatch.tsdb.model import Labels, Matcher, is_stale_nan
 from soulwatch.tsdb.storage import Storage
@@ -99,9 +100,12 @@ class FederateApi:
         now_ms = round(self.ctx.clock.time() * 1000)
         mint = now_ms - round(self.ctx.api.lookback_delta * 1000)
         storage = self.ctx.storage
-        samples = await asyncio.wait_for(
-            asyncio.to_thread(newest_samples, storage, sets, mint, now_ms),
-            self.ctx.api.query_timeout,
-        )
+        try:
+            samples = await asyncio.wait_for(
+                asyncio.to_thread(newest_samples, storage, sets, mint, now_ms),
+                self.ctx.api.query_timeout,
+            )
+        except QueryError as exc:  # an agent keeps nothing to federate
+            return PlainTextResponse(f"{exc}\n", status_code=422)
         body = exposition(samples, self.ctx.external_labels)
         return Response(body, media_type=CONTENT_TYPE)

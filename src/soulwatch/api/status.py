@@ -31,7 +31,7 @@ from soulwatch.api.envelope import Endpoint, prometheus_endpoint, success
 from soulwatch.api.http import ApiError, ErrorType, first, form_params
 from soulwatch.config import SoulwatchConfig
 from soulwatch.duration import format_duration
-from soulwatch.exceptions import ParseError
+from soulwatch.exceptions import ParseError, QueryError
 from soulwatch.promql.parser import parse as parse_promql
 from soulwatch.promql.printer import pretty
 from soulwatch.tsdb.model import Labels, Matcher, MatchType
@@ -255,9 +255,12 @@ class StatusApi:
             limit = int(text)
         now_ms = round(self.ctx.clock.time() * 1000)
         storage = self.ctx.storage
-        return await asyncio.wait_for(
-            asyncio.to_thread(tsdb_status, storage, now_ms, limit), self.ctx.api.query_timeout
-        )
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(tsdb_status, storage, now_ms, limit), self.ctx.api.query_timeout
+            )
+        except QueryError as exc:  # an agent keeps no head to describe
+            raise ApiError(ErrorType.EXECUTION, str(exc)) from None
 
     async def format_query(self, request: Request) -> str:
         """``/api/v1/format_query``: the query as Prometheus would write it."""

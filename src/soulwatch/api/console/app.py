@@ -297,6 +297,7 @@ class Console:
             "path": request.url.path,
             "who": who,
             "exposed": self._exposed,
+            "agent": self.ctx.config is not None and self.ctx.config.mode == "agent",
             "now": now,
             "ago": lambda t: fmt_ago(t, now),
             "refresh": self._refresh(context.pop("refresh", 10)),
@@ -909,12 +910,18 @@ class Console:
         return chart, table
 
     def _metric_names(self) -> list[str]:
-        return self.ctx.storage.label_values("__name__")
+        try:
+            return self.ctx.storage.label_values("__name__")
+        except QueryError:
+            return []  # an agent lists nothing: its series live at the receiver
 
     async def complete(self, request: Request, who: Visitor) -> Response:
         """Completions for the text before the cursor: metrics, functions, labels, values."""
         before = request.query_params.get("before", "")[-500:]
-        suggestions = await asyncio.to_thread(data.completions, self.ctx.storage, before)
+        try:
+            suggestions = await asyncio.to_thread(data.completions, self.ctx.storage, before)
+        except QueryError:
+            suggestions = []  # an agent has no series to suggest
         return JSONResponse({"suggestions": suggestions[:50]})
 
     async def graph_redirect(self, request: Request) -> Response:
