@@ -299,6 +299,7 @@ def main() -> None:
             f"| Prometheus 2.42 (remote write share) | {per_core:,.0f} | CPU s per 1M samples:"
             f" {base:.2f} scraping, {with_rw:.2f} scraping + sending {sent:,.0f} |"
         )
+        print(f"\nsoulwatch / Prometheus: {statistics.median(rates) / per_core:.2f}x")
     print(
         f"\nsoulwatch send lag, 10,000 series every {args.interval:g} s "
         f"({len(lags)} commits): median {statistics.median(lags) * 1000:.0f} ms, "

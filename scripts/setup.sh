@@ -6,11 +6,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want_system=${SOULWATCH_SYSTEM_PACKAGES:-redis-server prometheus prometheus-alertmanager victoria-metrics chromium chromium-driver openssl}
+want_system=${SOULWATCH_SYSTEM_PACKAGES:-redis-server prometheus prometheus-alertmanager victoria-metrics chromium chromium-driver openssl nodejs}
 missing=()
 for pkg in $want_system; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# npm (the Grafana schema check installs @grafana/schema with it) is a package of
+# its own in Debian; NodeSource's nodejs already includes it.
+if [[ " $want_system " == *" nodejs "* ]] && ! command -v npm >/dev/null; then
+    dpkg -s npm >/dev/null 2>&1 || missing+=(npm)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "setup: installing Debian packages: ${missing[*]}"

@@ -49,6 +49,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_routes_parser(sub)
     _add_silence_parser(sub)
     _add_boards_parser(sub)
+    _add_export_parser(sub)
     _add_monitor_commands(sub, check)
     _add_demo_command(sub)
     return parser
@@ -136,6 +137,10 @@ def _add_monitor_commands(
         help="PromQL features, as Prometheus's flag of the same name (adds to enable_features)",
     )  # fmt: skip
     run.add_argument(
+        "--agent", action="store_true",
+        help="agent mode: scrape, probe and collect, and only remote-write (mode: agent)",
+    )  # fmt: skip
+    run.add_argument(
         "--log-format", choices=("auto", "json", "console"), default="auto",
         help="log format (auto: console on a terminal, else JSON)",
     )  # fmt: skip
@@ -167,7 +172,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         features = [f.strip() for arg in args.enable_feature for f in arg.split(",") if f.strip()]
         config = load_config(args.config).with_overrides(
-            data_dir=args.data_dir, listen=args.listen, enable_features=features
+            data_dir=args.data_dir, listen=args.listen, enable_features=features, agent=args.agent
         )
     except ValueError as exc:
         print(f"soulwatch: error: {exc}", file=sys.stderr)
@@ -220,6 +225,46 @@ def _cmd_boards_export(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}")
     else:
         print(text, end="")
+    return 0
+
+
+def _add_export_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    export = sub.add_parser("export", help="write the configuration for other engines")
+    esub = export.add_subparsers(dest="export_what", metavar="WHAT", required=True)
+    prom = esub.add_parser(
+        "prometheus",
+        help="prometheus.yml, rule files and alertmanager.yml for Prometheus 2.42 + Alertmanager",
+    )
+    prom.add_argument("dir", metavar="DIR", help="where to write (created if missing)")
+    prom.add_argument("-c", "--config", required=True, metavar="FILE", help="soulwatch.yaml")
+    prom.add_argument(
+        "--alertmanager", default="127.0.0.1:9093", metavar="HOST:PORT",
+        help="where Prometheus sends alerts (default: 127.0.0.1:9093)",
+    )  # fmt: skip
+    prom.add_argument(
+        "--soulwatch", metavar="HOST:PORT",
+        help="where Prometheus federates soulwatch's probes and collectors (default: listen)",
+    )  # fmt: skip
+    prom.set_defaults(func=_cmd_export_prometheus)
+
+
+def _cmd_export_prometheus(args: argparse.Namespace) -> int:
+    from soulwatch.config import load_config
+    from soulwatch.config_loading import PlaceholderEnv
+    from soulwatch.export import export_prometheus
+
+    # Secrets are written as *_file references, never values: unset variables may stay unset.
+    env = PlaceholderEnv(os.environ)
+    config = load_config(args.config, env)
+    result = export_prometheus(
+        config, Path(args.dir), alertmanager=args.alertmanager, soulwatch=args.soulwatch
+    )
+    for warning in result.warnings:
+        print(f"soulwatch: warning: {warning}", file=sys.stderr)
+    for path in result.files:
+        print(f"wrote {path}")
+    if result.secret_files:
+        print(f"fill in (relative to {args.dir}): {', '.join(sorted(set(result.secret_files)))}")
     return 0
 
 

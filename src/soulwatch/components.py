@@ -45,6 +45,7 @@ from soulwatch.datadir import secure_data_dir
 from soulwatch.exceptions import SoulwatchError
 from soulwatch.housekeeping import (
     MAINTENANCE_INTERVAL,
+    STORE_CHECK_INTERVAL,
     Periodic,
     SelfMetrics,
     heartbeat_interval,
@@ -54,7 +55,9 @@ from soulwatch.housekeeping import (
 from soulwatch.otlp.intake import OtlpIntake
 from soulwatch.promql.engine import Engine
 from soulwatch.promql.parser import parse as parse_promql
+from soulwatch.remote.agent import AgentEngine, AgentStorage
 from soulwatch.remote.manager import RemoteWriteManager
+from soulwatch.remote.query import RemoteQueryEngine, ruler_mode
 from soulwatch.rules.evaluator import RESEND_DELAY_S, RuleManager
 from soulwatch.rules.store import AlertStateStore
 from soulwatch.rum import RumIntake, RumRecorder
@@ -141,6 +144,8 @@ class Components:
     remote_write: RemoteWriteManager
     rum: RumRecorder | None = None
     otlp: OtlpIntake | None = None
+    #: ruler mode (``query.remote``): the engine rules, console and API query
+    remote_query: RemoteQueryEngine | None = None
     running: bool = False
     last_reload: tuple[bool, float] = (False, 0.0)
 
@@ -283,9 +288,17 @@ def housekeeping_work(c: Components, config: SoulwatchConfig) -> list[Periodic]:
     async def deadman() -> None:
         await ping_deadman(c.config, c.http, c.metrics)
 
+    async def stores() -> None:
+        # Stores written only on request learn here that space is back; asking
+        # health stamps when a store started failing and logs the change.
+        await c.runner(c.silences.recheck)
+        await c.runner(c.acks.recheck)
+        c.store_health.failures()
+
     work = [
         Periodic("heartbeats", heartbeat_interval(config), heartbeats, c.metrics),
         Periodic("tsdb-maintenance", MAINTENANCE_INTERVAL, maintenance, c.metrics),
+        Periodic("store-health", STORE_CHECK_INTERVAL, stores, c.metrics),
     ]
     if config.self_monitoring.resolved_deadman_url():
         work.append(Periodic("deadman", config.self_monitoring.interval, deadman, c.metrics))
@@ -336,6 +349,8 @@ async def build(
             run_blocking=runner,
             registry=registry,
             transport=transport,
+            # Late-bound: the scrape targets (built below) expose what their families are.
+            metadata=lambda: ((n, m) for t in scrape.targets for n, m in t.metadata.items()),
         )
         push(_bounded, "remote-write", remote_write.close)
         engine = Engine(
@@ -346,6 +361,10 @@ async def build(
             default_subquery_step_ms=round(config.global_.evaluation_interval * 1000),
             features=config.enable_features,
         )
+        # Ruler mode: rules, console and API query the remote; results still land here.
+        ruler = ruler_mode(config.query.remote, storage, engine)
+        if ruler.remote is not None:
+            push(runner, ruler.remote.close)
         hb_store = await runner(HeartbeatStore, data_dir / "heartbeats.sqlite")
         push(runner, hb_store.close)
         heartbeats = HeartbeatMonitor(hb_store, config.heartbeats)
@@ -365,7 +384,11 @@ async def build(
                 "wal": lambda: storage.wal_error,
                 "outbox": lambda: outbox.last_error,
                 "alert_state": lambda: state_store.last_error,
+                "silences": lambda: silences.last_error,
+                "acknowledgements": lambda: acks.last_error,
+                **ruler.health_checks,
             },
+            clock=clock.time,
             registry=registry,
         )
         outbox = Outbox(
@@ -388,7 +411,7 @@ async def build(
             runner=runner,
             wrap_notifiers=wrap_notifiers,
             acks=acks,
-            evidence=MonitorEvidence(engine, failed_jobs=failed_jobs),
+            evidence=MonitorEvidence(ruler.engine, failed_jobs=failed_jobs),
         )
         push(_bounded, "alerting", alerts.aclose)
         alerts.install(routing, alerts.prepare(routing))
@@ -420,8 +443,8 @@ async def build(
         probes = ProbeManager(config.probes, storage, clock=clock, runner=runner)
         push(_bounded, "probes", probes.stop)
         rules = RuleManager(
-            engine=engine,
-            storage=storage,
+            engine=ruler.engine,
+            storage=ruler.storage,
             sink=FanOutSink(alerts, am_sender),
             clock=clock,
             store=state_store,
@@ -445,9 +468,11 @@ async def build(
             lambda: sorted(probes.statuses().items()),
             lambda: [(t.status.labels, t.metadata) for t in scrape.targets],
         )
+        # An agent's API and console read nothing: its samples leave by remote write only.
+        agent = config.mode == "agent"
         ctx = ApiContext(
-            storage=storage,
-            engine=engine,
+            storage=AgentStorage(storage) if agent else storage,
+            engine=AgentEngine(engine.lookback_delta_ms) if agent else ruler.engine,
             clock=clock,
             api=config.api,
             auth=config.auth,
@@ -520,6 +545,7 @@ async def build(
             remote_write=remote_write,
             rum=rum,
             otlp=otlp,
+            remote_query=ruler.remote,
         )
         for periodic in housekeeping_work(components, config):
             work.add(periodic)
@@ -539,4 +565,5 @@ def _open_storage(
         settings = settings.model_copy(update={"path": data_dir / "tsdb"})
     elif not Path(settings.path).is_absolute():
         settings = settings.model_copy(update={"path": config.resolve(settings.path)})
-    return TSDB(settings, clock=clock, registry=registry)
+    # An agent's TSDB is its WAL alone, kept until every remote_write queue is past it.
+    return TSDB(settings, clock=clock, registry=registry, wal_only=config.mode == "agent")

@@ -42,6 +42,7 @@ from soulwatch.duration import FILE_CONTEXT, Duration
 from soulwatch.exceptions import ConfigError
 from soulwatch.otlp.config import OtlpConfig
 from soulwatch.remote.config import RemoteWriteConfig, check_unique_names
+from soulwatch.remote.query import QueryConfig
 from soulwatch.rum.config import RumConfig
 from soulwatch.sources.collectors.config import (
     E2BCollectorConfig,
@@ -200,6 +201,8 @@ class ConsoleConfig(_Model):
     refresh: Duration | None = Field(default=None, gt=0)
     #: How long a console login lasts.
     session_lifetime: Duration = Field(default=12 * 3600.0, gt=0)
+    #: Pages updated live by Server-Sent Events at once; more poll (0: every page polls).
+    live_clients: int = Field(default=50, ge=0, le=10_000)
 
     def board_paths(self, config: SoulwatchConfig) -> list[Path]:
         """The board files, glob patterns expanded, sorted within each pattern."""
@@ -235,6 +238,10 @@ class SoulwatchConfig(_Model):
     otlp: OtlpConfig = Field(default_factory=OtlpConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     remote_write: list[RemoteWriteConfig] = Field(default_factory=list)
+    #: Ruler mode: ``query.remote`` answers PromQL instead of the embedded TSDB.
+    query: QueryConfig = Field(default_factory=QueryConfig)
+    #: ``agent``: scrape, probe, collect and only remote-write (``soulwatch run --agent``).
+    mode: Literal["server", "agent"] = "server"
 
     _source: Path | None = PrivateAttr(default=None)
     _source_as_given: str | None = PrivateAttr(default=None)
@@ -273,7 +280,42 @@ class SoulwatchConfig(_Model):
         if dup:
             raise ValueError(f"duplicate probe job_name(s): {', '.join(dup)}")
         check_unique_names(self.remote_write)
+        if self.query.remote is not None and not self.remote_write:
+            # The rules would read a store that never gets their results nor the probes'.
+            raise ValueError(
+                "query.remote needs a remote_write entry: recording rules, ALERTS, probes, "
+                "heartbeats and collectors reach the remote store through it"
+            )
+        self.check_mode()
         return self
+
+    def check_mode(self) -> None:
+        """Raise ``ValueError`` if agent mode is asked for with what it cannot honour.
+
+        An agent keeps no queryable store, so it evaluates no rules and
+        routes no alerts (as Prometheus's agent mode refuses them), and its
+        samples leave only by ``remote_write``.
+        """
+        if self.mode != "agent":
+            return
+        if not self.remote_write:
+            raise ValueError(
+                "agent mode keeps no queryable store and sends every sample by remote write: "
+                "add at least one remote_write entry"
+            )
+        if self.rule_files:
+            raise ValueError(
+                "rule_files is not allowed in agent mode (an agent evaluates no rules)"
+            )
+        if self.query.remote is not None:
+            raise ValueError(
+                "query.remote is not allowed in agent mode (an agent evaluates no rules)"
+            )
+        section = self.alerting
+        if section.alertmanagers or section.config_file is not None or section.inline():
+            raise ValueError(
+                "alerting is not allowed in agent mode (an agent sends no alerts or notifications)"
+            )
 
     def resolved_scrape_configs(self) -> list[ScrapeConfig]:
         """The scrape jobs with interval, timeout and limits filled from ``global``."""
@@ -319,9 +361,16 @@ class SoulwatchConfig(_Model):
         data_dir: str | Path | None = None,
         listen: str | None = None,
         enable_features: Sequence[str] = (),
+        agent: bool = False,
     ) -> SoulwatchConfig:
-        """A copy with command-line overrides applied (features add to the file's)."""
+        """A copy with command-line overrides applied (features add to the file's).
+
+        ``agent`` (``--agent``) turns agent mode on; ``ConfigError`` says why a
+        config cannot run as an agent.
+        """
         update: dict[str, Any] = {}
+        if agent:
+            update["mode"] = "agent"
         if enable_features:
             update["enable_features"] = _features([*self.enable_features, *enable_features])
         if data_dir is not None:
@@ -333,6 +382,11 @@ class SoulwatchConfig(_Model):
         copy._source = self._source
         copy._source_as_given = self._source_as_given
         copy._routing = self._routing
+        try:
+            copy.check_mode()
+        except ValueError as exc:
+            where = str(self._source) if self._source is not None else None
+            raise ConfigError(f"--agent: {exc}", file=where) from None
         return copy
 
 

@@ -1,7 +1,7 @@
 """The monitor's own periodic work and self-metrics.
 
-Heartbeat evaluation, TSDB and silence maintenance and the outbound dead
-man's switch are :class:`Periodic` sources run by the same
+Heartbeat evaluation, TSDB and silence maintenance, the store health check
+and the outbound dead man's switch are :class:`Periodic` sources run by the same
 :class:`~soulwatch.sources.base.Scheduler` as every other source, on the
 monitor's clock. A failing step is counted in ``soulwatch_loop_errors_total``,
 logged, shown on the source's status, and tried again at the next tick.
@@ -28,6 +28,9 @@ _log = structlog.get_logger("soulwatch.housekeeping")
 
 #: How often the TSDB is maintained and expired silences are pruned.
 MAINTENANCE_INTERVAL = 60.0
+
+#: How often failing stores are checked again (and new failures time-stamped).
+STORE_CHECK_INTERVAL = 5.0
 
 #: How often the event loop's lag is measured (real seconds).
 LOOP_LAG_INTERVAL = 0.5

@@ -39,7 +39,15 @@ _log = structlog.get_logger("soulwatch.reload")
 RULES_IDLE_TIMEOUT = 30.0
 
 #: Settings read once at start; a reload that changes them only warns.
-RESTART_SETTINGS = ("listen", "data_dir", "storage", "enable_features", "remote_write")
+RESTART_SETTINGS = (
+    "listen",
+    "data_dir",
+    "storage",
+    "enable_features",
+    "remote_write",
+    "query",
+    "mode",
+)
 
 
 class Reloader:

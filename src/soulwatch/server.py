@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import structlog
 
+from soulwatch.api.app import console_of
 from soulwatch.api.guard import max_request_head_bytes
 from soulwatch.clock import Clock
 from soulwatch.config import SoulwatchConfig, parse_listen
@@ -69,6 +70,10 @@ async def serve(
     # What the start built lives as long as the monitor: no collection walks it again.
     gc.freeze()
 
+    app = monitor.app()
+    console = console_of(app)
+    await console.start()
+
     class _Server(uvicorn.Server):
         # Our signal handlers stop the whole monitor, not only the HTTP server.
         @contextlib.contextmanager
@@ -77,7 +82,7 @@ async def serve(
 
     server = _Server(
         uvicorn.Config(
-            monitor.app(),
+            app,
             host=host,
             port=port,
             log_level="warning",
@@ -109,9 +114,12 @@ async def serve(
             raise SoulwatchError(f"HTTP server failed: {server_task.exception()}")
     finally:
         started = time.monotonic()
+        # Open pages' event streams end first, so uvicorn has no response to wait for.
+        console.close_streams()
         server.should_exit = True
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(server_task, 10)
         stop_task.cancel()
+        await console.aclose()
         await monitor.stop()
         _log.info("shutdown complete", seconds=round(time.monotonic() - started, 3))

@@ -149,6 +149,7 @@ class Monitor:
             data_dir=self.config.data_dir,
             listen=self.config.listen,
             enable_features=self.config.enable_features,
+            agent=self.config.mode == "agent",
         )
 
     # -- what callers read --------------------------------------------------------------
@@ -231,10 +232,12 @@ class Monitor:
         running = parts is not None and parts.running and not self._stopping
         failed = parts.tasks.failed() if parts is not None else []
         targets = parts.scrape.statuses() if parts is not None else []
-        stores = parts.store_health.failing() if parts is not None and parts.running else {}
+        stores = parts.store_health.failures() if parts is not None and parts.running else {}
         return {
             "status": "ok" if running and not failed and not stores else "degraded",
-            "failing_stores": stores,
+            "mode": self.config.mode,
+            "failing_stores": {name: f.error for name, f in stores.items()},
+            "failing_since": {name: f.since for name, f in stores.items()},
             "version": __version__,
             "targets": {"total": len(targets), "up": sum(t.health.value == "up" for t in targets)},
             "rule_groups": len(parts.rules.groups()) if parts is not None else 0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from soulwatch.alerting.acks import AckStore
+from soulwatch.exceptions import StorageError
 from tests.alerting.support import alert, harness
 from tests.helpers import Recorder
 
@@ -98,3 +99,18 @@ def test_acknowledgements_survive_a_restart_and_need_a_name(tmp_path, clock):
     assert again.holds_repeat(ack.group_key, [clock.time() - 5])
     assert not again.holds_repeat(ack.group_key, [clock.time() + 5])
     again.close()
+
+
+def test_an_acknowledgement_that_cannot_be_written_is_refused_then_recovers(tmp_path, clock):
+    store = AckStore(tmp_path / "silences.sqlite", clock)
+    store.acknowledge('{}:{alertname="X"}', "bob")
+    store._db.execute("PRAGMA query_only=ON")  # writes now fail, as on a full disk
+    with pytest.raises(StorageError, match=r"cannot record the acknowledgement: .*data dir"):
+        store.acknowledge('{}:{alertname="Y"}', "carol")
+    assert store.last_error is not None
+    assert store.get('{}:{alertname="Y"}') is None, "not held as if it were stored"
+    assert [a.by for a in store.list()] == ["bob"]
+    store._db.execute("PRAGMA query_only=OFF")
+    store.recheck()
+    assert store.last_error is None
+    store.close()

@@ -4,19 +4,16 @@ The data directory is a small tmpfs mounted by the test. Once a filler file
 has taken every free byte, the TSDB's WAL, the alert state and the outbox
 cannot be written. ``/health`` and ``/ready`` must say so (503, naming the
 failing stores) and so must ``soulwatch_store_failing``; a fault that starts
-meanwhile must still page, and the page must say the store is failing. Once
-the filler is deleted, health returns and what memory held is written: a
-restart neither pages the same episode again nor forgets to resolve it.
+meanwhile must still page, and the page must say the store is failing. A
+new silence is refused with a 503 that says why, while the silences already
+stored stay listed. Once the filler is deleted, health returns by itself and
+what memory held is written: a restart neither pages the same episode again
+nor forgets to resolve it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
-
+import httpx
 import pytest
 
 from tests.alerting.run_support import (
@@ -27,55 +24,34 @@ from tests.alerting.run_support import (
     receiver,
     write_config,
 )
-from tests.helpers import in_ci, wait_until
+from tests.disk import fill, small_filesystem
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.slow
 
-SIZE = "24m"
-
-
-@contextlib.contextmanager
-def small_filesystem(path: Path) -> Iterator[Path]:
-    """A tmpfs of :data:`SIZE` mounted at ``path`` (needs root; skips outside CI otherwise)."""
-    path.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={SIZE},mode=0700", "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        message = f"cannot mount a tmpfs for the full-disk test: {done.stderr.strip()}"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def fill(path: Path) -> None:
-    """Write ``path`` until the filesystem has no byte left."""
-    chunk = b"\0" * 65536
-    with path.open("wb") as f:
-        for _ in range(100_000):  # far more than the filesystem holds
-            try:
-                f.write(chunk)
-                f.flush()
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-                break
-    with contextlib.suppress(OSError), path.open("ab") as f:
-        for _ in range(65536):  # the last partial chunk, byte by byte
-            f.write(b"\0")
-            f.flush()
+TOKEN = "silencer-token-0123456789"
 
 
 def _health(proc: MonitorProcess) -> tuple[int, dict]:
     response = proc.get("/health")
     return response.status_code, response.json()
+
+
+def _silence(proc: MonitorProcess, alertname: str) -> httpx.Response:
+    body = {
+        "matchers": [{"name": "alertname", "value": alertname, "isRegex": False}],
+        "startsAt": "2000-01-01T00:00:00Z",
+        "endsAt": "2999-01-01T00:00:00Z",
+        "createdBy": "test",
+        "comment": f"mute {alertname}",
+    }
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    return httpx.post(f"{proc.base}/api/v2/silences", json=body, headers=headers, timeout=5)
+
+
+def _silenced(proc: MonitorProcess) -> list[str]:
+    listed = proc.get("/api/v2/silences").json()
+    return sorted(s["matchers"][0]["value"] for s in listed)
 
 
 def test_full_disk_health_fails_paging_goes_on_and_it_recovers(tmp_path):
@@ -89,10 +65,13 @@ def test_full_disk_health_fails_paging_goes_on_and_it_recovers(tmp_path):
         config = write_config(
             tmp_path, target.address, hook.url, data_dir=disk / "data", timing=timing
         )
+        with config.open("a") as f:
+            f.write(f"auth:\n  tokens:\n    - {{name: ops, token: {TOKEN}, scopes: [silences]}}\n")
         proc = MonitorProcess(config)
         try:
             proc.start()
             assert _health(proc)[0] == 200
+            assert _silence(proc, "Before").status_code == 200
 
             fill(disk / "filler")
             _, body = wait_until(
@@ -105,6 +84,19 @@ def test_full_disk_health_fails_paging_goes_on_and_it_recovers(tmp_path):
             assert proc.get("/-/ready").status_code == 503
             metrics = proc.get("/metrics").text
             assert 'soulwatch_store_failing{store="wal"} 1.0' in metrics
+
+            # A new silence is refused, saying why; the stored one is still there.
+            refused = _silence(proc, "During")
+            assert refused.status_code == 503, refused.text
+            assert refused.json().startswith(
+                f"cannot store the silence: no space left on device (data dir {disk / 'data'}"
+            ), refused.text
+            status, body = _health(proc)
+            assert status == 503
+            assert body["failing_stores"]["silences"] == refused.json()
+            assert body["failing_since"]["silences"] > 0
+            assert 'soulwatch_store_failing{store="silences"} 1.0' in proc.get("/metrics").text
+            assert _silenced(proc) == ["Before"], "nothing stored is lost"
 
             # A fault starting now still pages, and the page says why it may be late to repeat.
             target.on = True
@@ -122,6 +114,9 @@ def test_full_disk_health_fails_paging_goes_on_and_it_recovers(tmp_path):
             metrics = proc.get("/metrics").text
             assert 'soulwatch_store_failing{store="wal"} 0.0' in metrics
             assert 'soulwatch_store_failing{store="outbox"} 0.0' in metrics
+            assert 'soulwatch_store_failing{store="silences"} 0.0' in metrics
+            assert _silence(proc, "After").status_code == 200
+            assert _silenced(proc) == ["After", "Before"]
 
             # A restart: the episode was recorded as paged (no second page) and
             # still resolves when the fault ends.

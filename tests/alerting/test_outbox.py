@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import structlog
+
 from soulwatch.alerting.outbox import RowState
 from tests.alerting.support import alert, harness
 from tests.helpers import Recorder, Reply
@@ -200,3 +202,72 @@ async def test_outbox_that_cannot_write_pages_from_memory_then_catches_up(tmp_pa
             await h.fire(a)
             await h.run_for(30, step=1)
         assert len(hook.received("/hook")) == 1
+
+
+async def test_memory_held_on_a_full_disk_stays_bounded_and_pages_go_out_once_space_is_back(
+    tmp_path, clock
+):
+    down = True
+
+    def handler(_req):
+        return Reply(503, b"down too") if down else None
+
+    config = """
+route:
+  receiver: hook
+  group_by: [alertname, instance]
+  group_wait: 0s
+  group_interval: 1m
+  repeat_interval: 4h
+receivers:
+  - name: hook
+    webhook_configs: [{url: "%s/hook"}]
+delivery:
+  initial_backoff: 30s
+  max_backoff: 1m
+  max_held: 50
+"""
+    early = [alert(clock.time(), alertname="Early", instance=f"e{i}") for i in range(30)]
+    with Recorder(handler=handler) as hook:
+        async with harness(config % hook.url, tmp_path, clock) as h:
+            h.outbox._db.conn.execute("PRAGMA query_only=ON")  # writes now fail, like a full disk
+            await h.fire(*early)
+            await h.run_for(60, step=5)
+            # 20 of them end: each group's resolve supersedes its unsent page.
+            await h.resolve(*early[:20])
+            await h.run_for(60, step=5)
+            held = [r for r in h.outbox.rows() if r.id < 0]
+            assert len(held) == 30, "one notification per group, not one per flush"
+            assert sum(r.notification.status.value == "resolved" for r in held) == 20
+
+            # Many more alerts than memory may hold: firing pages push out the resolves first.
+            late = [alert(clock.time(), alertname="Late", instance=f"l{i}") for i in range(300)]
+            with structlog.testing.capture_logs() as logs:
+                await h.fire(*late)
+                await h.run_for(180, step=5)
+            warnings = [e for e in logs if "were dropped" in e["event"]]
+            assert 1 <= len(warnings) <= 4, "one line a minute at most, with the counts"
+            assert warnings[0]["overflow"] >= 250
+            held = [r for r in h.outbox.rows() if r.id < 0]
+            assert len(held) <= 50 + 16, "max_held, plus at most the rows being sent"
+            assert all(r.notification.status.value == "firing" for r in held)
+            dropped = h.registry.get_sample_value(
+                "soulwatch_notifications_dropped_total", {"reason": "overflow"}
+            )
+            assert dropped is not None
+            assert dropped >= 280
+
+            # Space and the receiver are back: every firing alert is paged.
+            h.outbox._db.conn.execute("PRAGMA query_only=OFF")
+            rejected = len(hook.received("/hook"))
+            down = False
+            await h.run_for(180, step=5)
+            assert h.outbox.last_error is None
+            assert h.outbox.held_in_memory == 0
+            paged = {
+                a["labels"]["instance"]
+                for r in hook.received("/hook")[rejected:]
+                for a in r.json()["alerts"]
+                if a["status"] == "firing"
+            }
+    assert paged == {a.labels.get("instance") for a in [*early[20:], *late]}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from soulwatch.alerting.silences import PostableSilence, SilenceState, SilenceStore
-from soulwatch.exceptions import ConfigError
+from soulwatch.exceptions import ConfigError, StorageError
 from soulwatch.tsdb.model import Labels
 
 
@@ -147,3 +147,24 @@ def test_expired_silences_are_forgotten_after_the_retention(tmp_path, clock):
     clock.set_time(now + 600 + 86400 + 1)
     assert store.prune() == 1
     assert [s.id for s in store.list()] == [long]
+
+
+def test_a_silence_that_cannot_be_written_is_refused_and_the_stored_ones_keep_muting(
+    tmp_path, clock
+):
+    store = SilenceStore(tmp_path / "s.db", clock)
+    kept = store.create(_post(clock, 0, 3600))
+    store._db.execute("PRAGMA query_only=ON")  # writes now fail, as on a full disk
+    with pytest.raises(StorageError, match=r"cannot store the silence: .*readonly.*\(data dir "):
+        store.create(_post(clock, 0, 600))
+    assert store.last_error is not None
+    assert store.last_error.startswith("cannot store the silence: ")
+    assert [s.id for s in store.list()] == [kept], "nothing stored is lost"
+    assert store.mutes(Labels.of(alertname="Down", env="prod")) == [kept]
+    store.recheck()
+    assert store.last_error is not None, "still failing: the probe write failed too"
+    store._db.execute("PRAGMA query_only=OFF")
+    store.recheck()
+    assert store.last_error is None, "recovered without anyone writing a silence"
+    assert store.create(_post(clock, 0, 600))
+    store.close()

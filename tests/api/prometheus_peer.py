@@ -13,10 +13,9 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-
 from soulwatch.tsdb.model import Labels
-from tests.helpers import free_port, need_binary, started
+from tests.helpers import need_binary
+from tests.peers import prometheus_peer
 
 STEP_S = 15
 POINTS = 160  # 40 minutes
@@ -77,7 +76,6 @@ def dataset(end_s: int) -> tuple[str, list[tuple[Labels, int, float]]]:
 @contextlib.contextmanager
 def prometheus_with(openmetrics: str, workdir: Path) -> Iterator[str]:
     """A running Prometheus serving ``openmetrics`` (backfilled); yields its base URL."""
-    binary = need_binary("prometheus")
     promtool = need_binary("promtool")
     data = workdir / "prom-data"
     data.mkdir()
@@ -91,15 +89,5 @@ def prometheus_with(openmetrics: str, workdir: Path) -> Iterator[str]:
     )
     config = workdir / "prometheus.yml"
     config.write_text("global:\n  scrape_interval: 1m\n")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    argv = [
-        binary,
-        f"--config.file={config}",
-        f"--storage.tsdb.path={data}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--storage.tsdb.retention.time=30d",
-    ]
-    ready = lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200  # noqa: E731
-    with started(argv, ready=ready, timeout=60):
+    with prometheus_peer(config, data, flags=["--storage.tsdb.retention.time=30d"]) as url:
         yield url

@@ -217,3 +217,40 @@ def test_the_sdk_heartbeat_client_against_the_endpoints(served: Served) -> None:
         pass
     assert _status(served) == "up"
     assert served.http.get("/api/v1/heartbeats/reddit-poller").json()["started"] is False
+
+
+async def test_pause_and_resume_through_the_api(served: Served, clock: SimulatedClock) -> None:
+    monitor = served.ctx.heartbeats
+    assert monitor is not None
+    served.http.get(f"/ping/{UUID}/fail")
+    assert _status(served) == "down"
+    url = "/api/v1/heartbeats/reddit-poller"
+    assert served.http.post(f"{url}/pause").status_code == 401
+    assert served.http.post(f"{url}/pause", headers=bearer(PUSHER)).status_code == 403
+    assert (
+        served.http.post("/api/v1/heartbeats/nope/pause", headers=bearer(ADMIN)).status_code == 404
+    )
+    r = served.http.post(f"{url}/pause", headers=bearer(ADMIN))
+    assert (r.status_code, r.json()["status"]) == (200, "paused")
+    await clock.advance(86400)
+    monitor.evaluate(clock.time(), served.ctx.storage)
+    assert _status(served) == "paused"
+    query = 'heartbeat_up{check="reddit-poller"}'
+    r = served.http.get("/api/v1/query", params={"query": query})
+    assert r.json()["data"]["result"][0]["value"][1] == "1"
+    # The next ping ends the pause.
+    served.http.get(f"/ping/{UUID}")
+    assert _status(served) == "up"
+    r = served.http.post(f"{url}/resume", headers=bearer(ADMIN))
+    assert r.status_code == 409
+    assert "not paused" in r.json()["error"]
+    served.http.post(f"{url}/pause", headers=bearer(ADMIN))
+    r = served.http.post(f"{url}/resume", headers=bearer(ADMIN))
+    assert (r.status_code, r.json()["status"]) == (200, "new")
+    flips = served.http.get(url).json()["flips"]
+    assert [(f["from"], f["to"]) for f in flips][:4] == [
+        ("paused", "new"),
+        ("up", "paused"),
+        ("paused", "up"),
+        ("down", "paused"),
+    ]

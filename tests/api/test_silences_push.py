@@ -63,6 +63,25 @@ def test_unknown_silence_is_404(served: Served) -> None:
     assert r.status_code == 404
 
 
+def test_a_silence_that_cannot_be_stored_is_a_503_naming_the_cause(
+    served: Served, tmp_path: Path
+) -> None:
+    kept = served.http.post("/api/v2/silences", json=SILENCE, headers=bearer(SILENCER))
+    kept_id = kept.json()["silenceID"]
+    store = served.ctx.silences.store  # type: ignore[union-attr]
+    store._db.execute("PRAGMA query_only=ON")  # writes now fail, as on a full disk
+    r = served.http.post("/api/v2/silences", json=SILENCE, headers=bearer(SILENCER))
+    assert r.status_code == 503
+    # Alertmanager's error shape: a JSON string.
+    assert r.json().startswith("cannot store the silence: "), r.text
+    assert r.json().endswith(f"(data dir {tmp_path})")
+    r = served.http.delete(f"/api/v2/silence/{kept_id}", headers=bearer(SILENCER))
+    assert r.status_code == 503
+    assert r.json().startswith("cannot expire the silence: ")
+    listed = served.http.get("/api/v2/silences").json()
+    assert [(s["id"], s["status"]["state"]) for s in listed] == [(kept_id, "active")]
+
+
 @pytest.mark.parametrize(
     ("change", "fragment"),
     [

@@ -26,16 +26,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import (
-    Recorder,
-    Reply,
-    free_port,
-    need_binary,
-    soulwatch_command,
-    started,
-    subprocess_env,
-    wait_until,
-)
+from tests.helpers import Recorder, Reply, free_port, need_binary, started, wait_until
+from tests.peers import alertmanager_peer, prometheus_peer, ready_at, soulwatch_peer
 
 pytestmark = pytest.mark.slow
 
@@ -95,22 +87,13 @@ class Peers:
     workdir: Path
 
 
-def _ready(base: str, path: str = "/-/ready") -> Any:
-    return lambda: httpx.get(base + path, timeout=1).status_code == 200
-
-
 @pytest.fixture(scope="module")
 def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
-    prometheus = need_binary("prometheus")
-    alertmanager = need_binary("prometheus-alertmanager")
     need_binary("amtool")
     workdir = tmp_path_factory.mktemp("amcompat")
     failing = Reply(body=b"job_failed 1\n", headers={"Content-Type": "text/plain"})
     with Recorder() as hooks, Recorder() as am_hooks, Recorder(default=failing) as exporter:
-        sw_port, am_port, prom_port = free_port(), free_port(), free_port()
-        sw = f"http://127.0.0.1:{sw_port}"
-        am = f"http://127.0.0.1:{am_port}"
-        prom = f"http://127.0.0.1:{prom_port}"
+        sw_port = free_port()  # the Prometheus config names it
         routing = textwrap.indent(ROUTING.format(url=hooks.url), "  ")
         (workdir / "soulwatch.yaml").write_text(
             f"auth:\n  tokens:\n    - name: rulers\n      token: {TOKEN}\n"
@@ -139,33 +122,14 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
                 """
             )
         )
-        sw_argv = soulwatch_command(
-            "run",
-            "-c",
-            str(workdir / "soulwatch.yaml"),
-            "--data-dir",
-            str(workdir / "sw"),
-            "--listen",
-            f"127.0.0.1:{sw_port}",
-        )
-        am_argv = [
-            alertmanager,
-            f"--config.file={workdir / 'alertmanager.yml'}",
-            f"--storage.path={workdir / 'am'}",
-            f"--web.listen-address=127.0.0.1:{am_port}",
-            "--cluster.listen-address=",
-        ]
-        prom_argv = [
-            prometheus,
-            f"--config.file={workdir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={workdir / 'prom'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-            "--rules.alert.resend-delay=1s",
-        ]
         with (
-            started(sw_argv, env=subprocess_env(), ready=_ready(sw), timeout=60),
-            started(am_argv, ready=_ready(am), timeout=60),
-            started(prom_argv, ready=_ready(prom), timeout=60),
+            soulwatch_peer(workdir / "soulwatch.yaml", port=sw_port, data_dir=workdir / "sw") as sw,
+            alertmanager_peer(workdir / "alertmanager.yml", workdir / "am") as am,
+            prometheus_peer(
+                workdir / "prometheus.yml",
+                workdir / "prom",
+                flags=["--rules.alert.resend-delay=1s"],
+            ) as prom,
         ):
             yield Peers(sw, am, prom, hooks, am_hooks, exporter, workdir)
 
@@ -248,7 +212,7 @@ def test_vmalert_sends_to_soulwatch(peers: Peers) -> None:
         f"-httpListenAddr=127.0.0.1:{port}",
         "-evaluationInterval=1s",
     ]
-    with started(argv, ready=_ready(f"http://127.0.0.1:{port}", "/health"), timeout=60):
+    with started(argv, ready=ready_at(f"http://127.0.0.1:{port}", "/health"), timeout=60):
         [page, *_] = wait_until(
             lambda: _hooked(peers, "FromVmalert", "firing"), timeout=30, what="vmalert paged"
         )

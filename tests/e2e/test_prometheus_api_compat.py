@@ -19,16 +19,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.helpers import (
-    Recorder,
-    Reply,
-    free_port,
-    need_binary,
-    soulwatch_command,
-    started,
-    subprocess_env,
-    wait_until,
-)
+from tests.helpers import Recorder, Reply, wait_until
+from tests.peers import prometheus_peer, soulwatch_peer
 
 pytestmark = pytest.mark.slow
 
@@ -90,10 +82,6 @@ def _data(base: str, path: str, **params: Any) -> Any:
     return body["data"]
 
 
-def _ready(base: str) -> Any:
-    return lambda: httpx.get(f"{base}/-/ready", timeout=1).status_code == 200
-
-
 def _scraped_and_evaluated(base: str) -> bool:
     targets = _data(base, "/api/v1/targets")["activeTargets"]
     rules = _data(base, "/api/v1/rules")["groups"]
@@ -103,7 +91,6 @@ def _scraped_and_evaluated(base: str) -> bool:
 
 @pytest.fixture(scope="module")
 def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    prometheus = need_binary("prometheus")
     workdir = tmp_path_factory.mktemp("apicompat")
     (workdir / "rules.yml").write_text(RULES)
     reply = Reply(
@@ -132,27 +119,9 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]
                 """
             )
         )
-        prom_port, sw_port = free_port(), free_port()
-        prom, sw = f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{sw_port}"
-        prom_argv = [
-            prometheus,
-            "--config.file=prometheus.yml",
-            f"--storage.tsdb.path={workdir / 'prom'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ]
-        sw_argv = soulwatch_command(
-            "run",
-            "-c",
-            "prometheus.yml",
-            "--data-dir",
-            str(workdir / "sw"),
-            "--listen",
-            f"127.0.0.1:{sw_port}",
-        )
-        cwd = str(workdir)
         with (
-            started(prom_argv, cwd=cwd, ready=_ready(prom), timeout=60),
-            started(sw_argv, cwd=cwd, env=subprocess_env(), ready=_ready(sw), timeout=60),
+            prometheus_peer("prometheus.yml", workdir / "prom", cwd=workdir) as prom,
+            soulwatch_peer("prometheus.yml", data_dir=workdir / "sw", cwd=workdir) as sw,
         ):
             wait_until(lambda: _scraped_and_evaluated(prom), timeout=30, what="prometheus ready")
             wait_until(lambda: _scraped_and_evaluated(sw), timeout=30, what="soulwatch ready")
@@ -366,7 +335,6 @@ def test_federate_writes_the_same_families_and_series(peers: tuple[str, str]) ->
 
 
 def test_a_real_prometheus_federates_from_soulwatch(peers: tuple[str, str], tmp_path: Path) -> None:
-    prometheus = need_binary("prometheus")
     _, sw = peers
     config = tmp_path / "federating.yml"
     config.write_text(
@@ -386,15 +354,7 @@ def test_a_real_prometheus_federates_from_soulwatch(peers: tuple[str, str], tmp_
             """
         )
     )
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    argv = [
-        prometheus,
-        f"--config.file={config}",
-        f"--storage.tsdb.path={tmp_path / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    with started(argv, ready=_ready(base), timeout=60):
+    with prometheus_peer(config, tmp_path / "data") as base:
 
         def federated() -> list[Any]:
             result: list[Any] = _data(base, "/api/v1/query", query="queue_depth")["result"]

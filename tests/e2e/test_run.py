@@ -22,15 +22,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from soulwatch.instrument import Heartbeat, instrument
-from tests.helpers import (
-    Recorder,
-    UvicornThread,
-    free_port,
-    soulwatch_command,
-    started,
-    subprocess_env,
-    wait_until,
-)
+from tests.helpers import Recorder, UvicornThread, free_port, wait_until
+from tests.peers import pager_alerting, pages, soulwatch_peer
 
 pytestmark = pytest.mark.slow
 
@@ -84,17 +77,6 @@ def _config(tmp_path: Path, app_port: int, listen: int, hook: str) -> Path:
                 targets: ["http://127.0.0.1:{app_port}/health"]
                 interval: 1s
                 timeout: 1s
-            alerting:
-              route:
-                receiver: pager
-                group_by: [alertname]
-                group_wait: 0s
-                group_interval: 1s
-                repeat_interval: 1h
-              receivers:
-                - name: pager
-                  webhook_configs:
-                    - url: {hook}/page
             heartbeats:
               checks:
                 - name: shop-loop
@@ -108,6 +90,7 @@ def _config(tmp_path: Path, app_port: int, listen: int, hook: str) -> Path:
                   scopes: [admin]
             """
         )
+        + pager_alerting(hook)
     )
     return config
 
@@ -124,15 +107,6 @@ def _alert_states(api: httpx.Client) -> set[str]:
     return {a["state"] for a in alerts if a["labels"]["alertname"] == "AppDown"}
 
 
-def _pages(hook: Recorder, status: str) -> list[dict[str, Any]]:
-    return [
-        body
-        for r in hook.received("/page")
-        if (body := r.json())["status"] == status
-        and body["commonLabels"].get("alertname") == "AppDown"
-    ]
-
-
 def test_run_scrapes_alerts_pages_and_recovers(tmp_path: Path) -> None:
     app = _app()
     app_port = free_port()
@@ -142,11 +116,8 @@ def test_run_scrapes_alerts_pages_and_recovers(tmp_path: Path) -> None:
         config = _config(tmp_path, app_port, listen, hook.url)
         server = UvicornThread(app, port=app_port).start()
         try:
-            argv = soulwatch_command("run", "-c", str(config))
-            env = subprocess_env(E2E_ADMIN=ADMIN)
-            ready = lambda: httpx.get(f"{base}/-/ready", timeout=1).status_code == 200  # noqa: E731
             with (
-                started(argv, env=env, ready=ready, timeout=30),
+                soulwatch_peer(config, port=listen, env={"E2E_ADMIN": ADMIN}),
                 httpx.Client(base_url=base, timeout=10) as api,
             ):
                 # The SDK's heartbeat client against the ping endpoint.
@@ -184,7 +155,7 @@ def test_run_scrapes_alerts_pages_and_recovers(tmp_path: Path) -> None:
                 server.stop()
                 wait_until(lambda: "pending" in _alert_states(api), timeout=20, what="pending")
                 wait_until(lambda: "firing" in _alert_states(api), timeout=20, what="firing")
-                wait_until(lambda: _pages(hook, "firing"), timeout=20, what="the page")
+                wait_until(lambda: pages(hook, "AppDown", "firing"), timeout=20, what="the page")
                 [target] = api.get("/api/v1/targets").json()["data"]["activeTargets"]
                 assert target["health"] == "down"
                 assert target["lastError"]
@@ -196,7 +167,7 @@ def test_run_scrapes_alerts_pages_and_recovers(tmp_path: Path) -> None:
                 [probe] = api.get("/api/v1/probes").json()["probes"]
                 assert probe["health"] == "down"
                 assert probe["lastError"]
-                page = _pages(hook, "firing")[0]
+                page = pages(hook, "AppDown", "firing")[0]
                 assert page["alerts"][0]["annotations"]["summary"] == (
                     f"127.0.0.1:{app_port} is down"
                 )
@@ -212,7 +183,9 @@ def test_run_scrapes_alerts_pages_and_recovers(tmp_path: Path) -> None:
                     timeout=20,
                     what="the probe back up",
                 )
-                wait_until(lambda: _pages(hook, "resolved"), timeout=20, what="resolved page")
+                wait_until(
+                    lambda: pages(hook, "AppDown", "resolved"), timeout=20, what="resolved page"
+                )
                 history = api.get("/api/v1/alerts/history").json()["history"]
                 moves = [(h["from"], h["to"]) for h in history if h["alertname"] == "AppDown"]
                 assert ("pending", "firing") in moves

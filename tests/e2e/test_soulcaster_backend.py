@@ -14,22 +14,14 @@ import re
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import yaml
 
 from soulwatch.presets import soulcaster as preset
-from tests.helpers import (
-    Recorder,
-    RedisServer,
-    free_port,
-    soulwatch_command,
-    started,
-    subprocess_env,
-    wait_until,
-)
+from tests.helpers import Recorder, RedisServer, free_port, started, subprocess_env, wait_until
+from tests.peers import pager_alerting, pages, soulwatch_peer
 
 pytestmark = pytest.mark.slow
 
@@ -91,30 +83,11 @@ def _monitor_config(tmp_path: Path, listen: int, backend: str, hook: str) -> Pat
                 interval: 1s
                 timeout: 1s
                 http: {{valid_status_codes: [200]}}
-            alerting:
-              route:
-                receiver: pager
-                group_by: [alertname]
-                group_wait: 0s
-                group_interval: 1s
-                repeat_interval: 1h
-              receivers:
-                - name: pager
-                  webhook_configs:
-                    - url: {hook}/page
             """
         )
+        + pager_alerting(hook)
     )
     return config
-
-
-def _pages(hook: Recorder, status: str) -> list[dict[str, Any]]:
-    return [
-        body
-        for r in hook.received("/page")
-        if (body := r.json())["status"] == status
-        and body["commonLabels"].get("alertname") == "BackendDown"
-    ]
 
 
 def test_own_health_fails_with_redis_backend_down_pages_and_500s_keep_request_ids(
@@ -143,14 +116,8 @@ def test_own_health_fails_with_redis_backend_down_pages_and_500s_keep_request_id
             assert created.status_code == 200
 
             config = _monitor_config(tmp_path, listen, backend, hook.url)
-            ready = lambda: httpx.get(f"{base}/-/ready", timeout=1).status_code == 200  # noqa: E731
             with (
-                started(
-                    soulwatch_command("run", "-c", str(config)),
-                    env=subprocess_env(),
-                    ready=ready,
-                    timeout=30,
-                ),
+                soulwatch_peer(config, port=listen),
                 httpx.Client(base_url=base, timeout=10) as api,
             ):
                 up = 'probe_success{job="backend-health"} == 1'
@@ -191,11 +158,17 @@ def test_own_health_fails_with_redis_backend_down_pages_and_500s_keep_request_id
                     what="the 500s counted",
                 )
 
-                wait_until(lambda: _pages(hook, "firing"), timeout=30, what="BackendDown paged")
-                page = _pages(hook, "firing")[0]
+                wait_until(
+                    lambda: pages(hook, "BackendDown", "firing"),
+                    timeout=30,
+                    what="BackendDown paged",
+                )
+                page = pages(hook, "BackendDown", "firing")[0]
                 assert page["commonLabels"]["priority"] == "P1"
                 assert f"{backend}/health" in page["alerts"][0]["annotations"]["description"]
 
                 redis_server.start()
                 assert client.get("/health").status_code == 200
-                wait_until(lambda: _pages(hook, "resolved"), timeout=30, what="resolved")
+                wait_until(
+                    lambda: pages(hook, "BackendDown", "resolved"), timeout=30, what="resolved"
+                )

@@ -16,14 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import (
-    free_port,
-    need_binary,
-    soulwatch_command,
-    started,
-    subprocess_env,
-    wait_until,
-)
+from tests.helpers import free_port, wait_until
+from tests.peers import prometheus_peer, soulwatch_peer
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +64,6 @@ def _evaluated(base: str) -> bool:
 
 
 def test_rules_alerts_and_targets_match_prometheus(tmp_path: Path) -> None:
-    binary = need_binary("prometheus")
     (tmp_path / "rules.yml").write_text(RULES)
     dead = free_port()
     config = tmp_path / "prometheus.yml"
@@ -91,27 +84,9 @@ def test_rules_alerts_and_targets_match_prometheus(tmp_path: Path) -> None:
             """
         )
     )
-    prom_port, sw_port = free_port(), free_port()
-    prom, sw = f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{sw_port}"
-    prom_argv = [
-        binary,
-        f"--config.file={config}",
-        f"--storage.tsdb.path={tmp_path / 'prom'}",
-        f"--web.listen-address=127.0.0.1:{prom_port}",
-    ]
-    sw_argv = soulwatch_command(
-        "run",
-        "-c",
-        str(config),
-        "--data-dir",
-        str(tmp_path / "sw"),
-        "--listen",
-        f"127.0.0.1:{sw_port}",
-    )
-    ready = lambda base: lambda: httpx.get(f"{base}/-/ready", timeout=1).status_code == 200  # noqa: E731
     with (
-        started(prom_argv, ready=ready(prom), timeout=60),
-        started(sw_argv, env=subprocess_env(), ready=ready(sw), timeout=60),
+        prometheus_peer(config, tmp_path / "prom") as prom,
+        soulwatch_peer(config, data_dir=tmp_path / "sw") as sw,
     ):
         wait_until(lambda: _evaluated(prom), timeout=30, what="prometheus evaluated")
         wait_until(lambda: _evaluated(sw), timeout=30, what="soulwatch evaluated")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from soulwatch.promql.engine import Engine
 from soulwatch.tsdb.config import StorageConfig
@@ -196,3 +197,12 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
                 return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def queue_metric(text: str, name: str, remote_name: str) -> float:
+    """The value of ``name`` for queue ``remote_name`` in an exposition ``text``."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels.get("remote_name") == remote_name:
+                return float(sample.value)
+    raise AssertionError(f"{name} for {remote_name} not exported")

@@ -15,13 +15,13 @@ import time
 from pathlib import Path
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import free_port
 from tests.remote.receivers import (
     PrometheusReceiver,
     VictoriaMetricsReceiver,
     kill,
+    queue_metric,
     receiver_answers,
     same,
     soulwatch_answers,
@@ -80,8 +80,10 @@ def test_outage_and_kill_9_lose_nothing_and_send_nothing_twice(tmp_path: Path) -
         time.sleep(2)  # still no receiver: the restarted soulwatch retries
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         for kind in ("prometheus", "victoria-metrics"):
-            assert _metric(metrics, "prometheus_remote_storage_samples_retried_total", kind) > 0
-            assert _metric(metrics, "prometheus_remote_storage_samples_total", kind) == 0
+            assert (
+                queue_metric(metrics, "prometheus_remote_storage_samples_retried_total", kind) > 0
+            )
+            assert queue_metric(metrics, "prometheus_remote_storage_samples_total", kind) == 0
         health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
         assert all("ConnectError" in q["last_error"] for q in health["remote_write"]), health
         with prom.running(), vm.running():
@@ -96,11 +98,3 @@ def test_outage_and_kill_9_lose_nothing_and_send_nothing_twice(tmp_path: Path) -
                 mine,
                 receiver_answers(prom, QUERIES, t),
             )
-
-
-def _metric(text: str, name: str, remote_name: str) -> float:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and sample.labels.get("remote_name") == remote_name:
-                return float(sample.value)
-    raise AssertionError(f"{name} for {remote_name} not exported")

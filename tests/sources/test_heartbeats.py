@@ -15,6 +15,7 @@ from soulwatch.sources.heartbeats import (
     HeartbeatsConfig,
     HeartbeatStore,
     ManagedByConfigError,
+    NotPausedError,
     Ping,
     PingKind,
     PingOutcome,
@@ -186,7 +187,7 @@ async def test_metrics_follow_the_checks(tmp_path: Path, clock: SimulatedClock) 
     mon.configure(HeartbeatsConfig(), now=clock.time())
     mon.evaluate(clock.time() + 1, storage)
     ended = list(storage.select([Matcher.equal("check", "poller")], 0, 2**62))
-    assert len(ended) == 4  # up, duration, last ping of success and of start
+    assert len(ended) == 5  # up, paused, duration, last ping of success and of start
     assert all(is_stale_nan(s.values[-1]) for s in ended)
     assert all(not math.isnan(s.values[0]) for s in ended)
 
@@ -242,3 +243,53 @@ def test_a_check_created_through_the_api_stays_new_until_pinged(
     check = mon.by_name("backup")
     assert check is not None
     assert check.status_at(clock.time() + 10 * 3600) is CheckStatus.NEW
+
+
+def test_a_paused_check_never_goes_down_and_its_next_ping_resumes_it(
+    tmp_path: Path, clock: SimulatedClock
+) -> None:
+    storage = MemoryStorage()
+    mon = _monitor(tmp_path, period="1m", grace="1m")
+    mon.ping_uuid(UUID, Ping(clock.time(), PingKind.FAIL))
+    mon.evaluate(clock.time(), storage)
+    assert _latest(storage, "heartbeat_up", check="poller") == 0.0
+
+    check = mon.pause("poller", clock.time())
+    assert check.status_at(clock.time() + 10 * 86400) is CheckStatus.PAUSED
+    assert mon.evaluate(clock.time() + 10 * 86400, storage) == []
+    # The alerting series reads up (a paused check does not alert) and says why.
+    assert _latest(storage, "heartbeat_up", check="poller") == 1.0
+    assert _latest(storage, "heartbeat_paused", check="poller") == 1.0
+    last = mon.flips("poller")[0]
+    assert (last.old, last.new) == (CheckStatus.DOWN, CheckStatus.PAUSED)
+
+    # Paused is stored: a restart (and the config it re-applies) keeps it.
+    mon.store.close()
+    mon = _monitor(tmp_path, period="1m", grace="1m")
+    paused = mon.by_name("poller")
+    assert paused is not None
+    assert paused.status is CheckStatus.PAUSED
+    assert mon.evaluate(clock.time() + 20 * 86400) == []
+
+    # A start does not end the pause (the run's end does), as in healthchecks.
+    later = clock.time() + 20 * 86400
+    mon.ping_uuid(UUID, Ping(later, PingKind.START))
+    assert paused.status_at(later + 3600) is CheckStatus.PAUSED
+    mon.ping_uuid(UUID, Ping(later + 5, PingKind.SUCCESS))
+    assert paused.status_at(later + 5) is CheckStatus.UP
+    assert mon.flips("poller")[0].old is CheckStatus.PAUSED
+    mon.evaluate(later + 5, storage)
+    assert _latest(storage, "heartbeat_paused", check="poller") == 0.0
+
+
+def test_resume_waits_afresh_for_the_next_ping(tmp_path: Path, clock: SimulatedClock) -> None:
+    mon = _monitor(tmp_path, period="10m", grace="5m")
+    with pytest.raises(NotPausedError):
+        mon.resume("poller", clock.time())
+    mon.pause("poller", clock.time())
+    resumed_at = clock.time() + 86400
+    check = mon.resume("poller", resumed_at)
+    assert check.status_at(resumed_at) is CheckStatus.NEW
+    # A declared check is expected one period and grace after the resume, not at once.
+    assert mon.evaluate(resumed_at + 899) == []
+    assert [f.new for _, f in mon.evaluate(resumed_at + 900)] == [CheckStatus.DOWN]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from soulwatch.alerting.message import group_id
+from soulwatch.alerting.store_writes import StoreWrites
 from soulwatch.clock import Clock
 from soulwatch.exceptions import StorageError
 
@@ -62,6 +63,7 @@ class AckStore:
             rows = self._db.execute(
                 "SELECT group_key, by, comment, at FROM acks ORDER BY id"
             ).fetchall()
+            self._writes = StoreWrites("acknowledgements", self._db, self._lock, Path(path))
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open acknowledgements in {path}: {exc}") from exc
         self._acks = {str(r[0]): Ack(str(r[0]), str(r[1]), str(r[2]), float(r[3])) for r in rows}
@@ -70,19 +72,27 @@ class AckStore:
         """Close the database."""
         self._db.close()
 
+    @property
+    def last_error(self) -> str | None:
+        """Why the last write failed (a full disk), ``None`` once one works again."""
+        return self._writes.last_error
+
+    def recheck(self) -> None:
+        """While writes fail, find out whether they work again (see :mod:`.store_writes`)."""
+        self._writes.recheck(self._clock.time())
+
     def acknowledge(self, group_key: str, by: str, comment: str = "") -> Ack:
-        """Record that ``by`` acknowledged the group now (replacing an older acknowledgement)."""
+        """Record that ``by`` acknowledged the group now (replacing an older acknowledgement);
+        ``StorageError`` (naming the cause) when it cannot be written."""
         if not by.strip():
             raise ValueError("an acknowledgement needs a name (who is on it)")
         ack = Ack(group_key, by.strip()[:MAX_TEXT], comment.strip()[:MAX_TEXT], self._clock.time())
         with self._lock:
-            try:
-                self._db.execute(
+            with self._writes.writing("record the acknowledgement") as db:
+                db.execute(
                     "INSERT INTO acks (group_key, by, comment, at) VALUES (?,?,?,?)",
                     (ack.group_key, ack.by, ack.comment, ack.at),
                 )
-            except sqlite3.Error as exc:
-                raise StorageError(f"cannot record the acknowledgement: {exc}") from exc
             self._acks[group_key] = ack
         return ack
 

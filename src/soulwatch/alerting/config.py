@@ -448,6 +448,8 @@ class DeliveryConfig(_Model):
     timeout: Duration = 10.0
     #: delivered, failed and expired rows are deleted after this long
     retention: Duration = 7 * 86400.0
+    #: notifications kept in memory while the outbox cannot be written (a full disk)
+    max_held: Annotated[int, Field(ge=1)] = 1000
 
 
 class GlobalConfig(_Model):

@@ -24,7 +24,10 @@ When that file cannot be written (a full disk), alerting goes on from
 memory: the notification and its log entry are kept in memory and sent at
 once, marked as such (the ``soulwatch_store_failing`` annotation and a note
 say which store fails), and everything held in memory is written as soon as
-the database accepts writes again. A crash while the disk is full loses what
+the database accepts writes again. What memory holds is bounded (see
+:mod:`soulwatch.alerting.outbox_memory`: a later notification of a group
+supersedes an earlier one, and past ``delivery.max_held`` the oldest are
+dropped, firing pages last). A crash while the disk is full loses what
 only memory held; every other guarantee stands. The same mark goes on every
 notification while any store the ``store_failures`` callable names is failing.
 """
@@ -42,6 +45,7 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry
 
 from soulwatch.alerting import issue_index, nflog
+from soulwatch.alerting import outbox_memory as memory
 from soulwatch.alerting import outbox_rows as rows_
 from soulwatch.alerting.config import DeliveryConfig
 from soulwatch.alerting.delivery_db import DeliveryDatabase
@@ -147,6 +151,7 @@ class Outbox:
         #: The GitHub issue index, in the same database.
         self.issues = issue_index.GitHubIssueIndex(self._db)
         self.metrics = DeliveryMetrics(registry)
+        self._drops = memory.DropLog(registry)
         # Every pending row (and finished ones not yet written), in enqueue order.
         self._rows: dict[int, PendingRow] = {r.seq: r for r in rows_.load_pending(self._db)}
         [(max_id,)] = self._db.read("SELECT COALESCE(MAX(id), 0) FROM outbox")
@@ -159,6 +164,7 @@ class Outbox:
         }
         self._wake = asyncio.Event()
         self._in_flight: set[tuple[str, str]] = set()
+        self._sending: set[int] = set()  # seqs of the rows being sent now
         self._tasks: set[asyncio.Task[None]] = set()
         self._max_in_flight = max_in_flight
 
@@ -220,8 +226,27 @@ class Outbox:
             self._held_log[(update.integration, update.group_key)] = (update, now)
             if n is not None:
                 row = PendingRow(next(self._seq), None, _marked(n, failures), now, now, dirty=True)
+                for old in memory.superseded(self._rows.values(), row, self._sending):
+                    self._drop(old, memory.DropReason.SUPERSEDED, now, forget_log=False)
                 self._rows[row.seq] = row
+        limit = self._settings.max_held
+        for old in memory.overflow(self._rows.values(), limit, self._sending):
+            self._drop(old, memory.DropReason.OVERFLOW, now, forget_log=True)
         self._wake.set()
+
+    def _drop(
+        self, row: PendingRow, reason: memory.DropReason, now: float, *, forget_log: bool
+    ) -> None:
+        """Forget a row only held in memory; an unsent one is counted, and with
+        ``forget_log`` its group's held log entry goes too, so it is notified again."""
+        del self._rows[row.seq]
+        if row.state is not RowState.PENDING:
+            return
+        self._drops.count(reason, now)
+        if forget_log and not any(
+            r.lane == row.lane and r.state is RowState.PENDING for r in self._rows.values()
+        ):
+            self._held_log.pop(row.lane, None)
 
     def _write(self, items: Sequence[EnqueueItem], failures: dict[str, str], now: float) -> None:
         added: list[PendingRow] = []
@@ -253,6 +278,7 @@ class Outbox:
                         rows_.update(conn, row)
         except StorageError:
             return False
+        self._drops.flush(self._clock.time())
         self._held_log.clear()
         for row in dirty:
             row.id = ids.get(row.seq, row.id)
@@ -373,6 +399,7 @@ class Outbox:
             if len(self._in_flight) >= self._max_in_flight:
                 break
             self._in_flight.add(lane)
+            self._sending.add(row.seq)
             task = asyncio.get_running_loop().create_task(self._deliver(row))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -383,6 +410,13 @@ class Outbox:
             await self._attempt(row)
         finally:
             self._in_flight.discard(row.lane)
+            self._sending.discard(row.seq)
+            # Only in memory and superseded while it was being sent: now it can go.
+            if row.id is None and row.seq in self._rows:
+                rows = self._rows.values()
+                if memory.superseded(rows, row, self._sending, newer_only=True):
+                    now = self._clock.time()
+                    self._drop(row, memory.DropReason.SUPERSEDED, now, forget_log=False)
             self._wake.set()
 
     async def _attempt(self, row: PendingRow) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from soulwatch.alerting.config import TimeIntervalSpec
+from soulwatch.alerting.store_writes import StoreWrites
 from soulwatch.alerting.timeintervals import interval_contains, next_change
 from soulwatch.clock import Clock
 from soulwatch.exceptions import ConfigError, StorageError
@@ -148,6 +149,7 @@ class SilenceStore:
                 " starts_at REAL NOT NULL, ends_at REAL NOT NULL, created_by TEXT NOT NULL,"
                 " comment TEXT NOT NULL, schedule TEXT, updated_at REAL NOT NULL)"
             )
+            self._writes = StoreWrites("silences", self._db, self._lock, Path(path))
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open silence store {path}: {exc}") from exc
         self._listeners: list[Callable[[], None]] = []
@@ -155,6 +157,15 @@ class SilenceStore:
     def close(self) -> None:
         """Close the database."""
         self._db.close()
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last write failed (a full disk), ``None`` once one works again."""
+        return self._writes.last_error
+
+    def recheck(self) -> None:
+        """While writes fail, find out whether they work again (see :mod:`.store_writes`)."""
+        self._writes.recheck(self._clock.time())
 
     def configure(self, *, max_duration: float, retention: float) -> None:
         """Apply reloaded limits: the longest silence accepted, how long expired ones are kept."""
@@ -175,7 +186,9 @@ class SilenceStore:
             callback()
 
     def create(self, silence: PostableSilence) -> str:
-        """Create a silence (or update the one with ``silence.id``); returns its id."""
+        """Create a silence (or update the one with ``silence.id``); returns its id.
+
+        ``StorageError`` (naming the cause) when it cannot be written."""
         now = self._clock.time()
         start, end = silence.starts_at.timestamp(), silence.ends_at.timestamp()
         if end <= start:
@@ -198,19 +211,20 @@ class SilenceStore:
         with self._lock:
             if silence.id is not None and self._row(sid) is None:
                 raise KeyError(sid)
-            self._db.execute(
-                "INSERT OR REPLACE INTO silences VALUES (?,?,?,?,?,?,?,?)",
-                (
-                    sid,
-                    matchers,
-                    max(start, now) if silence.id else start,
-                    end,
-                    silence.created_by,
-                    silence.comment,
-                    schedule,
-                    now,
-                ),
-            )
+            with self._writes.writing("store the silence") as db:
+                db.execute(
+                    "INSERT OR REPLACE INTO silences VALUES (?,?,?,?,?,?,?,?)",
+                    (
+                        sid,
+                        matchers,
+                        max(start, now) if silence.id else start,
+                        end,
+                        silence.created_by,
+                        silence.comment,
+                        schedule,
+                        now,
+                    ),
+                )
         self._changed()
         return sid
 
@@ -224,17 +238,18 @@ class SilenceStore:
             start, end = row[2], row[3]
             if end <= now:
                 return
-            self._db.execute(
-                "UPDATE silences SET starts_at=?, ends_at=?, updated_at=? WHERE id=?",
-                (min(start, now), now, now, silence_id),
-            )
+            with self._writes.writing("expire the silence") as db:
+                db.execute(
+                    "UPDATE silences SET starts_at=?, ends_at=?, updated_at=? WHERE id=?",
+                    (min(start, now), now, now, silence_id),
+                )
         self._changed()
 
     def prune(self) -> int:
         """Forget silences that expired more than ``retention`` seconds ago; returns how many."""
         cutoff = self._clock.time() - self.retention
-        with self._lock:
-            cursor = self._db.execute("DELETE FROM silences WHERE ends_at < ?", (cutoff,))
+        with self._lock, self._writes.writing("prune expired silences") as db:
+            cursor = db.execute("DELETE FROM silences WHERE ends_at < ?", (cutoff,))
         return int(cursor.rowcount)
 
     def get(self, silence_id: str) -> GettableSilence:

@@ -59,9 +59,10 @@ def create_app(ctx: ApiContext) -> Starlette:
     """The ASGI app serving ``ctx``."""
     auth = _AuthHolder(ctx)
     own = _OwnApi(ctx, auth)
+    console = Console(ctx, auth)
     routes = [
         # First: the console owns `/` and its pages win over any API route.
-        *Console(ctx, auth).routes(),
+        *console.routes(),
         *PrometheusApi(ctx, auth).routes(),
         *StatusApi(ctx, auth).routes(),
         *FederateApi(ctx, auth).routes(),
@@ -73,11 +74,20 @@ def create_app(ctx: ApiContext) -> Starlette:
         *(ctx.rum.routes() if ctx.rum else ()),
         *(ctx.otlp.routes(auth) if ctx.otlp else ()),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(RequestGuard, api=lambda: ctx.api)],
         exception_handlers={Exception: _internal_error},
     )
+    # The server starts it (warm-up) and ends its live streams before stopping.
+    app.state.console = console
+    return app
+
+
+def console_of(app: Starlette) -> Console:
+    """The console of an app made by :func:`create_app`."""
+    console: Console = app.state.console
+    return console
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

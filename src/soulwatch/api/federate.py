@@ -21,6 +21,7 @@ from soulwatch.api.auth import Authenticator
 from soulwatch.api.context import ApiContext
 from soulwatch.api.http import HttpError
 from soulwatch.api.selectors import SelectorError, parse_selector
+from soulwatch.exceptions import QueryError
 from soulwatch.promql.printer import go_float
 from soulwatch.tsdb.model import Labels, Matcher, is_stale_nan
 from soulwatch.tsdb.storage import Storage
@@ -105,5 +106,8 @@ class FederateApi:
             # Off the loop, the text too: federating everything is a large body.
             return exposition(newest_samples(storage, sets, mint, now_ms), labels)
 
-        body = await asyncio.wait_for(self.ctx.runner(read), self.ctx.api.query_timeout)
+        try:
+            body = await asyncio.wait_for(self.ctx.runner(read), self.ctx.api.query_timeout)
+        except QueryError as exc:  # an agent keeps nothing to federate
+            return PlainTextResponse(f"{exc}\n", status_code=422)
         return Response(body, media_type=CONTENT_TYPE)

@@ -29,6 +29,7 @@ from soulwatch.sources.heartbeats import (
     HeartbeatCheckConfig,
     HeartbeatMonitor,
     ManagedByConfigError,
+    NotPausedError,
     Ping,
     PingKind,
     PingOutcome,
@@ -74,6 +75,8 @@ class HeartbeatApi:
             Route("/api/v1/heartbeats/{name}", crud(self.update_check), methods=["PUT"]),
             Route("/api/v1/heartbeats/{name}", crud(self.delete_check), methods=["DELETE"]),
             Route("/api/v1/heartbeats/{name}/pings", crud(self.check_pings), methods=["GET"]),
+            Route("/api/v1/heartbeats/{name}/pause", crud(self.pause_check), methods=["POST"]),
+            Route("/api/v1/heartbeats/{name}/resume", crud(self.resume_check), methods=["POST"]),
         ]
 
     def _guard(self, handler: Any) -> Any:
@@ -267,3 +270,28 @@ class HeartbeatApi:
         except ManagedByConfigError as exc:
             raise HttpError(409, str(exc)) from None
         return Response(status_code=204)
+
+    async def pause_check(self, request: Request, monitor: HeartbeatMonitor) -> Response:
+        """``POST /api/v1/heartbeats/<name>/pause`` (scope ``admin``): stop expecting pings.
+
+        Declared checks can be paused too; the next success or failure ping resumes.
+        """
+        who = self.auth.require(request, Scope.ADMIN)
+        name = request.path_params["name"]
+        try:
+            check = await asyncio.to_thread(monitor.pause, name, self.ctx.clock.time())
+        except UnknownCheckError:
+            raise HttpError(404, f"no check named {name!r}") from None
+        return json_response(self._view(check, who))
+
+    async def resume_check(self, request: Request, monitor: HeartbeatMonitor) -> Response:
+        """``POST /api/v1/heartbeats/<name>/resume`` (scope ``admin``); 409 when not paused."""
+        who = self.auth.require(request, Scope.ADMIN)
+        name = request.path_params["name"]
+        try:
+            check = await asyncio.to_thread(monitor.resume, name, self.ctx.clock.time())
+        except UnknownCheckError:
+            raise HttpError(404, f"no check named {name!r}") from None
+        except NotPausedError as exc:
+            raise HttpError(409, str(exc)) from None
+        return json_response(self._view(check, who))

@@ -158,6 +158,33 @@ def openapi_document() -> dict[str, Any]:
                 },
             },
         },
+        "/api/v1/heartbeats/{name}/pause": {
+            "parameters": [_NAME],
+            "post": {
+                "summary": "Pause a check: it expects no ping and does not alert (scope admin)",
+                "security": _AUTH,
+                "responses": {
+                    "200": _json("check", check_ref),
+                    "401": _error("auth"),
+                    "403": _error("scope"),
+                    "404": _error("unknown"),
+                },
+            },
+        },
+        "/api/v1/heartbeats/{name}/resume": {
+            "parameters": [_NAME],
+            "post": {
+                "summary": "Resume a paused check (scope admin)",
+                "security": _AUTH,
+                "responses": {
+                    "200": _json("check", check_ref),
+                    "401": _error("auth"),
+                    "403": _error("scope"),
+                    "404": _error("unknown"),
+                    "409": _error("not paused"),
+                },
+            },
+        },
         "/api/v1/heartbeats/{name}/pings": {
             "parameters": [_NAME],
             "get": {
@@ -324,7 +351,10 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object",
                     "properties": {
                         "name": {"type": "string"},
-                        "status": {"type": "string", "enum": ["new", "up", "grace", "down"]},
+                        "status": {
+                            "type": "string",
+                            "enum": ["new", "up", "grace", "down", "paused"],
+                        },
                     },
                 },
                 "PostableSilence": {

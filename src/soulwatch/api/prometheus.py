@@ -25,10 +25,10 @@ from starlette.routing import Route
 from soulwatch import __version__
 from soulwatch.api.auth import Authenticator
 from soulwatch.api.context import ApiContext, JSONDict
+from soulwatch.api.envelope import prometheus_endpoint
 from soulwatch.api.http import (
     ApiError,
     ErrorType,
-    HttpError,
     first,
     form_params,
     format_time,
@@ -119,19 +119,7 @@ class PrometheusApi:
         ]
 
     def _wrap(self, handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
-        async def endpoint(request: Request) -> Response:
-            try:
-                self._auth().require_read(request)
-                response: Response = await handler(request)
-            except ApiError as exc:
-                return exc.response()
-            except HttpError as exc:
-                if exc.status in (401, 403, 413):
-                    return exc.response()
-                return ApiError(ErrorType.BAD_DATA, exc.message).response()
-            return response
-
-        return endpoint
+        return prometheus_endpoint(handler, self._auth)
 
     async def _params(self, request: Request) -> list[tuple[str, str]]:
         return await form_params(request, self.ctx.api.max_body_bytes)

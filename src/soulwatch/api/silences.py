@@ -2,7 +2,10 @@
 
 ``GET/POST /api/v2/silences``, ``GET/DELETE /api/v2/silence/{id}``, with
 Alertmanager's ``PostableSilence`` / ``GettableSilence`` shapes. Creating or
-expiring a silence needs a token with the ``silences`` scope.
+expiring a silence needs a token with the ``silences`` scope. When the
+silence store cannot be written (a full disk) they answer 503 with
+Alertmanager's error shape, a JSON string naming the cause; the silences
+already stored stay readable and keep muting.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ import asyncio
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from soulwatch.alerting.silences import PostableSilence
 from soulwatch.api.context import ApiContext, SilenceNotFoundError, SilencesView
 from soulwatch.api.http import HttpError, json_response, parse_json
 from soulwatch.config import Scope
+from soulwatch.exceptions import StorageError
 
 
 class SilenceApi:
@@ -46,6 +50,9 @@ class SilenceApi:
                 return exc.response()
             except SilenceNotFoundError:
                 return HttpError(404, "silence not found").response()
+            except StorageError as exc:
+                # Alertmanager answers its API errors with a JSON string.
+                return JSONResponse(str(exc), status_code=503)
             return result
 
         return endpoint

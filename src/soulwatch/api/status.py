@@ -15,22 +15,23 @@ import enum
 import math
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, SecretStr
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from soulwatch.api.auth import Authenticator
 from soulwatch.api.context import ApiContext, JSONDict
-from soulwatch.api.http import ApiError, ErrorType, HttpError, first, form_params
+from soulwatch.api.envelope import Endpoint, prometheus_endpoint, success
+from soulwatch.api.http import ApiError, ErrorType, first, form_params
 from soulwatch.config import SoulwatchConfig
 from soulwatch.duration import format_duration
-from soulwatch.exceptions import ParseError
+from soulwatch.exceptions import ParseError, QueryError
 from soulwatch.promql.parser import parse as parse_promql
 from soulwatch.promql.printer import pretty
 from soulwatch.tsdb.model import Labels, Matcher, MatchType
@@ -222,20 +223,11 @@ class StatusApi:
             Route("/api/v1/format_query", self._wrap(self.format_query), methods=both),
         ]
 
-    def _wrap(self, handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
-        async def endpoint(request: Request) -> Response:
-            try:
-                self._auth().require_read(request)
-                data = await handler(request)
-            except ApiError as exc:
-                return exc.response()
-            except HttpError as exc:
-                if exc.status in (401, 403, 413):
-                    return exc.response()
-                return ApiError(ErrorType.BAD_DATA, exc.message).response()
-            return JSONResponse({"status": "success", "data": data})
+    def _wrap(self, handler: Callable[[Request], Awaitable[Any]]) -> Endpoint:
+        async def respond(request: Request) -> Response:
+            return success(await handler(request))
 
-        return endpoint
+        return prometheus_endpoint(respond, self._auth)
 
     async def config(self, request: Request) -> JSONDict:
         """``/api/v1/status/config``: ``{"yaml": ...}`` with secrets redacted."""
@@ -263,9 +255,12 @@ class StatusApi:
             limit = int(text)
         now_ms = round(self.ctx.clock.time() * 1000)
         storage = self.ctx.storage
-        return await asyncio.wait_for(
-            asyncio.to_thread(tsdb_status, storage, now_ms, limit), self.ctx.api.query_timeout
-        )
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(tsdb_status, storage, now_ms, limit), self.ctx.api.query_timeout
+            )
+        except QueryError as exc:  # an agent keeps no head to describe
+            raise ApiError(ErrorType.EXECUTION, str(exc)) from None
 
     async def format_query(self, request: Request) -> str:
         """``/api/v1/format_query``: the query as Prometheus would write it."""

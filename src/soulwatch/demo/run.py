@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry
 
+from soulwatch.api.app import console_of
 from soulwatch.clock import ScaledClock
 from soulwatch.config import load_config
 from soulwatch.demo.config import ADMIN_TOKEN, HEARTBEAT_UUID, demo_config, write_config
@@ -182,7 +183,11 @@ class Demo:
         self.monitor = Monitor(load_config(self._config_path), clock=self.clock)
         await self.monitor.start()
         self._stack.push_async_callback(self.monitor.stop)
-        await self._serve(self.monitor.app(), port=listen_port)
+        app = self.monitor.app()
+        console = console_of(app)
+        await console.start()
+        self._stack.push_async_callback(console.aclose)
+        await self._serve(app, port=listen_port, before_stop=console.close_streams)
         self._http = await self._stack.enter_async_context(
             httpx.AsyncClient(base_url=sw_url, timeout=10.0)
         )
@@ -194,7 +199,9 @@ class Demo:
             f" (to silence or acknowledge, log in with the demo token {ADMIN_TOKEN})"
         )
 
-    async def _serve(self, app: Any, port: int | None = None) -> str:
+    async def _serve(
+        self, app: Any, port: int | None = None, before_stop: Callable[[], None] | None = None
+    ) -> str:
         import uvicorn
 
         port = port or free_port()
@@ -205,6 +212,8 @@ class Demo:
         task = asyncio.create_task(server.serve())
 
         async def stop() -> None:
+            if before_stop is not None:
+                before_stop()  # open event streams end, so the server stops at once
             server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(task, 10)

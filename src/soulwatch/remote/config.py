@@ -1,9 +1,8 @@
 """The typed ``remote_write:`` section: prometheus.yml's schema and Prometheus 2.42's defaults.
 
 An existing Prometheus ``remote_write`` list loads unchanged. Durations take
-Prometheus's forms (``30s``, ``5m``) or seconds. ``metadata_config`` is
-accepted with its defaults; soulwatch keeps no metric metadata yet, so none is
-sent (see docs/configuration.md).
+Prometheus's forms (``30s``, ``5m``) or seconds. ``metadata_config`` sends
+the scrape targets' metric metadata, as Prometheus 2.x does.
 """
 
 from __future__ import annotations
@@ -45,10 +44,10 @@ class QueueConfig(_Model):
 
 
 class MetadataConfig(_Model):
-    """``metadata_config``: metric metadata sending (accepted; none is kept to send yet)."""
+    """``metadata_config``: send the scraped ``# TYPE``, ``# HELP``, ``# UNIT`` periodically."""
 
     send: bool = True
-    send_interval: Duration = 60.0
+    send_interval: Duration = Field(default=60.0, gt=0)
     max_samples_per_send: int = Field(default=500, gt=0)
 
 

@@ -12,11 +12,14 @@ from prometheus_client import CollectorRegistry
 from soulwatch.clock import Clock
 from soulwatch.remote.config import RemoteWriteConfig
 from soulwatch.remote.metrics import RemoteMetrics
-from soulwatch.remote.queue import Blocking, RemoteWriteQueue, WalSource
+from soulwatch.remote.queue import Blocking, MetadataSource, RemoteWriteQueue, WalSource
 
 
 class RemoteWriteManager:
     """The queues of ``configs``, reading ``source``'s WAL; cursors live in ``state_dir``.
+
+    ``metadata`` gives the metric families whose ``# TYPE``/``# HELP``/``# UNIT``
+    each queue with ``metadata_config.send`` sends every ``send_interval``.
 
     Building checks what can be checked before anything runs (secrets and TLS
     files readable) and raises :class:`~soulwatch.exceptions.ConfigError`;
@@ -34,8 +37,10 @@ class RemoteWriteManager:
         run_blocking: Blocking,
         registry: CollectorRegistry | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        metadata: MetadataSource | None = None,
     ) -> None:
         self._blocking = run_blocking
+        self._metadata = metadata
         metrics = RemoteMetrics(registry) if configs else None
         self.queues: list[RemoteWriteQueue] = []
         for config in configs:
@@ -57,7 +62,14 @@ class RemoteWriteManager:
         """Open every queue and run them until cancelled."""
         for queue in self.queues:
             await self._blocking(queue.open)
-        await asyncio.gather(*(queue.run() for queue in self.queues))
+        loops = [queue.run() for queue in self.queues]
+        if self._metadata is not None:
+            loops += [
+                queue.run_metadata(self._metadata)
+                for queue in self.queues
+                if queue.config.metadata_config.send
+            ]
+        await asyncio.gather(*loops)
 
     async def close(self, flush_deadline: float = 4.0) -> None:
         """Flush every queue for up to ``flush_deadline`` seconds, together, then release the WAL.

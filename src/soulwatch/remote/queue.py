@@ -9,9 +9,9 @@ is saved once every shard's requests are answered: a receiver outage or a
 
 Answers, as Prometheus reads them: 2xx is done; 5xx, a transport error and
 (with ``retry_on_http_429``) 429 are retried with exponential backoff from
-``min_backoff`` to ``max_backoff``, for as long as it takes; any other 4xx
-drops that request's samples, logged and counted as failed, since sending the
-same bytes again cannot succeed.
+``min_backoff`` to ``max_backoff``, for as long as it takes; any other answer
+(a 4xx, a redirect not followed) drops that request's samples, logged and
+counted as failed, since sending the same bytes again cannot succeed.
 """
 
 from __future__ import annotations
@@ -20,30 +20,28 @@ import asyncio
 import contextlib
 import time
 from array import array
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import structlog
 
-from soulwatch import __version__
 from soulwatch.clock import Clock
-from soulwatch.exceptions import ConfigError
+from soulwatch.remote.batch import Request, split_round
 from soulwatch.remote.config import RemoteWriteConfig
+from soulwatch.remote.http import Poster
 from soulwatch.remote.metrics import RemoteMetrics
 from soulwatch.remote.proto import (
-    PROTOCOL_HEADERS,
-    WriteRequestEncoder,
     encode_labels,
-    pack_double,
+    encode_metadata,
     snappy_compress,
 )
 from soulwatch.remote.wal_watcher import Cursor, CursorFile, RoundState, WalWatcher
-from soulwatch.sources.scrape.manager import ssl_context
+from soulwatch.sources.scrape.parse import MetricMetadata
 from soulwatch.sources.scrape.relabel import Relabeler
 from soulwatch.tsdb.model import Labels
 
@@ -72,6 +70,8 @@ class WalSource(Protocol):
 
 
 Blocking = Callable[..., Awaitable[Any]]
+#: The metric families whose metadata is sent: ``(name, metadata)``, repeats allowed.
+MetadataSource = Callable[[], Iterable[tuple[str, MetricMetadata]]]
 
 
 def redact_url(url: str) -> str:
@@ -82,55 +82,6 @@ def redact_url(url: str) -> str:
         host = f"[{host}]"
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _secret(path: str, what: str, queue: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read().strip()
-    except OSError as exc:
-        raise ConfigError(
-            f"remote_write {queue!r}: cannot read {what} {path}: {exc.strerror}"
-        ) from None
-
-
-def _client(
-    config: RemoteWriteConfig, transport: httpx.AsyncBaseTransport | None
-) -> httpx.AsyncClient:
-    """The HTTP client of one queue; raises ConfigError for an unreadable secret or CA file."""
-    queue = config.queue_name
-    headers = {**config.headers, **PROTOCOL_HEADERS, "User-Agent": f"soulwatch/{__version__}"}
-    auth: httpx.Auth | None = None
-    if config.basic_auth is not None:
-        password = config.basic_auth.password or ""
-        if config.basic_auth.password_file:
-            password = _secret(config.basic_auth.password_file, "password_file", queue)
-        auth = httpx.BasicAuth(config.basic_auth.username, password)
-    elif config.authorization is not None:
-        creds = config.authorization.credentials or ""
-        if config.authorization.credentials_file:
-            creds = _secret(config.authorization.credentials_file, "credentials_file", queue)
-        headers["Authorization"] = f"{config.authorization.type} {creds}".strip()
-    elif config.bearer_token or config.bearer_token_file:
-        token = config.bearer_token or ""
-        if config.bearer_token_file:
-            token = _secret(config.bearer_token_file, "bearer_token_file", queue)
-        headers["Authorization"] = f"Bearer {token}"
-    verify: Any = True
-    if config.url.startswith("https://") or config.tls_config is not None:
-        try:
-            verify = ssl_context(config.tls_config)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"remote_write {queue!r}: tls_config: {exc}") from None
-    return httpx.AsyncClient(
-        transport=transport,
-        headers=headers,
-        auth=auth,
-        verify=verify,
-        timeout=config.remote_timeout,
-        follow_redirects=config.follow_redirects,
-        trust_env=False,
-    )
 
 
 @dataclass
@@ -177,8 +128,7 @@ class RemoteWriteQueue:
         self._external = sorted(external_labels.items())
         self._relabel = Relabeler(config.write_relabel_configs)
         self._label_bytes: dict[int, bytes | None] = {}
-        self._encoder = WriteRequestEncoder()
-        self._client = _client(config, transport)
+        self._poster = Poster(config, transport)
         self._metrics = metrics.queue(self.name, self.url)
         self._cursor_file = CursorFile(state_dir / f"{self.name}.json")
         q = config.queue_config
@@ -235,7 +185,7 @@ class RemoteWriteQueue:
         if self._release is not None:
             self._release()
             self._release = None
-        await self._client.aclose()
+        await self._poster.aclose()
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -340,30 +290,16 @@ class RemoteWriteQueue:
         assert self._acked is not None
         if state is None:
             state = RoundState(len(ids), self.shards, self.config.queue_config.max_samples_per_send)
-        n = state.shards
-        # Per shard, per series (in first-seen order): encoded samples and their times.
-        per_shard: list[dict[int, tuple[list[bytes], list[int]]]] = [{} for _ in range(n)]
-        dropped = 0
-        label_bytes = self._label_bytes
-        frames = self._encoder.frames
-        frame = self._encoder.frame
-        pack = pack_double
-        for sid, t, v in zip(ids, ts, vals, strict=True):
-            lb = label_bytes.get(sid, b"")
-            if lb == b"":
-                lb = self._labels(sid)
-            if lb is None:
-                dropped += 1
-                continue
-            runs = per_shard[sid % n]
-            run = runs.get(sid)
-            if run is None:
-                run = runs[sid] = ([], [])
-            head, tail = frames.get(t) or frame(t)
-            run[0].append(head + pack(v) + tail)
-            run[1].append(t)
-        if dropped:
-            self._metrics.samples_dropped.inc(dropped)
+        planned = split_round(
+            ids,
+            ts,
+            vals,
+            label_bytes=self._label_bytes_of,
+            shards=state.shards,
+            per_send=state.per_send,
+        )
+        if planned.dropped:
+            self._metrics.samples_dropped.inc(planned.dropped)
         start = self._acked
         retried_before = self._metrics.retries
 
@@ -374,13 +310,17 @@ class RemoteWriteQueue:
 
         await asyncio.gather(
             *(
-                self._send_shard(runs, state.per_send, state.done.get(i, 0), partial(answered, i))
-                for i, runs in enumerate(per_shard)
-                if runs
+                self._send_shard(i, requests, state.done.get(i, 0), partial(answered, i))
+                for i, requests in enumerate(planned.shards)
+                if requests
             )
         )
         self._ack(watcher.cursor)
         self._reshard(full=full, retried=self._metrics.retries != retried_before)
+
+    def _label_bytes_of(self, sid: int) -> bytes | None:
+        found = self._label_bytes.get(sid, b"")
+        return self._labels(sid) if found == b"" else found
 
     def _labels(self, sid: int) -> bytes | None:
         watcher = self._watcher
@@ -400,89 +340,106 @@ class RemoteWriteQueue:
         return out
 
     async def _send_shard(
-        self,
-        runs: dict[int, tuple[list[bytes], list[int]]],
-        per_send: int,
-        skip: int,
-        answered: Callable[[], None],
+        self, shard: int, requests: list[Request], skip: int, answered: Callable[[], None]
     ) -> None:
         # One shard's requests, in order; the first ``skip`` were answered before a crash.
-        batch: list[tuple[bytes, list[bytes]]] = []
-        count = 0
-        number = 0
-        newest = 0
-        for sid, (samples, times) in runs.items():
-            lb = self._label_bytes[sid]
-            assert lb is not None
-            start = 0
-            while start < len(samples):
-                end = start + min(per_send - count, len(samples) - start)
-                batch.append((lb, samples[start:end]))
-                newest = max(newest, times[end - 1])  # a series' times only grow
-                count += end - start
-                start = end
-                if count >= per_send:
-                    if number >= skip:
-                        await self._send(batch, count, newest)
-                        answered()
-                    number += 1
-                    batch, count, newest = [], 0, 0
-        if batch and number >= skip:
-            await self._send(batch, count, newest)
+        for request in requests[skip:]:
+            body = snappy_compress(request.body())
+            seconds = await self._post(body, request.count, "samples", shard)
+            if seconds is None:
+                self.samples_failed += request.count
+            else:
+                self._metrics.observe_sent(request.count, len(body), seconds, request.newest_ms)
+                self.samples_sent += request.count
             answered()
 
-    async def _send(self, batch: list[tuple[bytes, list[bytes]]], count: int, newest: int) -> None:
+    async def _post(
+        self, body: bytes, count: int, what: Literal["samples", "metadata"], shard: int = 0
+    ) -> float | None:
+        """Send ``body`` until it is answered: the seconds the answering request took, or
+        None if the receiver refused it (a 4xx: sending it again cannot succeed)."""
         q = self.config.queue_config
-        body = snappy_compress(self._encoder.request(batch))
         backoff = q.min_backoff
         m = self._metrics
+        failed, retried = (
+            (m.samples_failed, m.samples_retried)
+            if what == "samples"
+            else (m.metadata_failed, m.metadata_retried)
+        )
         for attempt in range(1_000_000):  # bounded; in practice ends by success, drop or cancel
             started = time.monotonic()
             delay = backoff
             try:
-                response = await self._client.post(self.config.url, content=body)
+                response = await self._poster.post(body, shard)
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:
                 status = response.status_code
                 if 200 <= status < 300:
-                    m.observe_sent(count, len(body), time.monotonic() - started, newest)
-                    self.samples_sent += count
                     self.last_send = self._clock.time()
                     if self.last_error is not None and attempt:
                         _log.info("remote write recovered", queue=self.name, url=self.url)
                     self.last_error = None
-                    return
+                    return time.monotonic() - started
                 text = response.text[:256].strip()
                 error = f"HTTP {status}: {text}" if text else f"HTTP {status}"
                 retry = status >= 500 or (status == 429 and q.retry_on_http_429)
                 if not retry:
-                    m.samples_failed.inc(count)
-                    self.samples_failed += count
+                    failed.inc(count)
                     self._error(error)
                     _log.error(
-                        "remote write: the receiver refused a batch; it is dropped",
+                        f"remote write: the receiver refused a batch of {what}; it is dropped",
                         queue=self.name,
                         url=self.url,
-                        samples=count,
+                        count=count,
                         error=error,
                     )
-                    return
+                    return None
                 if status == 429:
                     delay = max(delay, _retry_after(response))
             if attempt == 0 or self.last_error != error:
                 _log.warning(
-                    "remote write failed; retrying",
+                    f"remote write of {what} failed; retrying",
                     queue=self.name,
                     url=self.url,
                     error=error,
                     backoff=delay,
                 )
             self._error(error)
-            m.samples_retried.inc(count)
-            m.retries += 1
+            retried.inc(count)
+            if what == "samples":
+                m.retries += 1
             await self._clock.sleep(delay)
             backoff = min(backoff * 2, q.max_backoff)
+        return None  # pragma: no cover - the bound above is never reached
+
+    # -- metadata -------------------------------------------------------------------------
+
+    async def run_metadata(self, families: MetadataSource) -> None:
+        """Send the metric metadata of ``families()`` every ``send_interval`` until cancelled.
+
+        As Prometheus 2.x does: metadata is not in the WAL, so each round sends
+        what the scrape targets currently expose (``# TYPE``, ``# HELP``,
+        ``# UNIT`` per family) in requests of ``max_samples_per_send`` entries.
+        """
+        mc = self.config.metadata_config
+        for _ in range(1 << 62):  # bounded; ends when cancelled
+            await self._clock.sleep(mc.send_interval)
+            await self.send_metadata(families())
+
+    async def send_metadata(self, families: Iterable[tuple[str, MetricMetadata]]) -> int:
+        """Send ``families`` (deduplicated, sorted by name); returns how many were acknowledged."""
+        entries = sorted({(name, m.type, m.help, m.unit) for name, m in families})
+        per_send = self.config.metadata_config.max_samples_per_send
+        sent = 0
+        for start in range(0, len(entries), per_send):
+            batch = entries[start : start + per_send]
+            body = snappy_compress(encode_metadata(batch))
+            if await self._post(body, len(batch), "metadata") is not None:
+                self._metrics.metadata.inc(len(batch))
+                self._metrics.metadata_bytes.inc(len(body))
+                sent += len(batch)
+        return sent
 
     def _error(self, error: str) -> None:
         self.last_error = error

@@ -142,6 +142,11 @@ class TSDB:
     collector exporting ``soulwatch_tsdb_*`` metrics. Opening replays the WAL:
     :attr:`replay` says what was recovered. Use as a context manager or call
     :meth:`close`.
+
+    ``wal_only`` (agent mode) keeps no samples to query: maintenance drops the
+    head's samples instead of writing them to chunks, so the WAL is all there
+    is, kept until its readers (remote write) are past it or it is older than
+    ``retention_time``.
     """
 
     def __init__(
@@ -150,8 +155,10 @@ class TSDB:
         *,
         clock: Clock | None = None,
         registry: CollectorRegistry | None = None,
+        wal_only: bool = False,
     ) -> None:
         self.config = config
+        self.wal_only = wal_only
         self.clock: Clock = clock or SystemClock()
         self._lock = threading.Lock()  # head + WAL writer
         #: Why the last WAL write failed (a full disk), ``None`` once one succeeds again.
@@ -592,7 +599,7 @@ class TSDB:
                     first = 1 + (series.id * 7919) % per_chunk
                 cut = 0 if n < first else first + ((n - first) // per_chunk) * per_chunk
                 # A short remainder is cut too once it is old (a quiet or vanished series).
-                if force or (cut < n and series.time_at(cut) < old):
+                if force or self.wal_only or (cut < n and series.time_at(cut) < old):
                     cut = n
                 if cut:
                     jobs.append((series, cut, first, series.times(0, cut), series.vals[:cut]))
@@ -600,12 +607,14 @@ class TSDB:
             chunks: list[NewChunk] = []
             persisted: list[tuple[int, int]] = []
             for series, _, first, ts, vals in jobs:
+                persisted.append((series.id, ts[-1]))
+                if self.wal_only:
+                    continue  # an agent's samples live in the WAL until sent, then nowhere
                 starts = [0, *range(first, len(ts), per_chunk)]
                 for start, end in zip(starts, [*starts[1:], len(ts)], strict=True):
                     part_ts = ts[start:end]
                     data = chunkcodec.encode(part_ts, vals[start:end])
                     chunks.append(NewChunk(series.id, part_ts[0], part_ts[-1], data))
-                persisted.append((series.id, ts[-1]))
             self._store.write([(s.id, s.labels, s.source) for s in new_series], chunks, persisted)
         except BaseException:
             with self._lock:

@@ -10,6 +10,7 @@ another recording server, with a 2 s ``repeat_interval`` so that repeats
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from tests.helpers import (
     subprocess_env,
 )
 
-SIGNALS = ("tile", "silence", "ack", "steady")
+SIGNALS = ("tile", "silence", "ack", "steady", "live")
 BACKUP_CHECK = "0b5c7d1e-2f3a-4b6c-8d9e-0f1a2b3c4d5e"
 READ_TOKEN = "console-read-token-0123456789"
 WRITE_TOKEN = "console-write-token-0123456789"
@@ -62,11 +63,19 @@ class Soulwatch:
     app: App
     slack: Recorder
     api: httpx.Client
+    proc: subprocess.Popen[bytes]
+    log: Path
 
     def firing(self, name: str) -> bool:
         """Whether ``SignalLow{name}`` fires (per the API)."""
         alerts = self.api.get("/api/v1/alerts").json()["data"]["alerts"]
         return any(a["labels"].get("name") == name and a["state"] == "firing" for a in alerts)
+
+    def alert_state(self, alertname: str) -> str:
+        """``firing``, ``pending`` or ``inactive``: the state of the named alert (per the API)."""
+        alerts = self.api.get("/api/v1/alerts").json()["data"]["alerts"]
+        states = {a["state"] for a in alerts if a["labels"].get("alertname") == alertname}
+        return "firing" if "firing" in states else "pending" if states else "inactive"
 
     def slack_messages(self, name: str) -> list[dict[str, object]]:
         """The Slack messages about signal ``name``, in order (its summary names it)."""
@@ -88,6 +97,11 @@ def write_config(tmp: Path, *, port: int, app_url: str, slack_url: str, auth: bo
                     labels: {priority: P1}
                     annotations:
                       summary: "signal {{ $labels.name }} is low"
+                  - alert: HeartbeatDown
+                    expr: heartbeat_up == 0
+                    labels: {priority: P2}
+                    annotations:
+                      summary: "{{ $labels.check }} did not ping on time"
             """
         )
     )
@@ -121,6 +135,14 @@ def write_config(tmp: Path, *, port: int, app_url: str, slack_url: str, auth: bo
             for name in SIGNALS
         )
     )
+    # The same tiles with an hour between refreshes: only a pushed event updates them soon.
+    (tmp / "slow.yml").write_text(
+        (tmp / "board.yml")
+        .read_text()
+        .replace("name: signals", "name: slow")
+        .replace("title: Signals", "title: Signals, hourly")
+        .replace("refresh: 1s", "refresh: 1h")
+    )
     auth_section = ""
     if auth:
         auth_section = textwrap.dedent(
@@ -152,7 +174,7 @@ def write_config(tmp: Path, *, port: int, app_url: str, slack_url: str, auth: bo
                   period: 1d
                   grace: 1h
             console:
-              boards: [board.yml]
+              boards: [board.yml, slow.yml]
             scrape_configs:
               - job_name: app
                 static_configs:
@@ -195,6 +217,7 @@ def running_soulwatch(tmp: Path, *, auth: bool = False) -> Iterator[Soulwatch]:
                 cwd=str(tmp),
                 ready=lambda: api.get("/-/ready").status_code == 200,
                 timeout=30,
-            ),
+                output=tmp / "soulwatch.log",
+            ) as proc,
         ):
-            yield Soulwatch(url, app, slack, api)
+            yield Soulwatch(url, app, slack, api, proc, tmp / "soulwatch.log")

@@ -141,3 +141,15 @@ def test_a_read_token_cannot_acknowledge_and_secrets_stay_hidden(secured: Soulwa
     assert WRITE_TOKEN not in status
     assert "/slack" not in status  # a webhook's path is its secret
     assert "&lt;secret&gt;" in status
+
+
+def test_pausing_a_heartbeat_needs_the_admin_scope_and_a_csrf_token(secured: Soulwatch) -> None:
+    for token in (READ_TOKEN, WRITE_TOKEN):  # read, and silences only
+        with _logged_in(secured, token) as client:
+            csrf = _csrf(client.get("/heartbeats").text)
+            assert client.post("/heartbeats/nightly-backup/pause", data={}).status_code == 403
+            reply = client.post("/heartbeats/nightly-backup/pause", data={"csrf": csrf})
+            assert reply.status_code == 403
+            assert "with the &#39;admin&#39; scope to do this" in reply.text
+    status = secured.api.get("/api/v1/heartbeats/nightly-backup").json()["status"]
+    assert status != "paused"

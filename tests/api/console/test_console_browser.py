@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.api.console.conftest import PageErrors, screenshot
-from tests.api.console.support import BACKUP_CHECK, Soulwatch
+from tests.api.console.support import BACKUP_CHECK, SIGNALS, Soulwatch
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.slow
@@ -181,7 +181,7 @@ def test_explore_draws_a_query_and_points_at_a_parse_error(
     page.wait_for_selector("figure.chart canvas", timeout=5000)
     legend = page.locator("figure.chart .u-legend").inner_text()
     assert 'name="steady"' in legend
-    assert page.locator("#result-table tbody tr").count() == 4
+    assert page.locator("#result-table tbody tr").count() == len(SIGNALS)
     screenshot(page, "explore")
 
     # Completion of metric names while typing.
@@ -301,5 +301,75 @@ def test_heartbeat_checks_are_created_pinged_and_deleted_from_the_console(
     assert "cleanup-job" not in names
     # A check from the config file cannot be deleted here.
     assert page.locator('[data-check="nightly-backup"] button', has_text="Delete").count() == 0
+    assert errors.messages == []
+    page.context.close()
+
+
+def test_a_heartbeat_paused_from_the_console_stops_alerting_until_its_next_ping(
+    browser: Any, soulwatch: Soulwatch
+) -> None:
+    ping = f"/ping/{BACKUP_CHECK}"
+    soulwatch.api.post(ping + "/fail", content=b"disk full")
+    wait_until(lambda: soulwatch.alert_state("HeartbeatDown") == "firing", timeout=20,
+               what="HeartbeatDown firing")  # fmt: skip
+    page = _page(browser)
+    errors = PageErrors(page)
+    page.goto(soulwatch.url + "/heartbeats")
+    card = page.locator('[data-check="nightly-backup"]')
+    assert card.locator(".state").inner_text() == "down"
+    # Without the form's CSRF token, nothing changes.
+    assert soulwatch.api.post("/heartbeats/nightly-backup/pause").status_code == 403
+    card.get_by_role("button", name="Pause").click()
+    page.wait_for_url(re.compile(r"/heartbeats"))
+    assert card.locator(".state").inner_text() == "paused"
+    assert "not alerting until its next ping" in card.inner_text()
+    screenshot(page, "heartbeats-paused")
+    check = soulwatch.api.get("/api/v1/heartbeats/nightly-backup").json()
+    assert check["status"] == "paused"
+    wait_until(lambda: soulwatch.alert_state("HeartbeatDown") == "inactive", timeout=20,
+               what="HeartbeatDown resolved by the pause")  # fmt: skip
+
+    # The next ping ends the pause; the page's live refresh shows it without a reload.
+    assert soulwatch.api.get(ping).text == "OK"
+    card.locator(".state", has_text="up").wait_for(timeout=15_000)
+    card.get_by_role("button", name="Pause").click()
+    card.locator(".state", has_text="paused").wait_for(timeout=5_000)
+    card.get_by_role("button", name="Resume").click()
+    card.locator(".state", has_text="new").wait_for(timeout=5_000)
+    flips = soulwatch.api.get("/api/v1/heartbeats/nightly-backup").json()["flips"]
+    assert [(f["from"], f["to"]) for f in flips][:4] == [
+        ("paused", "new"),
+        ("up", "paused"),
+        ("paused", "up"),
+        ("down", "paused"),
+    ]
+    assert soulwatch.alert_state("HeartbeatDown") == "inactive"
+    assert errors.messages == []
+    page.context.close()
+
+
+def test_a_pushed_event_turns_the_tile_red_without_polling(
+    browser: Any, soulwatch: Soulwatch
+) -> None:
+    # The "slow" board refreshes hourly: within seconds only the event stream can update it.
+    page = _page(browser)
+    errors = PageErrors(page)
+    fragments: list[str] = []
+    page.on(
+        "request",
+        lambda r: fragments.append(r.url) if r.headers.get("x-console-fragment") else None,
+    )
+    page.goto(soulwatch.url + "/boards/slow")
+    assert page.evaluate("document.body.dataset.refresh") == "3600.0"
+    page.wait_for_selector('body[data-live="open"]', state="attached", timeout=5_000)
+    tile = page.locator('[data-panel="live / level"]')
+    assert tile.get_attribute("data-state") in ("ok", "nodata")
+
+    soulwatch.app.set("live", 0)
+    wait_until(lambda: soulwatch.firing("live"), timeout=20, what="SignalLow{name=live} firing")
+    page.wait_for_selector('[data-panel="live / level"][data-state="firing"]', timeout=5_000)
+    assert "SignalLow firing" in tile.inner_text()
+    # The page refreshed because events asked (its timer would wait an hour).
+    assert fragments, "the tile changed without a refresh?"
     assert errors.messages == []
     page.context.close()

@@ -10,6 +10,8 @@ charts with the vendored uPlot. Writes are HTML form POSTs that redirect back
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import math
 import re
 import time
@@ -18,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import jinja2
+import structlog
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -31,6 +34,7 @@ from soulwatch.alerts import fingerprint
 from soulwatch.api.auth import Authenticator
 from soulwatch.api.console import data
 from soulwatch.api.console.boards import Board, load_boards
+from soulwatch.api.console.events import LiveEvents
 from soulwatch.api.console.format import fmt_ago, fmt_seconds, fmt_time, fmt_value, to_unix
 from soulwatch.api.console.redact import redacted_config
 from soulwatch.api.console.session import (
@@ -47,15 +51,19 @@ from soulwatch.api.http import format_value, read_body
 from soulwatch.api.views import rfc3339
 from soulwatch.config import Scope
 from soulwatch.duration import format_duration, parse_duration
-from soulwatch.exceptions import ConfigError, ParseError, QueryError
+from soulwatch.exceptions import ConfigError, ParseError, QueryError, StorageError
 from soulwatch.sources.heartbeats.model import (
     HeartbeatCheckConfig,
     ManagedByConfigError,
+    NotPausedError,
     UnknownCheckError,
 )
 from soulwatch.tsdb.model import Labels
 
 STATIC_PREFIX = "/-/console/static"
+EVENTS_PATH = "/-/console/events"
+#: Seconds between background refreshes of the boards' sparklines (kept incremental).
+WARM_INTERVAL = 60.0
 FRAGMENT_HEADER = "x-console-fragment"
 _MAIN_OPEN = '<main id="main">'
 #: Time ranges offered by Explore and History.
@@ -74,6 +82,7 @@ _NAV = [
     ("/explore", "Explore"),
 ]
 Handler = Callable[[Request, Visitor], Awaitable[Response]]
+_log = structlog.get_logger("soulwatch.console")
 
 
 class _Refused(Exception):
@@ -101,7 +110,9 @@ def _environment() -> jinja2.Environment:
         unix=to_unix,
         labels=lambda d: ", ".join(f'{k}="{v}"' for k, v in sorted(d.items())),
     )
-    env.globals.update(nav=_NAV, static=STATIC_PREFIX, version=__version__, urlencode=urlencode)
+    env.globals.update(
+        nav=_NAV, static=STATIC_PREFIX, events=EVENTS_PATH, version=__version__, urlencode=urlencode
+    )
     return env
 
 
@@ -116,6 +127,75 @@ class Console:
         self.env = _environment()
         self._boards: tuple[object, list[Board], str] | None = None
         self._sparks = data.SparkCache()
+        live = ctx.config.console.live_clients if ctx.config else 50
+        self.events = LiveEvents(self._live_signature, max_clients=live)
+        self._warmer: asyncio.Task[None] | None = None
+        #: Set once every board's sparklines have been computed after the start.
+        self._warm = asyncio.Event()
+
+    # --- lifespan -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Get ready before the first visitor: compile the templates, load the boards,
+        and keep every board's sparklines computed in the background.
+
+        Without it the console works the same, but its first overview after a
+        start evaluates every panel over the board's whole range.
+        """
+        await asyncio.to_thread(self._compile)
+        if self._warmer is None:
+            self._warmer = asyncio.get_running_loop().create_task(self._keep_warm())
+
+    def close_streams(self) -> None:
+        """End every live event stream (call before stopping the HTTP server)."""
+        self.events.close()
+
+    async def aclose(self) -> None:
+        """Stop the background work and end the event streams."""
+        self.close_streams()
+        if self._warmer is not None:
+            self._warmer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._warmer
+            self._warmer = None
+
+    def _compile(self) -> None:
+        for name in self.env.list_templates():
+            if name.endswith(".html"):
+                self.env.get_template(name)
+        self.boards()
+
+    async def _keep_warm(self) -> None:
+        # A refresh computes only the sparkline steps that are new since the last
+        # evaluation; evaluating every board each minute keeps it that way even
+        # when nobody looks, so no visitor pays for a whole range.
+        while True:
+            boards, _ = self.boards()
+            alerts = self._alerts()
+            for board in boards:
+                try:
+                    sparks = self._sparks
+                    await self.ctx.runner(data.evaluate_board, self.ctx, board, alerts, sparks)
+                except Exception as exc:
+                    _log.warning("console: could not evaluate a board", board=board.name,
+                                 error=repr(exc))  # fmt: skip
+            self._warm.set()
+            await asyncio.sleep(WARM_INTERVAL)
+
+    def _live_signature(self) -> tuple[Any, dict[str, int]]:
+        """What open pages refresh at once on: alert states and heartbeat statuses."""
+        alerts = self._alerts()
+        states = frozenset((tuple(sorted(a["labels"].items())), a["state"]) for a in alerts)
+        monitor = self.ctx.heartbeats
+        now = self.ctx.clock.time()
+        checks = frozenset(
+            (c.name, c.status_at(now).value) for c in (monitor.checks() if monitor else ())
+        )
+        summary = {
+            "firing": sum(a["state"] == "firing" for a in alerts),
+            "pending": sum(a["state"] == "pending" for a in alerts),
+        }
+        return (states, checks), summary
 
     def routes(self) -> list[BaseRoute]:
         """The console's routes (mounted before the API's, so ``/`` is the console's)."""
@@ -135,6 +215,8 @@ class Console:
             Route("/silences/{sid}/expire", page(self.expire_silence), methods=["POST"]),
             Route("/heartbeats", page(self.heartbeats), methods=["GET", "HEAD", "POST"]),
             Route("/heartbeats/{name}/delete", page(self.delete_check), methods=["POST"]),
+            Route("/heartbeats/{name}/pause", page(self.pause_check), methods=["POST"]),
+            Route("/heartbeats/{name}/resume", page(self.resume_check), methods=["POST"]),
             Route("/targets", page(self.targets), methods=["GET", "HEAD"]),
             Route("/rules", page(self.rules), methods=["GET", "HEAD"]),
             Route("/deliveries", page(self.deliveries), methods=["GET", "HEAD"]),
@@ -142,6 +224,7 @@ class Console:
             Route("/explore", page(self.explore), methods=["GET", "HEAD"]),
             Route("/explore/complete", page(self.complete), methods=["GET"]),
             Route("/graph", self.graph_redirect, methods=["GET"]),
+            Route(EVENTS_PATH, self.live, methods=["GET"]),
             Route("/login", self.login, methods=["GET", "POST"]),
             Route("/logout", self.logout, methods=["POST"]),
             Mount(STATIC_PREFIX, app=static, name="console-static"),
@@ -183,6 +266,12 @@ class Console:
                     request, who, "error.html", {"status": exc.status, "message": exc.message},
                     status=exc.status,
                 )  # fmt: skip
+            except StorageError as exc:
+                # A store of the data directory refused the write (a full disk): the
+                # person acting sees why, and what is already stored stays as it was.
+                response = self.render(
+                    request, who, "error.html", {"status": 503, "message": str(exc)}, status=503
+                )
             set_cookies(response, who, secure=self._secure(request))
             # What the page cost the server (browsers show it; benchmarks/console.py reads it).
             spent = (time.perf_counter() - started) * 1000
@@ -208,9 +297,11 @@ class Console:
             "path": request.url.path,
             "who": who,
             "exposed": self._exposed,
+            "agent": self.ctx.config is not None and self.ctx.config.mode == "agent",
             "now": now,
             "ago": lambda t: fmt_ago(t, now),
             "refresh": self._refresh(context.pop("refresh", 10)),
+            "live": self.events.max_clients > 0,
             **context,
         }
         body = tmpl.render(values)
@@ -247,7 +338,8 @@ class Console:
             raise _Refused(403, "this form has expired or did not come from this console (CSRF)")
         if not who.can(scope):
             need = "log in" if who.principal is None else "use a token"
-            raise _Refused(403, f"{need} with the {scope.value!r} or 'admin' scope to do this")
+            scopes = f"{scope.value!r} or 'admin'" if scope is not Scope.ADMIN else "'admin'"
+            raise _Refused(403, f"{need} with the {scopes} scope to do this")
         return form
 
     def boards(self) -> tuple[list[Board], str]:
@@ -281,10 +373,13 @@ class Console:
         for a in alerts:
             a["fingerprint"] = _fp(a["labels"])
         tiles = []
+        # Right after a start, while the background warm-up computes the sparklines,
+        # the page shows the current values and states at once; sparklines follow
+        # with the next refresh (the live stream's tick) instead of making it wait.
+        warming = self._warmer is not None and not self._warm.is_set()
         if board is not None:
-            tiles = await self.ctx.runner(
-                data.evaluate_board, self.ctx, board, alerts, self._sparks
-            )
+            evaluate = functools.partial(data.evaluate_board, history=not warming)
+            tiles = await self.ctx.runner(evaluate, self.ctx, board, alerts, self._sparks)
         expected = set(self.ctx.config.console.always_firing if self.ctx.config else ())
         on_purpose = [a for a in alerts if a["labels"].get("alertname") in expected]
         alerts = [a for a in alerts if a not in on_purpose]
@@ -299,6 +394,7 @@ class Console:
                 "board": board,
                 "board_error": error,
                 "tiles": tiles,
+                "warming": warming and board is not None,
                 "firing": firing,
                 "pending": pending,
                 "on_purpose": on_purpose,
@@ -540,7 +636,7 @@ class Console:
     async def _create_silence(self, request: Request, who: Visitor) -> Response:
         form = await self._form(request, who, Scope.SILENCES)
         text = form.get("matchers", "")
-        error = ""
+        error, status = "", 400
         try:
             matchers = parse_matchers(text)
             if not matchers:
@@ -570,6 +666,8 @@ class Console:
                 sid = await asyncio.to_thread(self.ctx.silences.put_silence, postable)
             except ValueError as exc:
                 error = str(exc)
+            except StorageError as exc:
+                error, status = str(exc), 503
             else:
                 return RedirectResponse(f"/silences?{urlencode({'created': sid})}", 303)
         return self.render(
@@ -583,7 +681,7 @@ class Console:
                 "error": error or "silences are not available",
                 "preview": self._preview(text),
             },
-            status=400,
+            status=status,
         )
 
     async def expire_silence(self, request: Request, who: Visitor) -> Response:
@@ -633,6 +731,29 @@ class Console:
         except ManagedByConfigError as exc:
             raise _Refused(409, str(exc)) from None
         return RedirectResponse("/heartbeats", 303)
+
+    async def pause_check(self, request: Request, who: Visitor) -> Response:
+        """Pause a check (it expects no ping, does not alert; its next ping resumes it)."""
+        return await self._pause_or_resume(request, who, pause=True)
+
+    async def resume_check(self, request: Request, who: Visitor) -> Response:
+        """Resume a paused check."""
+        return await self._pause_or_resume(request, who, pause=False)
+
+    async def _pause_or_resume(self, request: Request, who: Visitor, *, pause: bool) -> Response:
+        await self._form(request, who, Scope.ADMIN)
+        monitor = self.ctx.heartbeats
+        name = request.path_params["name"]
+        if monitor is None:
+            raise _Refused(503, "heartbeats are not available")
+        change = monitor.pause if pause else monitor.resume
+        try:
+            await asyncio.to_thread(change, name, self.ctx.clock.time())
+        except UnknownCheckError:
+            raise _Refused(404, f"no check named {name!r}") from None
+        except NotPausedError as exc:
+            raise _Refused(409, str(exc)) from None
+        return RedirectResponse(f"/heartbeats#check-{name}", 303)
 
     async def _heartbeats(self, request: Request, who: Visitor, new: dict[str, str]) -> Response:
         monitor = self.ctx.heartbeats
@@ -689,7 +810,14 @@ class Console:
     async def status(self, request: Request, who: Visitor) -> Response:
         config = self.ctx.config
         text = redacted_config(config) if config is not None else ""
-        health = self.ctx.health() if self.ctx.health else {}
+        health = dict(self.ctx.health()) if self.ctx.health else {}
+        # The failing stores get their own table (which, since when, why), not a dict in the facts.
+        errors = health.pop("failing_stores", None) or {}
+        since = health.pop("failing_since", None) or {}
+        stores = [
+            {"store": name, "error": error, "since": since.get(name)}
+            for name, error in sorted(errors.items())
+        ]
         metrics = self.ctx.metrics().decode() if self.ctx.metrics else ""
         own = [
             line
@@ -705,6 +833,7 @@ class Console:
             {
                 "config": text,
                 "health": health,
+                "stores": stores,
                 "metrics": own,
                 "storage": storage,
                 "auth_open": not self._has_tokens,
@@ -780,18 +909,31 @@ class Console:
         return chart, table
 
     def _metric_names(self) -> list[str]:
-        return self.ctx.storage.label_values("__name__")
+        try:
+            return self.ctx.storage.label_values("__name__")
+        except QueryError:
+            return []  # an agent lists nothing: its series live at the receiver
 
     async def complete(self, request: Request, who: Visitor) -> Response:
         """Completions for the text before the cursor: metrics, functions, labels, values."""
         before = request.query_params.get("before", "")[-500:]
-        suggestions = await asyncio.to_thread(data.completions, self.ctx.storage, before)
+        try:
+            suggestions = await asyncio.to_thread(data.completions, self.ctx.storage, before)
+        except QueryError:
+            suggestions = []  # an agent has no series to suggest
         return JSONResponse({"suggestions": suggestions[:50]})
 
     async def graph_redirect(self, request: Request) -> Response:
         """Prometheus's ``/graph?g0.expr=`` (alerts' generator URLs) opens in Explore."""
         expr = request.query_params.get("g0.expr", "")
         return RedirectResponse(f"/explore?{urlencode({'expr': expr})}", 303)
+
+    async def live(self, request: Request) -> Response:
+        """The page's live event stream (``text/event-stream``); same reading rights as pages."""
+        who = visitor(request, self._auth(), self.sessions, self._has_tokens)
+        if not who.can_read:
+            return PlainError(401, "log in to read this console").response()
+        return self.events.response(request.query_params.get("tick", ""))
 
     # --- login -----------------------------------------------------------------
 

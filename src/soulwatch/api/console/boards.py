@@ -266,7 +266,8 @@ def grafana_dashboard(board: Board) -> dict[str, Any]:
                     "label": "Data source",
                     "type": "datasource",
                     "query": "prometheus",
-                    "current": {},
+                    # No "current": Grafana selects the default Prometheus data source
+                    # (its schema has no empty current option).
                     "hide": 0,
                 }
             ]

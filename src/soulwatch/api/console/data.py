@@ -135,35 +135,50 @@ class SparkCache:
 
 
 def evaluate_board(
-    ctx: ApiContext, board: Board, alerts: list[JSONDict], cache: SparkCache | None = None
+    ctx: ApiContext,
+    board: Board,
+    alerts: list[JSONDict],
+    cache: SparkCache | None = None,
+    *,
+    history: bool = True,
 ) -> list[Tile]:
     """Every panel's current value, sparkline and state.
 
     The current value is an instant query at now; the sparkline is the same
     series over the board's range on step-aligned instants (from ``cache``
-    when given), ending with the current value.
+    when given), ending with the current value. Without ``history`` the
+    sparklines are left out (only the current values: cheap, and without
+    waiting for whoever computes the cache).
     """
+    if not history:
+        return _evaluate(ctx, board, alerts, None)
     cache = cache or SparkCache()
+    with cache.lock:
+        return _evaluate(ctx, board, alerts, cache)
+
+
+def _evaluate(
+    ctx: ApiContext, board: Board, alerts: list[JSONDict], cache: SparkCache | None
+) -> list[Tile]:
     now = ctx.clock.time()
     now_ms = round(now * 1000)
     step_ms = max(1000, round(board.range / SPARK_POINTS * 1000))
     end_ms = now_ms // step_ms * step_ms
     start_ms = end_ms - round(board.range * 1000)
     tiles = []
-    with cache.lock:
-        index = 0
-        for row in board.rows:
-            for panel in row.panels:
-                window = (start_ms, end_ms, step_ms)
-                key = (board.name, index)
-                tiles.append(_tile(ctx, cache, key, panel, alerts=alerts, window=window, now=now))
-                index += 1
+    index = 0
+    for row in board.rows:
+        for panel in row.panels:
+            window = (start_ms, end_ms, step_ms)
+            key = (board.name, index)
+            tiles.append(_tile(ctx, cache, key, panel, alerts=alerts, window=window, now=now))
+            index += 1
     return tiles
 
 
 def _tile(
     ctx: ApiContext,
-    cache: SparkCache,
+    cache: SparkCache | None,
     key: tuple[str, int],
     panel: Panel,
     *,
@@ -176,7 +191,7 @@ def _tile(
     below = panel.thresholds.direction == "below"
     try:
         current = ctx.engine.instant(panel.expr, round(now * 1000)).value
-        history = cache.series(ctx, key, panel.expr, window)
+        history = cache.series(ctx, key, panel.expr, window) if cache is not None else []
     except QueryError as exc:  # a ParseError names its line and column
         tile.error = str(exc)
         current, history = [], []

@@ -109,6 +109,7 @@ class CheckStatus(Enum):
     UP = "up"
     GRACE = "grace"
     DOWN = "down"
+    PAUSED = "paused"
 
 
 class PingKind(Enum):
@@ -179,6 +180,8 @@ class Check:
 
     def expected_at(self) -> float | None:
         """When the next ping is due (the start of the grace time), or ``None``."""
+        if self.status is CheckStatus.PAUSED:
+            return None
         due = self._schedule_due()
         # A run that started and has not finished is due to finish within grace.
         if self.last_start is not None and self.status is not CheckStatus.DOWN:
@@ -192,8 +195,9 @@ class Check:
 
     def status_at(self, now: float) -> CheckStatus:
         """The status shown at ``now`` (adds ``grace`` between due and down)."""
-        if self.status is CheckStatus.DOWN:
-            return CheckStatus.DOWN
+        if self.status in (CheckStatus.DOWN, CheckStatus.PAUSED):
+            # A paused check expects nothing, so it is never late.
+            return self.status
         down = self.down_after()
         if down is not None and now >= down:
             return CheckStatus.DOWN
@@ -233,3 +237,7 @@ class UnknownCheckError(KeyError):
 
 class ManagedByConfigError(ValueError):
     """The check is declared in the config file and is changed there, not via the API."""
+
+
+class NotPausedError(ValueError):
+    """Only a paused check can be resumed."""

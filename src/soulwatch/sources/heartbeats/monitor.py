@@ -16,6 +16,7 @@ from soulwatch.sources.heartbeats.model import (
     HeartbeatCheckConfig,
     HeartbeatsConfig,
     ManagedByConfigError,
+    NotPausedError,
     Ping,
     PingKind,
     PingOutcome,
@@ -123,6 +124,46 @@ class HeartbeatMonitor:
             )
         return check
 
+    def pause(self, name: str, now: float) -> Check:
+        """Pause a check (healthchecks' pause): it expects nothing and never goes down.
+
+        Any check may be paused, a declared one too: pausing is operational
+        state (maintenance, a job switched off), not its definition. The next
+        success or failure ping ends the pause, as :meth:`resume` does. The
+        state is stored, so a restart or a reload keeps the check paused.
+        """
+        with self.store.lock:
+            check = self.by_name(name)
+            if check is None:
+                raise UnknownCheckError(name)
+            if check.status is not CheckStatus.PAUSED:
+                flip = Flip(now, check.status_at(now), CheckStatus.PAUSED)
+                check.status = CheckStatus.PAUSED
+                # A run open when paused is forgotten: it cannot be "too long" any more.
+                check.last_start = None
+                check.last_start_rid = None
+                self.store.record_flip(check, flip)
+            return check
+
+    def resume(self, name: str, now: float) -> Check:
+        """End a pause: the check is ``new`` again and waits for its next ping.
+
+        A declared check is expected from ``now`` (one period, or the next
+        scheduled time, then grace), as when it was first declared. Raises
+        :class:`NotPausedError` when the check is not paused.
+        """
+        with self.store.lock:
+            check = self.by_name(name)
+            if check is None:
+                raise UnknownCheckError(name)
+            if check.status is not CheckStatus.PAUSED:
+                raise NotPausedError(f"check {name!r} is not paused")
+            check.status = CheckStatus.NEW
+            # The wait for a first ping starts again now, not at the declaration.
+            check.created = now
+            self.store.record_flip(check, Flip(now, CheckStatus.PAUSED, CheckStatus.NEW))
+            return check
+
     def checks(self) -> list[Check]:
         """Every check, by name."""
         return sorted(self._checks.values(), key=lambda c: c.name)
@@ -222,8 +263,11 @@ class HeartbeatMonitor:
 
     def _samples(self, now: float) -> Iterable[tuple[Labels, float]]:
         for check in self._checks.values():
-            up = 0.0 if check.status_at(now) is CheckStatus.DOWN else 1.0
+            status = check.status_at(now)
+            up = 0.0 if status is CheckStatus.DOWN else 1.0
             yield Labels.of(__name__="heartbeat_up", check=check.name), up
+            paused = 1.0 if status is CheckStatus.PAUSED else 0.0
+            yield Labels.of(__name__="heartbeat_paused", check=check.name), paused
             for kind, t in check.last_by_kind.items():
                 name = "heartbeat_last_ping_timestamp_seconds"
                 yield Labels.of(__name__=name, check=check.name, kind=kind), t

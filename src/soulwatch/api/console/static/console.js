@@ -50,26 +50,51 @@
 
   // Live refresh: fetch this URL's <main> again and swap it in, unless the
   // person is typing in a form on it.
-  function startRefresh() {
+  var inFlight = false;
+  function refresh() {
+    var active = document.activeElement;
+    if (inFlight || (active && active.closest && active.closest("main form"))) return;
+    inFlight = true;
+    fetch(location.href, { headers: { "X-Console-Fragment": "main" }, credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        inFlight = false;
+        if (html === null) return;
+        var main = document.getElementById("main");
+        main.innerHTML = html;
+        drawCharts(main);
+        wire(main);
+        var stamp = document.getElementById("updated");
+        if (stamp) stamp.textContent = new Date().toISOString().replace("T", " ").slice(0, 19) + " UTC";
+        document.dispatchEvent(new CustomEvent("console:refreshed"));
+      })
+      .catch(function () { inFlight = false; /* the next event or tick tries again */ });
+  }
+
+  // The server pushes "alerts" (a state changed) and "tick" (every refresh
+  // period) over Server-Sent Events; while the stream is down, or when the
+  // browser or the server refuses it, the page polls instead.
+  function startLive() {
     var seconds = parseFloat(document.body.dataset.refresh || "0");
     if (!seconds || seconds < 0.5) return;
-    setInterval(function () {
-      var active = document.activeElement;
-      if (active && active.closest && active.closest("main form")) return;
-      fetch(location.href, { headers: { "X-Console-Fragment": "main" }, credentials: "same-origin" })
-        .then(function (r) { return r.ok ? r.text() : null; })
-        .then(function (html) {
-          if (html === null) return;
-          var main = document.getElementById("main");
-          main.innerHTML = html;
-          drawCharts(main);
-          wire(main);
-          var stamp = document.getElementById("updated");
-          if (stamp) stamp.textContent = new Date().toISOString().replace("T", " ").slice(0, 19) + " UTC";
-          document.dispatchEvent(new CustomEvent("console:refreshed"));
-        })
-        .catch(function () { /* the next tick tries again */ });
-    }, seconds * 1000);
+    var timer = null;
+    function polling(on) {
+      if (on && timer === null) timer = setInterval(refresh, seconds * 1000);
+      if (!on && timer !== null) { clearInterval(timer); timer = null; }
+    }
+    var url = document.body.dataset.events;
+    if (!url || typeof EventSource === "undefined") { polling(true); return; }
+    polling(true);  // until the stream is open
+    var source = new EventSource(url + "?tick=" + Math.max(1, Math.round(seconds)));
+    document.body.dataset.live = "connecting";
+    source.addEventListener("open", function () { polling(false); document.body.dataset.live = "open"; });
+    source.addEventListener("alerts", refresh);
+    source.addEventListener("tick", refresh);
+    source.addEventListener("error", function () {
+      document.body.dataset.live = source.readyState === EventSource.CLOSED ? "polling" : "connecting";
+      polling(true);
+    });
+    window.addEventListener("pagehide", function () { source.close(); });
   }
 
   function debounce(fn, ms) {
@@ -153,7 +178,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     drawCharts(document);
     wire(document);
-    startRefresh();
+    startLive();
     window.addEventListener("resize", debounce(resizeCharts, 150));
   });
 })();
