@@ -11,9 +11,9 @@ the same IEEE operations in the same order (an int64 millisecond difference
 converts to float exactly, as Python's ``int / int`` does); a window holding
 several counter resets adds them back one by one, in order. Functions whose
 exact result needs an in-order compensated sum per window (the Kahan
-``*_over_time`` sums, ``deriv``, ``predict_linear``) are not computed here.
-Without numpy, :func:`evaluate` answers ``None`` and the engine uses the
-window loop.
+``*_over_time`` sums, ``deriv``, ``predict_linear``) walk the windows by
+position (:mod:`.windowsums`). Without numpy, :func:`evaluate` answers
+``None`` and the engine uses the window loop.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from soulwatch.tsdb.model import Labels
 
 try:
     import numpy as np
+
+    from soulwatch.promql import windowsums
 except ImportError:  # pragma: no cover - numpy ships with the monitor extra
     np = None  # type: ignore[assignment]
 
@@ -54,6 +56,14 @@ VECTORISED = frozenset(
         "ts_of_last_over_time",
         "ts_of_first_over_time",
         "present_over_time",
+        "sum_over_time",
+        "avg_over_time",
+        "min_over_time",
+        "max_over_time",
+        "stdvar_over_time",
+        "stddev_over_time",
+        "deriv",
+        "predict_linear",
     }
 )
 
@@ -130,9 +140,13 @@ def evaluate(
     range_ms: int,
     *,
     keeps_name: bool,
+    step_times: Sequence[int] = (),
+    params: Sequence[Sequence[float]] = (),
 ) -> list[StepSeries] | None:
     """``name`` over every window of ``series``; ``None`` when it is not vectorised here.
 
+    ``step_times`` (the evaluation time of each window) and ``params`` (each
+    scalar argument, one value per step) are read by ``predict_linear``.
     Series with no value at any step are left out, as the window loop does.
     """
     if np is None or name not in VECTORISED:
@@ -148,7 +162,7 @@ def evaluate(
                 packed = Packed(batch, ends, range_ms)
             except OverflowError:
                 return None
-            values, valid = _compute(name, packed)
+            values, valid = _compute(name, packed, step_times, params)
             cells = values.astype(object)
             cells[~valid] = None
             rows: list[list[float | None]] = cells.tolist()
@@ -158,13 +172,20 @@ def evaluate(
     return out
 
 
-def _compute(name: str, p: Packed) -> tuple[Floats, Bools]:
+def _compute(
+    name: str, p: Packed, step_times: Sequence[int], params: Sequence[Sequence[float]]
+) -> tuple[Floats, Bools]:
     """The function's value and whether there is one, per series and step."""
     if name in ("rate", "increase", "delta"):
         return _extrapolated(p, is_counter=name != "delta", is_rate=name == "rate")
     if name in ("irate", "idelta"):
         return _instant(p, is_rate=name == "irate")
+    if name in ("deriv", "predict_linear"):
+        return _regression(name, p, step_times, params)
     valid = p.count > 0
+    summed = _summed(name, p)
+    if summed is not None:
+        return summed, valid
     last = np.where(valid, p.hi - 1, 0)
     first = np.where(valid, p.lo, 0)
     if name == "resets":
@@ -189,6 +210,35 @@ def _compute(name: str, p: Packed) -> tuple[Floats, Bools]:
     if name == "present_over_time":
         return np.ones(p.lo.shape, dtype=np.float64), valid
     raise AssertionError(f"{name} is not vectorised")  # pragma: no cover - VECTORISED
+
+
+def _summed(name: str, p: Packed) -> Floats | None:
+    """The ``*_over_time`` functions that fold every sample of the window, by position."""
+    if name == "sum_over_time":
+        return windowsums.sum_over_time(p)
+    if name == "avg_over_time":
+        return windowsums.avg_over_time(p)
+    if name in ("min_over_time", "max_over_time"):
+        return windowsums.extreme_over_time(p, pick_max=name == "max_over_time")
+    if name == "stdvar_over_time":
+        return windowsums.stdvar_over_time(p)
+    if name == "stddev_over_time":
+        return np.sqrt(windowsums.stdvar_over_time(p))
+    return None
+
+
+def _regression(
+    name: str, p: Packed, step_times: Sequence[int], params: Sequence[Sequence[float]]
+) -> tuple[Floats, Bools]:
+    """deriv (slope at the window's first sample) and predict_linear (at the step's time)."""
+    valid = p.count >= 2
+    if name == "deriv":
+        return windowsums.linear_regression(p, p.times[np.where(valid, p.lo, 0)])[0], valid
+    steps = p.lo.shape[1]
+    at = np.asarray(step_times[:steps], dtype=np.int64)[None, :]
+    slope, intercept = windowsums.linear_regression(p, at)
+    horizon = np.asarray(params[0][:steps], dtype=np.float64)[None, :]
+    return slope * horizon + intercept, valid
 
 
 def _instant(p: Packed, *, is_rate: bool) -> tuple[Floats, Bools]:
