@@ -15,7 +15,7 @@ name goes when the result leaves the engine (or when an aggregation groups).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -39,8 +39,8 @@ class RangeSeries:
     """One series of a range vector: sorted sample times (ms) and values."""
 
     labels: Labels
-    ts: list[int]
-    vals: list[float]
+    ts: Sequence[int]
+    vals: Sequence[float]
     drop_name: bool = False
 
 

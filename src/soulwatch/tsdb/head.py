@@ -20,8 +20,28 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from soulwatch.tsdb.model import Labels, Matcher, MatchType
 
+try:
+    import numpy as np
+except ImportError:  # pragma: no cover - numpy ships with the monitor extra
+    np = None  # type: ignore[assignment]
+
 #: No sample yet (smaller than any real timestamp).
 NO_TIME = -(2**63)
+
+
+def absolute_times(offsets: array[int], base: int) -> array[int]:
+    """``base + offsets`` as an ``array('q')`` of absolute times (ms).
+
+    With numpy the addition runs over the whole buffer, not one Python int
+    per sample; ``offsets`` must be a private copy (its buffer is read).
+    """
+    if np is None:
+        return array("q", map(base.__add__, offsets) if base else offsets)  # type: ignore[unreachable]
+    wide = np.frombuffer(offsets, dtype=np.dtype(f"i{offsets.itemsize}")).astype(np.int64)
+    wide += base
+    out = array("q")
+    out.frombytes(wide.tobytes())
+    return out
 
 
 class HeadSeries:
