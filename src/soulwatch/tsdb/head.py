@@ -29,14 +29,18 @@ except ImportError:  # pragma: no cover - numpy ships with the monitor extra
 NO_TIME = -(2**63)
 
 
+#: Below this many samples a Python loop is cheaper than numpy's call overhead.
+_NUMPY_FROM = 48
+
+
 def absolute_times(offsets: array[int], base: int) -> array[int]:
     """``base + offsets`` as an ``array('q')`` of absolute times (ms).
 
     With numpy the addition runs over the whole buffer, not one Python int
     per sample; ``offsets`` must be a private copy (its buffer is read).
     """
-    if np is None:
-        return array("q", map(base.__add__, offsets) if base else offsets)  # type: ignore[unreachable]
+    if np is None or len(offsets) < _NUMPY_FROM:
+        return array("q", map(base.__add__, offsets) if base else offsets)
     wide = np.frombuffer(offsets, dtype=np.dtype(f"i{offsets.itemsize}")).astype(np.int64)
     wide += base
     out = array("q")
