@@ -21,6 +21,7 @@ from soulwatch.api.guard import max_request_head_bytes
 from soulwatch.clock import Clock
 from soulwatch.config import SoulwatchConfig, parse_listen
 from soulwatch.exceptions import ConfigError, SoulwatchError
+from soulwatch.gc_tuning import tune_gc
 from soulwatch.log_setup import configure_logging
 from soulwatch.service import Monitor
 
@@ -57,6 +58,7 @@ async def serve(
     except BaseException:
         sock.close()
         raise
+    tune_gc()  # the start-up heap frozen, fewer collections (soulwatch.gc_tuning)
 
     class _Server(uvicorn.Server):
         # Our signal handlers stop the whole monitor, not only the HTTP server.
