@@ -109,3 +109,16 @@ def test_grouping_by_name_ignores_a_name_pending_removal() -> None:
     assert vector(instant(s, "sum by (__name__) (rate(a_total[5m]))", 60)) == {
         "{}": pytest.approx(0.2)
     }
+
+
+def test_stddev_of_an_overflowing_variance_is_nan_not_an_error() -> None:
+    # Welford's sums of +/-1.7e308 end at a variance of -Inf; Go's Sqrt gives NaN.
+    s = MemoryStorage()
+    for i, value in enumerate([1.7e308, -1.7e308]):
+        load(s, series("huge", i=str(i)), [(0, value), (15, value)])
+    assert vector(instant(s, "stdvar(huge)", 15)) == {"{}": -math.inf}
+    (stddev,) = vector(instant(s, "stddev(huge)", 15)).values()
+    assert math.isnan(stddev)
+    load(s, series("swing"), [(0, 1.7e308), (15, -1.7e308)])
+    (over_time,) = vector(instant(s, "stddev_over_time(swing[1m])", 15)).values()
+    assert math.isnan(over_time)

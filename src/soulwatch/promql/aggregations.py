@@ -113,8 +113,16 @@ def _stdvar(values: list[float]) -> float:
     return stdvar_values(values)
 
 
+def go_sqrt(value: float) -> float:
+    """``math.Sqrt`` as Go computes it: NaN for a negative number, not an error.
+
+    Rounding can leave a variance of huge or infinite values below zero.
+    """
+    return math.nan if value < 0 else math.sqrt(value)
+
+
 def _stddev(values: list[float]) -> float:
-    return math.sqrt(_stdvar(values))
+    return go_sqrt(_stdvar(values))
 
 
 def nan_first_key(v: float) -> tuple[bool, float]:

@@ -315,7 +315,7 @@ def _extrapolated(p: Packed, *, is_counter: bool, is_rate: bool) -> tuple[Floats
 
 
 #: Aggregations computed over whole step-columns here.
-AGGREGATIONS = frozenset({"sum", "count", "min", "max"})
+AGGREGATIONS = frozenset({"sum", "count", "min", "max", "avg", "group", "stddev", "stdvar"})
 
 
 def aggregate(op: str, groups: dict[Labels, list[StepSeries]], n: int) -> list[StepSeries]:
@@ -336,8 +336,16 @@ def aggregate(op: str, groups: dict[Labels, list[StepSeries]], n: int) -> list[S
                 continue
             if op == "count":
                 result = present.sum(axis=0).astype(np.float64)
+            elif op == "group":
+                result = np.ones(n, dtype=np.float64)
             elif op == "sum":
                 result = _kahan_rows(values, present)
+            elif op == "avg":
+                result = windowsums.avg_rows(values, present)
+            elif op in ("stddev", "stdvar"):
+                result = windowsums.stdvar_rows(values, present)
+                if op == "stddev":
+                    result = np.sqrt(result)
             else:
                 result = _extreme_rows(values, present, pick_max=op == "max")
             column = result.astype(object)

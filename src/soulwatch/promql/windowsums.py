@@ -29,7 +29,7 @@ else:
     Floats = Bools = Any
 
 
-def _kahan(inc: Floats, total: Floats, c: Floats) -> tuple[Floats, Floats]:
+def kahan(inc: Floats, total: Floats, c: Floats) -> tuple[Floats, Floats]:
     """``kahan_inc`` on arrays: the same branches, taken per cell."""
     t = total + inc
     bigger = np.abs(total) >= np.abs(inc)
@@ -54,7 +54,7 @@ def sum_over_time(p: Packed) -> Floats:
     total = _first(p)
     c = np.zeros_like(total)
     for _, v, active in _positions(p, 1):
-        t, grown = _kahan(v, total, c)
+        t, grown = kahan(v, total, c)
         total = np.where(active, t, total)
         c = np.where(active, grown, c)
     return np.where(np.isinf(total), total, total + c)
@@ -69,7 +69,7 @@ def avg_over_time(p: Packed) -> Floats:
     for k, v, active in _positions(p, 1):
         count = float(k + 1)
         summing = active & ~incremental
-        new_total, new_c = _kahan(v, total, c)
+        new_total, new_c = kahan(v, total, c)
         fits = ~np.isinf(new_total)
         total = np.where(summing & fits, new_total, total)
         c = np.where(summing & fits, new_c, c)
@@ -79,19 +79,74 @@ def avg_over_time(p: Packed) -> Floats:
             c = np.where(switch, c / (count - 1), c)
             incremental |= switch
         moving = active & incremental
-        if not moving.any():
-            continue
-        # An infinite mean stays unless the sample is the opposite infinity or NaN.
-        same_inf = np.isinf(v) & ((mean > 0) == (v > 0))
-        finite = ~np.isinf(v) & ~np.isnan(v)
-        moving &= ~(np.isinf(mean) & (same_inf | finite))
-        current = mean + c
-        new_mean, new_c = _kahan(v / count - current / count, mean, c)
-        mean = np.where(moving, new_mean, mean)
-        c = np.where(moving, new_c, c)
-    n = p.count.astype(np.float64)
+        if moving.any():
+            mean, c = _incremental_mean(v, count, mean, c, moving)
+    return _mean_result(total, c, mean, incremental, p.count.astype(np.float64))
+
+
+def _incremental_mean(
+    v: Floats, count: Any, mean: Floats, c: Floats, moving: Bools
+) -> tuple[Floats, Floats]:
+    """One step of ``avg_values``' incremental mean where ``moving``."""
+    # An infinite mean stays unless the sample is the opposite infinity or NaN.
+    same_inf = np.isinf(v) & ((mean > 0) == (v > 0))
+    finite = ~np.isinf(v) & ~np.isnan(v)
+    moving = moving & ~(np.isinf(mean) & (same_inf | finite))
+    current = mean + c
+    new_mean, new_c = kahan(v / count - current / count, mean, c)
+    return np.where(moving, new_mean, mean), np.where(moving, new_c, c)
+
+
+def _mean_result(total: Floats, c: Floats, mean: Floats, incremental: Bools, n: Any) -> Floats:
     direct = np.where(np.isinf(total), total / n, (total + c) / n)
     return np.where(incremental, mean + c, direct)
+
+
+def avg_rows(values: Floats, present: Bools) -> Floats:
+    """``avg_values`` down the rows (one member series a row), per step column."""
+    shape = values.shape[1:]
+    total, c, mean = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    count = np.zeros(shape)
+    incremental = np.zeros(shape, dtype=np.bool_)
+    for v, has in zip(values, present, strict=True):
+        first = has & (count == 0)
+        adding = has & ~first
+        count = count + has
+        total = np.where(first, v, total)
+        summing = adding & ~incremental
+        new_total, new_c = kahan(v, total, c)
+        fits = ~np.isinf(new_total)
+        total = np.where(summing & fits, new_total, total)
+        c = np.where(summing & fits, new_c, c)
+        switch = summing & ~fits
+        if switch.any():
+            mean = np.where(switch, total / (count - 1), mean)
+            c = np.where(switch, c / (count - 1), c)
+            incremental |= switch
+        moving = adding & incremental
+        if moving.any():
+            mean, c = _incremental_mean(v, count, mean, c, moving)
+    return _mean_result(total, c, mean, incremental, count)
+
+
+def stdvar_rows(values: Floats, present: Bools) -> Floats:
+    """The ``stdvar`` aggregation down the rows, per step column (a lone value: 0, or NaN)."""
+    shape = values.shape[1:]
+    count, first = np.zeros(shape), np.zeros(shape)
+    mean, c_mean = np.zeros(shape), np.zeros(shape)
+    aux, c_aux = np.zeros(shape), np.zeros(shape)
+    for v, has in zip(values, present, strict=True):
+        first = np.where(has & (count == 0), v, first)
+        count = count + has
+        delta = v - (mean + c_mean)
+        new_mean, new_c_mean = kahan(delta / count, mean, c_mean)
+        mean = np.where(has, new_mean, mean)
+        c_mean = np.where(has, new_c_mean, c_mean)
+        new_aux, new_c_aux = kahan(delta * (v - (mean + c_mean)), aux, c_aux)
+        aux = np.where(has, new_aux, aux)
+        c_aux = np.where(has, new_c_aux, c_aux)
+    lone = np.where(np.isfinite(first), 0.0, np.nan)
+    return np.where(count == 1, lone, (aux + c_aux) / count)
 
 
 def extreme_over_time(p: Packed, *, pick_max: bool) -> Floats:
@@ -111,10 +166,10 @@ def stdvar_over_time(p: Packed) -> Floats:
     for k, v, active in _positions(p):
         count = float(k + 1)
         delta = v - (mean + c_mean)
-        new_mean, new_c_mean = _kahan(delta / count, mean, c_mean)
+        new_mean, new_c_mean = kahan(delta / count, mean, c_mean)
         mean = np.where(active, new_mean, mean)
         c_mean = np.where(active, new_c_mean, c_mean)
-        new_aux, new_c_aux = _kahan(delta * (v - (mean + c_mean)), aux, c_aux)
+        new_aux, new_c_aux = kahan(delta * (v - (mean + c_mean)), aux, c_aux)
         aux = np.where(active, new_aux, aux)
         c_aux = np.where(active, new_c_aux, c_aux)
     return (aux + c_aux) / p.count.astype(np.float64)
@@ -143,7 +198,7 @@ def linear_regression(p: Packed, intercept_t: Any) -> tuple[Floats, Floats]:
             (sum_xy, c_xy, x * y),
             (sum_x2, c_x2, x * x),
         ):
-            t, grown = _kahan(inc, total, comp)
+            t, grown = kahan(inc, total, comp)
             np.copyto(total, t, where=active)
             np.copyto(comp, grown, where=active)
     n = p.count.astype(np.float64)
