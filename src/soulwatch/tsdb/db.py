@@ -474,10 +474,9 @@ class TSDB:
         The PromQL engine reads these: a series held in the head is two
         buffer copies, and its numpy path reads the buffers directly.
         """
-        for series, persisted_maxt, offsets, base, head_vals in self._snapshot(
-            matchers, mint_ms, maxt_ms
-        ):
-            head_ts = absolute_times(offsets, base)
+        found = self._snapshot(matchers, mint_ms, maxt_ms)
+        times = absolute_times([(offsets, base) for _, _, offsets, base, _ in found])
+        for (series, persisted_maxt, _, _, head_vals), head_ts in zip(found, times, strict=True):
             if persisted_maxt < mint_ms or series.id <= 0:
                 # All in the head (the usual case for recent data): the copy is the answer.
                 if head_ts:

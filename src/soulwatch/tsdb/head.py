@@ -29,22 +29,27 @@ except ImportError:  # pragma: no cover - numpy ships with the monitor extra
 NO_TIME = -(2**63)
 
 
-#: Below this many samples a Python loop is cheaper than numpy's call overhead.
-_NUMPY_FROM = 48
+def absolute_times(runs: Sequence[tuple[array[int], int]]) -> list[array[int]]:
+    """Each ``(offsets, base)`` as an ``array('q')`` of absolute times (ms): ``base + offsets``.
 
-
-def absolute_times(offsets: array[int], base: int) -> array[int]:
-    """``base + offsets`` as an ``array('q')`` of absolute times (ms).
-
-    With numpy the addition runs over the whole buffer, not one Python int
-    per sample; ``offsets`` must be a private copy (its buffer is read).
+    With numpy, every run is widened in one pass over one joined buffer and
+    then cut back into runs, not one Python int (or one numpy call) per
+    sample; each ``offsets`` must be a private copy.
     """
-    if np is None or len(offsets) < _NUMPY_FROM:
-        return array("q", map(base.__add__, offsets) if base else offsets)
-    wide = np.frombuffer(offsets, dtype=np.dtype(f"i{offsets.itemsize}")).astype(np.int64)
-    wide += base
-    out = array("q")
-    out.frombytes(wide.tobytes())
+    narrow = [offsets for offsets, _ in runs if offsets.typecode == "i"]
+    if np is None or len(narrow) != len(runs) or not runs:
+        return [array("q", map(base.__add__, o) if base else o) for o, base in runs]
+    lengths = np.fromiter((len(o) for o in narrow), dtype=np.int64, count=len(narrow))
+    bases = np.fromiter((base for _, base in runs), dtype=np.int64, count=len(runs))
+    wide = np.frombuffer(b"".join(narrow), dtype=np.dtype(f"i{narrow[0].itemsize}"))
+    wide = wide.astype(np.int64) + np.repeat(bases, lengths)
+    joined = array("q")
+    joined.frombytes(wide.tobytes())
+    out = []
+    start = 0
+    for n in lengths.tolist():
+        out.append(joined[start : start + n])
+        start += n
     return out
 
 
