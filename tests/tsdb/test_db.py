@@ -10,7 +10,7 @@ from soulwatch.promql.engine import Engine
 from soulwatch.tsdb.db import TSDB
 from soulwatch.tsdb.memory import MemoryStorage
 from soulwatch.tsdb.model import STALE_NAN, Labels, Matcher, MatchType, Series
-from soulwatch.tsdb.storage import Storage
+from soulwatch.tsdb.storage import ArrayStorage, Storage
 
 T0 = 1_700_000_000_000  # the simulated clock's start, in ms
 
@@ -72,6 +72,9 @@ def _assert_same(db: TSDB, ref: MemoryStorage, mint: int, maxt: int) -> None:
 def test_the_tsdb_implements_the_storage_protocol(open_db: Callable[..., TSDB]) -> None:
     db = open_db()
     assert isinstance(db, Storage)
+    # ... and hands the query engine arrays; the in-memory reference does not.
+    assert isinstance(db, ArrayStorage)
+    assert not isinstance(MemoryStorage(), ArrayStorage)
 
 
 def test_queries_match_the_reference_across_head_and_chunks(open_db: Callable[..., TSDB]) -> None:
