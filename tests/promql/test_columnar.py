@@ -164,3 +164,26 @@ def test_sum_keeps_kahan_compensation_across_steps() -> None:
     result = Engine(storage).range("sum(x)", 0, 300_000, 15_000)
     assert isinstance(result.value, list)
     assert result.value[0].values == [2.0] * 21  # type: ignore[union-attr]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.lists(
+        st.lists(st.one_of(_plain, _special), min_size=100, max_size=100), min_size=1, max_size=3
+    ),
+    func=st.sampled_from(
+        ["sum_over_time", "avg_over_time", "stddev_over_time", "max_over_time", "deriv"]
+    ),
+)
+def test_regular_scrapes_fill_every_window_and_match_the_window_loop(
+    values: list[list[float]], func: str
+) -> None:
+    # Every window holds the same number of samples: the positions need no mask.
+    storage = MemoryStorage()
+    for i, series in enumerate(values):
+        for k, v in enumerate(series):
+            storage.add(Labels.of(__name__="g", i=str(i)), k * 15_000, v)
+    query = f"{func}(g[2m])"
+    fast = Engine(storage, columnar_min_windows=0).range(query, 600_000, 1_200_000, 15_000)
+    slow = Engine(storage, columnar=False).range(query, 600_000, 1_200_000, 15_000)
+    assert _cells(fast) == _cells(slow), query

@@ -29,6 +29,15 @@ else:
     Floats = Bools = Any
 
 
+#: ``active`` when every window has the sample: no masking needed.
+_ALL: Any = np.True_
+
+
+def _keep(active: Bools, new: Floats, old: Floats) -> Floats:
+    """``new`` where ``active``, else ``old``."""
+    return new if active is _ALL else np.where(active, new, old)
+
+
 def kahan(inc: Floats, total: Floats, c: Floats) -> tuple[Floats, Floats]:
     """``kahan_inc`` on arrays: the same branches, taken per cell."""
     t = total + inc
@@ -38,9 +47,18 @@ def kahan(inc: Floats, total: Floats, c: Floats) -> tuple[Floats, Floats]:
 
 
 def _positions(p: Packed, first: int = 0) -> Iterator[tuple[int, Floats, Bools]]:
-    """``(k, value, active)``: the ``k``-th sample of every window, where it has one."""
-    longest = int(p.count.max()) if p.count.size else 0
+    """``(k, value, active)``: the ``k``-th sample of every window, where it has one.
+
+    ``active`` is the scalar ``True`` while every window still has a ``k``-th
+    sample (regular scrapes: most positions), which spares the masking.
+    """
+    if not p.count.size:
+        return
+    shortest, longest = int(p.count.min()), int(p.count.max())
     for k in range(first, longest):
+        if k < shortest:
+            yield k, p.values[p.lo + k], _ALL
+            continue
         active = p.count > k
         yield k, p.values[np.where(active, p.lo + k, 0)], active
 
@@ -55,8 +73,8 @@ def sum_over_time(p: Packed) -> Floats:
     c = np.zeros_like(total)
     for _, v, active in _positions(p, 1):
         t, grown = kahan(v, total, c)
-        total = np.where(active, t, total)
-        c = np.where(active, grown, c)
+        total = _keep(active, t, total)
+        c = _keep(active, grown, c)
     return np.where(np.isinf(total), total, total + c)
 
 
@@ -167,11 +185,11 @@ def stdvar_over_time(p: Packed) -> Floats:
         count = float(k + 1)
         delta = v - (mean + c_mean)
         new_mean, new_c_mean = kahan(delta / count, mean, c_mean)
-        mean = np.where(active, new_mean, mean)
-        c_mean = np.where(active, new_c_mean, c_mean)
+        mean = _keep(active, new_mean, mean)
+        c_mean = _keep(active, new_c_mean, c_mean)
         new_aux, new_c_aux = kahan(delta * (v - (mean + c_mean)), aux, c_aux)
-        aux = np.where(active, new_aux, aux)
-        c_aux = np.where(active, new_c_aux, c_aux)
+        aux = _keep(active, new_aux, aux)
+        c_aux = _keep(active, new_c_aux, c_aux)
     return (aux + c_aux) / p.count.astype(np.float64)
 
 
@@ -191,7 +209,8 @@ def linear_regression(p: Packed, intercept_t: Any) -> tuple[Floats, Floats]:
     for k, y, active in _positions(p):
         if k:
             const_y &= ~active | (y == init_y)
-        x = (p.times[np.where(active, p.lo + k, 0)] - intercept_t) / 1e3
+        at = p.lo + k if active is _ALL else np.where(active, p.lo + k, 0)
+        x = (p.times[at] - intercept_t) / 1e3
         for total, comp, inc in (
             (sum_x, c_x, x),
             (sum_y, c_y, y),
@@ -199,8 +218,12 @@ def linear_regression(p: Packed, intercept_t: Any) -> tuple[Floats, Floats]:
             (sum_x2, c_x2, x * x),
         ):
             t, grown = kahan(inc, total, comp)
-            np.copyto(total, t, where=active)
-            np.copyto(comp, grown, where=active)
+            if active is _ALL:
+                np.copyto(total, t)
+                np.copyto(comp, grown)
+            else:
+                np.copyto(total, t, where=active)
+                np.copyto(comp, grown, where=active)
     n = p.count.astype(np.float64)
     sum_x += c_x
     sum_y += c_y
