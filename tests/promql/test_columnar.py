@@ -83,7 +83,7 @@ def _cells(result: QueryResult) -> dict[str, list[tuple[int, bytes | str]]]:
     range_s=st.sampled_from([15, 60, 150, 300, 600]),
     step_s=st.sampled_from([7, 15, 30, 60]),
     modifier=st.sampled_from(["", " offset 45s", " @ 600", "subquery"]),
-    agg=st.sampled_from(["", "sum", "count", "min", "max"]),
+    agg=st.sampled_from(["", "sum", "count", "min", "max", "avg", "stddev", "group"]),
 )
 def test_array_path_matches_the_window_loop(
     *,

@@ -180,7 +180,14 @@ def evaluate(
             rows: list[list[float | None]] = cells.tolist()
             for index in np.flatnonzero(valid.any(axis=1)).tolist():
                 s = batch[index]
-                out.append(StepSeries(s.labels, rows[index], s.drop_name or not keeps_name))
+                out.append(
+                    StepSeries(
+                        s.labels,
+                        rows[index],
+                        s.drop_name or not keeps_name,
+                        column=(values[index], valid[index]),
+                    )
+                )
     return out
 
 
@@ -328,9 +335,15 @@ def aggregate(op: str, groups: dict[Labels, list[StepSeries]], n: int) -> list[S
     out: list[StepSeries] = []
     with np.errstate(all="ignore"):
         for labels, members in groups.items():
-            cells = np.array([s.vals for s in members], dtype=object).reshape(len(members), n)
-            present = cells != None  # noqa: E711 - elementwise test for missing samples
-            values = np.where(present, cells, 0.0).astype(np.float64)
+            if all(s.column is not None for s in members):
+                # Rows the array path computed: no conversion from Python floats.
+                present = np.stack([s.column[1] for s in members])
+                values = np.where(present, np.stack([s.column[0] for s in members]), 0.0)
+            else:
+                cells = np.array([s.vals for s in members], dtype=object)
+                cells = cells.reshape(len(members), n)
+                present = cells != None  # noqa: E711 - elementwise test for missing samples
+                values = np.where(present, cells, 0.0).astype(np.float64)
             seen = present.any(axis=0)
             if not seen.any():
                 continue

@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from soulwatch.exceptions import EvaluationError
 from soulwatch.tsdb.model import METRIC_NAME, Labels
@@ -27,11 +28,18 @@ DUPLICATE_LABELSET = "vector cannot contain metrics with the same labelset"
 
 @dataclass(slots=True)
 class StepSeries:
-    """One series of an instant vector, with one value slot per step."""
+    """One series of an instant vector, with one value slot per step.
+
+    ``column``, when the array path computed the values, is the same row as
+    ``(float64 values, validity mask)`` numpy arrays, so an aggregation over
+    it need not convert ``vals`` back. Whoever changes ``vals`` builds a new
+    series without it.
+    """
 
     labels: Labels
     vals: list[float | None]
     drop_name: bool = False
+    column: Any = None
 
 
 @dataclass(slots=True)
@@ -153,7 +161,8 @@ def finalize_names(
     if not any(s.drop_name for s in series):
         return series
     out = [
-        StepSeries(drop_labels(s.labels, metadata), s.vals) if s.drop_name else s for s in series
+        StepSeries(drop_labels(s.labels, metadata), s.vals, column=s.column) if s.drop_name else s
+        for s in series
     ]
     return merge_same_labels(out)
 
