@@ -167,6 +167,7 @@ def evaluate(
     # A series with no samples has no value at any step.
     series = [s for s in series if s.ts]
     per_batch = max(1, BATCH_CELLS // max(1, len(ends)))
+    keep_rows = len(ends) > 1
     with np.errstate(all="ignore"):
         for first in range(0, len(series), per_batch):
             batch = series[first : first + per_batch]
@@ -185,7 +186,8 @@ def evaluate(
                         s.labels,
                         rows[index],
                         s.drop_name or not keeps_name,
-                        column=(values[index], valid[index]),
+                        # Only a range query's aggregations read it (one step: none).
+                        column=(values[index], valid[index]) if keep_rows else None,
                     )
                 )
     return out
