@@ -7,6 +7,7 @@ import math
 import pytest
 
 from soulwatch.exceptions import EvaluationError
+from soulwatch.promql.engine import Engine
 from soulwatch.promql.values import Sample
 from soulwatch.tsdb.memory import MemoryStorage
 from tests.promql.engine_helpers import instant, load, series, vector
@@ -122,3 +123,25 @@ def test_stddev_of_an_overflowing_variance_is_nan_not_an_error() -> None:
     load(s, series("swing"), [(0, 1.7e308), (15, -1.7e308)])
     (over_time,) = vector(instant(s, "stddev_over_time(swing[1m])", 15)).values()
     assert math.isnan(over_time)
+
+
+def _welford(values: list[float]) -> float:
+    # Prometheus 3's stdvar aggregation (promql/engine.go): no compensation.
+    mean, variance, count = values[0], 0.0, 1.0
+    for f in values[1:]:
+        count += 1
+        delta = f - mean
+        mean += delta / count
+        variance += delta * (f - mean)
+    return variance / count
+
+
+@pytest.mark.parametrize("columnar", [False, True])
+def test_stdvar_aggregation_is_uncompensated_as_in_prometheus(columnar: bool) -> None:
+    # Compensated sums (as stdvar_over_time uses) end one ulp away on these values.
+    values = [0.1, 2e15, 123456.789, 1.0]
+    s = MemoryStorage()
+    for i, value in enumerate(values):
+        load(s, series("spread", i=str(i)), [(0, value), (15, value)])
+    result = Engine(s, columnar=columnar).range("stdvar(spread)", 0, 15_000, 15_000)
+    assert result.value[0].values == [_welford(values)] * 2  # type: ignore[union-attr]

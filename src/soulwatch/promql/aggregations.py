@@ -108,9 +108,20 @@ def _max(values: list[float]) -> float:
 
 
 def _stdvar(values: list[float]) -> float:
-    if len(values) == 1:
-        return math.nan if not math.isfinite(values[0]) else 0.0
-    return stdvar_values(values)
+    """Population variance as Prometheus's ``stdvar``/``stddev`` aggregation computes it.
+
+    Welford's update without compensation (unlike ``stdvar_over_time``); a
+    group whose first value is NaN or infinite stays NaN.
+    """
+    mean = values[0]
+    variance = 0.0 if math.isfinite(mean) else math.nan
+    count = 1.0
+    for f in values[1:]:
+        count += 1.0
+        delta = f - mean
+        mean += delta / count
+        variance += delta * (f - mean)
+    return variance / count
 
 
 def go_sqrt(value: float) -> float:

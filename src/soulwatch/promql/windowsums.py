@@ -148,23 +148,20 @@ def avg_rows(values: Floats, present: Bools) -> Floats:
 
 
 def stdvar_rows(values: Floats, present: Bools) -> Floats:
-    """The ``stdvar`` aggregation down the rows, per step column (a lone value: 0, or NaN)."""
+    """The ``stdvar`` aggregation down the rows, per step column (Welford, uncompensated)."""
     shape = values.shape[1:]
-    count, first = np.zeros(shape), np.zeros(shape)
-    mean, c_mean = np.zeros(shape), np.zeros(shape)
-    aux, c_aux = np.zeros(shape), np.zeros(shape)
+    count, mean, variance = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     for v, has in zip(values, present, strict=True):
-        first = np.where(has & (count == 0), v, first)
+        first = has & (count == 0)
         count = count + has
-        delta = v - (mean + c_mean)
-        new_mean, new_c_mean = kahan(delta / count, mean, c_mean)
-        mean = np.where(has, new_mean, mean)
-        c_mean = np.where(has, new_c_mean, c_mean)
-        new_aux, new_c_aux = kahan(delta * (v - (mean + c_mean)), aux, c_aux)
-        aux = np.where(has, new_aux, aux)
-        c_aux = np.where(has, new_c_aux, c_aux)
-    lone = np.where(np.isfinite(first), 0.0, np.nan)
-    return np.where(count == 1, lone, (aux + c_aux) / count)
+        delta = v - mean
+        moved = mean + delta / count
+        grown = variance + delta * (v - moved)
+        mean = np.where(first, v, np.where(has, moved, mean))
+        variance = np.where(
+            first, np.where(np.isfinite(v), 0.0, np.nan), np.where(has, grown, variance)
+        )
+    return variance / count
 
 
 def extreme_over_time(p: Packed, *, pick_max: bool) -> Floats:
