@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from soulwatch.promql.stepvec import RangeSeries, StepSeries
 from soulwatch.tsdb.model import Labels
@@ -179,6 +179,7 @@ def evaluate(
             cells = values.astype(object)
             cells[~valid] = None
             rows: list[list[float | None]] = cells.tolist()
+            full = cast("list[bool]", valid.all(axis=1).tolist())
             for index in np.flatnonzero(valid.any(axis=1)).tolist():
                 s = batch[index]
                 out.append(
@@ -187,7 +188,7 @@ def evaluate(
                         rows[index],
                         s.drop_name or not keeps_name,
                         # Only a range query's aggregations read it (one step: none).
-                        column=(values[index], valid[index]) if keep_rows else None,
+                        column=(values[index], valid[index], full[index]) if keep_rows else None,
                     )
                 )
     return out

@@ -236,7 +236,10 @@ def _to_matrix(value: StepValue, ts: list[int], metadata: frozenset[str]) -> Mat
     assert isinstance(value, list)
     out: Matrix = []
     for s in finalize_names(value, metadata):
-        if None not in s.vals:
+        # The array path's validity mask answers "a value at every step?" in
+        # one call; scanning the list compares each float with None.
+        full = s.column[2] if s.column is not None else None not in s.vals
+        if full:
             # A value at every step (the usual chart line): no filtering per point.
             out.append(Series(s.labels, ts[:], cast("list[float]", s.vals[:])))
             continue

@@ -30,10 +30,10 @@ DUPLICATE_LABELSET = "vector cannot contain metrics with the same labelset"
 class StepSeries:
     """One series of an instant vector, with one value slot per step.
 
-    ``column``, when the array path computed the values, is the same row as
-    ``(float64 values, validity mask)`` numpy arrays, so an aggregation over
-    it need not convert ``vals`` back. Whoever changes ``vals`` builds a new
-    series without it.
+    ``column``, when the array path computed the values of a range query, is
+    the same row as ``(float64 values, validity mask, valid at every step)``,
+    so an aggregation over it need not convert ``vals`` back. Whoever changes
+    ``vals`` builds a new series without it.
     """
 
     labels: Labels
