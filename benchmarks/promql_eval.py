@@ -78,6 +78,8 @@ RANGE_QUERIES: dict[str, str] = {
         "histogram_quantile(0.95, sum by (le, job) "
         "(rate(http_request_duration_seconds_bucket[5m])))"
     ),
+    "avg_over_time, 1h @15s": "avg_over_time(http_requests_total[5m])",
+    "deriv, 1h @15s": "deriv(http_requests_total[5m])",
 }
 
 #: A console board: ten panels, each a range query over 24 h at a 60 s step.

@@ -9,7 +9,9 @@ soulwatch: the :class:`RuleManager` with the real PromQL engine over the
 embedded TSDB (5 minutes of samples every 15 s, in its head, written in
 scrape-sized batches) and the SQLite alert-state store in a temp dir; a
 cycle is ``evaluate_all`` (every group once, in turn), timed in wall-clock
-and in CPU seconds.
+and in CPU seconds, twice: with Python's default garbage collector and with
+the service's settings (``soulwatch.gc_tuning``: the start-up heap frozen, a
+larger young generation), with the time spent collecting.
 Prometheus: the same rule files, scraping the same series from a local
 exposition server every 5 s and evaluating every 5 s; its own
 ``prometheus_rule_group_last_duration_seconds`` per group is read from its
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import shutil
 import statistics
 import subprocess
@@ -37,8 +40,10 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from soulwatch import gc_tuning
 from soulwatch.alerts import Alert
 from soulwatch.clock import SimulatedClock
+from soulwatch.gc_tuning import tune_gc
 from soulwatch.promql.engine import Engine
 from soulwatch.rules.evaluator import RuleManager
 from soulwatch.rules.store import AlertStateStore
@@ -157,10 +162,35 @@ class _NullSink:
         pass
 
 
+class _GcTimer:
+    """Time spent in the cyclic garbage collector, from ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = 0
+        self._began = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._began
+            self.collections += 1
+
+
 async def run_soulwatch(
-    rule_files: list[Path], series: list[tuple[Labels, float]], reps: int, data_dir: Path
-) -> tuple[list[float], list[float], int]:
-    """Cycle times in seconds (wall clock, CPU), and the number of rules."""
+    rule_files: list[Path],
+    series: list[tuple[Labels, float]],
+    reps: int,
+    data_dir: Path,
+    *,
+    tuned_gc: bool = False,
+) -> tuple[list[float], list[float], int, list[float]]:
+    """Cycle times in seconds (wall clock, CPU), the number of rules, and GC seconds per cycle.
+
+    ``tuned_gc`` applies the service's collector settings (:func:`tune_gc`)
+    once the data and the rules are loaded, as the service does once started.
+    """
     start = 1_700_000_000.0
     clock = SimulatedClock(start=start)
     storage = TSDB(StorageConfig(path=data_dir / "tsdb"), clock=clock)
@@ -179,22 +209,33 @@ async def run_soulwatch(
     manager.load(rule_files)
     n_rules = sum(len(g.rules) for g in manager.groups())
     await manager.evaluate_all(start)  # warm-up
+    if tuned_gc:
+        tune_gc()
     cycles: list[float] = []
     cpu_cycles: list[float] = []
-    for rep in range(reps):
-        ts = start + STEP_S * (rep + 1)
-        clock.set_time(ts)
-        _scrape(storage, series, ts, start - HISTORY_S)
-        began, cpu = time.perf_counter(), time.process_time()
-        await manager.evaluate_all(ts)
-        cycles.append(time.perf_counter() - began)
-        cpu_cycles.append(time.process_time() - cpu)
+    gc_seconds: list[float] = []
+    timer = _GcTimer()
+    gc.callbacks.append(timer)
+    try:
+        for rep in range(reps):
+            ts = start + STEP_S * (rep + 1)
+            clock.set_time(ts)
+            _scrape(storage, series, ts, start - HISTORY_S)
+            in_gc = timer.seconds
+            began, cpu = time.perf_counter(), time.process_time()
+            await manager.evaluate_all(ts)
+            cycles.append(time.perf_counter() - began)
+            cpu_cycles.append(time.process_time() - cpu)
+            gc_seconds.append(timer.seconds - in_gc)
+    finally:
+        gc.callbacks.remove(timer)
+        gc_tuning.reset()
     failures = [r for g in manager.groups() for r in g.rules if r.last_error]
     if failures:
         raise SystemExit(f"soulwatch rule errors: {[(r.name, r.last_error) for r in failures]}")
     store.close()
     storage.close()
-    return cycles, cpu_cycles, n_rules
+    return cycles, cpu_cycles, n_rules, gc_seconds
 
 
 def _scrape(storage: TSDB, series: list[tuple[Labels, float]], t: float, t0: float) -> None:
@@ -351,12 +392,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         synthetic = work / "synthetic.yml"
         synthetic.write_text(synthetic_rules())
         rule_files = [*PACK_RULES, synthetic]
-        ours, ours_cpu, n_rules = asyncio.run(run_soulwatch(rule_files, series, args.reps, work))
+        runs = {}
+        for tuned in (False, True):
+            (work / f"gc-{tuned}").mkdir()
+            runs[tuned] = asyncio.run(
+                run_soulwatch(rule_files, series, args.reps, work / f"gc-{tuned}", tuned_gc=tuned)
+            )
         prom = None if args.no_prometheus else run_prometheus(rule_files, series, args.reps, work)
+    ours, _, n_rules, _ = runs[True]
     print(f"rule evaluation: {n_rules} rules in {len(rule_files)} files, {len(series)} series")
     print(f"{'engine':<34} {'full cycle, median (min-max)':>30}")
-    print(f"{'soulwatch (embedded TSDB + SQLite)':<34} {_summary(ours):>30}")
-    print(f"{'soulwatch, CPU time':<34} {_summary(ours_cpu):>30}")
+    for tuned, (wall, cpu, _, in_gc) in runs.items():
+        how = "tuned GC (the service's)" if tuned else "default GC"
+        print(f"{'soulwatch, ' + how:<34} {_summary(wall):>30}")
+        print(f"{'  CPU time':<34} {_summary(cpu):>30}")
+        print(f"{'  in the garbage collector':<34} {_summary(in_gc):>30}")
     if prom is None:
         print("prometheus: not run (not installed, or --no-prometheus)")
         return 0

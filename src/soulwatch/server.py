@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import signal
 import socket
 import sys
@@ -23,6 +22,7 @@ from soulwatch.api.guard import max_request_head_bytes
 from soulwatch.clock import Clock
 from soulwatch.config import SoulwatchConfig, parse_listen
 from soulwatch.exceptions import ConfigError, SoulwatchError
+from soulwatch.gc_tuning import tune_gc
 from soulwatch.log_setup import configure_logging
 from soulwatch.service import Monitor
 
@@ -32,9 +32,6 @@ _log = structlog.get_logger("soulwatch.server")
 
 #: The interpreter's thread switch interval while serving (Python's default is 5 ms).
 SWITCH_INTERVAL = 0.001
-#: Allocations between young-generation collections (Python's default is 700), and
-#: how many collections of one generation trigger one of the next (default 10, 10).
-GC_THRESHOLDS = (50_000, 20, 100)
 
 
 async def serve(
@@ -56,19 +53,15 @@ async def serve(
     # Worker threads running PromQL hold the GIL; a short switch interval hands
     # it back to the event loop sooner, so answers wait less behind a query.
     sys.setswitchinterval(SWITCH_INTERVAL)
-    # A query's intermediate lists hold millions of references; each collection
-    # that walks them holds the GIL for a tenth of a second or more, and at the
-    # default thresholds they are walked dozens of times per heavy query: the
-    # loop stalls. Rarer collections walk them a few times.
-    gc.set_threshold(*GC_THRESHOLDS)
     monitor = Monitor(config, clock=clock)
     try:
         await monitor.start()
     except BaseException:
         sock.close()
         raise
-    # What the start built lives as long as the monitor: no collection walks it again.
-    gc.freeze()
+    # What the start built lives as long as the monitor: frozen, it is never walked
+    # again, and young collections come rarer (soulwatch.gc_tuning).
+    tune_gc()
 
     app = monitor.app()
     console = console_of(app)

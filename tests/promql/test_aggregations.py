@@ -7,6 +7,7 @@ import math
 import pytest
 
 from soulwatch.exceptions import EvaluationError
+from soulwatch.promql.engine import Engine
 from soulwatch.promql.values import Sample
 from soulwatch.tsdb.memory import MemoryStorage
 from tests.promql.engine_helpers import instant, load, series, vector
@@ -109,3 +110,38 @@ def test_grouping_by_name_ignores_a_name_pending_removal() -> None:
     assert vector(instant(s, "sum by (__name__) (rate(a_total[5m]))", 60)) == {
         "{}": pytest.approx(0.2)
     }
+
+
+def test_stddev_of_an_overflowing_variance_is_nan_not_an_error() -> None:
+    # Welford's sums of +/-1.7e308 end at a variance of -Inf; Go's Sqrt gives NaN.
+    s = MemoryStorage()
+    for i, value in enumerate([1.7e308, -1.7e308]):
+        load(s, series("huge", i=str(i)), [(0, value), (15, value)])
+    assert vector(instant(s, "stdvar(huge)", 15)) == {"{}": -math.inf}
+    (stddev,) = vector(instant(s, "stddev(huge)", 15)).values()
+    assert math.isnan(stddev)
+    load(s, series("swing"), [(0, 1.7e308), (15, -1.7e308)])
+    (over_time,) = vector(instant(s, "stddev_over_time(swing[1m])", 15)).values()
+    assert math.isnan(over_time)
+
+
+def _welford(values: list[float]) -> float:
+    # Prometheus 3's stdvar aggregation (promql/engine.go): no compensation.
+    mean, variance, count = values[0], 0.0, 1.0
+    for f in values[1:]:
+        count += 1
+        delta = f - mean
+        mean += delta / count
+        variance += delta * (f - mean)
+    return variance / count
+
+
+@pytest.mark.parametrize("columnar", [False, True])
+def test_stdvar_aggregation_is_uncompensated_as_in_prometheus(columnar: bool) -> None:
+    # Compensated sums (as stdvar_over_time uses) end one ulp away on these values.
+    values = [0.1, 2e15, 123456.789, 1.0]
+    s = MemoryStorage()
+    for i, value in enumerate(values):
+        load(s, series("spread", i=str(i)), [(0, value), (15, value)])
+    result = Engine(s, columnar=columnar).range("stdvar(spread)", 0, 15_000, 15_000)
+    assert result.value[0].values == [_welford(values)] * 2  # type: ignore[union-attr]

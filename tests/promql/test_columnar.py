@@ -25,7 +25,10 @@ pytestmark = pytest.mark.skipif(not columnar.available(), reason="numpy is not i
 
 FUNCTIONS = sorted(columnar.VECTORISED)
 
-_special = st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -0.0, STALE_NAN])
+#: Huge values overflow a window's running sum (avg_over_time then averages incrementally).
+_special = st.sampled_from(
+    [math.nan, math.inf, -math.inf, 0.0, -0.0, STALE_NAN, 1.7e308, -1.7e308, 5e-324]
+)
 _plain = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
 #: A sample: a counter-like step (mostly up, sometimes a reset), or a special value.
 _sample = st.tuples(
@@ -80,7 +83,7 @@ def _cells(result: QueryResult) -> dict[str, list[tuple[int, bytes | str]]]:
     range_s=st.sampled_from([15, 60, 150, 300, 600]),
     step_s=st.sampled_from([7, 15, 30, 60]),
     modifier=st.sampled_from(["", " offset 45s", " @ 600", "subquery"]),
-    agg=st.sampled_from(["", "sum", "count", "min", "max"]),
+    agg=st.sampled_from(["", "sum", "count", "min", "max", "avg", "stddev", "group"]),
 )
 def test_array_path_matches_the_window_loop(
     *,
@@ -95,9 +98,11 @@ def test_array_path_matches_the_window_loop(
     for i, samples in enumerate(data):
         _load(storage, "m_total", i, samples)
     if modifier == "subquery":
-        query = f"{func}(m_total[{range_s}s:10s])"
+        query = f"{func}(m_total[{range_s}s:10s]"
     else:
-        query = f"{func}(m_total[{range_s}s]{modifier})"
+        query = f"{func}(m_total[{range_s}s]{modifier}"
+    # predict_linear's horizon: a constant, or one that changes at every step.
+    query += {"predict_linear": ", 300)" if step_s % 2 else ", time() - 600)"}.get(func, ")")
     if agg:
         query = f"{agg} by (g) ({query})"
     end_ms = 1_200_000
@@ -159,3 +164,26 @@ def test_sum_keeps_kahan_compensation_across_steps() -> None:
     result = Engine(storage).range("sum(x)", 0, 300_000, 15_000)
     assert isinstance(result.value, list)
     assert result.value[0].values == [2.0] * 21  # type: ignore[union-attr]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.lists(
+        st.lists(st.one_of(_plain, _special), min_size=100, max_size=100), min_size=1, max_size=3
+    ),
+    func=st.sampled_from(
+        ["sum_over_time", "avg_over_time", "stddev_over_time", "max_over_time", "deriv"]
+    ),
+)
+def test_regular_scrapes_fill_every_window_and_match_the_window_loop(
+    values: list[list[float]], func: str
+) -> None:
+    # Every window holds the same number of samples: the positions need no mask.
+    storage = MemoryStorage()
+    for i, series in enumerate(values):
+        for k, v in enumerate(series):
+            storage.add(Labels.of(__name__="g", i=str(i)), k * 15_000, v)
+    query = f"{func}(g[2m])"
+    fast = Engine(storage, columnar_min_windows=0).range(query, 600_000, 1_200_000, 15_000)
+    slow = Engine(storage, columnar=False).range(query, 600_000, 1_200_000, 15_000)
+    assert _cells(fast) == _cells(slow), query

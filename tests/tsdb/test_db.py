@@ -6,10 +6,11 @@ import random
 import struct
 from collections.abc import Callable
 
+from soulwatch.promql.engine import Engine
 from soulwatch.tsdb.db import TSDB
 from soulwatch.tsdb.memory import MemoryStorage
 from soulwatch.tsdb.model import STALE_NAN, Labels, Matcher, MatchType, Series
-from soulwatch.tsdb.storage import Storage
+from soulwatch.tsdb.storage import ArrayStorage, Storage
 
 T0 = 1_700_000_000_000  # the simulated clock's start, in ms
 
@@ -60,12 +61,20 @@ def _assert_same(db: TSDB, ref: MemoryStorage, mint: int, maxt: int) -> None:
         got = list(db.select(matchers, mint, maxt))
         want = list(ref.select(matchers, mint, maxt))
         assert _dump(got) == _dump(want), matchers
+        # What the query engine reads: the same samples, in 64-bit and float arrays.
+        arrays = list(db.select_arrays(matchers, mint, maxt))
+        assert {(s.timestamps.typecode, s.values.typecode) for s in arrays} <= {("q", "d")}
+        as_lists = [Series(s.labels, s.timestamps.tolist(), s.values.tolist()) for s in arrays]
+        assert _dump(as_lists) == _dump(want), matchers
         assert db.series(matchers, mint, maxt) == ref.series(matchers, mint, maxt)
 
 
 def test_the_tsdb_implements_the_storage_protocol(open_db: Callable[..., TSDB]) -> None:
     db = open_db()
     assert isinstance(db, Storage)
+    # ... and hands the query engine arrays; the in-memory reference does not.
+    assert isinstance(db, ArrayStorage)
+    assert not isinstance(MemoryStorage(), ArrayStorage)
 
 
 def test_queries_match_the_reference_across_head_and_chunks(open_db: Callable[..., TSDB]) -> None:
@@ -180,6 +189,8 @@ def test_head_runs_wider_than_32_bit_offsets_are_kept_exactly(
     everything = [Matcher.equal("__name__", "sparse")]
     (series,) = db.select(everything, T0 - 60 * day, T0 + day)
     assert series.timestamps == times
+    (arrays,) = db.select_arrays(everything, T0 - 60 * day, T0 + day)
+    assert arrays.timestamps.tolist() == times
     (middle,) = db.select(everything, T0 - 30 * day, T0)
     assert middle.timestamps == times[1:3]
     db.maintain(force=True)
@@ -230,3 +241,37 @@ def test_a_selective_matcher_beside_a_broad_one_finds_the_same_series_as_the_ref
         )
         == 100
     )
+
+
+def test_the_query_engine_over_the_tsdb_answers_as_over_the_reference(
+    open_db: Callable[..., TSDB],
+) -> None:
+    # The engine reads the TSDB's arrays (head and chunks): same floats as from lists.
+    db = open_db(chunk_samples=32)
+    ref = MemoryStorage()
+    samples = _workload(2)
+    half = len(samples) // 2
+    _load(db, samples[:half])
+    _load(ref, samples[:half])
+    db.maintain()
+    _load(db, samples[half:])
+    _load(ref, samples[half:])
+    end = T0 + 300 * 15_000
+    queries = [
+        "rate(http_requests_total[5m])",
+        "sum by (job) (avg_over_time(http_requests_total[10m]))",
+        "deriv(up[3m])",
+        "http_requests_total",
+    ]
+    for query in queries:
+        got = Engine(db).range(query, T0 + 600_000, end, 60_000)
+        want = Engine(ref).range(query, T0 + 600_000, end, 60_000)
+        assert isinstance(got.value, list)
+        assert got.value, query
+        assert _dump(got.value) == _dump(want.value), query  # type: ignore[arg-type]
+    # A range vector's samples come back as plain lists, as from any storage.
+    (matrix,) = (
+        Engine(db).instant('http_requests_total{job="api",instance="h0",code="200"}[5m]', end).value
+    )  # type: ignore[misc]
+    assert isinstance(matrix, Series)
+    assert type(matrix.timestamps) is list

@@ -108,13 +108,32 @@ def _max(values: list[float]) -> float:
 
 
 def _stdvar(values: list[float]) -> float:
-    if len(values) == 1:
-        return math.nan if not math.isfinite(values[0]) else 0.0
-    return stdvar_values(values)
+    """Population variance as Prometheus's ``stdvar``/``stddev`` aggregation computes it.
+
+    Welford's update without compensation (unlike ``stdvar_over_time``); a
+    group whose first value is NaN or infinite stays NaN.
+    """
+    mean = values[0]
+    variance = 0.0 if math.isfinite(mean) else math.nan
+    count = 1.0
+    for f in values[1:]:
+        count += 1.0
+        delta = f - mean
+        mean += delta / count
+        variance += delta * (f - mean)
+    return variance / count
+
+
+def go_sqrt(value: float) -> float:
+    """``math.Sqrt`` as Go computes it: NaN for a negative number, not an error.
+
+    Rounding can leave a variance of huge or infinite values below zero.
+    """
+    return math.nan if value < 0 else math.sqrt(value)
 
 
 def _stddev(values: list[float]) -> float:
-    return math.sqrt(_stdvar(values))
+    return go_sqrt(_stdvar(values))
 
 
 def nan_first_key(v: float) -> tuple[bool, float]:

@@ -11,21 +11,24 @@ the same IEEE operations in the same order (an int64 millisecond difference
 converts to float exactly, as Python's ``int / int`` does); a window holding
 several counter resets adds them back one by one, in order. Functions whose
 exact result needs an in-order compensated sum per window (the Kahan
-``*_over_time`` sums, ``deriv``, ``predict_linear``) are not computed here.
-Without numpy, :func:`evaluate` answers ``None`` and the engine uses the
-window loop.
+``*_over_time`` sums, ``deriv``, ``predict_linear``) walk the windows by
+position (:mod:`.windowsums`). Without numpy, :func:`evaluate` answers
+``None`` and the engine uses the window loop.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from soulwatch.promql.stepvec import RangeSeries, StepSeries
 from soulwatch.tsdb.model import Labels
 
 try:
     import numpy as np
+
+    from soulwatch.promql import windowsums
 except ImportError:  # pragma: no cover - numpy ships with the monitor extra
     np = None  # type: ignore[assignment]
 
@@ -54,6 +57,14 @@ VECTORISED = frozenset(
         "ts_of_last_over_time",
         "ts_of_first_over_time",
         "present_over_time",
+        "sum_over_time",
+        "avg_over_time",
+        "min_over_time",
+        "max_over_time",
+        "stdvar_over_time",
+        "stddev_over_time",
+        "deriv",
+        "predict_linear",
     }
 )
 
@@ -69,6 +80,17 @@ def available() -> bool:
     return np is not None
 
 
+def _flat(columns: Sequence[Sequence[Any]], typecode: str, dtype: Any) -> Any:
+    """One array of every column, end to end.
+
+    Columns that are already ``array(typecode)`` (the TSDB's) are joined as
+    bytes in one call, with no numpy call per series.
+    """
+    if all(type(c) is array and c.typecode == typecode for c in columns):
+        return np.frombuffer(b"".join(columns), dtype=dtype)  # type: ignore[arg-type]
+    return np.concatenate([np.asarray(c, dtype=dtype) for c in columns])
+
+
 class Packed:
     """A batch of series as flat arrays, and each step's window in each series.
 
@@ -82,8 +104,8 @@ class Packed:
         total = int(lengths.sum())
         # A storage that hands out arrays (``array.array``, numpy) is read
         # through the buffer protocol without a per-sample step; lists convert.
-        self.times: Ints = np.concatenate([np.asarray(s.ts, dtype=np.int64) for s in series])
-        self.values: Floats = np.concatenate([np.asarray(s.vals, dtype=np.float64) for s in series])
+        self.times: Ints = _flat([s.ts for s in series], "q", np.int64)
+        self.values: Floats = _flat([s.vals for s in series], "d", np.float64)
         self.starts: Ints = np.zeros(len(series), dtype=np.int64)
         np.cumsum(lengths[:-1], out=self.starts[1:])
         #: True at the first sample of each series (no previous sample to compare).
@@ -130,9 +152,13 @@ def evaluate(
     range_ms: int,
     *,
     keeps_name: bool,
+    step_times: Sequence[int] = (),
+    params: Sequence[Sequence[float]] = (),
 ) -> list[StepSeries] | None:
     """``name`` over every window of ``series``; ``None`` when it is not vectorised here.
 
+    ``step_times`` (the evaluation time of each window) and ``params`` (each
+    scalar argument, one value per step) are read by ``predict_linear``.
     Series with no value at any step are left out, as the window loop does.
     """
     if np is None or name not in VECTORISED:
@@ -141,6 +167,7 @@ def evaluate(
     # A series with no samples has no value at any step.
     series = [s for s in series if s.ts]
     per_batch = max(1, BATCH_CELLS // max(1, len(ends)))
+    keep_rows = len(ends) > 1
     with np.errstate(all="ignore"):
         for first in range(0, len(series), per_batch):
             batch = series[first : first + per_batch]
@@ -148,23 +175,39 @@ def evaluate(
                 packed = Packed(batch, ends, range_ms)
             except OverflowError:
                 return None
-            values, valid = _compute(name, packed)
+            values, valid = _compute(name, packed, step_times, params)
             cells = values.astype(object)
             cells[~valid] = None
             rows: list[list[float | None]] = cells.tolist()
+            full = cast("list[bool]", valid.all(axis=1).tolist())
             for index in np.flatnonzero(valid.any(axis=1)).tolist():
                 s = batch[index]
-                out.append(StepSeries(s.labels, rows[index], s.drop_name or not keeps_name))
+                out.append(
+                    StepSeries(
+                        s.labels,
+                        rows[index],
+                        s.drop_name or not keeps_name,
+                        # Only a range query's aggregations read it (one step: none).
+                        column=(values[index], valid[index], full[index]) if keep_rows else None,
+                    )
+                )
     return out
 
 
-def _compute(name: str, p: Packed) -> tuple[Floats, Bools]:
+def _compute(
+    name: str, p: Packed, step_times: Sequence[int], params: Sequence[Sequence[float]]
+) -> tuple[Floats, Bools]:
     """The function's value and whether there is one, per series and step."""
     if name in ("rate", "increase", "delta"):
         return _extrapolated(p, is_counter=name != "delta", is_rate=name == "rate")
     if name in ("irate", "idelta"):
         return _instant(p, is_rate=name == "irate")
+    if name in ("deriv", "predict_linear"):
+        return _regression(name, p, step_times, params)
     valid = p.count > 0
+    summed = _summed(name, p)
+    if summed is not None:
+        return summed, valid
     last = np.where(valid, p.hi - 1, 0)
     first = np.where(valid, p.lo, 0)
     if name == "resets":
@@ -189,6 +232,35 @@ def _compute(name: str, p: Packed) -> tuple[Floats, Bools]:
     if name == "present_over_time":
         return np.ones(p.lo.shape, dtype=np.float64), valid
     raise AssertionError(f"{name} is not vectorised")  # pragma: no cover - VECTORISED
+
+
+def _summed(name: str, p: Packed) -> Floats | None:
+    """The ``*_over_time`` functions that fold every sample of the window, by position."""
+    if name == "sum_over_time":
+        return windowsums.sum_over_time(p)
+    if name == "avg_over_time":
+        return windowsums.avg_over_time(p)
+    if name in ("min_over_time", "max_over_time"):
+        return windowsums.extreme_over_time(p, pick_max=name == "max_over_time")
+    if name == "stdvar_over_time":
+        return windowsums.stdvar_over_time(p)
+    if name == "stddev_over_time":
+        return np.sqrt(windowsums.stdvar_over_time(p))
+    return None
+
+
+def _regression(
+    name: str, p: Packed, step_times: Sequence[int], params: Sequence[Sequence[float]]
+) -> tuple[Floats, Bools]:
+    """deriv (slope at the window's first sample) and predict_linear (at the step's time)."""
+    valid = p.count >= 2
+    if name == "deriv":
+        return windowsums.linear_regression(p, p.times[np.where(valid, p.lo, 0)])[0], valid
+    steps = p.lo.shape[1]
+    at = np.asarray(step_times[:steps], dtype=np.int64)[None, :]
+    slope, intercept = windowsums.linear_regression(p, at)
+    horizon = np.asarray(params[0][:steps], dtype=np.float64)[None, :]
+    return slope * horizon + intercept, valid
 
 
 def _instant(p: Packed, *, is_rate: bool) -> tuple[Floats, Bools]:
@@ -253,7 +325,7 @@ def _extrapolated(p: Packed, *, is_counter: bool, is_rate: bool) -> tuple[Floats
 
 
 #: Aggregations computed over whole step-columns here.
-AGGREGATIONS = frozenset({"sum", "count", "min", "max"})
+AGGREGATIONS = frozenset({"sum", "count", "min", "max", "avg", "group", "stddev", "stdvar"})
 
 
 def aggregate(op: str, groups: dict[Labels, list[StepSeries]], n: int) -> list[StepSeries]:
@@ -266,16 +338,30 @@ def aggregate(op: str, groups: dict[Labels, list[StepSeries]], n: int) -> list[S
     out: list[StepSeries] = []
     with np.errstate(all="ignore"):
         for labels, members in groups.items():
-            cells = np.array([s.vals for s in members], dtype=object).reshape(len(members), n)
-            present = cells != None  # noqa: E711 - elementwise test for missing samples
-            values = np.where(present, cells, 0.0).astype(np.float64)
+            if all(s.column is not None for s in members):
+                # Rows the array path computed: no conversion from Python floats.
+                present = np.stack([s.column[1] for s in members])
+                values = np.where(present, np.stack([s.column[0] for s in members]), 0.0)
+            else:
+                cells = np.array([s.vals for s in members], dtype=object)
+                cells = cells.reshape(len(members), n)
+                present = cells != None  # noqa: E711 - elementwise test for missing samples
+                values = np.where(present, cells, 0.0).astype(np.float64)
             seen = present.any(axis=0)
             if not seen.any():
                 continue
             if op == "count":
                 result = present.sum(axis=0).astype(np.float64)
+            elif op == "group":
+                result = np.ones(n, dtype=np.float64)
             elif op == "sum":
                 result = _kahan_rows(values, present)
+            elif op == "avg":
+                result = windowsums.avg_rows(values, present)
+            elif op in ("stddev", "stdvar"):
+                result = windowsums.stdvar_rows(values, present)
+                if op == "stddev":
+                    result = np.sqrt(result)
             else:
                 result = _extreme_rows(values, present, pick_max=op == "max")
             column = result.astype(object)

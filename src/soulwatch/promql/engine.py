@@ -64,8 +64,8 @@ from soulwatch.promql.values import (
     String,
     Vector,
 )
-from soulwatch.tsdb.model import Labels, Matcher, Series, is_stale_nan
-from soulwatch.tsdb.storage import Storage
+from soulwatch.tsdb.model import ArraySeries, Labels, Matcher, Series, is_stale_nan
+from soulwatch.tsdb.storage import ArrayStorage, Storage
 
 #: Prometheus's limit on the number of steps of one range query.
 MAX_POINTS_PER_SERIES = 11_000
@@ -225,7 +225,7 @@ def _to_instant(
         return String(t_ms, value.value)
     if isinstance(value, RangeValue):
         named = finalize_range(value.series, metadata)
-        return [Series(s.labels, s.ts, s.vals) for s in named]
+        return [Series(s.labels, list(s.ts), list(s.vals)) for s in named]
     out: Vector = []
     for s in finalize_names(value, metadata):
         v = s.vals[0]
@@ -253,7 +253,10 @@ def _to_matrix(value: StepValue, ts: list[int], metadata: frozenset[str]) -> Mat
     assert isinstance(value, list)
     out: Matrix = []
     for s in finalize_names(value, metadata):
-        if None not in s.vals:
+        # The array path's validity mask answers "a value at every step?" in
+        # one call; scanning the list compares each float with None.
+        full = s.column[2] if s.column is not None else None not in s.vals
+        if full:
             # A value at every step (the usual chart line): no filtering per point.
             out.append(Series(s.labels, ts[:], cast("list[float]", s.vals[:])))
             continue
@@ -339,7 +342,7 @@ class Evaluator:
         self.annotations = Annotations(text)
         self.samples = 0
         self.deadline = engine.clock.monotonic() + engine.timeout_s
-        self._cache: dict[tuple[tuple[Matcher, ...], int, int], list[Series]] = {}
+        self._cache: dict[tuple[tuple[Matcher, ...], int, int], list[Series | ArraySeries]] = {}
         # Subexpressions written more than once (``a / sum(a)``, the 5xx ratio's
         # denominator and guard) are evaluated once per step range.
         self._shared = _repeated_subtrees(expr)
@@ -458,14 +461,26 @@ class Evaluator:
             return self.end_ms
         return at.timestamp_ms
 
-    def select(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> list[Series]:
-        """Load matching series over ``[mint, maxt]`` once per query."""
+    def select(
+        self, matchers: Sequence[Matcher], mint: int, maxt: int
+    ) -> list[Series | ArraySeries]:
+        """Load matching series over ``[mint, maxt]`` once per query.
+
+        A storage that hands out arrays (the embedded TSDB) is read that way:
+        no Python object per sample, and the array path reads the buffers.
+        """
         key = (tuple(matchers), mint, maxt)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        out: list[Series] = []
-        for s in self.engine.storage.select(matchers, mint, maxt):
+        out: list[Series | ArraySeries] = []
+        storage = self.engine.storage
+        found: Iterable[Series | ArraySeries] = (
+            storage.select_arrays(matchers, mint, maxt)
+            if isinstance(storage, ArrayStorage)
+            else storage.select(matchers, mint, maxt)
+        )
+        for s in found:
             self.charge(len(s.timestamps))
             if len(out) % 256 == 0:
                 self.check_time()

@@ -115,7 +115,13 @@ def _range_call(ev: Evaluator, node: Call, rf: RangeFunction, ts: list[int]) -> 
     if ev.columnar and len(series) * steps >= ev.engine.columnar_min_windows:
         ev.check_time()
         columns = columnar.evaluate(
-            node.func, series, ends[:steps], range_ms, keeps_name=rf.keeps_name
+            node.func,
+            series,
+            ends[:steps],
+            range_ms,
+            keeps_name=rf.keeps_name,
+            step_times=ts[:steps],
+            params=params,
         )
     if columns is not None:
         for col in columns:

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from itertools import islice
 
 from soulwatch.exceptions import EvaluationError
-from soulwatch.promql.aggregations import avg_values, quantile, stdvar_values, sum_values
+from soulwatch.promql.aggregations import (
+    avg_values,
+    go_sqrt,
+    quantile,
+    stdvar_values,
+    sum_values,
+)
 from soulwatch.promql.stepvec import kahan_inc
 
 _R = float | None
@@ -338,7 +344,7 @@ def _stdvar_over_time(w: Window) -> _R:
 
 def _stddev_over_time(w: Window) -> _R:
     sv, lo, hi = w.sv, w.lo, w.hi
-    return math.sqrt(stdvar_values(_values(sv, lo, hi)))
+    return go_sqrt(stdvar_values(_values(sv, lo, hi)))
 
 
 def _quantile_over_time(w: Window) -> _R:

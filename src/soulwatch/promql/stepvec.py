@@ -15,9 +15,10 @@ name goes when the result leaves the engine (or when an aggregation groups).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from soulwatch.exceptions import EvaluationError
 from soulwatch.tsdb.model import METRIC_NAME, Labels
@@ -27,11 +28,18 @@ DUPLICATE_LABELSET = "vector cannot contain metrics with the same labelset"
 
 @dataclass(slots=True)
 class StepSeries:
-    """One series of an instant vector, with one value slot per step."""
+    """One series of an instant vector, with one value slot per step.
+
+    ``column``, when the array path computed the values of a range query, is
+    the same row as ``(float64 values, validity mask, valid at every step)``,
+    so an aggregation over it need not convert ``vals`` back. Whoever changes
+    ``vals`` builds a new series without it.
+    """
 
     labels: Labels
     vals: list[float | None]
     drop_name: bool = False
+    column: Any = None
 
 
 @dataclass(slots=True)
@@ -39,8 +47,8 @@ class RangeSeries:
     """One series of a range vector: sorted sample times (ms) and values."""
 
     labels: Labels
-    ts: list[int]
-    vals: list[float]
+    ts: Sequence[int]
+    vals: Sequence[float]
     drop_name: bool = False
 
 
@@ -153,7 +161,8 @@ def finalize_names(
     if not any(s.drop_name for s in series):
         return series
     out = [
-        StepSeries(drop_labels(s.labels, metadata), s.vals) if s.drop_name else s for s in series
+        StepSeries(drop_labels(s.labels, metadata), s.vals, column=s.column) if s.drop_name else s
+        for s in series
     ]
     return merge_same_labels(out)
 

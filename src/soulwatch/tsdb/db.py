@@ -46,9 +46,9 @@ from soulwatch.tsdb.errors import (
     SampleTooOldError,
     SeriesLimitExceededError,
 )
-from soulwatch.tsdb.head import NO_TIME, HeadIndex, HeadSeries
+from soulwatch.tsdb.head import NO_TIME, HeadIndex, HeadSeries, absolute_times
 from soulwatch.tsdb.metrics import TSDBCollector
-from soulwatch.tsdb.model import Labels, Matcher, Series, names_of, values_of
+from soulwatch.tsdb.model import ArraySeries, Labels, Matcher, Series, names_of, values_of
 from soulwatch.tsdb.wal import (
     RecordType,
     WalReadStats,
@@ -448,9 +448,10 @@ class TSDB:
 
     def _snapshot(
         self, matchers: Sequence[Matcher], mint: int, maxt: int
-    ) -> list[tuple[HeadSeries, int, list[int], array[float]]]:
+    ) -> list[tuple[HeadSeries, int, array[int], int, array[float]]]:
         # Under the lock: which series, how far their chunks go, and a copy of
-        # their head samples in range. Chunks are read after, without the lock.
+        # their head samples in range (two buffer copies: time offsets from
+        # the series' base, and values). Chunks are read after, without the lock.
         out = []
         with self._lock:
             if self._closed:
@@ -461,23 +462,35 @@ class TSDB:
                 base = series.base
                 lo = bisect.bisect_left(series.ts, mint - base)
                 hi = bisect.bisect_right(series.ts, maxt - base)
-                head = series.times(lo, hi)
-                out.append((series, series.persisted_maxt, head, series.vals[lo:hi]))
+                out.append(
+                    (series, series.persisted_maxt, series.ts[lo:hi], base, series.vals[lo:hi])
+                )
         out.sort(key=lambda item: item[0].labels)
         return out
 
     def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> Iterator[Series]:
         """Series matching every matcher with their samples in ``[mint_ms, maxt_ms]``, by labels."""
-        for series, persisted_maxt, head_ts, head_vals in self._snapshot(
-            matchers, mint_ms, maxt_ms
-        ):
+        for s in self.select_arrays(matchers, mint_ms, maxt_ms):
+            yield Series(s.labels, s.timestamps.tolist(), s.values.tolist())
+
+    def select_arrays(
+        self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int
+    ) -> Iterator[ArraySeries]:
+        """As :meth:`select`, with the samples in compact arrays (no Python object per sample).
+
+        The PromQL engine reads these: a series held in the head is two
+        buffer copies, and its numpy path reads the buffers directly.
+        """
+        found = self._snapshot(matchers, mint_ms, maxt_ms)
+        times = absolute_times([(offsets, base) for _, _, offsets, base, _ in found])
+        for (series, persisted_maxt, _, _, head_vals), head_ts in zip(found, times, strict=True):
             if persisted_maxt < mint_ms or series.id <= 0:
                 # All in the head (the usual case for recent data): the copy is the answer.
                 if head_ts:
-                    yield Series(series.labels, head_ts, head_vals.tolist())
+                    yield ArraySeries(series.labels, head_ts, head_vals)
                 continue
-            ts: list[int] = []
-            vals: list[float] = []
+            ts: array[int] = array("q")
+            vals: array[float] = array("d")
             upper = min(maxt_ms, persisted_maxt)  # newer samples come from the head copy
             for data in self._store.read_chunks(series.id, mint_ms, upper):
                 cts, cvals = chunkcodec.decode(data)
@@ -488,12 +501,12 @@ class TSDB:
             ts.extend(head_ts)
             vals.extend(head_vals)
             if ts:
-                yield Series(series.labels, ts, vals)
+                yield ArraySeries(series.labels, ts, vals)
 
     def series(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> list[Labels]:
         """Label sets of matching series with at least one sample in the range."""
         out = []
-        for series, persisted_maxt, head_ts, _ in self._snapshot(matchers, mint_ms, maxt_ms):
+        for series, persisted_maxt, head_ts, _, _ in self._snapshot(matchers, mint_ms, maxt_ms):
             inside = mint_ms <= series.first_t and series.last_t <= maxt_ms
             if (
                 head_ts

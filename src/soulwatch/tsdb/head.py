@@ -20,8 +20,37 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from soulwatch.tsdb.model import Labels, Matcher, MatchType
 
+try:
+    import numpy as np
+except ImportError:  # pragma: no cover - numpy ships with the monitor extra
+    np = None  # type: ignore[assignment]
+
 #: No sample yet (smaller than any real timestamp).
 NO_TIME = -(2**63)
+
+
+def absolute_times(runs: Sequence[tuple[array[int], int]]) -> list[array[int]]:
+    """Each ``(offsets, base)`` as an ``array('q')`` of absolute times (ms): ``base + offsets``.
+
+    With numpy, every run is widened in one pass over one joined buffer and
+    then cut back into runs, not one Python int (or one numpy call) per
+    sample; each ``offsets`` must be a private copy.
+    """
+    narrow = [offsets for offsets, _ in runs if offsets.typecode == "i"]
+    if np is None or len(narrow) != len(runs) or not runs:
+        return [array("q", map(base.__add__, o) if base else o) for o, base in runs]
+    lengths = np.fromiter((len(o) for o in narrow), dtype=np.int64, count=len(narrow))
+    bases = np.fromiter((base for _, base in runs), dtype=np.int64, count=len(runs))
+    wide = np.frombuffer(b"".join(narrow), dtype=np.dtype(f"i{narrow[0].itemsize}"))
+    wide = wide.astype(np.int64) + np.repeat(bases, lengths)
+    joined = array("q")
+    joined.frombytes(wide.tobytes())
+    out = []
+    start = 0
+    for n in lengths.tolist():
+        out.append(joined[start : start + n])
+        start += n
+    return out
 
 
 class HeadSeries:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import struct
+from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -166,6 +167,22 @@ class Series:
 
     def __iter__(self) -> Iterator[tuple[int, float]]:
         return zip(self.timestamps, self.values, strict=True)
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+
+@dataclass(slots=True)
+class ArraySeries:
+    """One series' samples in compact arrays (``array('q')`` ms, ``array('d')``), oldest first.
+
+    What a storage hands the query engine: indexing gives plain ints and
+    floats, and numpy reads the buffers without a step per sample.
+    """
+
+    labels: Labels
+    timestamps: array[int]
+    values: array[float]
 
     def __len__(self) -> int:
         return len(self.timestamps)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
-from soulwatch.tsdb.model import Labels, Matcher, Series
+from soulwatch.tsdb.model import ArraySeries, Labels, Matcher, Series
 
 
 @runtime_checkable
@@ -85,4 +85,18 @@ class Storage(Protocol):
         maxt_ms: int | None = None,
     ) -> list[str]:
         """Sorted values of label ``name``, of the series matching ``matchers`` if given."""
+        ...
+
+
+@runtime_checkable
+class ArrayStorage(Storage, Protocol):
+    """A storage that can hand out samples as arrays (the embedded TSDB).
+
+    The PromQL engine prefers :meth:`select_arrays` when a storage has it.
+    """
+
+    def select_arrays(
+        self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int
+    ) -> Iterator[ArraySeries]:
+        """As :meth:`Storage.select`, with the samples in compact arrays."""
         ...

@@ -1,0 +1,235 @@
+"""Compensated sums over every window at once: ``*_over_time``, ``deriv``, ``predict_linear``.
+
+Prometheus 3 sums a window's floats with Kahan-Neumaier compensation
+(``sum_over_time``, ``avg_over_time``, ``stddev/stdvar_over_time`` and the
+least-squares fit of ``deriv``/``predict_linear``), so the result depends on
+the order of the additions and cannot come from a cumulative sum. Here the
+window's samples are walked by position instead: step ``k`` adds the ``k``-th
+sample of every window of every series with whole-array operations, so each
+cell sees exactly the operations of the window loop (:mod:`.rangefuncs`), in
+the same order, and the answers are the same bit for bit. The cost is one
+array pass per sample of the longest window, not one Python call per sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from soulwatch.promql.columnar import Packed
+
+    Floats = NDArray[np.float64]
+    Bools = NDArray[np.bool_]
+else:
+    Floats = Bools = Any
+
+
+#: ``active`` when every window has the sample: no masking needed.
+_ALL: Any = np.True_
+
+
+def _keep(active: Bools, new: Floats, old: Floats) -> Floats:
+    """``new`` where ``active``, else ``old``."""
+    return new if active is _ALL else np.where(active, new, old)
+
+
+def kahan(inc: Floats, total: Floats, c: Floats) -> tuple[Floats, Floats]:
+    """``kahan_inc`` on arrays: the same branches, taken per cell."""
+    t = total + inc
+    bigger = np.abs(total) >= np.abs(inc)
+    grown = c + np.where(bigger, (total - t) + inc, (inc - t) + total)
+    return t, np.where(np.isinf(t), 0.0, grown)
+
+
+def _positions(p: Packed, first: int = 0) -> Iterator[tuple[int, Floats, Bools]]:
+    """``(k, value, active)``: the ``k``-th sample of every window, where it has one.
+
+    ``active`` is the scalar ``True`` while every window still has a ``k``-th
+    sample (regular scrapes: most positions), which spares the masking.
+    """
+    if not p.count.size:
+        return
+    shortest, longest = int(p.count.min()), int(p.count.max())
+    for k in range(first, longest):
+        if k < shortest:
+            yield k, p.values[p.lo + k], _ALL
+            continue
+        active = p.count > k
+        yield k, p.values[np.where(active, p.lo + k, 0)], active
+
+
+def _first(p: Packed) -> Floats:
+    return p.values[np.where(p.count > 0, p.lo, 0)]
+
+
+def sum_over_time(p: Packed) -> Floats:
+    """``sum_values`` of every window."""
+    total = _first(p)
+    c = np.zeros_like(total)
+    for _, v, active in _positions(p, 1):
+        t, grown = kahan(v, total, c)
+        total = _keep(active, t, total)
+        c = _keep(active, grown, c)
+    return np.where(np.isinf(total), total, total + c)
+
+
+def avg_over_time(p: Packed) -> Floats:
+    """``avg_values`` of every window: a compensated sum, incremental once it overflows."""
+    total = _first(p)
+    c = np.zeros_like(total)
+    mean = np.zeros_like(total)
+    incremental = np.zeros(total.shape, dtype=np.bool_)
+    for k, v, active in _positions(p, 1):
+        count = float(k + 1)
+        summing = active & ~incremental
+        new_total, new_c = kahan(v, total, c)
+        fits = ~np.isinf(new_total)
+        total = np.where(summing & fits, new_total, total)
+        c = np.where(summing & fits, new_c, c)
+        switch = summing & ~fits
+        if switch.any():
+            mean = np.where(switch, total / (count - 1), mean)
+            c = np.where(switch, c / (count - 1), c)
+            incremental |= switch
+        moving = active & incremental
+        if moving.any():
+            mean, c = _incremental_mean(v, count, mean, c, moving)
+    return _mean_result(total, c, mean, incremental, p.count.astype(np.float64))
+
+
+def _incremental_mean(
+    v: Floats, count: Any, mean: Floats, c: Floats, moving: Bools
+) -> tuple[Floats, Floats]:
+    """One step of ``avg_values``' incremental mean where ``moving``."""
+    # An infinite mean stays unless the sample is the opposite infinity or NaN.
+    same_inf = np.isinf(v) & ((mean > 0) == (v > 0))
+    finite = ~np.isinf(v) & ~np.isnan(v)
+    moving = moving & ~(np.isinf(mean) & (same_inf | finite))
+    current = mean + c
+    new_mean, new_c = kahan(v / count - current / count, mean, c)
+    return np.where(moving, new_mean, mean), np.where(moving, new_c, c)
+
+
+def _mean_result(total: Floats, c: Floats, mean: Floats, incremental: Bools, n: Any) -> Floats:
+    direct = np.where(np.isinf(total), total / n, (total + c) / n)
+    return np.where(incremental, mean + c, direct)
+
+
+def avg_rows(values: Floats, present: Bools) -> Floats:
+    """``avg_values`` down the rows (one member series a row), per step column."""
+    shape = values.shape[1:]
+    total, c, mean = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    count = np.zeros(shape)
+    incremental = np.zeros(shape, dtype=np.bool_)
+    for v, has in zip(values, present, strict=True):
+        first = has & (count == 0)
+        adding = has & ~first
+        count = count + has
+        total = np.where(first, v, total)
+        summing = adding & ~incremental
+        new_total, new_c = kahan(v, total, c)
+        fits = ~np.isinf(new_total)
+        total = np.where(summing & fits, new_total, total)
+        c = np.where(summing & fits, new_c, c)
+        switch = summing & ~fits
+        if switch.any():
+            mean = np.where(switch, total / (count - 1), mean)
+            c = np.where(switch, c / (count - 1), c)
+            incremental |= switch
+        moving = adding & incremental
+        if moving.any():
+            mean, c = _incremental_mean(v, count, mean, c, moving)
+    return _mean_result(total, c, mean, incremental, count)
+
+
+def stdvar_rows(values: Floats, present: Bools) -> Floats:
+    """The ``stdvar`` aggregation down the rows, per step column (Welford, uncompensated)."""
+    shape = values.shape[1:]
+    count, mean, variance = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    for v, has in zip(values, present, strict=True):
+        first = has & (count == 0)
+        count = count + has
+        delta = v - mean
+        moved = mean + delta / count
+        grown = variance + delta * (v - moved)
+        mean = np.where(first, v, np.where(has, moved, mean))
+        variance = np.where(
+            first, np.where(np.isfinite(v), 0.0, np.nan), np.where(has, grown, variance)
+        )
+    return variance / count
+
+
+def extreme_over_time(p: Packed, *, pick_max: bool) -> Floats:
+    """min/max of every window; a NaN so far is replaced by the next sample."""
+    out = _first(p)
+    for _, v, active in _positions(p, 1):
+        better = (out < v) if pick_max else (out > v)
+        out = np.where(active & (better | np.isnan(out)), v, out)
+    return out
+
+
+def stdvar_over_time(p: Packed) -> Floats:
+    """``stdvar_values`` of every window (Welford with compensated sums)."""
+    shape = p.count.shape
+    mean, c_mean = np.zeros(shape), np.zeros(shape)
+    aux, c_aux = np.zeros(shape), np.zeros(shape)
+    for k, v, active in _positions(p):
+        count = float(k + 1)
+        delta = v - (mean + c_mean)
+        new_mean, new_c_mean = kahan(delta / count, mean, c_mean)
+        mean = _keep(active, new_mean, mean)
+        c_mean = _keep(active, new_c_mean, c_mean)
+        new_aux, new_c_aux = kahan(delta * (v - (mean + c_mean)), aux, c_aux)
+        aux = _keep(active, new_aux, aux)
+        c_aux = _keep(active, new_c_aux, c_aux)
+    return (aux + c_aux) / p.count.astype(np.float64)
+
+
+def linear_regression(p: Packed, intercept_t: Any) -> tuple[Floats, Floats]:
+    """Least-squares slope (per second) and intercept at ``intercept_t`` of every window.
+
+    ``intercept_t`` is one int64 time per cell (the window's first sample for
+    ``deriv``, the step's time for ``predict_linear``).
+    """
+    shape = p.count.shape
+    sum_x, c_x = np.zeros(shape), np.zeros(shape)
+    sum_y, c_y = np.zeros(shape), np.zeros(shape)
+    sum_xy, c_xy = np.zeros(shape), np.zeros(shape)
+    sum_x2, c_x2 = np.zeros(shape), np.zeros(shape)
+    init_y = _first(p)
+    const_y = np.ones(shape, dtype=np.bool_)
+    for k, y, active in _positions(p):
+        if k:
+            const_y &= ~active | (y == init_y)
+        at = p.lo + k if active is _ALL else np.where(active, p.lo + k, 0)
+        x = (p.times[at] - intercept_t) / 1e3
+        for total, comp, inc in (
+            (sum_x, c_x, x),
+            (sum_y, c_y, y),
+            (sum_xy, c_xy, x * y),
+            (sum_x2, c_x2, x * x),
+        ):
+            t, grown = kahan(inc, total, comp)
+            if active is _ALL:
+                np.copyto(total, t)
+                np.copyto(comp, grown)
+            else:
+                np.copyto(total, t, where=active)
+                np.copyto(comp, grown, where=active)
+    n = p.count.astype(np.float64)
+    sum_x += c_x
+    sum_y += c_y
+    sum_xy += c_xy
+    sum_x2 += c_x2
+    cov_xy = sum_xy - sum_x * sum_y / n
+    var_x = sum_x2 - sum_x * sum_x / n
+    slope = np.where(var_x != 0, cov_xy / np.where(var_x != 0, var_x, 1.0), np.nan)
+    intercept = sum_y / n - slope * sum_x / n
+    flat_slope = np.where(np.isinf(init_y), np.nan, 0.0)
+    flat_intercept = np.where(np.isinf(init_y), np.nan, init_y)
+    return np.where(const_y, flat_slope, slope), np.where(const_y, flat_intercept, intercept)
