@@ -87,6 +87,7 @@ POLLER_LOOP_NEW = """            with heartbeat.run() if heartbeat else contextl
                 self.poll_once(active_subreddits)
             self.sleep(self.poll_interval)
 """
+ROUTE = ("--labels", "alertname=BackendDown,priority=P1")
 SILENCE = ("alertname=HighLatency", "--duration", "2h", "-m", "deploy")
 STORE_VARIABLES = (
     "REDIS_URL",
@@ -579,6 +580,23 @@ def walk(
         f"soulwatch test rules rules/tests/*.yml: {rules_ok.stdout.count('SUCCESS')} files"
         f" passed {tail(rules_ok)}",
     )
+    scenarios = sorted(str(p) for p in (monitor / "scenarios").glob("*.scenario.yml"))
+    played = run(
+        [sys.executable, "-m", "soulwatch", "test", "scenario", *scenarios], monitor, monitor_env
+    )
+    report.check(
+        played.returncode == 0,
+        f"soulwatch test scenario scenarios/*.scenario.yml: {tail(played, always=True)[-40:]}",
+    )
+    routed = run(
+        [sys.executable, "-m", "soulwatch", "routes", "test", "-c", "soulwatch.yaml", *ROUTE],
+        monitor,
+        monitor_env,
+    )
+    report.check(
+        routed.returncode == 0 and routed.stdout.strip() == "page,chat",
+        f"soulwatch routes test ... BackendDown,priority=P1: {routed.stdout.strip()}{tail(routed)}",
+    )
     processes.start(
         [sys.executable, "-m", "soulwatch", "run", "-c", "soulwatch.yaml", "--log-format", "json"],
         monitor,
@@ -713,7 +731,11 @@ def walk(
     with contextlib.suppress(TimeoutError):
         wait_for("PagerDuty resolve events", lambda: len(resolves()) >= 2, 360, every=5)
     pagerduty = recorder.posts_to("/pagerduty", since=stopped)
-    summaries = {e.get("dedup_key"): e.get("payload", {}).get("summary", "") for _, e in pagerduty}
+    summaries = {
+        e.get("dedup_key"): e.get("payload", {}).get("summary", "")
+        for _, e in pagerduty
+        if e.get("event_action") == "trigger"
+    }
     for at, event in pagerduty:
         summary = summaries.get(event.get("dedup_key")) or str(event.get("dedup_key"))
         print(f"  PagerDuty {event.get('event_action')} at t+{at - stopped:.0f}s: {summary[:60]}")
