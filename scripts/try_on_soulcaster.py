@@ -704,6 +704,20 @@ def walk(
     report.check(
         status == 503, f"the backend's /health with Redis down: {status} {body.decode()[:100]}"
     )
+    status, headers, _ = http(f"{backend_url}/stats?project_id={project}")
+    request_id = {k.lower(): v for k, v in headers.items()}.get("x-request-id", "")
+    report.check(
+        status == 500 and bool(request_id),
+        f"GET /stats with Redis down: {status}, X-Request-ID {request_id or 'missing'}",
+    )
+    logged = [
+        line
+        for line in (logs / "backend.log").read_text(errors="replace").splitlines()
+        if request_id and request_id in line and "Unhandled exception" in line
+    ]
+    report.check(
+        bool(logged), "global_exception_handler's log line for that 500 carries the request id"
+    )
     fired: dict[str, float] = {}
     for name in ("RedisConnectionLoss", "BackendDown"):
         wait_for(f"{name} firing", functools.partial(has_state, sw, name, "firing"), 300, every=5)
