@@ -19,12 +19,14 @@ package index for ``uv sync``. The checkout is copied, never modified. Steps:
    command (bound to 127.0.0.1), and ``soulwatch run`` on the Soulcaster preset,
    its notifiers pointed at a local recording server. Checked: the
    ``backend-health`` probe and the SDK's metrics as soulwatch stores them, the
-   heartbeat's ping URL, the documented trigger-poll curl, and
-   ``RedditPoller.run_forever`` pinging the ``reddit-poller`` check.
+   heartbeat's ping URL, the documented trigger-poll curl,
+   ``RedditPoller.run_forever`` pinging the ``reddit-poller`` check, and a job
+   and a Reddit item written by Soulcaster's own ``store`` functions and read
+   back by the collector.
 4. Unless ``--quick``: redis-server is stopped until ``RedisConnectionLoss`` and
    ``BackendDown`` fire (the preset's own 1 and 2 minute ``for:``), then restarted
-   until both resolve; the durations and notifications are printed.
-
+   until both resolve; the durations and notifications are printed. Meanwhile
+   an API route's 500 must keep its ``X-Request-ID``, in the answer and the log.
 5. With ``--dashboard`` (needs ``npm``): ``npm ci`` in ``dashboard/``, the doc's
    dashboard lines (the health route and the browser agent, read from
    docs/soulcaster.md itself), ``tsc --noEmit`` before and after (no new error),
@@ -337,6 +339,11 @@ def alert_state(base: str, name: str) -> str | None:
         if a["labels"].get("alertname") == name
     ]
     return "firing" if "firing" in states else (states[0] if states else None)
+
+
+def equal_to_one(base: str, promql: str) -> list[dict[str, Any]]:
+    """The series of ``promql`` whose value is 1."""
+    return [series for series in query(base, promql) if series["value"][1] == "1"]
 
 
 def has_state(base: str, name: str, state: str | None) -> bool:
@@ -692,6 +699,37 @@ def walk(
         {"start", "success"} <= set(kinds), f"RedditPoller.run_forever pinged: {', '.join(kinds)}"
     )
     report.check(heartbeat(sw).get("status") == "up", "the reddit-poller check is up")
+
+    report.step(
+        "3c. Soulcaster's own store writes a job and a Reddit item; the collector reads them"
+    )
+    writer = "\n".join(
+        [
+            "import sys, uuid, datetime as dt",
+            "import store",
+            "from models import AgentJob, FeedbackItem",
+            "now = dt.datetime.now(dt.timezone.utc)",
+            "pid = sys.argv[1]",
+            "store.add_job(AgentJob(id=uuid.uuid4(), project_id=pid, cluster_id='cluster-1',"
+            " status='pending', created_at=now, updated_at=now))",
+            "store.set_reddit_subreddits_for_project(['PlayCanvas'], pid)",
+            "store.add_feedback_item(FeedbackItem(id=uuid.uuid4(), project_id=pid,"
+            " source='reddit', external_id='t3_try', title='t', body='b', created_at=now))",
+        ]
+    )
+    written = run(
+        ["uv", "run", "python", "-c", writer, project],
+        backend,
+        {**base_env, "REDIS_URL": redis_url},
+    )
+    report.check(written.returncode == 0, f"store.add_job, add_feedback_item {tail(written)}")
+    for promql in (
+        'soulcaster_agent_jobs{status="pending"}',
+        f'soulcaster_reddit_items{{project_id="{project}"}}',
+        f'soulcaster_reddit_subreddits_configured{{project_id="{project}"}}',
+    ):
+        found = wait_for(promql, functools.partial(equal_to_one, sw, promql), 60)
+        report.check(bool(found), f"{promql} = 1")
 
     if quick:
         return
