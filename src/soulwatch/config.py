@@ -40,6 +40,7 @@ from soulwatch.alerting.config import load_config as load_alerting_file
 from soulwatch.config_loading import Positions, load_yaml, validation_error
 from soulwatch.duration import FILE_CONTEXT, Duration
 from soulwatch.exceptions import ConfigError
+from soulwatch.ha.config import HaConfig
 from soulwatch.otlp.config import OtlpConfig
 from soulwatch.remote.config import RemoteWriteConfig, check_unique_names
 from soulwatch.rum.config import RumConfig
@@ -235,6 +236,7 @@ class SoulwatchConfig(_Model):
     otlp: OtlpConfig = Field(default_factory=OtlpConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     remote_write: list[RemoteWriteConfig] = Field(default_factory=list)
+    ha: HaConfig = Field(default_factory=HaConfig)
 
     _source: Path | None = PrivateAttr(default=None)
     _source_as_given: str | None = PrivateAttr(default=None)

@@ -125,6 +125,10 @@ def _ts(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
+#: Columns of the ``silences`` table (a row shared with peers has all of them).
+_COLUMNS = 8
+
+
 class SilenceStore:
     """Silences in a SQLite database; safe to share between the API and the dispatcher."""
 
@@ -229,6 +233,32 @@ class SilenceStore:
                 (min(start, now), now, now, silence_id),
             )
         self._changed()
+
+    def records(self, since: float = float("-inf")) -> builtins.list[tuple[Any, ...]]:
+        """The stored rows changed after ``since`` (``updated_at``), to share with peers."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM silences WHERE updated_at > ?", (since,)
+            ).fetchall()
+        return [tuple(r) for r in rows]
+
+    def merge(self, rows: Sequence[Sequence[Any]]) -> int:
+        """Take rows a peer wrote where they are newer (``updated_at``); returns how many."""
+        taken = 0
+        with self._lock:
+            for row in rows:
+                if len(row) != _COLUMNS:
+                    continue
+                mine = self._row(str(row[0]))
+                if mine is not None and float(mine[7]) >= float(row[7]):
+                    continue
+                self._db.execute(
+                    "INSERT OR REPLACE INTO silences VALUES (?,?,?,?,?,?,?,?)", tuple(row)
+                )
+                taken += 1
+        if taken:
+            self._changed()
+        return taken
 
     def prune(self) -> int:
         """Forget silences that expired more than ``retention`` seconds ago; returns how many."""

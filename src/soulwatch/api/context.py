@@ -206,6 +206,8 @@ class ApiContext:
     runtime: RuntimeView | None = None
     alert_intake: AlertIntakeView | None = None
     alertmanager_urls: Callable[[], list[str]] = lambda: []
+    #: The HA state (``/api/v1/status/ha``); ``None`` when the monitor runs alone.
+    ha: Callable[[], JSONDict] | None = None
 
     def configure(self, config: SoulwatchConfig) -> None:
         """Serve under a reloaded config: its tokens, API limits and settings."""
