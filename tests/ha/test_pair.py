@@ -42,6 +42,12 @@ def test_a_fault_gives_exactly_one_page_and_one_resolve(world):
         assert {p["instance"] for p in b["peers"]} == {"a", "b"}
         assert a["redisReachable"] is True
         assert a["lastRenewal"] is not None
+        # The console's Status page says the same.
+        page = both.b.get("/status").text
+        assert "High availability" in page
+        assert "<strong>standby</strong>" in page
+        assert "fencing token" in page
+        assert "a (leader" in page
 
         world.target.on = True
         wait_until(lambda: firing_pages(world.hook), timeout=15, what="the page")
@@ -166,6 +172,7 @@ def test_without_redis_both_page_and_one_pages_again_once_it_is_back(world):
         status = ha_status(both.b)
         assert (status["redisReachable"], status["notifying"]) == (False, True)
         assert "soulwatch_ha_redis_up 0.0" in both.b.get("/metrics").text
+        assert "every instance notifies on its own" in both.a.get("/status").text
 
         world.target.on = True
         wait_until(lambda: len(firing_pages(world.hook)) >= 2, timeout=15, what="two pages")

@@ -30,9 +30,9 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from soulwatch.alerting.acks import AckStore
 from soulwatch.alerting.message import Notification
