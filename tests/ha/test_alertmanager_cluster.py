@@ -32,6 +32,8 @@ from tests.helpers import (
     wait_until,
 )
 
+pytestmark = pytest.mark.slow
+
 AM_CONFIG = """\
 route:
   receiver: pager

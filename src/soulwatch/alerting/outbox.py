@@ -467,14 +467,16 @@ class Outbox:
             await self._failed(row, error)
             return
         now = self._clock.time()
+        if self._gate is not None:
+            # First of all: the shorter the time between the receiver accepting and
+            # the other instances knowing, the smaller a dying leader's window for a repeat.
+            await self._gate.delivered(row.notification, now)
         row.state = RowState.DELIVERED
         row.delivered_at = now
         row.attempts += 1
         recovered = integration in self._failing
         self._failing.discard(integration)
         self._record(row, recovered=recovered)
-        if self._gate is not None:
-            await self._gate.delivered(row.notification, now)
         self.metrics.notifications.labels(receiver, Outcome.SUCCESS.value).inc()
         self.metrics.latency.labels(receiver).observe(max(0.0, now - row.notification.event_time))
         if recovered and self._listener is not None:

@@ -247,7 +247,7 @@ class SilenceStore:
         taken = 0
         with self._lock:
             for row in rows:
-                if len(row) != _COLUMNS:
+                if not _valid_row(row):
                     continue
                 mine = self._row(str(row[0]))
                 if mine is not None and float(mine[7]) >= float(row[7]):
@@ -342,6 +342,20 @@ class SilenceStore:
             status=SilenceStatus(state=state),
             updatedAt=_ts(float(str(row[7]))),
         )
+
+
+def _valid_row(row: Sequence[Any]) -> bool:
+    """Whether a row from a peer has the shape of a stored silence (else it is skipped)."""
+    if len(row) != _COLUMNS or not all(isinstance(row[i], (int, float)) for i in (2, 3, 7)):
+        return False
+    try:
+        for m in json.loads(str(row[1])):
+            SilenceMatcher.model_validate(m).to_matcher()
+        if row[6] is not None:
+            _specs(row[6])
+    except (ValueError, TypeError):
+        return False
+    return all(isinstance(row[i], str) for i in (0, 4, 5))
 
 
 def _specs(text: object) -> list[TimeIntervalSpec]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any
@@ -40,6 +41,7 @@ from soulwatch.alerting.nflog import LogEntry
 from soulwatch.alerting.outbox import SendDecision
 from soulwatch.alerting.silences import SilenceStore
 from soulwatch.clock import Clock
+from soulwatch.exceptions import SoulwatchError
 from soulwatch.ha.config import HaConfig
 from soulwatch.ha.lease import Holder, Lease
 from soulwatch.ha.metrics import HaMetrics
@@ -115,6 +117,8 @@ class HaCoordinator:
         self.last_error: str | None = None
         self.peers: dict[str, dict[str, Any]] = {}
         self._lease_left: float | None = None
+        #: When Redis last answered a whole tick (monotonic).
+        self._reached = clock.monotonic()
         self._wake = asyncio.Event()
         self._on_promote: list[Callable[[], None]] = []
         silences.on_change(self._wake.set)
@@ -162,9 +166,13 @@ class HaCoordinator:
             return
         self.metrics.redis_up.set(1)
         self.last_error = None
+        self._reached = self._clock.monotonic()
 
     async def _exchange(self) -> None:
         now = self._clock.time()
+        # What the others sent first: a standby that takes over below sends at once,
+        # and must know what the old leader sent up to its last moment.
+        await self._refresh_log(now)
         if self.lease.held is not None:
             if await self.lease.renew():
                 self.last_renewal = now
@@ -185,8 +193,11 @@ class HaCoordinator:
             self._lease_left = None
         self._set_mode(Mode.LEADER if self.lease.held is not None else Mode.STANDBY)
         await self._announce(now)
-        await self._refresh_log(now)
-        await self._stores.sync(now)
+        try:
+            await self._stores.sync(now)
+        except (SoulwatchError, sqlite3.Error) as exc:
+            # The local stores failed (a full disk): the lease matters more; next tick again.
+            _log.warning("sharing silences and acknowledgements failed", error=str(exc))
 
     async def _announce(self, now: float) -> None:
         key = f"{self._prefix}peers"
@@ -252,10 +263,21 @@ class HaCoordinator:
                 callback()
 
     def _unreachable(self, exc: BaseException) -> None:
+        """Redis failed. Solo only once it has failed for a whole lease time.
+
+        Until then a leader's lease is still valid (it was renewed less than a
+        lease time ago) and a standby could not have taken over anyway: one
+        slow answer from a busy Redis must not make both instances send.
+        """
         self.last_error = redact_url(f"{type(exc).__name__}: {exc}")
         self.metrics.redis_up.set(0)
         if self.lease.held is not None:
             self.metrics.renewals.labels("error").inc()
+        if (
+            self.mode is not Mode.STARTING
+            and self._clock.monotonic() - self._reached < self.config.lease_ttl
+        ):
+            return
         # Whatever Redis says later, this instance no longer knows it holds the lease.
         self.lease.held = None
         self._lease_left = None
@@ -291,6 +313,8 @@ class HaCoordinator:
         try:
             held = await asyncio.wait_for(self.lease.still_held(), 2 * self.config.redis_timeout)
         except REDIS_ERRORS as exc:
+            # The lease was renewed less than a lease time ago (else this would be solo):
+            # still this instance's to send.
             self._unreachable(exc)
             return SendDecision.SEND, ""
         if held:
