@@ -106,10 +106,12 @@ def pair(w: World, timing: Timing) -> Iterator[Pair]:
     """Start ``a``, wait for it to lead, then ``b``; stop both on exit."""
     tmp, target, hook, redis_url = w.tmp, w.target.address, w.hook.url, w.redis.url
     a = MonitorProcess(
-        ha_config(tmp, name="a", target=target, hook=hook, redis_url=redis_url, timing=timing)
+        ha_config(tmp, name="a", target=target, hook=hook, redis_url=redis_url, timing=timing),
+        log_path=tmp / "a.log",
     )
     b = MonitorProcess(
-        ha_config(tmp, name="b", target=target, hook=hook, redis_url=redis_url, timing=timing)
+        ha_config(tmp, name="b", target=target, hook=hook, redis_url=redis_url, timing=timing),
+        log_path=tmp / "b.log",
     )
     try:
         a.start()

@@ -159,6 +159,11 @@ def test_random_kill_9_of_either_instance_loses_no_page_and_repeats_none(world: 
         for e, c in zip(episodes, counts, strict=True):
             if c != {"firing": 1, "resolved": 1}:
                 print(f"  episode at {e.on_at:.1f}: {c} kills={e.kills}")
+                for status, key, starts, body in received:
+                    if e.on_at <= body["_at"] < e.on_at + 30:
+                        print(f"    {body['_at'] - e.on_at:6.2f}s {status} {starts} {key}")
+        if lost or duplicates:
+            print(f"  logs: {world.tmp / 'a.log'} {world.tmp / 'b.log'}")
     assert chaos.kills >= MIN_KILLS
     assert lost == 0
     assert duplicates == 0

@@ -130,15 +130,22 @@ class SharedLog:
     def _sent(
         self, integration: str, group_key: str, fp: str, starts: float, status: Status
     ) -> Sent | None:
-        """The peer's delivery of this episode with this status, if it matches."""
+        """The peer's delivery of this episode with this status, if it matches.
+
+        Firing: the peer's episode started within the tolerance of this one, or
+        earlier and the log never reported it resolved (the same episode, seen
+        from an instance that started watching later, or restarted). Resolved:
+        the peer said the alert resolved after this episode began, so the
+        receiver already knows it is over.
+        """
         sent = self._entries.get((integration, group_key, fp, status.value))
         if sent is None:
             return None
+        if status is Status.RESOLVED:
+            return sent if sent.sent_at >= starts - self._tolerance else None
         if abs(sent.starts_at - starts) <= self._tolerance:
             return sent
-        if status is Status.FIRING and sent.starts_at < starts:
-            # An earlier start that the log never reported resolved: the same episode,
-            # seen from an instance that started watching later.
+        if sent.starts_at < starts:
             resolved = self._entries.get((integration, group_key, fp, Status.RESOLVED.value))
             if resolved is None or resolved.sent_at < sent.sent_at:
                 return sent
@@ -178,13 +185,15 @@ class SharedLog:
         """The delivery that already told the receiver what ``n`` says, if any.
 
         Every alert of ``n`` must have been sent with the same status, for the
-        same episode, no earlier than shortly before ``n`` was queued (an
-        older delivery is one a repeat is due after).
+        same episode; a firing one no earlier than shortly before ``n`` was
+        queued (an older delivery is one a repeat is due after).
         """
         last: Sent | None = None
         for a in n.alerts:
             sent = self._sent(n.integration, n.group_key, a.fingerprint, a.starts_at, a.status)
-            if sent is None or sent.sent_at < queued_at - self._freshness:
+            if sent is None:
+                return None
+            if a.status is Status.FIRING and sent.sent_at < queued_at - self._freshness:
                 return None
             last = sent if last is None or sent.sent_at > last.sent_at else last
         return last
