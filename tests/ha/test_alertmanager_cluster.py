@@ -39,7 +39,9 @@ route:
   receiver: pager
   group_by: [alertname]
   group_wait: 0s
-  group_interval: 1s
+  # Longer than the two instances' evaluations are apart: both resolves land in one flush
+  # (with 1s, the first instance's resolve and the second's last firing alert can flip it).
+  group_interval: 3s
   repeat_interval: 1h
 receivers:
   - name: pager
