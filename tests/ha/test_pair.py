@@ -49,7 +49,7 @@ def _sent(proc: MonitorProcess) -> bool:
     )
 
 
-def test_a_fault_gives_exactly_one_page_and_one_resolve(world):
+def test_a_fault_gives_exactly_one_page_and_one_resolve(world, browser):
     with pair(world, TIMING) as both:
         a, b = ha_status(both.a), ha_status(both.b)
         assert (a["mode"], b["mode"]) == ("leader", "standby")
@@ -57,12 +57,15 @@ def test_a_fault_gives_exactly_one_page_and_one_resolve(world):
         assert {p["instance"] for p in b["peers"]} == {"a", "b"}
         assert a["redisReachable"] is True
         assert a["lastRenewal"] is not None
-        # The console's Status page says the same.
-        page = both.b.get("/status").text
-        assert "High availability" in page
-        assert "<strong>standby</strong>" in page
-        assert "fencing token" in page
-        assert "a (leader" in page
+        # The console's Status page says the same, in a real browser.
+        page = browser.new_page()
+        page.goto(f"{both.b.base}/status")
+        panel = page.locator("#ha").inner_text()
+        page.close()
+        assert "this instance\nb: standby (holds notifications; the leader sends)" in panel
+        assert "leader\na (fencing token 1)" in panel
+        assert "a (leader, seen" in panel
+        assert "reachable" in panel
 
         world.target.on = True
         wait_until(lambda: firing_pages(world.hook), timeout=15, what="the page")
