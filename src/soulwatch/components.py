@@ -43,6 +43,8 @@ from soulwatch.clock import Clock
 from soulwatch.config import SoulwatchConfig
 from soulwatch.datadir import secure_data_dir
 from soulwatch.exceptions import SoulwatchError
+from soulwatch.ha.coordinator import HaCoordinator
+from soulwatch.ha.wiring import build_ha
 from soulwatch.housekeeping import (
     MAINTENANCE_INTERVAL,
     STORE_CHECK_INTERVAL,
@@ -146,6 +148,7 @@ class Components:
     otlp: OtlpIntake | None = None
     #: ruler mode (``query.remote``): the engine rules, console and API query
     remote_query: RemoteQueryEngine | None = None
+    ha: HaCoordinator | None = None
     running: bool = False
     last_reload: tuple[bool, float] = (False, 0.0)
 
@@ -155,6 +158,10 @@ class Components:
         self.probes.start()
         self.collectors.start()
         await self.rules.start()
+        if self.ha is not None:
+            # The first tick decides leader, standby or solo before anything is sent.
+            await self.ha.tick()
+            self.tasks.spawn("ha", self.ha.run)
         self.tasks.spawn("outbox", self.outbox.run)
         self.tasks.spawn("alertmanagers", self.am_sender.run)
         if self.remote_write.queues:
@@ -377,6 +384,13 @@ async def build(
         push(runner, silences.close)
         acks = AckStore(data_dir / "silences.sqlite", clock)
         push(runner, acks.close)
+        ha = build_ha(
+            config, clock=clock, runner=runner, silences=silences, acks=acks, registry=registry
+        )
+        if ha is not None:
+            # Unwound after the tasks stop: the lease is given back once nothing sends.
+            push(_bounded, "ha-redis", ha.aclose)
+            push(_bounded, "ha-lease", ha.release)
         routing = routing_of(config)
         # Asked about only after the build (health, /metrics), so the stores are bound late.
         store_health = StoreHealth(
@@ -399,8 +413,11 @@ async def build(
             store_failures=store_health.failing,
             registry=registry,
             settings=routing.delivery if routing is not None else None,
+            gate=ha,
         )
         push(runner, outbox.close)
+        if ha is not None:
+            ha.on_promote(outbox.release_held)
         failed_jobs = FailedJobsFeed()
         alerts = AlertPath(
             outbox=outbox,
@@ -515,6 +532,7 @@ async def build(
             ),
             alertmanager_urls=lambda: am_sender.urls,
             runner=queries,
+            ha=ha.status if ha is not None else None,
         )
         components = Components(
             config=config,
@@ -546,6 +564,7 @@ async def build(
             rum=rum,
             otlp=otlp,
             remote_query=ruler.remote,
+            ha=ha,
         )
         for periodic in housekeeping_work(components, config):
             work.add(periodic)

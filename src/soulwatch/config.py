@@ -40,6 +40,7 @@ from soulwatch.alerting.config import load_config as load_alerting_file
 from soulwatch.config_loading import Positions, load_yaml, validation_error
 from soulwatch.duration import FILE_CONTEXT, Duration
 from soulwatch.exceptions import ConfigError
+from soulwatch.ha.config import HaConfig
 from soulwatch.otlp.config import OtlpConfig
 from soulwatch.remote.config import RemoteWriteConfig, check_unique_names
 from soulwatch.remote.query import QueryConfig
@@ -242,6 +243,7 @@ class SoulwatchConfig(_Model):
     query: QueryConfig = Field(default_factory=QueryConfig)
     #: ``agent``: scrape, probe, collect and only remote-write (``soulwatch run --agent``).
     mode: Literal["server", "agent"] = "server"
+    ha: HaConfig = Field(default_factory=HaConfig)
 
     _source: Path | None = PrivateAttr(default=None)
     _source_as_given: str | None = PrivateAttr(default=None)
@@ -315,6 +317,10 @@ class SoulwatchConfig(_Model):
         if section.alertmanagers or section.config_file is not None or section.inline():
             raise ValueError(
                 "alerting is not allowed in agent mode (an agent sends no alerts or notifications)"
+            )
+        if self.ha.enabled:
+            raise ValueError(
+                "ha is not allowed in agent mode (an agent sends no notifications to coordinate)"
             )
 
     def resolved_scrape_configs(self) -> list[ScrapeConfig]:

@@ -47,6 +47,7 @@ RESTART_SETTINGS = (
     "remote_write",
     "query",
     "mode",
+    "ha",
 )
 
 

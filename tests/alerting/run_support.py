@@ -133,8 +133,10 @@ def write_config(
 class MonitorProcess:
     """``soulwatch run -c <config>`` as a subprocess that may be killed and started again."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, *, log_path: Path | None = None) -> None:
         self.config = config
+        #: Where its output goes (appended across restarts); a temporary file when None.
+        self.log_path = log_path
         listen = next(
             line.split(":", 1)[1].strip()
             for line in config.read_text().splitlines()
@@ -148,7 +150,8 @@ class MonitorProcess:
     def start(self, *, timeout: float = 30.0) -> None:
         """Start it and wait until ``/-/ready`` answers 200."""
         assert self.proc is None
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by kill9() or stop()
+        # Closed by kill9() or stop().
+        self._log = self.log_path.open("ab") if self.log_path else tempfile.TemporaryFile()  # noqa: SIM115
         self.proc = subprocess.Popen(
             soulwatch_command("run", "-c", str(self.config)),
             env=subprocess_env(),

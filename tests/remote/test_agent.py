@@ -236,6 +236,11 @@ def test_agent_mode_without_remote_write_is_refused_with_the_reason(tmp_path: Pa
             "remote_write: [{url: 'http://127.0.0.1:1/w'}]\n",
             "query.remote is not allowed in agent mode",
         ),
+        (
+            "mode: agent\nha: {redis_url: 'redis://127.0.0.1:1'}\n"
+            "remote_write: [{url: 'http://127.0.0.1:1/w'}]\n",
+            "ha is not allowed in agent mode",
+        ),
     ):
         with pytest.raises(ConfigError, match=reason):
             parse_config(text)

@@ -96,6 +96,25 @@ class AckStore:
             self._acks[group_key] = ack
         return ack
 
+    def merge(self, acks: Iterable[Ack]) -> int:
+        """Take acknowledgements a peer recorded, where newer than ours; returns how many."""
+        taken = 0
+        with self._lock:
+            for ack in acks:
+                mine = self._acks.get(ack.group_key)
+                if mine is not None and mine.at >= ack.at:
+                    continue
+                try:
+                    self._db.execute(
+                        "INSERT INTO acks (group_key, by, comment, at) VALUES (?,?,?,?)",
+                        (ack.group_key, ack.by, ack.comment, ack.at),
+                    )
+                except sqlite3.Error as exc:
+                    raise StorageError(f"cannot record the acknowledgement: {exc}") from exc
+                self._acks[ack.group_key] = ack
+                taken += 1
+        return taken
+
     def get(self, group_key: str) -> Ack | None:
         """The group's acknowledgement, if any."""
         with self._lock:

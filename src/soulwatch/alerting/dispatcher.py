@@ -453,6 +453,7 @@ class Dispatcher:
         # again after it resolved is news even if its resolve never went out.
         firing = frozenset(episode(fp, a.starts_at) for fp, a in pairs if not a.is_resolved(now))
         resolved = frozenset(episode(fp, a.starts_at) for fp, a in pairs if a.is_resolved(now))
+        episodes = [(e, False) for e in firing] + [(e, True) for e in resolved]
         items: list[EnqueueItem] = []
         repeat = group.node.options.repeat_interval
         # An acknowledged episode is not repeated; anything newer in the group is.
@@ -461,7 +462,7 @@ class Dispatcher:
         for integ in self._integrations.get(group.node.options.receiver, []):
             if integ.kind == "alertmanager":
                 continue
-            entry = self._outbox.log_entry(integ.id, group.key)
+            entry = self._outbox.log_entry(integ.id, group.key, episodes)
             if not _needs_update(entry, firing, resolved, integ.send_resolved, repeat, now):
                 continue
             chosen = [(fp, a) for fp, a in pairs if integ.send_resolved or not a.is_resolved(now)]

@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
@@ -64,6 +66,7 @@ from soulwatch.exceptions import DeliveryError, StorageError
 
 __all__ = [
     "STORE_ANNOTATION",
+    "DeliveryGate",
     "DeliveryListener",
     "DeliveryMetrics",
     "EnqueueItem",
@@ -71,9 +74,14 @@ __all__ = [
     "Outbox",
     "OutboxRow",
     "RowState",
+    "SendDecision",
 ]
 
+_log = logging.getLogger("soulwatch.alerting")
+
 _DB_RETRY = 5.0
+#: How often a notification held by a standby is looked at again.
+HOLD_RECHECK = 0.5
 _PRUNE_EVERY = 3600.0
 
 #: The annotation that tells a receiver soulwatch's own storage is failing.
@@ -97,6 +105,37 @@ class DeliveryListener(Protocol):
 
     async def delivery_recovered(self, integration: str, receiver: str) -> None:
         """An integration that was failing accepted a notification again."""
+        ...
+
+
+class SendDecision(Enum):
+    """What a :class:`DeliveryGate` says about a notification about to be sent."""
+
+    SEND = "send"
+    HOLD = "hold"  # not now: this instance is a standby
+    SKIP = "skip"  # never: another instance already sent it
+
+
+class DeliveryGate(Protocol):
+    """Decides, right before each send, whether this instance sends (an HA pair's lease)."""
+
+    async def before_send(self, n: Notification, queued_at: float) -> tuple[SendDecision, str]:
+        """Send, hold or skip ``n`` (queued at ``queued_at``), and why when skipped."""
+        ...
+
+    async def delivered(self, n: Notification, at: float) -> None:
+        """``n`` was accepted by its receiver at ``at``."""
+        ...
+
+    def merged(
+        self,
+        integration: str,
+        group_key: str,
+        local: LogEntry | None,
+        episodes: Sequence[tuple[str, bool]],
+    ) -> LogEntry | None:
+        """The log entry ``local`` with what other instances sent of ``episodes``
+        (``(episode, resolved)`` pairs)."""
         ...
 
 
@@ -138,8 +177,10 @@ class Outbox:
         registry: CollectorRegistry | None = None,
         rng: random.Random | None = None,
         max_in_flight: int = 16,
+        gate: DeliveryGate | None = None,
     ) -> None:
         self._clock = clock
+        self._gate = gate
         self._notifiers: dict[str, Notifier] = dict(notifiers or {})
         self._listener = listener
         self._store_failures = store_failures
@@ -196,13 +237,31 @@ class Outbox:
 
     # --- writing -----------------------------------------------------------------
 
-    def log_entry(self, integration: str, group_key: str) -> LogEntry | None:
-        """The last notification-log entry for an integration and group."""
+    def log_entry(
+        self, integration: str, group_key: str, episodes: Sequence[tuple[str, bool]] = ()
+    ) -> LogEntry | None:
+        """The last notification-log entry for an integration and group.
+
+        With a gate (an HA pair), what other instances sent of ``episodes``
+        (``(episode, resolved)`` pairs) counts as sent here too.
+        """
         held = self._held_log.get((integration, group_key))
         if held is not None:
             update, at = held
-            return LogEntry(update.firing, update.resolved, at)
-        return self.log.entry(integration, group_key)
+            entry: LogEntry | None = LogEntry(update.firing, update.resolved, at)
+        else:
+            entry = self.log.entry(integration, group_key)
+        if self._gate is not None:
+            entry = self._gate.merged(integration, group_key, entry, episodes)
+        return entry
+
+    def release_held(self) -> None:
+        """Look at every held notification now (this instance just started notifying)."""
+        now = self._clock.time()
+        for row in self._rows.values():
+            if row.state is RowState.PENDING and row.attempts == 0:
+                row.next_attempt_at = min(row.next_attempt_at, now)
+        self._wake.set()
 
     def enqueue(self, items: Sequence[EnqueueItem]) -> None:
         """Store notifications and their log entries in one transaction.
@@ -428,6 +487,8 @@ class Outbox:
                 raise DeliveryError(
                     f"integration {integration} is no longer configured", permanent=True
                 )
+            if self._gate is not None and not await self._gated(row):
+                return
             await notifier.notify(row.notification)
         except DeliveryError as exc:
             await self._failed(row, exc)
@@ -440,6 +501,10 @@ class Outbox:
             await self._failed(row, error)
             return
         now = self._clock.time()
+        if self._gate is not None:
+            # First of all: the shorter the time between the receiver accepting and
+            # the other instances knowing, the smaller a dying leader's window for a repeat.
+            await self._gate.delivered(row.notification, now)
         row.state = RowState.DELIVERED
         row.delivered_at = now
         row.attempts += 1
@@ -450,6 +515,36 @@ class Outbox:
         self.metrics.latency.labels(receiver).observe(max(0.0, now - row.notification.event_time))
         if recovered and self._listener is not None:
             await self._listener.delivery_recovered(integration, receiver)
+
+    async def _gated(self, row: PendingRow) -> bool:
+        """Ask the gate; ``False`` when the row is held or was sent by another instance."""
+        assert self._gate is not None
+        decision, why = await self._gate.before_send(row.notification, row.created_at)
+        now = self._clock.time()
+        if decision is SendDecision.SEND:
+            return True
+        if decision is SendDecision.HOLD:
+            if now <= row.created_at + self._settings.deadline:
+                row.next_attempt_at = now + HOLD_RECHECK
+                return False
+            # Held past the delivery deadline: the leader never sent it, and it is too late.
+            row.state = RowState.EXPIRED
+            row.last_error = "held by a standby instance past the delivery deadline"
+        else:
+            row.state = RowState.SENT_BY_PEER
+            row.last_error = why
+            row.delivered_at = now
+        _log.info(
+            "notification not sent here",
+            extra={
+                "reason": row.last_error,
+                "receiver": row.notification.receiver,
+                "integration": row.integration,
+                "fingerprints": [a.fingerprint for a in row.notification.alerts],
+            },
+        )
+        self._record(row)
+        return False
 
     async def _failed(self, row: PendingRow, exc: DeliveryError) -> None:
         now = self._clock.time()

@@ -49,6 +49,7 @@ class RowState(Enum):
     DELIVERED = "delivered"
     FAILED = "failed"  # permanent error
     EXPIRED = "expired"  # retried until the deadline
+    SENT_BY_PEER = "sent_by_peer"  # another instance of an HA pair sent it
 
 
 class Outcome(Enum):

@@ -126,6 +126,10 @@ def _ts(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
+#: Columns of the ``silences`` table (a row shared with peers has all of them).
+_COLUMNS = 8
+
+
 class SilenceStore:
     """Silences in a SQLite database; safe to share between the API and the dispatcher."""
 
@@ -245,6 +249,32 @@ class SilenceStore:
                 )
         self._changed()
 
+    def records(self, since: float = float("-inf")) -> builtins.list[tuple[Any, ...]]:
+        """The stored rows changed after ``since`` (``updated_at``), to share with peers."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM silences WHERE updated_at > ?", (since,)
+            ).fetchall()
+        return [tuple(r) for r in rows]
+
+    def merge(self, rows: Sequence[Sequence[Any]]) -> int:
+        """Take rows a peer wrote where they are newer (``updated_at``); returns how many."""
+        taken = 0
+        with self._lock:
+            for row in rows:
+                if not _valid_row(row):
+                    continue
+                mine = self._row(str(row[0]))
+                if mine is not None and float(mine[7]) >= float(row[7]):
+                    continue
+                self._db.execute(
+                    "INSERT OR REPLACE INTO silences VALUES (?,?,?,?,?,?,?,?)", tuple(row)
+                )
+                taken += 1
+        if taken:
+            self._changed()
+        return taken
+
     def prune(self) -> int:
         """Forget silences that expired more than ``retention`` seconds ago; returns how many."""
         cutoff = self._clock.time() - self.retention
@@ -327,6 +357,20 @@ class SilenceStore:
             status=SilenceStatus(state=state),
             updatedAt=_ts(float(str(row[7]))),
         )
+
+
+def _valid_row(row: Sequence[Any]) -> bool:
+    """Whether a row from a peer has the shape of a stored silence (else it is skipped)."""
+    if len(row) != _COLUMNS or not all(isinstance(row[i], (int, float)) for i in (2, 3, 7)):
+        return False
+    try:
+        for m in json.loads(str(row[1])):
+            SilenceMatcher.model_validate(m).to_matcher()
+        if row[6] is not None:
+            _specs(row[6])
+    except (ValueError, TypeError):
+        return False
+    return all(isinstance(row[i], str) for i in (0, 4, 5))
 
 
 def _specs(text: object) -> list[TimeIntervalSpec]:

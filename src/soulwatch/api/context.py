@@ -209,6 +209,8 @@ class ApiContext:
     alertmanager_urls: Callable[[], list[str]] = lambda: []
     #: Where queries and storage reads run: the monitor's runner (inline under a simulated clock).
     runner: BlockingRunner = run_in_thread
+    #: The HA state (``/api/v1/status/ha``); ``None`` when the monitor runs alone.
+    ha: Callable[[], JSONDict] | None = None
 
     def configure(self, config: SoulwatchConfig) -> None:
         """Serve under a reloaded config: its tokens, API limits and settings."""

@@ -220,6 +220,7 @@ class StatusApi:
             Route("/api/v1/status/flags", self._wrap(self.flags), methods=["GET"]),
             Route("/api/v1/status/runtimeinfo", self._wrap(self.runtimeinfo), methods=["GET"]),
             Route("/api/v1/status/tsdb", self._wrap(self.tsdb), methods=["GET"]),
+            Route("/api/v1/status/ha", self._wrap(self.ha), methods=["GET"]),
             Route("/api/v1/format_query", self._wrap(self.format_query), methods=both),
         ]
 
@@ -244,6 +245,12 @@ class StatusApi:
         if self.ctx.runtime is None:
             raise ApiError(ErrorType.UNAVAILABLE, "runtime information is not available")
         return self.ctx.runtime.runtime_info()
+
+    async def ha(self, request: Request) -> JSONDict:
+        """``/api/v1/status/ha``: this instance's part in an HA pair (``enabled: false`` alone)."""
+        if self.ctx.ha is None:
+            return {"enabled": False, "mode": "off"}
+        return self.ctx.ha()
 
     async def tsdb(self, request: Request) -> JSONDict:
         """``/api/v1/status/tsdb``: head statistics and cardinality (``limit``, default 10)."""

@@ -837,6 +837,7 @@ class Console:
                 "metrics": own,
                 "storage": storage,
                 "auth_open": not self._has_tokens,
+                "ha": self.ctx.ha() if self.ctx.ha is not None else None,
             },
         )
 
