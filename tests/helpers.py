@@ -63,6 +63,21 @@ def need_binary(name: str) -> str:
     return path
 
 
+@contextlib.contextmanager
+def headless_chromium(*extra_args: str) -> Iterator[Any]:
+    """Debian's chromium, headless, driven by Playwright (it cannot download its own
+    browsers here); skips outside CI when either is missing, fails in CI."""
+    path = need_binary("chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        args = ["--no-sandbox", "--disable-gpu", *extra_args]
+        browser = pw.chromium.launch(executable_path=path, args=args)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def need_conformance() -> list[Path]:
     """Prometheus's PromQL test scripts from the shared reference data.
 

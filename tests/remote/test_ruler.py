@@ -21,7 +21,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from soulwatch.clock import SimulatedClock
@@ -29,7 +28,7 @@ from soulwatch.config import parse_config
 from soulwatch.scenario.recording import RecordingTransport, SentNotification, recording
 from soulwatch.scenario.runner import SETTLE_TURNS, under_test
 from soulwatch.service import Monitor, run_inline
-from tests.helpers import Recorder, free_port, need_binary
+from tests.helpers import Recorder, free_port, headless_chromium
 from tests.remote.receivers import VictoriaMetricsReceiver, soulwatch_running, wait_for
 
 PRESET_RULES = Path(str(files("soulwatch.presets.soulcaster") / "rules"))
@@ -96,20 +95,12 @@ def _config(tmp_path: Path, vm: VictoriaMetricsReceiver, hook: Recorder, port: i
 
 def _explore_in_browser(url: str, expr: str) -> list[str]:
     """Explore's result rows for ``expr`` over 15 minutes, once its chart is drawn."""
-    chromium = need_binary("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=chromium, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            page = browser.new_page()
-            page.goto(f"{url}/explore?{urlencode({'expr': expr, 'range': '15m'})}")
-            page.wait_for_selector("figure.chart canvas", timeout=10_000)
-            rows = page.locator("#result-table tbody tr")
-            return [str(rows.nth(i).inner_text()) for i in range(rows.count())]
-        finally:
-            browser.close()
+    with headless_chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{url}/explore?{urlencode({'expr': expr, 'range': '15m'})}")
+        page.wait_for_selector("figure.chart canvas", timeout=10_000)
+        rows = page.locator("#result-table tbody tr")
+        return [str(rows.nth(i).inner_text()) for i in range(rows.count())]
 
 
 def _notifications(hook: Recorder) -> list[dict[str, Any]]:

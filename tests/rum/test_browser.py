@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from tests.helpers import UvicornThread, free_port, need_binary
+from tests.helpers import UvicornThread, free_port, headless_chromium
 from tests.rum.support import KEY, rum_monitor, value, wait_value
 
 _TAG = '<script src="{sw}/rum/v1/agent.js" data-site="{key}" defer></script>'
@@ -89,18 +89,8 @@ def _dashboard(soulwatch: str) -> Starlette:
 
 @pytest.fixture
 def browser() -> Any:
-    chromium = need_binary("chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(
-            executable_path=chromium,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with headless_chromium("--disable-background-networking") as instance:
+        yield instance
 
 
 def test_real_page_loads_report_views_vitals_errors_and_api_calls(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.api.console.support import Soulwatch, running_soulwatch
-from tests.helpers import REPO, need_binary
+from tests.helpers import REPO, headless_chromium
 
 SCREENSHOTS = REPO / "docs" / "img" / "console"
 
@@ -18,12 +18,8 @@ SCREENSHOTS = REPO / "docs" / "img" / "console"
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Debian's chromium driven by Playwright (it cannot download its own browsers here)."""
-    path = need_binary("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=path, args=["--no-sandbox", "--disable-gpu"])
+    with headless_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
