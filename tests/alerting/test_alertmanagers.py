@@ -119,7 +119,7 @@ def test_relabel_configs_rewrite_and_drop_targets(clock: SimulatedClock) -> None
         ({"proxy_url": "http://p"}, "Extra inputs are not permitted"),
         (
             {"basic_auth": {"username": "u"}, "bearer_token": "t"},
-            "at most one of basic_auth, authorization and bearer_token",
+            "at most one of basic_auth, authorization or bearer_token",
         ),
     ],
 )

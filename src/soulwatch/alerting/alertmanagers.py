@@ -25,26 +25,22 @@ import posixpath
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from soulwatch import __version__
 from soulwatch.alerting.message import iso
 from soulwatch.alerts import Alert
 from soulwatch.clock import Clock
 from soulwatch.duration import Duration
-from soulwatch.exceptions import ConfigError
+from soulwatch.http_auth import ClientSettings, authorization_header
 from soulwatch.sources.scrape.config import (
-    Authorization,
-    BasicAuth,
     RelabelConfig,
     StaticConfig,
-    TLSConfig,
 )
 from soulwatch.sources.scrape.relabel import Relabeler
 
@@ -55,22 +51,14 @@ QUEUE_CAPACITY = 10_000
 BATCH_SIZE = 64
 
 
-class AlertmanagerConfig(BaseModel):
+class AlertmanagerConfig(ClientSettings):
     """One entry of ``alerting.alertmanagers``, with Prometheus's keys and defaults."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     static_configs: list[StaticConfig] = Field(default_factory=list)
     scheme: Literal["http", "https"] = "http"
     path_prefix: str = "/"
     timeout: Duration = 10.0
     api_version: Literal["v2"] = "v2"
-    basic_auth: BasicAuth | None = None
-    authorization: Authorization | None = None
-    bearer_token: str | None = None
-    bearer_token_file: str | None = None
-    tls_config: TLSConfig | None = None
-    follow_redirects: bool = True
     enable_http2: bool = True
     relabel_configs: list[RelabelConfig] = Field(default_factory=list)
     alert_relabel_configs: list[RelabelConfig] = Field(default_factory=list)
@@ -86,17 +74,6 @@ class AlertmanagerConfig(BaseModel):
                     )
         return data
 
-    @model_validator(mode="after")
-    def _one_auth(self) -> AlertmanagerConfig:
-        given = [
-            self.basic_auth is not None,
-            self.authorization is not None,
-            self.bearer_token is not None or self.bearer_token_file is not None,
-        ]
-        if sum(given) > 1:
-            raise ValueError("set at most one of basic_auth, authorization and bearer_token")
-        return self
-
 
 @dataclass(frozen=True)
 class _Target:
@@ -106,31 +83,11 @@ class _Target:
     relabel: Relabeler
 
 
-def _secret(path: str, what: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"alerting.alertmanagers: cannot read {what} {path!r}: {exc}") from None
-
-
 def _client(config: AlertmanagerConfig) -> httpx.AsyncClient:
     headers = {"User-Agent": f"soulwatch/{__version__}"}
-    auth: httpx.BasicAuth | None = None
-    token = config.bearer_token
-    if config.bearer_token_file:
-        token = _secret(config.bearer_token_file, "bearer_token_file")
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    if config.authorization is not None:
-        creds = config.authorization.credentials or ""
-        if config.authorization.credentials_file:
-            creds = _secret(config.authorization.credentials_file, "credentials_file")
-        headers["Authorization"] = f"{config.authorization.type} {creds}".strip()
-    if config.basic_auth is not None:
-        password = config.basic_auth.password or ""
-        if config.basic_auth.password_file:
-            password = _secret(config.basic_auth.password_file, "password_file")
-        auth = httpx.BasicAuth(config.basic_auth.username, password)
+    credentials = authorization_header(config, "alerting.alertmanagers")
+    if credentials is not None:
+        headers["Authorization"] = credentials
     verify: Any = True
     if config.scheme == "https" and config.tls_config is not None:
         # imported here: the config model must not pull in the scrape machinery
@@ -139,7 +96,6 @@ def _client(config: AlertmanagerConfig) -> httpx.AsyncClient:
         verify = ssl_context(config.tls_config)
     return httpx.AsyncClient(
         headers=headers,
-        auth=auth,
         verify=verify,
         timeout=config.timeout,
         follow_redirects=config.follow_redirects,

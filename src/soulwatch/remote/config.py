@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from soulwatch.duration import Duration
-from soulwatch.sources.scrape.config import Authorization, BasicAuth, RelabelConfig, TLSConfig
+from soulwatch.http_auth import ClientSettings
+from soulwatch.sources.scrape.config import RelabelConfig
 
 
 class _Model(BaseModel):
@@ -51,7 +52,7 @@ class MetadataConfig(_Model):
     max_samples_per_send: int = Field(default=500, gt=0)
 
 
-class RemoteWriteConfig(_Model):
+class RemoteWriteConfig(ClientSettings):
     """One ``remote_write`` entry: where to send every committed sample, and how."""
 
     url: str
@@ -59,12 +60,6 @@ class RemoteWriteConfig(_Model):
     remote_timeout: Duration = 30.0
     headers: dict[str, str] = Field(default_factory=dict)
     write_relabel_configs: list[RelabelConfig] = Field(default_factory=list)
-    basic_auth: BasicAuth | None = None
-    authorization: Authorization | None = None
-    bearer_token: str | None = None
-    bearer_token_file: str | None = None
-    tls_config: TLSConfig | None = None
-    follow_redirects: bool = True
     send_exemplars: bool = False
     send_native_histograms: bool = False
     queue_config: QueueConfig = Field(default_factory=QueueConfig)
@@ -106,19 +101,6 @@ class RemoteWriteConfig(_Model):
         if bad:
             raise ValueError(f"header(s) {', '.join(bad)} are set by soulwatch and may not be set")
         return value
-
-    @model_validator(mode="after")
-    def _one_auth(self) -> RemoteWriteConfig:
-        ways = [
-            self.basic_auth is not None,
-            self.authorization is not None,
-            bool(self.bearer_token or self.bearer_token_file),
-        ]
-        if sum(ways) > 1:
-            raise ValueError("set at most one of basic_auth, authorization or bearer_token")
-        if self.bearer_token and self.bearer_token_file:
-            raise ValueError("set bearer_token or bearer_token_file, not both")
-        return self
 
     @property
     def queue_name(self) -> str:

@@ -12,7 +12,6 @@ request's CPU and remote write needs none of it. Credentials become headers once
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -20,6 +19,7 @@ import httpx
 
 from soulwatch import __version__
 from soulwatch.exceptions import ConfigError
+from soulwatch.http_auth import authorization_header, basic_credentials
 from soulwatch.remote.config import RemoteWriteConfig
 from soulwatch.remote.proto import PROTOCOL_HEADERS
 from soulwatch.sources.scrape.manager import ssl_context
@@ -28,43 +28,16 @@ from soulwatch.sources.scrape.manager import ssl_context
 MAX_REDIRECTS = 5
 
 
-def _secret(path: str, what: str, queue: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read().strip()
-    except OSError as exc:
-        raise ConfigError(
-            f"remote_write {queue!r}: cannot read {what} {path}: {exc.strerror}"
-        ) from None
-
-
-def _basic(username: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-
-
 def request_headers(config: RemoteWriteConfig) -> dict[str, str]:
     """Every header of a request, credentials included; ConfigError for an unreadable secret."""
-    queue = config.queue_name
     headers = {**config.headers, **PROTOCOL_HEADERS, "User-Agent": f"soulwatch/{__version__}"}
-    if config.basic_auth is not None:
-        password = config.basic_auth.password or ""
-        if config.basic_auth.password_file:
-            password = _secret(config.basic_auth.password_file, "password_file", queue)
-        headers["Authorization"] = _basic(config.basic_auth.username, password)
-    elif config.authorization is not None:
-        creds = config.authorization.credentials or ""
-        if config.authorization.credentials_file:
-            creds = _secret(config.authorization.credentials_file, "credentials_file", queue)
-        headers["Authorization"] = f"{config.authorization.type} {creds}".strip()
-    elif config.bearer_token or config.bearer_token_file:
-        token = config.bearer_token or ""
-        if config.bearer_token_file:
-            token = _secret(config.bearer_token_file, "bearer_token_file", queue)
-        headers["Authorization"] = f"Bearer {token}"
+    credentials = authorization_header(config, f"remote_write {config.queue_name!r}")
+    if credentials is not None:
+        headers["Authorization"] = credentials
     else:
         parts = urlsplit(config.url)
         if parts.username is not None:  # credentials in the URL, as an HTTP client reads them
-            headers["Authorization"] = _basic(
+            headers["Authorization"] = basic_credentials(
                 unquote(parts.username), unquote(parts.password or "")
             )
     return headers

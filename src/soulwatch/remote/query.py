@@ -29,16 +29,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from soulwatch import __version__
 from soulwatch.duration import Duration
 from soulwatch.exceptions import ConfigError, EvaluationError, QueryLimitError, StorageError
+from soulwatch.http_auth import ClientSettings, authorization_header
 from soulwatch.promql.ast import Expr
 from soulwatch.promql.printer import go_quote, to_string
 from soulwatch.promql.values import QueryEngine, QueryResult, Sample, Scalar, String, Value
 from soulwatch.remote.queue import redact_url
-from soulwatch.sources.scrape.config import Authorization, BasicAuth, TLSConfig
 from soulwatch.sources.scrape.manager import ssl_context
 from soulwatch.tsdb.model import Labels, Matcher, Series
 from soulwatch.tsdb.storage import Appender, Storage
@@ -48,7 +48,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class RemoteQueryConfig(_Model):
+class RemoteQueryConfig(ClientSettings):
     """``query.remote``: the Prometheus-compatible HTTP API rules and the console query.
 
     ``url`` is the API's base, the part before ``/api/v1/query``:
@@ -60,12 +60,6 @@ class RemoteQueryConfig(_Model):
     url: str
     timeout: Duration = 30.0
     headers: dict[str, str] = Field(default_factory=dict)
-    basic_auth: BasicAuth | None = None
-    authorization: Authorization | None = None
-    bearer_token: str | None = None
-    bearer_token_file: str | None = None
-    tls_config: TLSConfig | None = None
-    follow_redirects: bool = True
 
     @field_validator("url")
     @classmethod
@@ -94,17 +88,6 @@ class RemoteQueryConfig(_Model):
             raise ValueError(f"header(s) {', '.join(bad)} are set by soulwatch and may not be set")
         return value
 
-    @model_validator(mode="after")
-    def _one_auth(self) -> RemoteQueryConfig:
-        ways = [
-            self.basic_auth is not None,
-            self.authorization is not None,
-            bool(self.bearer_token or self.bearer_token_file),
-        ]
-        if sum(ways) > 1:
-            raise ValueError("set at most one of basic_auth, authorization or bearer_token")
-        return self
-
 
 class QueryConfig(_Model):
     """``query``: where PromQL is answered; unset ``remote``, by the embedded TSDB."""
@@ -112,33 +95,12 @@ class QueryConfig(_Model):
     remote: RemoteQueryConfig | None = None
 
 
-def _secret(path: str, what: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read().strip()
-    except OSError as exc:
-        raise ConfigError(f"query.remote: cannot read {what} {path}: {exc.strerror}") from None
-
-
 def _client(config: RemoteQueryConfig, transport: httpx.BaseTransport | None) -> httpx.Client:
     """The HTTP client; raises ConfigError for an unreadable secret or CA file."""
     headers = {**config.headers, "User-Agent": f"soulwatch/{__version__}"}
-    auth: httpx.Auth | None = None
-    if config.basic_auth is not None:
-        password = config.basic_auth.password or ""
-        if config.basic_auth.password_file:
-            password = _secret(config.basic_auth.password_file, "password_file")
-        auth = httpx.BasicAuth(config.basic_auth.username, password)
-    elif config.authorization is not None:
-        creds = config.authorization.credentials or ""
-        if config.authorization.credentials_file:
-            creds = _secret(config.authorization.credentials_file, "credentials_file")
-        headers["Authorization"] = f"{config.authorization.type} {creds}".strip()
-    elif config.bearer_token or config.bearer_token_file:
-        token = config.bearer_token or ""
-        if config.bearer_token_file:
-            token = _secret(config.bearer_token_file, "bearer_token_file")
-        headers["Authorization"] = f"Bearer {token}"
+    credentials = authorization_header(config, "query.remote")
+    if credentials is not None:
+        headers["Authorization"] = credentials
     verify: Any = True
     if config.url.startswith("https://") or config.tls_config is not None:
         try:
@@ -148,7 +110,6 @@ def _client(config: RemoteQueryConfig, transport: httpx.BaseTransport | None) ->
     return httpx.Client(
         transport=transport,
         headers=headers,
-        auth=auth,
         verify=verify,
         timeout=config.timeout,
         follow_redirects=config.follow_redirects,
