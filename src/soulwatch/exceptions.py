@@ -16,6 +16,7 @@ turns them into messages and exit codes.
     │   ├── ParseError           a syntax error (line, column, what was expected)
     │   ├── QueryLimitError      too many samples / past the timeout
     │   └── EvaluationError      a runtime error of evaluation (e.g. duplicate series)
+    │       └── RemoteAnswerError  the remote query API refused (its ``errorType``)
     ├── ScrapeError              a target could not be scraped (target, reason)
     └── DeliveryError            a notification could not be delivered
         (``permanent`` says whether retrying can help; ``retry_after`` honours 429)
@@ -95,6 +96,18 @@ class QueryLimitError(QueryError):
 
 class EvaluationError(QueryError):
     """A runtime error of evaluation, such as a many-to-many match."""
+
+
+class RemoteAnswerError(EvaluationError):
+    """The remote query API (ruler mode) answered with an error of its own.
+
+    ``error_type`` is its ``errorType`` (``bad_data``, ``execution``...), so
+    soulwatch's API can answer with the same.
+    """
+
+    def __init__(self, message: str, *, error_type: str) -> None:
+        self.error_type = error_type
+        super().__init__(message)
 
 
 class ScrapeError(SoulwatchError):

@@ -261,3 +261,82 @@ async def test_an_outage_longer_than_resolve_timeout_resolves_nothing(tmp_path: 
             assert len(sent) == 1
         finally:
             await monitor.stop()
+
+
+def test_series_and_label_pickers_list_what_victoriametrics_holds(tmp_path: Path) -> None:
+    """Grafana's and Explore's pickers in ruler mode: the names are VictoriaMetrics' own."""
+    vm = VictoriaMetricsReceiver(tmp_path)
+    port = free_port()
+    config = tmp_path / "soulwatch.yaml"
+    now = time.time()
+    window = {"start": f"{now - 3600:.3f}", "end": f"{now + 60:.3f}"}
+    # soulwatch's own series go elsewhere: VictoriaMetrics holds the platform's data alone.
+    with Recorder() as elsewhere, vm.running():
+        config.write_text(
+            f"listen: 127.0.0.1:{port}\n"
+            f"data_dir: {tmp_path / 'sw-data'}\n"
+            f"query:\n  remote: {{url: {vm.url}, timeout: 2s}}\n"
+            f"remote_write: [{{url: '{elsewhere.url}/write'}}]\n"
+        )
+        with soulwatch_running(config, port):
+            _pickers_list_vm_data(vm, port, now, window)
+
+
+def _pickers_list_vm_data(
+    vm: VictoriaMetricsReceiver, port: int, now: float, window: dict[str, str]
+) -> None:
+    """soulwatch's listings and Explore's completion against VictoriaMetrics' own."""
+    _import(vm, now)
+
+    def both(path: str, params: dict[str, str]) -> tuple[Any, Any]:
+        ours = httpx.get(f"http://127.0.0.1:{port}{path}", params=params, timeout=10)
+        theirs = httpx.get(f"{vm.url}{path}", params=params, timeout=10)
+        assert ours.status_code == 200, ours.text
+        return ours.json()["data"], theirs.json()["data"]
+
+    names, vm_names = both("/api/v1/label/__name__/values", window)
+    assert (
+        names
+        == vm_names
+        == [
+            "e2b_sandbox_hours_quota",
+            "e2b_sandbox_hours_used",
+            "soulcaster_agent_jobs_finished_total",
+        ]
+    )
+    labels, vm_labels = both("/api/v1/labels", window)
+    assert labels == sorted(vm_labels)
+    assert {"__name__", "project_id", "outcome", "category"} <= set(labels)
+    match = {**window, "match[]": 'soulcaster_agent_jobs_finished_total{outcome="failed"}'}
+    series, vm_series = both("/api/v1/series", match)
+    assert (
+        series
+        == vm_series
+        == [
+            {
+                "__name__": "soulcaster_agent_jobs_finished_total",
+                "category": "sandbox_timeout",
+                "outcome": "failed",
+                "project_id": "p1",
+            }
+        ]
+    )
+    outcomes, _ = both(
+        "/api/v1/label/outcome/values",
+        {**window, "match[]": "soulcaster_agent_jobs_finished_total"},
+    )
+    assert outcomes == ["failed", "succeeded"]
+    # Explore's completion offers a metric that lives only in VictoriaMetrics.
+    completion = httpx.get(
+        f"http://127.0.0.1:{port}/explore/complete", params={"before": "e2b_sand"}, timeout=10
+    )
+    assert completion.json()["suggestions"] == [
+        "e2b_sandbox_hours_quota",
+        "e2b_sandbox_hours_used",
+    ]
+    inside = httpx.get(
+        f"http://127.0.0.1:{port}/explore/complete",
+        params={"before": 'soulcaster_agent_jobs_finished_total{outcome="f'},
+        timeout=10,
+    )
+    assert inside.json()["suggestions"] == ["failed"]

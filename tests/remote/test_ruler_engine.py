@@ -6,14 +6,17 @@ import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
+from soulwatch.clock import SimulatedClock
 from soulwatch.config import parse_config
 from soulwatch.exceptions import ConfigError, EvaluationError, StorageError
 from soulwatch.promql.values import Sample, Scalar
-from soulwatch.remote.query import RemoteQueryConfig, RemoteQueryEngine, selector
+from soulwatch.remote.query import RemoteMetadata, RemoteQueryConfig, RemoteQueryEngine, selector
 from soulwatch.tsdb.model import Labels, Matcher, MatchType
+from tests.api.support import serve
 from tests.helpers import Recorder, Reply, free_port
 
 _JSON = {"Content-Type": "application/json"}
@@ -126,3 +129,38 @@ def test_an_unreadable_secret_file_is_a_config_error(tmp_path: Path) -> None:
     config = RemoteQueryConfig(url="http://127.0.0.1:9", bearer_token_file=str(tmp_path / "x"))
     with pytest.raises(ConfigError, match=r"query\.remote: cannot read bearer_token_file"):
         RemoteQueryEngine(config)
+
+
+def test_label_listings_pass_the_remotes_errors_through_and_count_its_outages(
+    tmp_path: Path,
+) -> None:
+    """The API's label and series listings in ruler mode: what the remote was asked,
+    its JSON error in Prometheus's shape, and a remote that cannot answer in /health."""
+    names = {"status": "success", "data": ["__name__", "job"]}
+    refused = {"status": "error", "errorType": "bad_data", "error": "too many series"}
+    with Recorder() as remote, _engine(remote.url) as engine:
+        remote.replies = [
+            Reply(200, json.dumps(names).encode(), _JSON),
+            Reply(400, json.dumps(refused).encode(), _JSON),
+            Reply(502, b"<html>bad gateway</html>", {"Content-Type": "text/html"}),
+        ]
+        with serve(tmp_path, SimulatedClock(), index=RemoteMetadata(engine)) as api:
+            ok = api.http.get(
+                "/api/v1/labels", params={"match[]": 'up{job="a"}', "start": "10", "end": "20"}
+            )
+            bad = api.http.get("/api/v1/series", params={"match[]": "up"})
+            down = api.http.get("/api/v1/label/job/values")
+        asked = [r.path for r in remote.received("/api/v1/")]
+    assert ok.json() == {"status": "success", "data": ["__name__", "job"]}
+    assert asked[0] == "/api/v1/labels?" + urlencode(
+        {"match[]": '{__name__="up",job="a"}', "start": "10.000", "end": "20.000"}
+    )
+    # The series listing with no start or end leaves them to the remote.
+    assert asked[1] == "/api/v1/series?" + urlencode({"match[]": '{__name__="up"}'})
+    assert (bad.status_code, bad.json()["errorType"]) == (400, "bad_data")
+    assert "too many series" in bad.json()["error"]
+    assert asked[2] == "/api/v1/label/job/values"
+    assert (down.status_code, down.json()["errorType"]) == (500, "internal")
+    assert engine.failures == 1
+    assert engine.last_error is not None
+    assert "502" in engine.last_error

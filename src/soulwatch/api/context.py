@@ -23,7 +23,7 @@ from soulwatch.rum.intake import RumIntake
 from soulwatch.runner import BlockingRunner, run_in_thread
 from soulwatch.sources.heartbeats import HeartbeatMonitor
 from soulwatch.sources.scrape.parse import MetricMetadata
-from soulwatch.tsdb.storage import Storage
+from soulwatch.tsdb.storage import SeriesIndex, Storage
 
 JSONDict = dict[str, Any]
 
@@ -211,6 +211,15 @@ class ApiContext:
     runner: BlockingRunner = run_in_thread
     #: The HA state (``/api/v1/status/ha``); ``None`` when the monitor runs alone.
     ha: Callable[[], JSONDict] | None = None
+    #: Where series and label listings are read when not from :attr:`storage`
+    #: (ruler mode: the remote store's API).
+    index: SeriesIndex | None = None
+
+    @property
+    def series_index(self) -> SeriesIndex:
+        """What ``/api/v1/series``, ``labels``, ``label/<name>/values`` and Explore's
+        completion list: :attr:`index`, or else the storage."""
+        return self.index if self.index is not None else self.storage
 
     def configure(self, config: SoulwatchConfig) -> None:
         """Serve under a reloaded config: its tokens, API limits and settings."""

@@ -7,6 +7,8 @@ Grafana asks for) answer with Prometheus's JSON shapes, error types and
 status codes. Queries and storage reads block, so they run through the
 monitor's runner (worker threads); a query past its timeout answers
 ``503 timeout``, and its evaluation is cancelled, so its thread is soon free.
+In ruler mode queries and the series and label listings are the remote
+store's (``ctx.engine``, ``ctx.series_index``), its errors passed through.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from soulwatch.exceptions import (
     ParseError,
     QueryError,
     QueryLimitError,
+    RemoteAnswerError,
     StorageError,
 )
 from soulwatch.promql.ast import MatrixSelector, ParenExpr, StringLiteral, SubqueryExpr
@@ -151,6 +154,9 @@ class PrometheusApi:
             # and one past the sample limit with 422 "execution".
             kind = ErrorType.TIMEOUT if "timed out" in str(exc) else ErrorType.EXECUTION
             raise ApiError(kind, str(exc)) from None
+        except RemoteAnswerError as exc:
+            # Ruler mode: the remote's own error, with its type (Prometheus's shape).
+            raise ApiError(_error_type(exc.error_type), str(exc)) from None
         except QueryError as exc:
             raise ApiError(ErrorType.EXECUTION, str(exc)) from None
         except StorageError as exc:
@@ -265,12 +271,12 @@ class PrometheusApi:
             return _success([])
         lo = mint if mint is not None else -(2**62)
         hi = maxt if maxt is not None else 2**62
-        storage = self.ctx.storage
+        index = self.ctx.series_index
 
         def read() -> list[Labels]:
             found: set[Labels] = set()
             for matchers in sets:
-                found.update(storage.series(matchers, lo, hi))
+                found.update(index.series(matchers, lo, hi))
             return sorted(found)
 
         labels = await self._run(read, self.ctx.api.query_timeout)
@@ -284,12 +290,12 @@ class PrometheusApi:
         mint, maxt = self._range(params)
         if self._inverted(mint, maxt):
             return _success([])
-        storage = self.ctx.storage
+        index = self.ctx.series_index
 
         def read() -> list[str]:
             names: set[str] = set()
             for matchers in sets:
-                names.update(storage.label_names(matchers, mint, maxt))
+                names.update(index.label_names(matchers, mint, maxt))
             return sorted(names)
 
         names = await self._run(read, self.ctx.api.query_timeout)
@@ -305,12 +311,12 @@ class PrometheusApi:
         mint, maxt = self._range(params)
         if self._inverted(mint, maxt):
             return _success([])
-        storage = self.ctx.storage
+        index = self.ctx.series_index
 
         def read() -> list[str]:
             values: set[str] = set()
             for matchers in sets:
-                values.update(storage.label_values(name, matchers, mint, maxt))
+                values.update(index.label_values(name, matchers, mint, maxt))
             return sorted(values)
 
         values = await self._run(read, self.ctx.api.query_timeout)
@@ -436,6 +442,11 @@ class PrometheusApi:
         self._range(params)
         _expression_type(first(params, "query") or "")
         return _success([])
+
+
+def _error_type(label: str) -> ErrorType:
+    """The :class:`ErrorType` named ``label`` (``execution`` for one Prometheus lacks)."""
+    return next((kind for kind in ErrorType if kind.label == label), ErrorType.EXECUTION)
 
 
 def _time_param(value: str, name: str) -> int:

@@ -4,10 +4,14 @@ With ``query: {remote: {url: ...}}`` in soulwatch.yaml, the rule evaluator,
 the console, Explore and ``/api/v1/query`` / ``query_range`` ask a remote
 store (VictoriaMetrics, Mimir, Thanos, Prometheus) instead of the embedded
 TSDB, as vmalert does: each rule evaluation is one ``/api/v1/query`` at the
-evaluation's timestamp. What the rules produce (recording-rule series,
-``ALERTS``, ``ALERTS_FOR_STATE``) is still written to the embedded store,
-and ``remote_write`` carries it, with everything soulwatch collects itself
-(probes, heartbeats, collectors), to the remote store.
+evaluation's timestamp. :class:`RemoteMetadata` answers the series and
+label listings (``/api/v1/series``, ``labels``, ``label/<name>/values``,
+Explore's completion) with the remote's. What the rules produce
+(recording-rule series, ``ALERTS``, ``ALERTS_FOR_STATE``) is still written
+to the embedded store, and ``remote_write`` carries it, with everything
+soulwatch collects itself (probes, heartbeats, collectors), to the remote
+store. ``/federate`` and ``/api/v1/status/tsdb`` still describe the embedded
+store.
 
 :class:`RemoteQueryEngine` implements :class:`~soulwatch.promql.values.QueryEngine`
 over HTTP. A failure to reach the remote (refused, timed out, 5xx) raises
@@ -33,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from soulwatch import __version__
 from soulwatch.duration import Duration
-from soulwatch.exceptions import ConfigError, EvaluationError, QueryLimitError, StorageError
+from soulwatch.exceptions import ConfigError, QueryLimitError, RemoteAnswerError, StorageError
 from soulwatch.http_auth import ClientSettings, authorization_header
 from soulwatch.promql.ast import Expr
 from soulwatch.promql.printer import go_quote, to_string
@@ -41,7 +45,7 @@ from soulwatch.promql.values import QueryEngine, QueryResult, Sample, Scalar, St
 from soulwatch.remote.queue import redact_url
 from soulwatch.sources.scrape.manager import ssl_context
 from soulwatch.tsdb.model import Labels, Matcher, Series
-from soulwatch.tsdb.storage import Appender, Storage
+from soulwatch.tsdb.storage import Appender, SeriesIndex, Storage
 
 
 class _Model(BaseModel):
@@ -181,9 +185,25 @@ class RemoteQueryEngine:
         # already gave up (a cancelled API query) is not sent at all.
         if cancel is not None and cancel.is_set():
             raise QueryLimitError("query was cancelled before it reached the remote")
+        body = self.answer("POST", path, list(params.items()))
+        try:
+            return _decode(body)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise self.malformed(path, exc) from None
+
+    def answer(self, method: str, path: str, params: Sequence[tuple[str, str]]) -> dict[str, Any]:
+        """The remote API's successful JSON answer to ``method path`` with ``params``.
+
+        Raises :class:`StorageError` when the remote cannot answer (counted in
+        :attr:`failures`, kept as :attr:`last_error`), :class:`QueryLimitError`
+        for its ``timeout`` and :class:`RemoteAnswerError` for its other errors.
+        """
         where = redact_url(self.url + path)
         try:
-            response = self._client.post(self.url + path, data=params)
+            if method == "GET":
+                response = self._client.get(self.url + path, params=tuple(params))
+            else:
+                response = self._client.post(self.url + path, data=dict(params))
         except httpx.HTTPError as exc:
             self._failed(f"{where}: {type(exc).__name__}: {exc}")
             raise StorageError(f"remote query {where}: {exc or type(exc).__name__}") from None
@@ -193,19 +213,27 @@ class RemoteQueryEngine:
             # wrong url) means it cannot answer queries.
             self._failed(f"{where}: HTTP {response.status_code}")
             raise StorageError(f"remote query {where}: HTTP {response.status_code}")
-        body = response.json()
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise self.malformed(path, exc) from None
+        if not isinstance(body, dict):
+            raise self.malformed(path, TypeError("not a JSON object"))
         with self._lock:
             self._last_error = None
         if body.get("status") != "success":
             message = f"remote query: {body.get('error') or 'failed'}"
-            if body.get("errorType") == "timeout":
+            kind = str(body.get("errorType") or "execution")
+            if kind == "timeout":
                 raise QueryLimitError(message)
-            raise EvaluationError(message)
-        try:
-            return _decode(body)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            self._failed(f"{where}: malformed answer")
-            raise StorageError(f"remote query {where}: malformed answer ({exc})") from None
+            raise RemoteAnswerError(message, error_type=kind)
+        return body
+
+    def malformed(self, path: str, exc: Exception) -> StorageError:
+        """The error for an answer of ``path`` soulwatch cannot read, counted as a failure."""
+        where = redact_url(self.url + path)
+        self._failed(f"{where}: malformed answer")
+        return StorageError(f"remote query {where}: malformed answer ({exc})")
 
     def _failed(self, error: str) -> None:
         with self._lock:
@@ -275,6 +303,77 @@ def selector(matchers: Sequence[Matcher]) -> str:
     return "{" + inner + "}"
 
 
+#: The bound the API passes for a series read with no ``start`` or ``end``:
+#: the remote is then asked without that parameter (its own default).
+_UNBOUNDED_MS = 2**62
+
+
+class RemoteMetadata:
+    """The remote's series and label listings: :class:`~soulwatch.tsdb.storage.SeriesIndex`.
+
+    ``/api/v1/series``, ``/api/v1/labels`` and ``/api/v1/label/<name>/values``
+    of the remote, one request per matcher set, through the engine's client,
+    so credentials, timeouts and the health of ``remote_query`` are shared.
+    """
+
+    def __init__(self, remote: RemoteQueryEngine) -> None:
+        self._remote = remote
+
+    def series(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> list[Labels]:
+        """The remote's label sets of the series matching ``matchers`` in the range."""
+        params = [("match[]", selector(matchers)), *_bounds(mint_ms, maxt_ms)]
+        data = self._data("/api/v1/series", params)
+        try:
+            return sorted({Labels(item.items()) for item in data})
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise self._remote.malformed("/api/v1/series", exc) from None
+
+    def label_names(
+        self,
+        matchers: Sequence[Matcher] = (),
+        mint_ms: int | None = None,
+        maxt_ms: int | None = None,
+    ) -> list[str]:
+        """The remote's label names, of the series matching ``matchers`` if any are given."""
+        return self._strings("/api/v1/labels", matchers, mint_ms, maxt_ms)
+
+    def label_values(
+        self,
+        name: str,
+        matchers: Sequence[Matcher] = (),
+        mint_ms: int | None = None,
+        maxt_ms: int | None = None,
+    ) -> list[str]:
+        """The remote's values of label ``name``, of the series matching ``matchers`` if given."""
+        return self._strings(f"/api/v1/label/{name}/values", matchers, mint_ms, maxt_ms)
+
+    def _strings(
+        self, path: str, matchers: Sequence[Matcher], mint_ms: int | None, maxt_ms: int | None
+    ) -> list[str]:
+        params = [("match[]", selector(matchers))] if matchers else []
+        data = self._data(path, [*params, *_bounds(mint_ms, maxt_ms)])
+        if not all(isinstance(item, str) for item in data):
+            raise self._remote.malformed(path, TypeError("a list of strings was expected"))
+        return sorted(set(data))
+
+    def _data(self, path: str, params: list[tuple[str, str]]) -> list[Any]:
+        data = self._remote.answer("GET", path, params).get("data")
+        if data is None:  # Prometheus answers an empty listing with null
+            return []
+        if not isinstance(data, list):
+            raise self._remote.malformed(path, TypeError("data is not a list"))
+        return data
+
+
+def _bounds(mint_ms: int | None, maxt_ms: int | None) -> list[tuple[str, str]]:
+    out = []
+    if mint_ms is not None and mint_ms > -_UNBOUNDED_MS:
+        out.append(("start", _seconds(mint_ms)))
+    if maxt_ms is not None and maxt_ms < _UNBOUNDED_MS:
+        out.append(("end", _seconds(maxt_ms)))
+    return out
+
+
 class RulerReads:
     """The evaluator's storage in ruler mode: writes go to the embedded store, reads to the remote.
 
@@ -333,6 +432,8 @@ class Ruler:
     engine: QueryEngine
     storage: Storage
     remote: RemoteQueryEngine | None = None
+    #: What series and label listings read (the API's and Explore's pickers).
+    index: SeriesIndex | None = None
 
     @property
     def health_checks(self) -> dict[str, Callable[[], str | None]]:
@@ -354,4 +455,4 @@ def ruler_mode(
     remote = RemoteQueryEngine(
         config, lookback_delta_ms=engine.lookback_delta_ms, transport=transport
     )
-    return Ruler(remote, RulerReads(storage, remote), remote)
+    return Ruler(remote, RulerReads(storage, remote), remote, RemoteMetadata(remote))

@@ -46,23 +46,12 @@ class RefAppender(Appender, Protocol):
 
 
 @runtime_checkable
-class Storage(Protocol):
-    """Append samples; select series by label matchers over a time range."""
+class SeriesIndex(Protocol):
+    """Which series and label values exist: what series and label pickers list.
 
-    def appender(self, source: str = "") -> Appender:
-        """A new appender for one batch (one scrape, one rule evaluation).
-
-        ``source`` names the writer (``job/instance``); a storage may use it
-        to bound the series one source creates, or ignore it.
-        """
-        ...
-
-    def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> Iterator[Series]:
-        """Series matching every matcher with their samples in ``[mint_ms, maxt_ms]``.
-
-        Series with no sample in the range are not returned. Order is by labels.
-        """
-        ...
+    Every :class:`Storage` is one; in ruler mode the remote store's API is
+    (:class:`soulwatch.remote.query.RemoteMetadata`).
+    """
 
     def series(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> list[Labels]:
         """Label sets of the series matching ``matchers`` that have samples in the range."""
@@ -85,6 +74,26 @@ class Storage(Protocol):
         maxt_ms: int | None = None,
     ) -> list[str]:
         """Sorted values of label ``name``, of the series matching ``matchers`` if given."""
+        ...
+
+
+@runtime_checkable
+class Storage(SeriesIndex, Protocol):
+    """Append samples; select series by label matchers over a time range."""
+
+    def appender(self, source: str = "") -> Appender:
+        """A new appender for one batch (one scrape, one rule evaluation).
+
+        ``source`` names the writer (``job/instance``); a storage may use it
+        to bound the series one source creates, or ignore it.
+        """
+        ...
+
+    def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> Iterator[Series]:
+        """Series matching every matcher with their samples in ``[mint_ms, maxt_ms]``.
+
+        Series with no sample in the range are not returned. Order is by labels.
+        """
         ...
 
 

@@ -911,17 +911,21 @@ class Console:
 
     def _metric_names(self) -> list[str]:
         try:
-            return self.ctx.storage.label_values("__name__")
+            return self.ctx.series_index.label_values("__name__")
         except QueryError:
             return []  # an agent lists nothing: its series live at the receiver
+        except StorageError:
+            return []  # a remote store that cannot answer: /health names it
 
     async def complete(self, request: Request, who: Visitor) -> Response:
         """Completions for the text before the cursor: metrics, functions, labels, values."""
         before = request.query_params.get("before", "")[-500:]
         try:
-            suggestions = await asyncio.to_thread(data.completions, self.ctx.storage, before)
+            suggestions = await asyncio.to_thread(data.completions, self.ctx.series_index, before)
         except QueryError:
             suggestions = []  # an agent has no series to suggest
+        except StorageError:
+            suggestions = []  # a remote store that cannot answer: /health names it
         return JSONResponse({"suggestions": suggestions[:50]})
 
     async def graph_redirect(self, request: Request) -> Response:

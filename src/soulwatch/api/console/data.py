@@ -20,7 +20,7 @@ from soulwatch.exceptions import ParseError, QueryError
 from soulwatch.promql.ast import FUNCTIONS
 from soulwatch.promql.values import Sample, Scalar, String
 from soulwatch.tsdb.model import Labels, Matcher, Series
-from soulwatch.tsdb.storage import Storage
+from soulwatch.tsdb.storage import SeriesIndex
 
 #: Points of a sparkline or an overview chart.
 SPARK_POINTS = 60
@@ -410,7 +410,7 @@ def episodes(
     return out
 
 
-def completions(storage: Storage, before: str) -> list[str]:
+def completions(index: SeriesIndex, before: str) -> list[str]:
     """Explore's suggestions for the text before the cursor: metric and function
     names, label names inside braces, label values after ``name="``."""
     inside = re.search(r"([a-zA-Z_:][\w:]*)?\{([^{}]*)$", before)
@@ -421,16 +421,16 @@ def completions(storage: Storage, before: str) -> list[str]:
             matchers = [Matcher.equal("__name__", metric)]
         value = re.search(r"([a-zA-Z_]\w*)\s*(=~|!~|!=|=)\s*\"([^\"]*)$", inside.group(2))
         if value:
-            values = storage.label_values(value.group(1), matchers)
+            values = index.label_values(value.group(1), matchers)
             return [v for v in values if v.startswith(value.group(3))]
         word = re.search(r"([a-zA-Z_]\w*)?$", inside.group(2))
         prefix = word.group(1) or "" if word else ""
-        names = storage.label_names(matchers)
+        names = index.label_names(matchers)
         return [n for n in names if n.startswith(prefix) and n != "__name__"]
     word = re.search(r"([a-zA-Z_:][\w:]*)$", before)
     prefix = word.group(1) if word else ""
     if not prefix:
         return []
-    metrics = [m for m in storage.label_values("__name__") if m.startswith(prefix)]
+    metrics = [m for m in index.label_values("__name__") if m.startswith(prefix)]
     funcs = [f"{f}(" for f in sorted(FUNCTIONS) if f.startswith(prefix)]
     return metrics[:40] + funcs[:10]
