@@ -80,6 +80,8 @@ RANGE_QUERIES: dict[str, str] = {
     ),
     "avg_over_time, 1h @15s": "avg_over_time(http_requests_total[5m])",
     "deriv, 1h @15s": "deriv(http_requests_total[5m])",
+    # A latency board's percentile over raw samples: one sort per window.
+    "quantile_over_time, 1h @15s": "quantile_over_time(0.95, http_requests_total[5m])",
 }
 
 #: A console board: ten panels, each a range query over 24 h at a 60 s step.
@@ -466,6 +468,7 @@ CHECKS = (
     "time() - soulcaster_reddit_newest_item_timestamp_seconds",
     "e2b_sandbox_hours_used / e2b_sandbox_hours_quota",
     "rate(http_requests_total[5m])",
+    "quantile_over_time(0.95, http_requests_total[5m])",
 )
 
 

@@ -41,6 +41,8 @@ _sample = st.tuples(
     ),
 )
 _series = st.lists(_sample, min_size=0, max_size=60)
+#: quantile_over_time's phi: interpolated, the ends, outside [0, 1], NaN, one per step.
+_PHIS = ["0.5", "0.95", "0.9", "0", "1", "0.25", "-0.5", "1.5", "NaN", "(time() % 7) / 5 - 0.1"]
 
 
 def _load(storage: MemoryStorage, name: str, index: int, samples: list[tuple[int, object]]) -> None:
@@ -84,6 +86,7 @@ def _cells(result: QueryResult) -> dict[str, list[tuple[int, bytes | str]]]:
     step_s=st.sampled_from([7, 15, 30, 60]),
     modifier=st.sampled_from(["", " offset 45s", " @ 600", "subquery"]),
     agg=st.sampled_from(["", "sum", "count", "min", "max", "avg", "stddev", "group"]),
+    phi=st.sampled_from(_PHIS),
 )
 def test_array_path_matches_the_window_loop(
     *,
@@ -93,14 +96,17 @@ def test_array_path_matches_the_window_loop(
     step_s: int,
     modifier: str,
     agg: str,
+    phi: str,
 ) -> None:
     storage = MemoryStorage()
     for i, samples in enumerate(data):
         _load(storage, "m_total", i, samples)
+    # quantile_over_time's phi comes first: inside [0, 1], outside, NaN, or per step.
+    head = f"{func}({phi}, " if func == "quantile_over_time" else f"{func}("
     if modifier == "subquery":
-        query = f"{func}(m_total[{range_s}s:10s]"
+        query = f"{head}m_total[{range_s}s:10s]"
     else:
-        query = f"{func}(m_total[{range_s}s]{modifier}"
+        query = f"{head}m_total[{range_s}s]{modifier}"
     # predict_linear's horizon: a constant, or one that changes at every step.
     query += {"predict_linear": ", 300)" if step_s % 2 else ", time() - 600)"}.get(func, ")")
     if agg:
@@ -120,6 +126,7 @@ def test_array_path_matches_the_window_loop(
         assert calls == [func], "the array path did not run"
     assert _cells(fast) == _cells(slow), query
     assert fast.infos == slow.infos
+    assert fast.warnings == slow.warnings
 
 
 def test_many_resets_in_one_window_are_added_back_in_order() -> None:
@@ -172,7 +179,16 @@ def test_sum_keeps_kahan_compensation_across_steps() -> None:
         st.lists(st.one_of(_plain, _special), min_size=100, max_size=100), min_size=1, max_size=3
     ),
     func=st.sampled_from(
-        ["sum_over_time", "avg_over_time", "stddev_over_time", "max_over_time", "deriv"]
+        [
+            "sum_over_time",
+            "avg_over_time",
+            "stddev_over_time",
+            "max_over_time",
+            "deriv",
+            "mad_over_time",
+            "ts_of_min_over_time",
+            "quantile_over_time",
+        ]
     ),
 )
 def test_regular_scrapes_fill_every_window_and_match_the_window_loop(
@@ -183,7 +199,52 @@ def test_regular_scrapes_fill_every_window_and_match_the_window_loop(
     for i, series in enumerate(values):
         for k, v in enumerate(series):
             storage.add(Labels.of(__name__="g", i=str(i)), k * 15_000, v)
-    query = f"{func}(g[2m])"
+    query = f"{func}(0.9, g[2m])" if func == "quantile_over_time" else f"{func}(g[2m])"
     fast = Engine(storage, columnar_min_windows=0).range(query, 600_000, 1_200_000, 15_000)
     slow = Engine(storage, columnar=False).range(query, 600_000, 1_200_000, 15_000)
     assert _cells(fast) == _cells(slow), query
+
+
+def _only_values(result: QueryResult) -> list[float]:
+    assert isinstance(result.value, list)
+    assert len(result.value) == 1
+    return list(result.value[0].values)  # type: ignore[union-attr]
+
+
+def test_quantile_over_time_interpolates_and_answers_infinity_outside_zero_one() -> None:
+    # Samples 4, 1, 3, 2 (then NaN) in each 2m window: Prometheus sorts them and interpolates.
+    storage = MemoryStorage()
+    for k, v in enumerate([4.0, 1.0, 3.0, 2.0] * 10):
+        storage.add(Labels.of(__name__="lat"), k * 30_000, v)
+    engine = Engine(storage, columnar_min_windows=0)
+
+    def at(query: str) -> list[float]:
+        return _only_values(engine.range(query, 600_000, 660_000, 30_000))
+
+    assert at("quantile_over_time(0.5, lat[2m])") == [2.5, 2.5, 2.5]
+    assert at("quantile_over_time(0.9, lat[2m])") == [3.7, 3.7, 3.7]
+    assert at("quantile_over_time(0, lat[2m])") == [1.0, 1.0, 1.0]
+    assert at("quantile_over_time(-0.1, lat[2m])") == [-math.inf] * 3
+    assert at("quantile_over_time(1.1, lat[2m])") == [math.inf] * 3
+    assert all(math.isnan(v) for v in at("quantile_over_time(NaN, lat[2m])"))
+    # The median absolute deviation of 1, 2, 3, 4: deviations 1.5, 0.5, 0.5, 1.5.
+    assert at("mad_over_time(lat[2m])") == [1.0, 1.0, 1.0]
+    result = engine.range("quantile_over_time(1.1, lat[2m])", 600_000, 660_000, 30_000)
+    assert result.warnings
+
+
+def test_order_statistics_sorted_in_many_chunks_match_the_window_loop() -> None:
+    # Long windows over many series: the padded rows are sorted a few at a time.
+    from soulwatch.promql import windowranks
+
+    storage = MemoryStorage()
+    for i in range(6):
+        for k in range(200):
+            v = math.sin(k * (i + 1)) * 100 if k % 17 else -0.0
+            storage.add(Labels.of(__name__="lat", i=str(i)), k * 15_000, v)
+    for query in ("quantile_over_time(0.95, lat[20m])", "mad_over_time(lat[20m])"):
+        with mock.patch.object(windowranks, "CHUNK_CELLS", 500):
+            fast = Engine(storage, columnar_min_windows=0).range(query, 0, 3_000_000, 15_000)
+        slow = Engine(storage, columnar=False).range(query, 0, 3_000_000, 15_000)
+        assert _cells(fast) == _cells(slow), query
+        assert len(_cells(fast)) == 6

@@ -12,8 +12,10 @@ converts to float exactly, as Python's ``int / int`` does); a window holding
 several counter resets adds them back one by one, in order. Functions whose
 exact result needs an in-order compensated sum per window (the Kahan
 ``*_over_time`` sums, ``deriv``, ``predict_linear``) walk the windows by
-position (:mod:`.windowsums`). Without numpy, :func:`evaluate` answers
-``None`` and the engine uses the window loop.
+position (:mod:`.windowsums`); the order statistics (``quantile_over_time``,
+``mad_over_time``) sort every window as one matrix row (:mod:`.windowranks`).
+Without numpy, :func:`evaluate` answers ``None`` and the engine uses the
+window loop.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from soulwatch.tsdb.model import Labels
 try:
     import numpy as np
 
-    from soulwatch.promql import windowsums
+    from soulwatch.promql import windowranks, windowsums
 except ImportError:  # pragma: no cover - numpy ships with the monitor extra
     np = None  # type: ignore[assignment]
 
@@ -56,6 +58,8 @@ VECTORISED = frozenset(
         "first_over_time",
         "ts_of_last_over_time",
         "ts_of_first_over_time",
+        "ts_of_min_over_time",
+        "ts_of_max_over_time",
         "present_over_time",
         "sum_over_time",
         "avg_over_time",
@@ -65,6 +69,8 @@ VECTORISED = frozenset(
         "stddev_over_time",
         "deriv",
         "predict_linear",
+        "quantile_over_time",
+        "mad_over_time",
     }
 )
 
@@ -205,6 +211,11 @@ def _compute(
     if name in ("deriv", "predict_linear"):
         return _regression(name, p, step_times, params)
     valid = p.count > 0
+    if name == "quantile_over_time":
+        q = np.asarray(params[0][: p.lo.shape[1]], dtype=np.float64)
+        return windowranks.quantile_over_time(p, q), valid
+    if name == "mad_over_time":
+        return windowranks.mad_over_time(p), valid
     summed = _summed(name, p)
     if summed is not None:
         return summed, valid
@@ -246,6 +257,8 @@ def _summed(name: str, p: Packed) -> Floats | None:
         return windowsums.stdvar_over_time(p)
     if name == "stddev_over_time":
         return np.sqrt(windowsums.stdvar_over_time(p))
+    if name in ("ts_of_min_over_time", "ts_of_max_over_time"):
+        return windowsums.ts_of_extreme_over_time(p, pick_max=name == "ts_of_max_over_time")
     return None
 
 

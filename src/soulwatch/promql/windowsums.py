@@ -173,6 +173,19 @@ def extreme_over_time(p: Packed, *, pick_max: bool) -> Floats:
     return out
 
 
+def ts_of_extreme_over_time(p: Packed, *, pick_max: bool) -> Floats:
+    """When each window's min/max was last reached, in seconds; NaN so far is replaced."""
+    best = _first(p)
+    best_at = np.where(p.count > 0, p.lo, 0)
+    for k, v, active in _positions(p, 1):
+        # A tie moves to the later sample, as the window loop's ``>=``/``<=``.
+        better = (v >= best) if pick_max else (v <= best)
+        take = active & (better | np.isnan(best))
+        best = np.where(take, v, best)
+        best_at = np.where(take, p.lo + k, best_at)
+    return p.times[best_at] / 1000
+
+
 def stdvar_over_time(p: Packed) -> Floats:
     """``stdvar_values`` of every window (Welford with compensated sums)."""
     shape = p.count.shape
