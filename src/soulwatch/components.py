@@ -533,6 +533,7 @@ async def build(
             alertmanager_urls=lambda: am_sender.urls,
             runner=queries,
             ha=ha.status if ha is not None else None,
+            registry=registry,
         )
         components = Components(
             config=config,

@@ -299,15 +299,17 @@ def chart_series(
     *,
     points: int = 240,
     only: dict[str, str] | None = None,
+    cancel: threading.Event | None = None,
 ) -> tuple[list[float], list[tuple[str, list[float | None]]]]:
     """Times and named value columns for a uPlot chart (``None`` where a series has no point).
 
     ``only``: keep the series whose labels all appear in it (an alert's own series).
+    ``cancel``: stops the evaluation once set (nobody waits for the chart any more).
     """
     step_ms = max(round((end - start) / points * 1000), 1000)
     start_ms = round(start * 1000)
     end_ms = round(end * 1000)
-    result = ctx.engine.range(expr, start_ms, end_ms, step_ms)
+    result = ctx.engine.range(expr, start_ms, end_ms, step_ms, cancel=cancel)
     value = result.value
     series = (
         [] if isinstance(value, Scalar | String) else [s for s in value if isinstance(s, Series)]
