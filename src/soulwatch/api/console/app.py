@@ -401,9 +401,23 @@ class Console:
         # the page shows the current values and states at once; sparklines follow
         # with the next refresh (the live stream's tick) instead of making it wait.
         warming = self._warmer is not None and not self._warm.is_set()
+        tiles_error = ""
         if board is not None:
-            evaluate = functools.partial(data.evaluate_board, history=not warming)
-            tiles = await self.ctx.runner(evaluate, self.ctx, board, alerts, self._sparks)
+            evaluate = functools.partial(
+                data.evaluate_board, self.ctx, board, alerts, self._sparks, history=not warming
+            )
+            timeout = self.ctx.api.query_timeout
+            try:
+                tiles = await run_until_unwanted(
+                    self.ctx.runner, lambda cancel: evaluate(cancel=cancel), timeout, request
+                )
+            except ClientGone:
+                return Response(status_code=499)  # the page was closed: nobody reads it
+            except TimeoutError:
+                tiles_error = (
+                    "the board's queries timed out "
+                    f"(after {format_duration(timeout)}; api.query_timeout)"
+                )
         expected = set(self.ctx.config.console.always_firing if self.ctx.config else ())
         on_purpose = [a for a in alerts if a["labels"].get("alertname") in expected]
         alerts = [a for a in alerts if a not in on_purpose]
@@ -417,6 +431,7 @@ class Console:
                 "boards": boards,
                 "board": board,
                 "board_error": error,
+                "tiles_error": tiles_error,
                 "tiles": tiles,
                 "warming": warming and board is not None,
                 "firing": firing,
