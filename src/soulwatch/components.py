@@ -534,6 +534,7 @@ async def build(
             runner=queries,
             ha=ha.status if ha is not None else None,
             index=ruler.index,
+            registry=registry,
         )
         components = Components(
             config=config,

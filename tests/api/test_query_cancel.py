@@ -1,4 +1,5 @@
-"""A query past its timeout answers Prometheus's timeout error, and its evaluation stops.
+"""A query past its timeout answers Prometheus's timeout error, and its evaluation stops;
+so does one whose client went away.
 
 The query runs on the monitor's runner (here one worker thread, so a query
 still evaluating would hold up the next one). Uncancelled, the heavy query
@@ -9,6 +10,9 @@ stops waiting, it stops within moments, and the worker serves the next query.
 from __future__ import annotations
 
 from pathlib import Path
+
+import httpx
+import pytest
 
 from soulwatch.clock import SystemClock
 from soulwatch.runner import ThreadRunner
@@ -63,5 +67,21 @@ def test_a_query_past_its_timeout_answers_503_and_frees_its_worker(tmp_path: Pat
             assert r.status_code == 200, r.text
             (sample,) = r.json()["data"]["result"]
             assert sample["metric"] == {"__name__": "heavy"}
+    finally:
+        runner.close()
+
+
+def test_a_query_whose_client_went_away_frees_its_worker(tmp_path: Path) -> None:
+    end = (T0_MS + HOURS * 3600 * 1000) / 1000
+    runner = ThreadRunner(workers=1)
+    try:
+        with serve(tmp_path, SystemClock(), storage=_storage(), runner=runner) as s:
+            params = {"query": HEAVY, "start": end - 3 * 3600, "end": end, "step": "1"}
+            # The client gives up long before the query's own timeout (120 s): its
+            # connection closes mid-query.
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.get(s.url + "/api/v1/query_range", params=params, timeout=1)
+            wait_until(lambda: runner.busy == 0, timeout=20, what="the abandoned query to stop")
+            assert runner.queued == 0
     finally:
         runner.close()

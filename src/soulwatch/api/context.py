@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from prometheus_client import CollectorRegistry
+
 from soulwatch.alerting.intake import AlertQuery
 from soulwatch.clock import Clock, SystemClock
 from soulwatch.config import ApiConfig, AuthConfig, SoulwatchConfig
@@ -211,6 +213,8 @@ class ApiContext:
     runner: BlockingRunner = run_in_thread
     #: The HA state (``/api/v1/status/ha``); ``None`` when the monitor runs alone.
     ha: Callable[[], JSONDict] | None = None
+    #: The monitor's own metrics (``/metrics``), where the API adds its gauges once served.
+    registry: CollectorRegistry | None = None
     #: Where series and label listings are read when not from :attr:`storage`
     #: (ruler mode: the remote store's API).
     index: SeriesIndex | None = None

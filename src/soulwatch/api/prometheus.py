@@ -6,14 +6,14 @@
 Grafana asks for) answer with Prometheus's JSON shapes, error types and
 status codes. Queries and storage reads block, so they run through the
 monitor's runner (worker threads); a query past its timeout answers
-``503 timeout``, and its evaluation is cancelled, so its thread is soon free.
-In ruler mode queries and the series and label listings are the remote
-store's (``ctx.engine``, ``ctx.series_index``), its errors passed through.
+``503 timeout``; its evaluation is cancelled then, or as soon as its client
+disconnects, so its thread is soon free. In ruler mode queries and the series
+and label listings are the remote store's (``ctx.engine``,
+``ctx.series_index``), its errors passed through.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import threading
@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from soulwatch import __version__
 from soulwatch.api.auth import Authenticator
+from soulwatch.api.cancel import ClientGone, run_until_unwanted
 from soulwatch.api.context import ApiContext, JSONDict
 from soulwatch.api.envelope import prometheus_endpoint
 from soulwatch.api.http import (
@@ -131,20 +132,31 @@ class PrometheusApi:
         return round(self.ctx.clock.time() * 1000)
 
     async def _evaluate(
-        self, fn: Callable[[threading.Event], QueryResult], timeout: float, *, matrix: bool
+        self,
+        request: Request,
+        fn: Callable[[threading.Event], QueryResult],
+        timeout: float,
+        *,
+        matrix: bool,
     ) -> Response:
         """Evaluate and encode a query off the event loop (a range query's JSON takes
         as long as a query); once nobody waits for it (timeout, client gone), it stops."""
-        cancel = threading.Event()
         try:
-            body = await self._run(lambda: _query_answer(fn(cancel), matrix=matrix), timeout)
-        finally:
-            cancel.set()
+            body = await self._run(
+                lambda cancel: _query_answer(fn(cancel), matrix=matrix), timeout, request
+            )
+        except ClientGone:
+            return Response(status_code=499)  # nobody reads it: nginx's "client closed request"
         return Response(body, media_type="application/json")
 
-    async def _run(self, fn: Callable[[], _T], timeout: float) -> _T:
+    async def _read(self, fn: Callable[[], _T]) -> _T:
+        return await self._run(lambda _: fn(), self.ctx.api.query_timeout)
+
+    async def _run(
+        self, fn: Callable[[threading.Event], _T], timeout: float, request: Request | None = None
+    ) -> _T:
         try:
-            return await asyncio.wait_for(self.ctx.runner(fn), timeout)
+            return await run_until_unwanted(self.ctx.runner, fn, timeout, request)
         except TimeoutError:
             raise ApiError(ErrorType.TIMEOUT, "query timed out in expression evaluation") from None
         except ParseError as exc:
@@ -180,6 +192,7 @@ class PrometheusApi:
         timeout = self._timeout(params)
         kind = _expression_type(query)
         return await self._evaluate(
+            request,
             lambda cancel: self.ctx.engine.instant(query, t_ms, cancel=cancel),
             timeout,
             matrix=kind == "range vector",
@@ -220,6 +233,7 @@ class PrometheusApi:
                 "must be Scalar or instant Vector",
             )
         return await self._evaluate(
+            request,
             lambda cancel: self.ctx.engine.range(query, start, end, step_ms, cancel=cancel),
             timeout,
             matrix=True,
@@ -279,7 +293,7 @@ class PrometheusApi:
                 found.update(index.series(matchers, lo, hi))
             return sorted(found)
 
-        labels = await self._run(read, self.ctx.api.query_timeout)
+        labels = await self._read(read)
         limit = self._limit(params)
         return _success([lbls.to_dict() for lbls in labels[:limit]])
 
@@ -298,7 +312,7 @@ class PrometheusApi:
                 names.update(index.label_names(matchers, mint, maxt))
             return sorted(names)
 
-        names = await self._run(read, self.ctx.api.query_timeout)
+        names = await self._read(read)
         return _success(names[: self._limit(params)])
 
     async def label_values(self, request: Request) -> Response:
@@ -319,7 +333,7 @@ class PrometheusApi:
                 values.update(index.label_values(name, matchers, mint, maxt))
             return sorted(values)
 
-        values = await self._run(read, self.ctx.api.query_timeout)
+        values = await self._read(read)
         return _success(values[: self._limit(params)])
 
     # -- state of the other components ----------------------------------------------

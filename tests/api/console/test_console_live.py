@@ -15,11 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from soulwatch.alerting.silences import SilenceStore
 from soulwatch.api.console.events import LiveEvents
+from soulwatch.api.views import SilenceStoreView
 from soulwatch.clock import SimulatedClock
 from soulwatch.config import SoulwatchConfig
 from tests.api.console.support import running_soulwatch
-from tests.api.support import serve
+from tests.api.support import SILENCER, bearer, serve
 from tests.helpers import UvicornThread, wait_until
 
 
@@ -144,3 +146,53 @@ def test_soulwatch_stops_at_once_with_live_pages_open(tmp_path: Path) -> None:
     # uvicorn did not have to wait out its graceful timeout and cancel the streams.
     assert "graceful shutdown exceeded" not in log
     assert "shutdown complete" in log
+
+
+def test_a_new_or_expired_silence_is_pushed_at_once(tmp_path: Path, clock: SimulatedClock) -> None:
+    silence = {
+        "matchers": [{"name": "alertname", "value": "BackendDown", "isRegex": False}],
+        "startsAt": "2023-11-14T22:00:00Z",
+        "endsAt": "2023-11-15T02:00:00Z",
+        "createdBy": "oncall",
+        "comment": "deploying",
+    }
+    store = SilenceStore(tmp_path / "silences.sqlite", clock)
+    try:
+        with serve(tmp_path, clock, silences=SilenceStoreView(store)) as served:
+            # An hour's tick and the default 15 s keepalive: nothing else to read meanwhile.
+            params = {"tick": "3600"}
+            with httpx.stream(
+                "GET", served.url + "/-/console/events", params=params, timeout=10
+            ) as stream:
+                lines = stream.iter_lines()
+                _lines(lines, "retry:")
+                created = served.http.post(
+                    "/api/v2/silences", json=silence, headers=bearer(SILENCER)
+                )
+                assert created.status_code == 200, created.text
+                assert _lines(lines, "data:")[-2] == "event: alerts"
+                silence_id = created.json()["silenceID"]
+                expired = served.http.delete(
+                    f"/api/v2/silence/{silence_id}", headers=bearer(SILENCER)
+                )
+                assert expired.status_code == 200, expired.text
+                assert _lines(lines, "data:")[-2] == "event: alerts"
+    finally:
+        store.close()
+
+
+def _live_clients(sw: Any) -> float:
+    text: str = sw.api.get("/metrics").text
+    (line,) = [x for x in text.splitlines() if x.startswith("soulwatch_console_live_clients ")]
+    return float(line.split()[1])
+
+
+def test_open_streams_are_counted_in_soulwatchs_metrics(tmp_path: Path) -> None:
+    with running_soulwatch(tmp_path) as sw:
+        assert _live_clients(sw) == 0
+        with httpx.stream("GET", sw.url + "/-/console/events", timeout=10) as stream:
+            # Held: a dropped line iterator would close the stream.
+            lines = stream.iter_lines()
+            _lines(lines, "retry:")
+            assert _live_clients(sw) == 1
+        wait_until(lambda: _live_clients(sw) == 0, timeout=10, what="the closed stream forgotten")

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import math
 import re
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import jinja2
 import structlog
+from prometheus_client import Gauge
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -32,6 +34,7 @@ from soulwatch.alerting.matchers import MatcherSyntaxError, parse_matchers
 from soulwatch.alerting.silences import SilenceMatcher
 from soulwatch.alerts import fingerprint
 from soulwatch.api.auth import Authenticator
+from soulwatch.api.cancel import ClientGone, run_until_unwanted
 from soulwatch.api.console import data
 from soulwatch.api.console.boards import Board, load_boards
 from soulwatch.api.console.events import LiveEvents
@@ -132,6 +135,8 @@ class Console:
         self._warmer: asyncio.Task[None] | None = None
         #: Set once every board's sparklines have been computed after the start.
         self._warm = asyncio.Event()
+        #: ``soulwatch_console_live_clients``, in the monitor's metrics while served.
+        self._clients_gauge: Gauge | None = None
 
     # --- lifespan -------------------------------------------------------------------
 
@@ -143,6 +148,15 @@ class Console:
         start evaluates every panel over the board's whole range.
         """
         await asyncio.to_thread(self._compile)
+        if self.ctx.registry is not None and self._clients_gauge is None:
+            gauge = Gauge(
+                "soulwatch_console_live_clients",
+                "Console pages holding a live event stream open now.",
+                registry=None,
+            )
+            gauge.set_function(lambda: self.events.clients)
+            self.ctx.registry.register(gauge)
+            self._clients_gauge = gauge
         if self._warmer is None:
             self._warmer = asyncio.get_running_loop().create_task(self._keep_warm())
 
@@ -153,6 +167,9 @@ class Console:
     async def aclose(self) -> None:
         """Stop the background work and end the event streams."""
         self.close_streams()
+        if self.ctx.registry is not None and self._clients_gauge is not None:
+            self.ctx.registry.unregister(self._clients_gauge)
+            self._clients_gauge = None
         if self._warmer is not None:
             self._warmer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -183,7 +200,7 @@ class Console:
             await asyncio.sleep(WARM_INTERVAL)
 
     def _live_signature(self) -> tuple[Any, dict[str, int]]:
-        """What open pages refresh at once on: alert states and heartbeat statuses."""
+        """What open pages refresh at once on: alert states, heartbeat statuses and silences."""
         alerts = self._alerts()
         states = frozenset((tuple(sorted(a["labels"].items())), a["state"]) for a in alerts)
         monitor = self.ctx.heartbeats
@@ -191,11 +208,18 @@ class Console:
         checks = frozenset(
             (c.name, c.status_at(now).value) for c in (monitor.checks() if monitor else ())
         )
+        # A silence created, edited or expired (or its start reached) changes what
+        # the alerts and silences pages show, before any alert changes state.
+        silences = self.ctx.silences
+        muting = frozenset(
+            (s.get("id"), s.get("status", {}).get("state"), s.get("updatedAt"))
+            for s in (silences.list_silences() if silences else ())
+        )
         summary = {
             "firing": sum(a["state"] == "firing" for a in alerts),
             "pending": sum(a["state"] == "pending" for a in alerts),
         }
-        return (states, checks), summary
+        return (states, checks, muting), summary
 
     def routes(self) -> list[BaseRoute]:
         """The console's routes (mounted before the API's, so ``/`` is the console's)."""
@@ -377,9 +401,23 @@ class Console:
         # the page shows the current values and states at once; sparklines follow
         # with the next refresh (the live stream's tick) instead of making it wait.
         warming = self._warmer is not None and not self._warm.is_set()
+        tiles_error = ""
         if board is not None:
-            evaluate = functools.partial(data.evaluate_board, history=not warming)
-            tiles = await self.ctx.runner(evaluate, self.ctx, board, alerts, self._sparks)
+            evaluate = functools.partial(
+                data.evaluate_board, self.ctx, board, alerts, self._sparks, history=not warming
+            )
+            timeout = self.ctx.api.query_timeout
+            try:
+                tiles = await run_until_unwanted(
+                    self.ctx.runner, lambda cancel: evaluate(cancel=cancel), timeout, request
+                )
+            except ClientGone:
+                return Response(status_code=499)  # the page was closed: nobody reads it
+            except TimeoutError:
+                tiles_error = (
+                    "the board's queries timed out "
+                    f"(after {format_duration(timeout)}; api.query_timeout)"
+                )
         expected = set(self.ctx.config.console.always_firing if self.ctx.config else ())
         on_purpose = [a for a in alerts if a["labels"].get("alertname") in expected]
         alerts = [a for a in alerts if a not in on_purpose]
@@ -393,6 +431,7 @@ class Console:
                 "boards": boards,
                 "board": board,
                 "board_error": error,
+                "tiles_error": tiles_error,
                 "tiles": tiles,
                 "warming": warming and board is not None,
                 "firing": firing,
@@ -865,7 +904,19 @@ class Console:
             end = parsed if parsed is not None and math.isfinite(parsed) else now
         if expr and error is None:
             try:
-                chart, table = await self.ctx.runner(self._explore_query, expr, window, end)
+                timeout = self.ctx.api.query_timeout
+                query = functools.partial(self._explore_query, expr, window, end)
+                chart, table = await run_until_unwanted(self.ctx.runner, query, timeout, request)
+            except ClientGone:
+                return Response(status_code=499)  # the page was closed: nobody reads it
+            except TimeoutError:
+                error = {
+                    "message": "query timed out in expression evaluation "
+                    f"(after {format_duration(timeout)}; api.query_timeout)",
+                    "line": None,
+                    "column": None,
+                    "lines": [],
+                }
             except ParseError as exc:
                 error = data.parse_error_view(expr, exc)
             except QueryError as exc:
@@ -889,11 +940,11 @@ class Console:
         )
 
     def _explore_query(
-        self, expr: str, window: str, end: float
+        self, expr: str, window: str, end: float, cancel: threading.Event
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         start = end - parse_duration(window)
-        times, columns = data.chart_series(self.ctx, expr, start, end)
-        result = self.ctx.engine.instant(expr, round(end * 1000))
+        times, columns = data.chart_series(self.ctx, expr, start, end, cancel=cancel)
+        result = self.ctx.engine.instant(expr, round(end * 1000), cancel=cancel)
         table: list[dict[str, Any]] = []
         value = result.value
         if isinstance(value, list):

@@ -63,8 +63,14 @@ def _worst(series: Sequence[Series], below: bool) -> Series | None:
     return best[1] if best else (series[0] if series else None)
 
 
-def _range_ms(ctx: ApiContext, expr: str, start_ms: int, end_ms: int, step_ms: int) -> list[Series]:
-    value = ctx.engine.range(expr, start_ms, end_ms, step_ms).value
+def _range_ms(
+    ctx: ApiContext,
+    expr: str,
+    window: tuple[int, int, int],
+    cancel: threading.Event | None = None,
+) -> list[Series]:
+    start_ms, end_ms, step_ms = window
+    value = ctx.engine.range(expr, start_ms, end_ms, step_ms, cancel=cancel).value
     if isinstance(value, Scalar | String):
         return []
     return [s for s in value if isinstance(s, Series)]
@@ -101,6 +107,7 @@ class SparkCache:
         key: tuple[str, int],
         expr: str,
         window: tuple[int, int, int],
+        cancel: threading.Event | None = None,
     ) -> list[Series]:
         """The panel's series on the aligned steps of ``window``: ``(start, end, step)`` ms."""
         start_ms, end_ms, step_ms = window
@@ -113,7 +120,8 @@ class SparkCache:
         ):
             entry = _Cached(expr, step_ms, start_ms - step_ms, {})
         if entry.end_ms < end_ms:
-            for s in _range_ms(ctx, expr, entry.end_ms + step_ms, end_ms, step_ms):
+            new = (entry.end_ms + step_ms, end_ms, step_ms)
+            for s in _range_ms(ctx, expr, new, cancel):
                 known = entry.points.get(s.labels)
                 if known is None:
                     if len(entry.points) >= MAX_CACHED_SERIES:
@@ -141,6 +149,7 @@ def evaluate_board(
     cache: SparkCache | None = None,
     *,
     history: bool = True,
+    cancel: threading.Event | None = None,
 ) -> list[Tile]:
     """Every panel's current value, sparkline and state.
 
@@ -148,17 +157,22 @@ def evaluate_board(
     series over the board's range on step-aligned instants (from ``cache``
     when given), ending with the current value. Without ``history`` the
     sparklines are left out (only the current values: cheap, and without
-    waiting for whoever computes the cache).
+    waiting for whoever computes the cache). Once ``cancel`` is set (nobody waits
+    for the page any more), the remaining panels' queries stop at once.
     """
     if not history:
-        return _evaluate(ctx, board, alerts, None)
+        return _evaluate(ctx, board, alerts, None, cancel)
     cache = cache or SparkCache()
     with cache.lock:
-        return _evaluate(ctx, board, alerts, cache)
+        return _evaluate(ctx, board, alerts, cache, cancel)
 
 
 def _evaluate(
-    ctx: ApiContext, board: Board, alerts: list[JSONDict], cache: SparkCache | None
+    ctx: ApiContext,
+    board: Board,
+    alerts: list[JSONDict],
+    cache: SparkCache | None,
+    cancel: threading.Event | None,
 ) -> list[Tile]:
     now = ctx.clock.time()
     now_ms = round(now * 1000)
@@ -171,7 +185,10 @@ def _evaluate(
         for panel in row.panels:
             window = (start_ms, end_ms, step_ms)
             key = (board.name, index)
-            tiles.append(_tile(ctx, cache, key, panel, alerts=alerts, window=window, now=now))
+            tile = _tile(
+                ctx, cache, key, panel, alerts=alerts, window=window, now=now, cancel=cancel
+            )
+            tiles.append(tile)
             index += 1
     return tiles
 
@@ -185,13 +202,14 @@ def _tile(
     alerts: list[JSONDict],
     window: tuple[int, int, int],
     now: float,
+    cancel: threading.Event | None = None,
 ) -> Tile:
     start_ms = window[0]
     tile = Tile(panel)
     below = panel.thresholds.direction == "below"
     try:
-        current = ctx.engine.instant(panel.expr, round(now * 1000)).value
-        history = cache.series(ctx, key, panel.expr, window) if cache is not None else []
+        current = ctx.engine.instant(panel.expr, round(now * 1000), cancel=cancel).value
+        history = cache.series(ctx, key, panel.expr, window, cancel) if cache is not None else []
     except QueryError as exc:  # a ParseError names its line and column
         tile.error = str(exc)
         current, history = [], []
@@ -299,15 +317,17 @@ def chart_series(
     *,
     points: int = 240,
     only: dict[str, str] | None = None,
+    cancel: threading.Event | None = None,
 ) -> tuple[list[float], list[tuple[str, list[float | None]]]]:
     """Times and named value columns for a uPlot chart (``None`` where a series has no point).
 
     ``only``: keep the series whose labels all appear in it (an alert's own series).
+    ``cancel``: stops the evaluation once set (nobody waits for the chart any more).
     """
     step_ms = max(round((end - start) / points * 1000), 1000)
     start_ms = round(start * 1000)
     end_ms = round(end * 1000)
-    result = ctx.engine.range(expr, start_ms, end_ms, step_ms)
+    result = ctx.engine.range(expr, start_ms, end_ms, step_ms, cancel=cancel)
     value = result.value
     series = (
         [] if isinstance(value, Scalar | String) else [s for s in value if isinstance(s, Series)]

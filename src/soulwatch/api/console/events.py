@@ -2,8 +2,9 @@
 
 A page opens ``/-/console/events?tick=<seconds>`` with ``EventSource`` and
 re-fetches its ``<main>`` when told to: ``event: alerts`` as soon as an
-alert or a heartbeat check changes state (a watcher compares a small
-signature of both every ``poll`` seconds, whoever is watching), and
+alert or a heartbeat check changes state or a silence is created, changed
+or expired (a watcher compares a small signature of them every ``poll``
+seconds, whoever is watching), and
 ``event: tick`` every ``tick`` seconds, for the tiles' values. A comment
 line every ``keepalive`` seconds keeps proxies from closing an idle stream.
 

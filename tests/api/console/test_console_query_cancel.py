@@ -1,0 +1,92 @@
+"""Console queries stop once nobody waits for them: past ``api.query_timeout``, or the page gone.
+
+The query runs on the console's runner (here one worker thread). Uncancelled,
+the queries below evaluate for well over a minute on this kind of machine (a
+per-window function at every second of the last hour, for each of Explore's
+chart steps; of the last six hours for a board's panel); the engine's own
+timeout is left at its 120 s default, so only the console's cancelling can
+free the worker within the bounded waits below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from soulwatch.clock import SimulatedClock, SystemClock
+from soulwatch.config import ApiConfig, SoulwatchConfig
+from soulwatch.runner import ThreadRunner
+from tests.api.support import Served, serve
+from tests.api.test_query_cancel import HOURS, T0_MS, _storage
+from tests.helpers import wait_until
+
+HEAVY = "max_over_time(double_exponential_smoothing(heavy[6h], 0.5, 0.5)[1h:1s])"
+END = (T0_MS + HOURS * 3600 * 1000) / 1000
+
+
+@pytest.fixture
+def runner() -> Iterator[ThreadRunner]:
+    pool = ThreadRunner(workers=1)
+    yield pool
+    pool.close()
+
+
+def _explore(served: Served, expr: str, timeout: float) -> httpx.Response:
+    params = {"expr": expr, "range": "3h", "end": str(END)}
+    return httpx.get(served.url + "/explore", params=params, timeout=timeout)
+
+
+def _frees_its_worker(served: Served, runner: ThreadRunner) -> None:
+    wait_until(lambda: runner.busy == 0, timeout=20, what="the cancelled query to stop")
+    assert runner.queued == 0
+    # The one worker answers the next query, and the page shows its value.
+    page = _explore(served, "heavy", timeout=30)
+    assert page.status_code == 200, page.text
+    assert "timed out" not in page.text
+    assert "heavy" in page.text
+
+
+def test_a_query_past_the_timeout_shows_it_and_frees_its_worker(
+    tmp_path: Path, runner: ThreadRunner
+) -> None:
+    api = ApiConfig(query_timeout=0.5)
+    with serve(tmp_path, SystemClock(), storage=_storage(), runner=runner, api=api) as served:
+        page = _explore(served, HEAVY, timeout=30)
+        assert page.status_code == 200, page.text
+        assert "query timed out in expression evaluation" in page.text
+        assert "api.query_timeout" in page.text
+        _frees_its_worker(served, runner)
+
+
+def test_a_closed_page_stops_its_query(tmp_path: Path, runner: ThreadRunner) -> None:
+    api = ApiConfig(query_timeout=600)
+    with serve(tmp_path, SystemClock(), storage=_storage(), runner=runner, api=api) as served:
+        # The browser gives up (the tab closed): its connection closes mid-query.
+        with pytest.raises(httpx.ReadTimeout):
+            _explore(served, HEAVY, timeout=1)
+        _frees_its_worker(served, runner)
+
+
+def test_a_board_past_the_timeout_says_so_and_frees_its_worker(
+    tmp_path: Path, runner: ThreadRunner
+) -> None:
+    board = tmp_path / "heavy.yml"
+    board.write_text(
+        "name: heavy\ntitle: Heavy\nrange: 3h\nrows:\n  - title: all\n    panels:\n"
+        "      - title: smoothed\n"
+        "        expr: max_over_time(double_exponential_smoothing(heavy[6h], 0.5, 0.5)[6h:1s])\n"
+    )
+    config = SoulwatchConfig.model_validate({"console": {"boards": [str(board)]}})
+    api = ApiConfig(query_timeout=0.5)
+    clock = SimulatedClock(start=END)  # the board's "now" is where the samples are
+    with serve(
+        tmp_path, clock, storage=_storage(), runner=runner, api=api, config=config
+    ) as served:
+        page = httpx.get(served.url + "/", timeout=30)
+        assert page.status_code == 200, page.text
+        assert "the board&#39;s queries timed out" in page.text
+        wait_until(lambda: runner.busy == 0, timeout=20, what="the cancelled board to stop")
+        assert runner.queued == 0
