@@ -80,26 +80,37 @@ def sum_over_time(p: Packed) -> Floats:
 
 def avg_over_time(p: Packed) -> Floats:
     """``avg_values`` of every window: a compensated sum, incremental once it overflows."""
-    total = _first(p)
-    c = np.zeros_like(total)
-    mean = np.zeros_like(total)
-    incremental = np.zeros(total.shape, dtype=np.bool_)
+    first = _first(p)
+    zeros = np.zeros_like(first)
+    state: _MeanState = (first, zeros, zeros, np.zeros(first.shape, dtype=np.bool_))
     for k, v, active in _positions(p, 1):
-        count = float(k + 1)
-        summing = active & ~incremental
-        new_total, new_c = kahan(v, total, c)
-        fits = ~np.isinf(new_total)
-        total = np.where(summing & fits, new_total, total)
-        c = np.where(summing & fits, new_c, c)
-        switch = summing & ~fits
-        if switch.any():
-            mean = np.where(switch, total / (count - 1), mean)
-            c = np.where(switch, c / (count - 1), c)
-            incremental |= switch
-        moving = active & incremental
-        if moving.any():
-            mean, c = _incremental_mean(v, count, mean, c, moving)
-    return _mean_result(total, c, mean, incremental, p.count.astype(np.float64))
+        state = _mean_add(v, float(k + 1), active, state)
+    return _mean_result(*state, p.count.astype(np.float64))
+
+
+#: ``avg_values``' running state: compensated sum, its compensation, incremental
+#: mean, and where the incremental mean took over.
+_MeanState = tuple[Floats, Floats, Floats, Bools]
+
+
+def _mean_add(v: Floats, count: Any, adding: Bools, state: _MeanState) -> _MeanState:
+    """Add ``v`` where ``adding`` (the ``count``-th value there) to ``avg_values``' state:
+    a compensated sum, switching to the incremental mean where the sum overflows."""
+    total, c, mean, incremental = state
+    summing = adding & ~incremental
+    new_total, new_c = kahan(v, total, c)
+    fits = ~np.isinf(new_total)
+    total = np.where(summing & fits, new_total, total)
+    c = np.where(summing & fits, new_c, c)
+    switch = summing & ~fits
+    if switch.any():
+        mean = np.where(switch, total / (count - 1), mean)
+        c = np.where(switch, c / (count - 1), c)
+        incremental = incremental | switch
+    moving = adding & incremental
+    if moving.any():
+        mean, c = _incremental_mean(v, count, mean, c, moving)
+    return total, c, mean, incremental
 
 
 def _incremental_mean(
@@ -131,19 +142,7 @@ def avg_rows(values: Floats, present: Bools) -> Floats:
         adding = has & ~first
         count = count + has
         total = np.where(first, v, total)
-        summing = adding & ~incremental
-        new_total, new_c = kahan(v, total, c)
-        fits = ~np.isinf(new_total)
-        total = np.where(summing & fits, new_total, total)
-        c = np.where(summing & fits, new_c, c)
-        switch = summing & ~fits
-        if switch.any():
-            mean = np.where(switch, total / (count - 1), mean)
-            c = np.where(switch, c / (count - 1), c)
-            incremental |= switch
-        moving = adding & incremental
-        if moving.any():
-            mean, c = _incremental_mean(v, count, mean, c, moving)
+        total, c, mean, incremental = _mean_add(v, count, adding, (total, c, mean, incremental))
     return _mean_result(total, c, mean, incremental, count)
 
 
