@@ -31,6 +31,7 @@ from tests.helpers import (
     subprocess_env,
     wait_until,
 )
+from tests.peers import ready_at
 
 pytestmark = pytest.mark.slow
 
@@ -63,10 +64,6 @@ groups:
 PEER_TIMEOUT = "1s"
 #: Long enough for a second page to arrive if one were coming.
 SETTLE = 5.0
-
-
-def _ready(base: str) -> bool:
-    return httpx.get(f"{base}/-/ready", timeout=1).status_code == 200
 
 
 @dataclass
@@ -117,7 +114,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[Cluster, FaultTarget]]:
                         "--cluster.pushpull-interval=2s",
                         "--log.level=warn",
                     ],
-                    ready=lambda base=base: _ready(base),
+                    ready=ready_at(base),
                     timeout=60,
                 )
             )
@@ -160,7 +157,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[Cluster, FaultTarget]]:
                 started(
                     soulwatch_command("run", "-c", str(config)),
                     env=subprocess_env(),
-                    ready=lambda base=base: _ready(base),
+                    ready=ready_at(base),
                     timeout=60,
                 )
             )
