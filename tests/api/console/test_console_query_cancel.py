@@ -1,6 +1,7 @@
 """Console queries stop once nobody waits for them: past ``api.query_timeout``, or the page gone.
 
-The query runs on the console's runner (here one worker thread). Uncancelled,
+The query runs on the console's runner (here one worker thread): Explore's,
+a board's, and the chart on an alert's page. Uncancelled,
 the queries below evaluate for well over a minute on this kind of machine (a
 per-window function at every second of the last hour, for each of Explore's
 chart steps; of the last six hours for a board's panel); the engine's own
@@ -10,14 +11,20 @@ free the worker within the bounded waits below.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from soulwatch.alerts import fingerprint
+from soulwatch.api.views import RuleManagerView
 from soulwatch.clock import SimulatedClock, SystemClock
 from soulwatch.config import ApiConfig, SoulwatchConfig
+from soulwatch.promql.engine import Engine
+from soulwatch.rules.evaluator import RuleManager
+from soulwatch.rules.store import AlertStateStore
 from soulwatch.runner import ThreadRunner
 from tests.api.support import Served, serve
 from tests.api.test_query_cancel import HOURS, T0_MS, _storage
@@ -90,3 +97,53 @@ def test_a_board_past_the_timeout_says_so_and_frees_its_worker(
         assert "the board&#39;s queries timed out" in page.text
         wait_until(lambda: runner.busy == 0, timeout=20, what="the cancelled board to stop")
         assert runner.queued == 0
+
+
+#: An alert over the heavy series: one evaluation takes about a second, its
+#: page's chart (240 steps of it) well over half a minute uncancelled.
+ALERT_RULES = """\
+groups:
+  - name: heavy
+    rules:
+      - alert: Smoothed
+        expr: max_over_time(double_exponential_smoothing(heavy[6h], 0.5, 0.5)[3m:1s]) > -1
+"""
+
+
+class _Sink:
+    async def send(self, alerts: object) -> None:
+        return None
+
+
+def test_an_alert_chart_past_the_timeout_says_so_and_frees_its_worker(
+    tmp_path: Path, runner: ThreadRunner
+) -> None:
+    storage = _storage()
+    clock = SimulatedClock(start=END)
+    store = AlertStateStore.in_data_dir(tmp_path)
+    manager = RuleManager(
+        engine=Engine(storage, clock=clock), storage=storage, sink=_Sink(), clock=clock, store=store
+    )
+    (tmp_path / "rules.yml").write_text(ALERT_RULES)
+    manager.load([tmp_path / "rules.yml"])
+    try:
+        asyncio.run(manager.evaluate_all(END))  # inactive -> pending: the alert has a page
+        (alert,) = manager.active_alerts()
+        fp = fingerprint(alert.labels)
+        api = ApiConfig(query_timeout=0.5)
+        with serve(
+            tmp_path,
+            clock,
+            storage=storage,
+            runner=runner,
+            api=api,
+            rules=RuleManagerView(manager),
+        ) as served:
+            page = httpx.get(f"{served.url}/alerts/{fp}", timeout=30)
+            assert page.status_code == 200, page.text
+            assert "Smoothed" in page.text
+            assert "the chart&#39;s query timed out (after 500ms; api.query_timeout)" in page.text
+            wait_until(lambda: runner.busy == 0, timeout=20, what="the cancelled chart to stop")
+            assert runner.queued == 0
+    finally:
+        store.close()

@@ -481,7 +481,10 @@ class Console:
                 for a in n["alerts"]:
                     seen.setdefault(a["fingerprint"], {**a, "annotations": {}})
             alerts = list(seen.values())
-        detail = await asyncio.to_thread(self._alert_details, [a["labels"] for a in alerts])
+        try:
+            detail = await self._alert_details(request, [a["labels"] for a in alerts])
+        except ClientGone:
+            return Response(status_code=499)  # the page was closed: nobody reads it
         return self.render(
             request,
             who,
@@ -519,7 +522,10 @@ class Console:
             if incidents
             else []
         )
-        detail = await asyncio.to_thread(self._alert_details, [labels], history)
+        try:
+            detail = await self._alert_details(request, [labels], history)
+        except ClientGone:
+            return Response(status_code=499)  # the page was closed: nobody reads it
         alert = next((a for a in self._alerts() if a["labels"] == labels), None)
         return self.render(
             request,
@@ -546,10 +552,52 @@ class Console:
     def _history(self, limit: int) -> list[JSONDict]:
         return self.ctx.rules.alert_history(limit) if self.ctx.rules else []
 
-    def _alert_details(
-        self, label_sets: list[dict[str, str]], history: list[JSONDict] | None = None
+    async def _alert_details(
+        self,
+        request: Request,
+        label_sets: list[dict[str, str]],
+        history: list[JSONDict] | None = None,
     ) -> dict[str, Any]:
-        """Timeline, actions and the chart of the rule around the episode (off the loop)."""
+        """Timeline, actions and the chart of the rule around the episode.
+
+        The records are read on a worker thread; the chart is a range query,
+        so it runs on the query pool and stops at ``api.query_timeout`` or
+        when the page is closed (raising :class:`ClientGone`), as Explore's do.
+        """
+        detail = await asyncio.to_thread(self._alert_records, label_sets, history)
+        rule = detail["rule"]
+        chart: dict[str, Any] | None = None
+        if rule is not None:
+            expr, threshold = data.split_threshold(rule["query"])
+            start, end = data.episode_window(detail["timeline"], self.ctx.clock.time())
+            only = label_sets[0] if len(label_sets) == 1 else None
+            query = functools.partial(data.chart_series, self.ctx, expr, start, end, only=only)
+            timeout = self.ctx.api.query_timeout
+            try:
+                times, columns = await run_until_unwanted(
+                    self.ctx.runner, lambda cancel: query(cancel=cancel), timeout, request
+                )
+                chart = {
+                    "expr": expr,
+                    "threshold": threshold,
+                    "times": times,
+                    "series": columns,
+                    "start": start,
+                    "end": end,
+                    "marks": [to_unix(t["at"]) for t in detail["timeline"]],
+                }
+            except TimeoutError:
+                after = format_duration(timeout)
+                error = f"the chart's query timed out (after {after}; api.query_timeout)"
+                chart = {"expr": expr, "error": error}
+            except QueryError as exc:
+                chart = {"expr": expr, "error": str(exc)}
+        return {**detail, "chart": chart}
+
+    def _alert_records(
+        self, label_sets: list[dict[str, str]], history: list[JSONDict] | None
+    ) -> dict[str, Any]:
+        """The alert's transitions, the actions run for it and its rule (off the loop)."""
         if history is None:
             history = self._history(10_000)
         timeline = [
@@ -564,25 +612,7 @@ class Console:
         actions = [a for a in runs if a["fingerprint"] in fps]
         names = sorted({labels.get("alertname", "") for labels in label_sets} - {""})
         rule = data.rule_of(self.ctx, names[0]) if names else None
-        chart: dict[str, Any] | None = None
-        if rule is not None:
-            expr, threshold = data.split_threshold(rule["query"])
-            start, end = data.episode_window(timeline, self.ctx.clock.time())
-            try:
-                only = label_sets[0] if len(label_sets) == 1 else None
-                times, columns = data.chart_series(self.ctx, expr, start, end, only=only)
-                chart = {
-                    "expr": expr,
-                    "threshold": threshold,
-                    "times": times,
-                    "series": columns,
-                    "start": start,
-                    "end": end,
-                    "marks": [to_unix(t["at"]) for t in timeline],
-                }
-            except QueryError as exc:
-                chart = {"expr": expr, "error": str(exc)}
-        return {"timeline": timeline, "actions": actions, "rule": rule, "chart": chart}
+        return {"timeline": timeline, "actions": actions, "rule": rule}
 
     async def acknowledge(self, request: Request, who: Visitor) -> Response:
         form = await self._form(request, who, Scope.SILENCES)
@@ -972,7 +1002,14 @@ class Console:
         """Completions for the text before the cursor: metrics, functions, labels, values."""
         before = request.query_params.get("before", "")[-500:]
         try:
-            suggestions = await asyncio.to_thread(data.completions, self.ctx.series_index, before)
+            # On the query pool with the queries' timeout: a label lookup over
+            # millions of series is a query too, and must not crowd the default pool.
+            complete = functools.partial(data.completions, self.ctx.series_index, before)
+            suggestions = await run_until_unwanted(
+                self.ctx.runner, lambda _cancel: complete(), self.ctx.api.query_timeout, request
+            )
+        except (ClientGone, TimeoutError):
+            suggestions = []  # nobody waits any more, or too slow to help while typing
         except QueryError:
             suggestions = []  # an agent has no series to suggest
         except StorageError:
