@@ -140,6 +140,9 @@ def test_an_agent_sends_scrapes_probes_and_heartbeats_and_answers_no_query(
                 ("/api/v1/labels", {}),
                 ("/api/v1/label/__name__/values", {}),
                 ("/api/v1/status/tsdb", {}),
+                ("/api/v1/rules", {}),  # an agent evaluates no rules, sends no alerts
+                ("/api/v1/alerts", {}),
+                ("/api/v1/alertmanagers", {}),
             ):
                 r = httpx.get(base + path, params=params, timeout=10)
                 assert r.status_code == 422, (path, r.text)

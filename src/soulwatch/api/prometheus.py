@@ -50,6 +50,7 @@ from soulwatch.exceptions import (
 from soulwatch.promql.ast import MatrixSelector, ParenExpr, StringLiteral, SubqueryExpr
 from soulwatch.promql.parser import parse as parse_promql
 from soulwatch.promql.values import QueryResult, Scalar, String
+from soulwatch.remote.agent import AGENT_MESSAGE
 from soulwatch.sources.scrape.parse import MetricMetadata
 from soulwatch.tsdb.model import Labels, Matcher, Series
 
@@ -338,8 +339,14 @@ class PrometheusApi:
 
     # -- state of the other components ----------------------------------------------
 
+    def _refuse_in_agent_mode(self) -> None:
+        """An agent evaluates no rules and sends no alerts: say so, as Prometheus's agent does."""
+        if self.ctx.config is not None and self.ctx.config.mode == "agent":
+            raise ApiError(ErrorType.EXECUTION, AGENT_MESSAGE)
+
     async def rules(self, request: Request) -> Response:
         """``/api/v1/rules``: rule groups with health and alerts (``type`` filters)."""
+        self._refuse_in_agent_mode()
         groups = self.ctx.rules.rule_groups() if self.ctx.rules else []
         kind = request.query_params.get("type")
         if kind not in (None, "", "alert", "record"):
@@ -356,6 +363,7 @@ class PrometheusApi:
 
     async def alerts(self, request: Request) -> Response:
         """``/api/v1/alerts``: pending and firing alerts."""
+        self._refuse_in_agent_mode()
         alerts = self.ctx.rules.alerts() if self.ctx.rules else []
         return _success({"alerts": alerts})
 
@@ -372,6 +380,7 @@ class PrometheusApi:
 
     async def alertmanagers(self, request: Request) -> Response:
         """``/api/v1/alertmanagers``: where ``alerting.alertmanagers`` sends alerts."""
+        self._refuse_in_agent_mode()
         active = [{"url": url} for url in self.ctx.alertmanager_urls()]
         return _success({"activeAlertmanagers": active, "droppedAlertmanagers": []})
 
