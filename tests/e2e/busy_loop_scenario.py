@@ -85,6 +85,7 @@ class BusyMonitor:
     arrivals: _Arrivals
     log: Path
     now: float
+    pid: int
 
     def metric(self, line_prefix: str) -> float:
         """The value of the first line of ``/metrics`` starting with ``line_prefix``."""
@@ -165,10 +166,10 @@ def busy_monitor(workdir: Path) -> Iterator[BusyMonitor]:
         with (
             started(
                 argv, env=subprocess_env(), cwd=str(workdir), ready=ready, timeout=60, output=log
-            ),
+            ) as process,
             httpx.Client(timeout=60) as client,
         ):
-            monitor = BusyMonitor(base, port, client, target, arrivals, log, now)
+            monitor = BusyMonitor(base, port, client, target, arrivals, log, now, process.pid)
             # The heavy group has evaluated once: its evaluations are now under way.
             deadline = time.monotonic() + 120
             while monitor.heavy_group_seconds() == 0:
