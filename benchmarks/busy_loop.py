@@ -10,7 +10,7 @@ notes when each scrape (every 1 s) reaches it.
 
 Goal: health, ping and loop lag under 100 ms at their maximum; scrapes keep
 their 1 s interval within 100 ms (the scrape gap's excess over 1 s). Each run
-prints its maxima and 99th percentiles with the load average (1 min) before
+prints its maxima, 99th percentiles and medians with the load average (1 min) before
 and after it; the last lines give every run's samples together. The machine's
 other work shows in these figures: read them with the load average.
 
@@ -59,7 +59,10 @@ def _line(label: str, runs: list[Measured]) -> str:
             continue
         worst = max(values)
         mark = "" if worst < GOAL_S else " (over)"
-        cells.append(f"{name} max {worst:.3f} p99 {_p99(values):.3f}{mark}")
+        cells.append(
+            f"{name} max {worst:.3f} p99 {_p99(values):.3f}"
+            f" median {statistics.median(values):.3f}{mark}"
+        )
     return f"{label}: " + "; ".join(cells)
 
 
