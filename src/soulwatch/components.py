@@ -287,6 +287,8 @@ def housekeeping_work(c: Components, config: SoulwatchConfig) -> list[Periodic]:
             _log.info(
                 "heartbeat status changed", check=check.name, old=flip.old.value, new=flip.new.value
             )
+        # Here, not in a ping's commit: a ping never waits for the disk's sync.
+        await c.runner(c.heartbeats.checkpoint)
 
     async def maintenance() -> None:
         await c.runner(c.storage.maintain)

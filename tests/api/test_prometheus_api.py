@@ -91,6 +91,43 @@ def test_range_query_shape(served: Served) -> None:
     assert series["values"] == [[T0 - 60, "1"], [T0 - 30, "1"], [T0, "1"]]
 
 
+def test_range_answer_text_special_values_and_escapes(
+    tmp_path: Path, clock: SimulatedClock
+) -> None:
+    # Points are written as text, not by json.dumps: the answer must read the same.
+    storage = _storage()
+    for i in range(0, 600, 15):
+        t_ms = (T0 - 600 + i) * 1000
+        storage.add(Labels.of(__name__="odd", path='/a"b\\c é\n'), t_ms, -0.1 * i)
+    with serve(tmp_path, clock, storage=storage) as served:
+        _check_range_answer_text(served)
+
+
+def _check_range_answer_text(served: Served) -> None:
+    params = {"start": T0 - 3, "end": T0, "step": "1.5"}
+    r = served.http.get("/api/v1/query_range", params={"query": "odd", **params})
+    assert r.status_code == 200
+    [series] = r.json()["data"]["result"]
+    assert series == {
+        "metric": {"__name__": "odd", "path": '/a"b\\c é\n'},
+        "values": [[T0 - 3, "-58.5"], [T0 - 1.5, "-58.5"], [T0, "-58.5"]],
+    }
+    assert b'[1699999998.5,"-58.5"]' in r.content
+    answers = {}
+    for query in ("1/0", "-1/0", "0/0", "req_total"):
+        r = served.http.get("/api/v1/query_range", params={"query": query, **params})
+        [series] = r.json()["data"]["result"]
+        answers[query] = series["values"][-1][1]
+    assert answers == {
+        "1/0": "+Inf",
+        "-1/0": "-Inf",
+        "0/0": "NaN",
+        "req_total": "1000000000000000000000",
+    }
+    r = served.http.get("/api/v1/query_range", params={"query": "absent_metric", **params})
+    assert r.json() == {"status": "success", "data": {"resultType": "matrix", "result": []}}
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [

@@ -293,3 +293,26 @@ def test_resume_waits_afresh_for_the_next_ping(tmp_path: Path, clock: SimulatedC
     # A declared check is expected one period and grace after the resume, not at once.
     assert mon.evaluate(resumed_at + 899) == []
     assert [f.new for _, f in mon.evaluate(resumed_at + 900)] == [CheckStatus.DOWN]
+
+
+def test_pings_leave_the_log_to_the_periodic_checkpoint(tmp_path: Path) -> None:
+    # SQLite's automatic checkpoint (every 1,000 pages) ran in a ping's commit
+    # and synced the database file: on a busy disk that ping waited seconds.
+    mon = _monitor(tmp_path, period="1m", grace="1m")
+    for n in range(600):
+        assert mon.ping_uuid(UUID, Ping(1000.0 + n, PingKind.SUCCESS, body=b"x" * 2000)) is (
+            PingOutcome.OK
+        )
+    # Every acknowledged ping is there for another reader before any checkpoint.
+    reader = HeartbeatStore(tmp_path / "hb.sqlite")
+    (check,) = reader.load()
+    assert (check.n_pings, check.last_ping) == (600, 1599.0)
+    reader.close()
+    # No ping copied the log (its automatic checkpoint would have restarted it);
+    # once the checkpoint has, the next ping starts it afresh.
+    assert mon.checkpoint() > 1000
+    mon.ping_uuid(UUID, Ping(1600.0, PingKind.SUCCESS))
+    assert mon.checkpoint() < 20
+    mon.store.close()
+    again = _monitor(tmp_path, period="1m", grace="1m")
+    assert again.pings("poller", limit=1)[0].t == 1600.0

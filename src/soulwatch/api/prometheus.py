@@ -77,19 +77,41 @@ def _query_answer(result: QueryResult, *, matrix: bool) -> bytes:
     """A query's whole answer as JSON, encoded one series at a time.
 
     A range query's answer can take a second to encode; in one ``json.dumps``
-    call that second holds the GIL, and the event loop waits for it. Series
-    by series, the loop gets its turn between them.
+    call that second holds the GIL, and the event loop waits for it. A
+    matrix's points are written as text by Python code (:func:`_series_json`),
+    which lets the loop in at every switch interval, and without a list per
+    point for the garbage collector to walk.
     """
+    if matrix or result.result_type == "matrix":
+        value = result.value
+        if not isinstance(value, (Scalar, String)):
+            parts = [_series_json(s) for s in value if isinstance(s, Series)]
+            return _with_result(_success_body({"resultType": "matrix"}, result), parts)
     data = _encode(result, matrix=matrix)
     items = data["result"]
     if not (isinstance(items, list) and items and isinstance(items[0], dict)):
         return _dumps(_success_body(data, result))
+    return _with_result(_success_body(data, result), [_dumps(item) for item in items])
+
+
+def _with_result(body: dict[str, Any], parts: list[bytes]) -> bytes:
+    """``body`` as JSON with ``data.result`` the array of the encoded ``parts``."""
     # The one place the series go; a string no encoded key or value can equal.
     marker = "\x00result\x00"
-    head = _dumps(_success_body({**data, "result": marker}, result))
-    series = b",".join(_dumps(item) for item in items)
+    head = _dumps({**body, "data": {**body["data"], "result": marker}})
     before, after = head.split(_dumps(marker), 1)
-    return b"".join((before, b"[", series, b"]", after))
+    return b"".join((before, b"[", b",".join(parts), b"]", after))
+
+
+def _series_json(series: Series) -> bytes:
+    """One matrix series as ``_dumps(_series(series))`` writes it, point by point as text.
+
+    A timestamp is an int or a float (its ``repr`` is its JSON), a value one
+    of Prometheus's number strings (digits, ``.``, ``-``, ``NaN``, ``Inf``:
+    nothing to escape).
+    """
+    points = ",".join([f'[{format_time(t)!r},"{format_value(v)}"]' for t, v in series])
+    return b'{"metric":%s,"values":[%s]}' % (_dumps(series.labels.to_dict()), points.encode())
 
 
 def _dumps(value: Any) -> bytes:

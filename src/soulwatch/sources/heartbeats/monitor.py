@@ -283,6 +283,10 @@ class HeartbeatMonitor:
             self._writer = SeriesWriter(storage, strict=True, name="heartbeat metrics")
         self._writer.write(t_ms, dict(samples))
 
+    def checkpoint(self) -> int:
+        """Copy the store's write-ahead log into its database, off the ping path (its pages)."""
+        return self.store.checkpoint()
+
     def pings(self, name: str, limit: int = 100) -> list[Ping]:
         """Recent pings of the check named ``name``."""
         check = self.by_name(name)
