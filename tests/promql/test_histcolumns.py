@@ -27,8 +27,8 @@ from soulwatch.promql.values import QueryResult
 from soulwatch.tsdb.memory import MemoryStorage
 from soulwatch.tsdb.model import Labels
 
-#: Bounds: duplicates, signed zeros, negative and infinite ones.
-_BOUNDS = ["-Inf", "-1", "-0", "0", "0.1", "0.5", "1", "1", "2.5", "10", "+Inf", "+Inf"]
+#: Bounds: equal ones written differently, signed zeros, negative and infinite ones.
+_BOUNDS = ["-Inf", "-1", "-0", "0", "0.1", "0.5", "1", "1.0", "2.5", "10", "+Inf", "Inf"]
 #: Counts: ties, noise within 1e-12, decreases, zeros of both signs, NaN, +/-Inf, subnormals.
 _count = st.one_of(
     st.none(),
@@ -167,24 +167,54 @@ def _outcome(engine: Engine, text: str) -> tuple[object, ...]:
     return (_cells(result), result.infos, result.warnings)
 
 
-def _histogram(storage: MemoryStorage, counts: dict[str, list[float]], step_ms: int) -> None:
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    bounds=st.lists(st.sampled_from(_BOUNDS), min_size=1, max_size=6, unique=True),
+    data=st.data(),
+    query=st.sampled_from(_QUERIES[:3] + _QUERIES[4:6]),
+    q=st.sampled_from(_QS),
+    batch_cells=st.sampled_from([1, 50, histcolumns.BATCH_CELLS]),
+)
+def test_histograms_with_the_same_buckets_computed_together_match(
+    bounds: list[str], data: st.DataObject, query: str, q: str, batch_cells: int
+) -> None:
+    # Up to six histograms with the same buckets: laid end to end in one batch (or several).
+    storage = MemoryStorage()
+    for histogram in range(data.draw(st.integers(min_value=1, max_value=6))):
+        for le in bounds:
+            labels = Labels.of(__name__="h_bucket", le=le, h=str(histogram))
+            samples = data.draw(st.lists(_count, max_size=30))
+            for k, value in enumerate(samples):
+                if value is not None:
+                    storage.add(labels, k * 20_000 + (400_000 if k > 15 else 0), value)
+    text = query.format(q=q)
+    with mock.patch.object(histcolumns, "BATCH_CELLS", batch_cells):
+        fast = _outcome(Engine(storage), text)
+    assert fast == _outcome(Engine(storage, columnar=False), text), text
+
+
+def _histogram(
+    storage: MemoryStorage, counts: dict[str, list[float]], step_ms: int, **labels: str
+) -> None:
     for le, values in counts.items():
         for k, v in enumerate(values):
-            storage.add(Labels.of(__name__="h_bucket", le=le), k * step_ms, v)
+            storage.add(Labels.of(__name__="h_bucket", le=le, **labels), k * step_ms, v)
 
 
 def test_a_range_query_reports_forced_monotonicity_as_the_step_path_does() -> None:
     storage = MemoryStorage()
-    # At the third step the 1 bucket holds more than the +Inf one.
-    _histogram(storage, {"0.5": [1, 2, 3, 4], "1": [2, 3, 9, 5], "+Inf": [4, 5, 6, 7]}, 60_000)
+    clean = {"0.5": [1, 2, 3, 4], "1": [2, 3, 4, 5], "+Inf": [4, 5, 6, 7]}
+    _histogram(storage, clean, 60_000, job="a")
     query = "histogram_quantile(0.5, h_bucket)"
+    assert Engine(storage).range(query, 0, 180_000, 20_000).infos == []
+    # A second histogram with the same buckets, computed in the same batch: at
+    # its third step the 1 bucket holds more than the +Inf one.
+    _histogram(
+        storage, {"0.5": [1, 2, 3, 4], "1": [2, 3, 9, 5], "+Inf": [4, 5, 6, 7]}, 60_000, job="b"
+    )
     fast = Engine(storage).range(query, 0, 180_000, 20_000)
     assert fast.infos == Engine(storage, columnar=False).range(query, 0, 180_000, 20_000).infos
     assert any("fixed for monotonicity" in info for info in fast.infos)
-    # Without the decrease, no info.
-    clean = MemoryStorage()
-    _histogram(clean, {"0.5": [1, 2, 3, 4], "1": [2, 3, 4, 5], "+Inf": [4, 5, 6, 7]}, 60_000)
-    assert Engine(clean).range(query, 0, 180_000, 20_000).infos == []
 
 
 def test_the_result_rows_carry_their_step_column() -> None:

@@ -14,6 +14,7 @@ results are the same floats bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -40,7 +41,12 @@ else:
 #: Fewer steps than this are computed step by step: the per-step code is then faster.
 MIN_STEPS = 8
 
+#: Cells (steps x histograms) of one batch: bounds each temporary row to 512 KiB.
+BATCH_CELLS = 1 << 16
+
 Members = list[tuple[float, StepSeries]]
+#: Computes a batch: (bounds, values, present, histograms in the batch) -> (result, forced).
+Compute = Callable[[list[float], Floats, Bools, int], tuple[Floats, Bools | None]]
 
 
 def quantile_over_buckets(
@@ -50,18 +56,11 @@ def quantile_over_buckets(
     if not _pays(ev, len(qs)):
         return histograms.quantile_over_buckets(ev, qs, vec, pos)
     q = np.asarray(qs, dtype=np.float64)
-    out = []
-    with np.errstate(all="ignore"):
-        for labels, members in histograms.bucket_groups(ev, vec, pos).items():
-            values, present = _rows(members, len(qs))
-            seen = cast("Bools", present.any(axis=0))
-            if not seen.any():
-                continue
-            result, forced = quantile(q, prepare([b for b, _ in members], values, present))
-            if (forced & seen).any():
-                histograms.monotonicity_info(ev, members, pos)
-            out.append(_series(labels, result, seen))
-    return out
+
+    def compute(bounds: list[float], values: Floats, present: Bools, count: int) -> Any:
+        return quantile(np.tile(q, count), prepare(bounds, values, present))
+
+    return _over_groups(ev, vec, pos, len(qs), compute)
 
 
 def fraction_over_buckets(
@@ -72,16 +71,12 @@ def fraction_over_buckets(
         return histograms.fraction_over_buckets(ev, lower, upper, vec, pos)
     low = np.asarray(lower, dtype=np.float64)
     up = np.asarray(upper, dtype=np.float64)
-    out = []
-    with np.errstate(all="ignore"):
-        for labels, members in histograms.bucket_groups(ev, vec, pos).items():
-            values, present = _rows(members, len(lower))
-            seen = cast("Bools", present.any(axis=0))
-            if not seen.any():
-                continue
-            result = fraction(low, up, prepare([b for b, _ in members], values, present))
-            out.append(_series(labels, result, seen))
-    return out
+
+    def compute(bounds: list[float], values: Floats, present: Bools, count: int) -> Any:
+        prepared = prepare(bounds, values, present)
+        return fraction(np.tile(low, count), np.tile(up, count), prepared), None
+
+    return _over_groups(ev, vec, pos, len(lower), compute)
 
 
 def _pays(ev: Evaluator, steps: int) -> bool:
@@ -89,15 +84,73 @@ def _pays(ev: Evaluator, steps: int) -> bool:
     return np is not None and ev.columnar and steps >= MIN_STEPS
 
 
-def _rows(members: Members, n: int) -> tuple[Floats, Bools]:
-    """The members' values and where they have one, as rows by steps."""
-    if all(s.column is not None for _, s in members):
+def _over_groups(
+    ev: Evaluator, vec: list[StepSeries], pos: int, n: int, compute: Compute
+) -> list[StepSeries]:
+    """``compute`` for every histogram of ``vec``, histograms with the same bounds together.
+
+    Histograms whose sorted bounds agree are laid end to end along the step
+    axis, so one pass over the buckets computes all of them: the walks are
+    per step and never look across steps.
+    """
+    groups = histograms.bucket_groups(ev, vec, pos)
+    # Sorted stably by bound, as the per-step code sorts: equal bounds keep their order.
+    ordered = {labels: sorted(members, key=_bound) for labels, members in groups.items()}
+    kinds: dict[tuple[str, ...], list[Labels]] = {}
+    for labels, members in ordered.items():
+        # float.hex tells -0.0 from 0.0: a merged bucket keeps its first series' bound.
+        kinds.setdefault(tuple(b.hex() for b, _ in members), []).append(labels)
+    done: dict[Labels, tuple[Floats, Bools, bool]] = {}
+    per_batch = max(1, BATCH_CELLS // n)
+    with np.errstate(all="ignore"):
+        for same in kinds.values():
+            for first in range(0, len(same), per_batch):
+                ev.check_time()
+                batch = same[first : first + per_batch]
+                rows = [ordered[labels] for labels in batch]
+                values, present = _rows(rows, n)
+                result, forced = compute([b for b, _ in rows[0]], values, present, len(batch))
+                seen = present.any(axis=0).reshape(len(batch), n)
+                result = result.reshape(len(batch), n)
+                hits = [False] * len(batch)
+                if forced is not None:
+                    hits = cast("list[bool]", (forced.reshape(seen.shape) & seen).any(1).tolist())
+                for index, labels in enumerate(batch):
+                    done[labels] = (result[index], seen[index], hits[index])
+    out = []
+    # Results and infos in the order of the histograms, as the per-step code gives them.
+    for labels, members in groups.items():
+        result, seen, forced_any = done[labels]
+        if forced_any:
+            histograms.monotonicity_info(ev, members, pos)
+        if seen.any():
+            out.append(_series(labels, result, seen))
+    return out
+
+
+def _bound(member: tuple[float, StepSeries]) -> float:
+    return member[0]
+
+
+def _rows(groups: list[Members], n: int) -> tuple[Floats, Bools]:
+    """Each bucket's row of every histogram end to end: bucket rows by (histogram, step)."""
+    members = [s for group in groups for _, s in group]
+    shape = (len(groups), len(groups[0]), n)
+    if all(s.column is not None for s in members):
         # Rows an earlier array computation kept: no conversion from Python floats.
-        present = np.stack([s.column[1] for _, s in members])
-        return np.stack([s.column[0] for _, s in members]), present
-    cells = np.array([s.vals for _, s in members], dtype=object).reshape(len(members), n)
-    present = cells != None  # noqa: E711 - elementwise test for missing samples
-    return np.where(present, cells, 0.0).astype(np.float64), present
+        values = np.stack([s.column[0] for s in members])
+        present = np.stack([s.column[1] for s in members])
+    else:
+        cells = np.array([s.vals for s in members], dtype=object).reshape(len(members), n)
+        present = cells != None  # noqa: E711 - elementwise test for missing samples
+        values = np.where(present, cells, 0.0).astype(np.float64)
+    return _end_to_end(values, shape), _end_to_end(present, shape)
+
+
+def _end_to_end(rows: Any, shape: tuple[int, int, int]) -> Any:
+    """(histogram x bucket) rows of steps as bucket rows of (histogram, step)."""
+    groups, buckets, n = shape
+    return rows.reshape(shape).transpose(1, 0, 2).reshape(buckets, groups * n)
 
 
 def _series(labels: Labels, result: Floats, seen: Bools) -> StepSeries:
