@@ -118,6 +118,7 @@ _QUERIES = [
 _QS = ["0.9", "0.5", "0", "1", "-1", "2", "NaN", "(time() % 7) / 5 - 0.1"]
 
 
+@mock.patch.object(histcolumns, "MIN_CELLS", 0)
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     members=st.lists(
@@ -167,6 +168,7 @@ def _outcome(engine: Engine, text: str) -> tuple[object, ...]:
     return (_cells(result), result.infos, result.warnings)
 
 
+@mock.patch.object(histcolumns, "MIN_CELLS", 0)
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     bounds=st.lists(st.sampled_from(_BOUNDS), min_size=1, max_size=6, unique=True),
@@ -201,6 +203,7 @@ def _histogram(
             storage.add(Labels.of(__name__="h_bucket", le=le, **labels), k * step_ms, v)
 
 
+@mock.patch.object(histcolumns, "MIN_CELLS", 0)
 def test_a_range_query_reports_forced_monotonicity_as_the_step_path_does() -> None:
     storage = MemoryStorage()
     clean = {"0.5": [1, 2, 3, 4], "1": [2, 3, 4, 5], "+Inf": [4, 5, 6, 7]}
@@ -217,6 +220,7 @@ def test_a_range_query_reports_forced_monotonicity_as_the_step_path_does() -> No
     assert any("fixed for monotonicity" in info for info in fast.infos)
 
 
+@mock.patch.object(histcolumns, "MIN_CELLS", 0)
 def test_the_result_rows_carry_their_step_column() -> None:
     storage = MemoryStorage()
     _histogram(storage, {"1": [1, 2], "2": [3, 4], "+Inf": [4, 8]}, 300_000)
@@ -236,8 +240,9 @@ def test_the_result_rows_carry_their_step_column() -> None:
     assert values.tolist() == row.vals
 
 
-@pytest.mark.parametrize("steps", [1, histcolumns.MIN_STEPS - 1])
+@pytest.mark.parametrize("steps", [1, 8])
 def test_short_queries_stay_step_by_step(steps: int) -> None:
+    # One step, or two bucket series over 8 steps: below MIN_CELLS.
     storage = MemoryStorage()
     _histogram(storage, {"1": [1], "+Inf": [2]}, 60_000)
     with mock.patch.object(histcolumns, "prepare") as prepare:
