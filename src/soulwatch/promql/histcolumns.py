@@ -104,7 +104,7 @@ def _over_groups(
     for labels, members in ordered.items():
         # float.hex tells -0.0 from 0.0: a merged bucket keeps its first series' bound.
         kinds.setdefault(tuple(b.hex() for b, _ in members), []).append(labels)
-    done: dict[Labels, tuple[Floats, Bools, bool]] = {}
+    done: dict[Labels, tuple[StepSeries | None, bool]] = {}
     per_batch = max(1, BATCH_CELLS // n)
     with np.errstate(all="ignore"):
         for same in kinds.values():
@@ -119,16 +119,18 @@ def _over_groups(
                 hits = [False] * len(batch)
                 if forced is not None:
                     hits = cast("list[bool]", (forced.reshape(seen.shape) & seen).any(1).tolist())
-                for index, labels in enumerate(batch):
-                    done[labels] = (result[index], seen[index], hits[index])
+                for labels, series, hit in zip(
+                    batch, _series(batch, result, seen), hits, strict=True
+                ):
+                    done[labels] = (series, hit)
     out = []
     # Results and infos in the order of the histograms, as the per-step code gives them.
     for labels, members in groups.items():
-        result, seen, forced_any = done[labels]
+        series, forced_any = done[labels]
         if forced_any:
             histograms.monotonicity_info(ev, members, pos)
-        if seen.any():
-            out.append(_series(labels, result, seen))
+        if series is not None:
+            out.append(series)
     return out
 
 
@@ -157,12 +159,20 @@ def _end_to_end(rows: Any, shape: tuple[int, int, int]) -> Any:
     return rows.reshape(shape).transpose(1, 0, 2).reshape(buckets, groups * n)
 
 
-def _series(labels: Labels, result: Floats, seen: Bools) -> StepSeries:
-    """A result row as a series: ``vals`` for every reader, ``column`` for array readers."""
+def _series(batch: list[Labels], result: Floats, seen: Bools) -> list[StepSeries | None]:
+    """A batch's result rows as series (``None``: no value at any step).
+
+    ``vals`` for every reader, ``column`` for readers of step-columns.
+    """
     cells = result.astype(object)
     cells[~seen] = None
-    full = bool(seen.all())
-    return StepSeries(labels, cells.tolist(), True, column=(result, seen, full))
+    rows: list[list[float | None]] = cells.tolist()
+    full = cast("list[bool]", seen.all(axis=1).tolist())
+    some = cast("list[bool]", seen.any(axis=1).tolist())
+    return [
+        StepSeries(labels, rows[i], True, column=(result[i], seen[i], full[i])) if some[i] else None
+        for i, labels in enumerate(batch)
+    ]
 
 
 @dataclass(slots=True)
