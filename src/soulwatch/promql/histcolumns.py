@@ -1,15 +1,16 @@
-"""Classic-histogram functions over step-columns: every step of a group at once.
+"""Classic-histogram functions over step-columns: every step of a histogram at once.
 
-The per-step code (:func:`.histograms.bucket_quantile`) sorts a group's
+The per-step code (:func:`.histograms.bucket_quantile`) sorts a histogram's
 present buckets, merges equal bounds, forces the counts up to monotonic and
-walks them to the rank, once per step. Here a group is a matrix of bucket
-rows (one per series) by steps; the bounds of a series do not change from
-step to step, so the sort is done once, and every walk over the buckets is
-a loop over the few distinct bounds with all the steps as one array. A
-bucket with no sample at a step is absent at that step, as in the per-step
-code: each walk skips it there and carries its state past it. Every
-arithmetic operation is the per-step code's own, in the same order, so the
-results are the same floats bit for bit.
+walks them to the rank, once per step. Here a histogram is a matrix of
+bucket rows (one per series) by steps; the bounds of a series do not change
+from step to step, so the sort is done once, and every walk over the buckets
+is a loop over the few distinct bounds with all the steps as one array.
+Histograms with the same bounds are laid end to end along the step axis and
+walked together. A bucket with no sample at a step is absent at that step,
+as in the per-step code: each walk skips it there and carries its state past
+it. Every arithmetic operation is the per-step code's own, in the same
+order, so the results are the same floats bit for bit.
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ def _series(batch: list[Labels], result: Floats, seen: Bools) -> list[StepSeries
 
 @dataclass(slots=True)
 class Buckets:
-    """A group's buckets after the merge and the monotonicity fix, one row per distinct bound.
+    """Buckets after the merge and the monotonicity fix, one row per distinct bound.
 
     ``bounds[k]`` is the ``k``-th smallest distinct bound at every step (the
     first present series' own float, so a ``-0`` bucket keeps its sign),
@@ -208,10 +209,10 @@ def _almost_equal(a: Floats, b: Floats) -> Bools:
 
 
 def prepare(bounds: list[float], values: Floats, present: Bools) -> Buckets:
-    """Sort, merge and fix a group's buckets at every step (``_prepare``, per step).
+    """Sort, merge and fix buckets at every step (``_prepare``, per step).
 
     ``bounds`` holds each row's bound (no NaN); ``values`` and ``present``
-    are rows by steps.
+    are rows by steps (or by histogram and step, end to end).
     """
     n = values.shape[1]
     # The per-step code sorts stably by bound: equal bounds merge in row order.
