@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from soulwatch.exceptions import QueryError
-from soulwatch.promql import columnar, histograms, info, labelfuncs, mathfuncs
+from soulwatch.promql import columnar, histcolumns, histograms, info, labelfuncs, mathfuncs
 from soulwatch.promql.aggregations import format_g
 from soulwatch.promql.ast import Call, Expr, MatrixSelector, ParenExpr, SubqueryExpr, VectorSelector
 from soulwatch.promql.funcargs import Handler, scalar_arg, string_arg, vector_arg
@@ -309,7 +309,7 @@ def _histogram_quantile(ev: Evaluator, node: Call, ts: list[int]) -> StepValue:
             ev.annotations.warn(
                 f"quantile value should be between 0 and 1, got {format_g(q)}", _pos(node.args[0])
             )
-    return histograms.quantile_over_buckets(ev, qs, vec, _pos(node.args[1]))
+    return histcolumns.quantile_over_buckets(ev, qs, vec, _pos(node.args[1]))
 
 
 def _histogram_quantiles(ev: Evaluator, node: Call, ts: list[int]) -> StepValue:
@@ -325,7 +325,7 @@ def _histogram_quantiles(ev: Evaluator, node: Call, ts: list[int]) -> StepValue:
                     f"quantile value should be between 0 and 1, got {format_g(q)}",
                     _pos(node.args[index]),
                 )
-        results = histograms.quantile_over_buckets(ev, qs, vec, _pos(node.args[0]))
+        results = histcolumns.quantile_over_buckets(ev, qs, vec, _pos(node.args[0]))
         # A quantile computed per step may differ between steps: one label value each.
         for q_text in dict.fromkeys(histograms.format_openmetrics_float(q) for q in qs):
             keep = [histograms.format_openmetrics_float(q) == q_text for q in qs]
@@ -340,7 +340,7 @@ def _histogram_fraction(ev: Evaluator, node: Call, ts: list[int]) -> StepValue:
     lower = scalar_arg(ev, node, 0, ts)
     upper = scalar_arg(ev, node, 1, ts)
     vec = vector_arg(ev, node, 2, ts)
-    return histograms.fraction_over_buckets(ev, lower, upper, vec, _pos(node.args[2]))
+    return histcolumns.fraction_over_buckets(ev, lower, upper, vec, _pos(node.args[2]))
 
 
 def _native_only(ev: Evaluator, node: Call, ts: list[int]) -> StepValue:

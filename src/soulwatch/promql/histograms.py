@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 SMALL_DELTA_TOLERANCE = 1e-12
 _LE = frozenset({"le"})
-_MIN_NORMAL = 2.2250738585072014e-308
+#: The smallest normal float64: below it, counts are compared by absolute difference.
+MIN_NORMAL = 2.2250738585072014e-308
 
 Bucket = list[float]  # [upper_bound, count]
 
@@ -30,8 +31,8 @@ def _almost_equal(a: float, b: float, epsilon: float) -> bool:
         return True
     abs_sum = abs(a) + abs(b)
     diff = abs(a - b)
-    if a == 0 or b == 0 or abs_sum < _MIN_NORMAL:
-        return diff < epsilon * _MIN_NORMAL
+    if a == 0 or b == 0 or abs_sum < MIN_NORMAL:
+        return diff < epsilon * MIN_NORMAL
     return diff / min(abs_sum, 1.7976931348623157e308) < epsilon
 
 
@@ -177,9 +178,13 @@ def bucket_fraction(lower: float, upper: float, buckets: list[Bucket]) -> float:
     return (upper_rank - lower_rank) / total
 
 
-def _bucket_groups(
+def bucket_groups(
     ev: Evaluator, vec: list[StepSeries], pos: int
 ) -> dict[Labels, list[tuple[float, StepSeries]]]:
+    """The series of ``vec`` by histogram (labels without ``le``), each with its bound.
+
+    A series whose ``le`` is missing or not a number is left out with a warning.
+    """
     groups: dict[Labels, list[tuple[float, StepSeries]]] = {}
     for s in vec:
         text = s.labels.get("le")
@@ -202,27 +207,51 @@ def _bucket_groups(
     return groups
 
 
+def monotonicity_info(ev: Evaluator, members: list[tuple[float, StepSeries]], pos: int) -> None:
+    """Report that a histogram's counts had to be forced up to monotonic."""
+    ev.annotations.info(
+        "input to histogram_quantile needed to be fixed for monotonicity "
+        "(see https://prometheus.io/docs/prometheus/latest/querying/functions/"
+        f'#histogram_quantile) for metric name "{members[0][1].labels.name}"',
+        pos,
+    )
+
+
+def quantile_group(
+    ev: Evaluator, qs: list[float], members: list[tuple[float, StepSeries]], pos: int
+) -> list[float | None]:
+    """One histogram's ``histogram_quantile``, step by step (``None``: no bucket at that step)."""
+    vals: list[float | None] = []
+    for i, q in enumerate(qs):
+        buckets = [[bound, v] for bound, s in members if (v := s.vals[i]) is not None]
+        if not buckets:
+            vals.append(None)
+            continue
+        value, forced = bucket_quantile(q, buckets)
+        if forced:
+            monotonicity_info(ev, members, pos)
+        vals.append(value)
+    return vals
+
+
+def fraction_group(
+    lower: list[float], upper: list[float], members: list[tuple[float, StepSeries]]
+) -> list[float | None]:
+    """One histogram's ``histogram_fraction``, step by step (``None``: no bucket at that step)."""
+    vals: list[float | None] = []
+    for i in range(len(lower)):
+        buckets = [[bound, v] for bound, s in members if (v := s.vals[i]) is not None]
+        vals.append(bucket_fraction(lower[i], upper[i], buckets) if buckets else None)
+    return vals
+
+
 def quantile_over_buckets(
     ev: Evaluator, qs: list[float], vec: list[StepSeries], pos: int
 ) -> list[StepSeries]:
-    """``histogram_quantile`` over classic bucket series, per step."""
+    """``histogram_quantile`` over classic bucket series, step by step."""
     out = []
-    for labels, members in _bucket_groups(ev, vec, pos).items():
-        vals: list[float | None] = []
-        for i, q in enumerate(qs):
-            buckets = [[bound, v] for bound, s in members if (v := s.vals[i]) is not None]
-            if not buckets:
-                vals.append(None)
-                continue
-            value, forced = bucket_quantile(q, buckets)
-            if forced:
-                ev.annotations.info(
-                    "input to histogram_quantile needed to be fixed for monotonicity "
-                    "(see https://prometheus.io/docs/prometheus/latest/querying/functions/"
-                    f'#histogram_quantile) for metric name "{members[0][1].labels.name}"',
-                    pos,
-                )
-            vals.append(value)
+    for labels, members in bucket_groups(ev, vec, pos).items():
+        vals = quantile_group(ev, qs, members, pos)
         if any(v is not None for v in vals):
             out.append(StepSeries(labels, vals, True))
     return out
@@ -231,13 +260,10 @@ def quantile_over_buckets(
 def fraction_over_buckets(
     ev: Evaluator, lower: list[float], upper: list[float], vec: list[StepSeries], pos: int
 ) -> list[StepSeries]:
-    """``histogram_fraction`` over classic bucket series, per step."""
+    """``histogram_fraction`` over classic bucket series, step by step."""
     out = []
-    for labels, members in _bucket_groups(ev, vec, pos).items():
-        vals: list[float | None] = []
-        for i in range(len(lower)):
-            buckets = [[bound, v] for bound, s in members if (v := s.vals[i]) is not None]
-            vals.append(bucket_fraction(lower[i], upper[i], buckets) if buckets else None)
+    for labels, members in bucket_groups(ev, vec, pos).items():
+        vals = fraction_group(lower, upper, members)
         if any(v is not None for v in vals):
             out.append(StepSeries(labels, vals, True))
     return out
