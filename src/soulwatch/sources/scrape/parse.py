@@ -290,7 +290,7 @@ class Layout:
     layout was built from, so its metadata is too.
     """
 
-    __slots__ = ("_lines", "_mask", "_other", "_prefixes", "_slices", "fmt")
+    __slots__ = ("_fixed", "_mask", "_other", "_prefixes", "fmt")
 
     def __init__(
         self,
@@ -300,11 +300,12 @@ class Layout:
         other: list[tuple[int, str]],
     ) -> None:
         self.fmt = fmt
-        self._lines = len(prefixes)
-        self._prefixes = prefixes  # "<series text> " on sample lines, "" elsewhere
+        self._prefixes = prefixes  # "<series text> " of each sample line, in order
         self._mask = mask  # which lines are sample lines
-        self._slices = [slice(len(p), None) for p, m in zip(prefixes, mask, strict=True) if m]
         self._other = other  # (line index, exact text) of every other line
+        # the characters of a body of this layout that are not values: newlines,
+        # the other lines, the prefixes
+        self._fixed = len(mask) - 1 + sum(len(t) for _, t in other) + sum(map(len, prefixes))
 
     @classmethod
     def of(cls, text: str, fmt: Format, keys: Sequence[str]) -> Layout | None:
@@ -323,7 +324,6 @@ class Layout:
         it = iter(keys)
         for i, (line, sample) in enumerate(zip(lines, mask, strict=True)):
             if not sample:
-                prefixes.append("")
                 other.append((i, line))
                 continue
             prefix = next(it) + " "
@@ -336,14 +336,17 @@ class Layout:
     def values(self, text: str) -> array[float] | None:
         """The values of ``text``'s sample lines in order, or ``None`` if its layout differs."""
         lines = text.split("\n")
-        if len(lines) != self._lines:
+        if len(lines) != len(self._mask):
             return None
         for i, line in self._other:
             if lines[i] != line:
                 return None
-        if not all(map(str.startswith, lines, self._prefixes)):
+        tails = list(map(str.removeprefix, compress(lines, self._mask), self._prefixes))
+        # A prefix removed shortens its line by its length; one that did not match
+        # leaves the whole line. So the tails are exactly the values' characters
+        # only if every sample line starts with its prefix.
+        if sum(map(len, tails)) != len(text) - self._fixed:
             return None
-        tails = list(map(str.__getitem__, compress(lines, self._mask), self._slices))
         if "_" in "".join(tails):  # float() accepts 1_000; the exposition formats do not
             return None
         try:
