@@ -29,7 +29,7 @@ from soulwatch.tsdb.config import StorageConfig
 from soulwatch.tsdb.db import TSDB
 from soulwatch.tsdb.model import Matcher, MatchType
 from tests.helpers import UvicornThread
-from tests.sources.support import Exposition, metrics_app
+from tests.sources.support import OPENMETRICS, TEXT, Exposition, metrics_app
 
 PATHS = ["/a", "/b", "/c", "/d", "/e", "/f"]
 CODES = ["200", "500"]
@@ -59,6 +59,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     },
     "limits": {"sample_limit": 9, "label_limit": 6, "series_limit": 8},
     "honor_labels": {"honor_labels": True, "honor_timestamps": False},
+    "openmetrics": {},  # the same bodies in OpenMetrics (seconds, '# EOF')
 }
 
 
@@ -89,15 +90,19 @@ class _Body:
 
     lines: list[tuple[str, str, str]]
     help_text: str = "Requests."
+    om: bool = False
 
     def render(self) -> str:
         out = [f"# HELP req_total {self.help_text}", "# TYPE req_total counter"]
-        for key, value, ts in self.lines:
-            out.append(f"{key} {value} {ts}".rstrip(" ") if ts else f"{key} {value}")
+        for key, value, ts_ms in self.lines:
+            ts = f"{int(ts_ms) / 1000:.3f}" if ts_ms and self.om else ts_ms
+            out.append(f"{key} {value} {ts}" if ts else f"{key} {value}")
+        if self.om:
+            out.append("# EOF")
         return "\n".join(out) + "\n"
 
 
-def _bodies(seed: int, steps: int) -> Iterator[tuple[str, bytes | str | None]]:
+def _bodies(seed: int, steps: int, om: bool) -> Iterator[tuple[str, bytes | str | None]]:
     """``(what changed, body)``; a body of ``None`` is an HTTP 500.
 
     Series vanishing, appearing, reordering and HELP changes last; the other
@@ -106,7 +111,7 @@ def _bodies(seed: int, steps: int) -> Iterator[tuple[str, bytes | str | None]]:
     rnd = random.Random(seed)
     keys = [f'req_total{{path="{p}",code="{c}"}}' for p in PATHS for c in CODES[:1]]
     keys.append('queue_depth{queue="q1"}')
-    base = _Body([(k, "0", "") for k in keys])
+    base = _Body([(k, "0", "") for k in keys], om=om)
     counter = 100
     for _ in range(steps):
         counter += 1
@@ -169,7 +174,7 @@ def _bodies(seed: int, steps: int) -> Iterator[tuple[str, bytes | str | None]]:
         else:
             yield "leading blank", "\n  " + base.render()
             continue
-        yield what, _Body(lines, base.help_text).render()
+        yield what, _Body(lines, base.help_text, om).render()
 
 
 class _Side:
@@ -201,14 +206,15 @@ async def test_the_steady_state_stores_what_the_full_path_stores(
     config: str, seed: int, tmp_path: Path
 ) -> None:
     clock = SimulatedClock()
-    expo = Exposition("")
+    om = config == "openmetrics"
+    expo = Exposition("", content_type=OPENMETRICS if om else TEXT)
     steady_scrapes = 0
     with UvicornThread(metrics_app(metrics=expo)) as srv:
         cfg = _config(srv.port, **CONFIGS[config])
         shipped = _Side(tmp_path / "shipped", clock, cfg)
         full = _Side(tmp_path / "full", clock, cfg)
         try:
-            for step, (what, body) in enumerate(_bodies(seed, 80)):
+            for step, (what, body) in enumerate(_bodies(seed, 80, om)):
                 if step in (30, 60):
                     await shipped.restart()
                     await full.restart()
