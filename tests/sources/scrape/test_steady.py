@@ -201,7 +201,7 @@ class _Side:
 
 
 @pytest.mark.parametrize("config", list(CONFIGS))
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 async def test_the_steady_state_stores_what_the_full_path_stores(
     config: str, seed: int, tmp_path: Path
 ) -> None:
