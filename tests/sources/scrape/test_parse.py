@@ -151,7 +151,8 @@ _LATER = [
 @pytest.mark.parametrize("later", _LATER)
 def test_a_layout_reads_a_later_body_exactly_as_the_parser_or_not_at_all(later: str) -> None:
     keys = [key for key, *_ in samples(_LAYOUT_BODY, Format.TEXT)]
-    layout = Layout.of(_LAYOUT_BODY, Format.TEXT, keys)
+    known = set(keys)
+    layout = Layout.of(_LAYOUT_BODY, Format.TEXT, known)
     assert layout is not None
     got = layout.values(later)
     try:
@@ -168,7 +169,8 @@ def test_a_layout_reads_a_later_body_exactly_as_the_parser_or_not_at_all(later: 
 
 def test_the_layout_shortcut_is_taken_for_new_values() -> None:
     keys = [key for key, *_ in samples(_LAYOUT_BODY, Format.TEXT)]
-    layout = Layout.of(_LAYOUT_BODY, Format.TEXT, keys)
+    known = set(keys)
+    layout = Layout.of(_LAYOUT_BODY, Format.TEXT, known)
     assert layout is not None
     assert list(layout.values(_LATER[1]) or []) == [11.0, 2.0, -math.inf]
     assert layout.values(_LATER[2]) is not None  # NaN, and a value with a space after it
@@ -176,4 +178,4 @@ def test_the_layout_shortcut_is_taken_for_new_values() -> None:
         assert layout.values(different) is None, different
     # a body whose samples carry timestamps has no layout
     stamped = _LAYOUT_BODY.replace("plain 7", "plain 7 1700000000000")
-    assert Layout.of(stamped, Format.TEXT, [k for k, *_ in samples(stamped, Format.TEXT)]) is None
+    assert Layout.of(stamped, Format.TEXT, {k for k, *_ in samples(stamped, Format.TEXT)}) is None

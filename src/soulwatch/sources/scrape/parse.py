@@ -11,9 +11,10 @@ that made this the choice over ``prometheus_client.parser``.
 
 from __future__ import annotations
 
+import operator
 import re
 from array import array
-from collections.abc import Container, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Container, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from enum import Enum
 from itertools import compress
@@ -308,30 +309,21 @@ class Layout:
         self._fixed = len(mask) - 1 + sum(len(t) for _, t in other) + sum(map(len, prefixes))
 
     @classmethod
-    def of(cls, text: str, fmt: Format, keys: Sequence[str]) -> Layout | None:
-        """The layout of ``text``, whose sample lines the parser read as ``keys`` in order.
+    def of(cls, text: str, fmt: Format, known: Container[str]) -> Layout | None:
+        """The layout of ``text``, a body the parser accepted in format ``fmt``.
 
-        ``keys`` must come from :func:`samples` over this very ``text``, and
-        every one of its samples must have had no timestamp. ``None`` when
-        some sample line is not exactly ``<series text> <value>``.
+        ``known`` holds validated series texts (the scraper's cache, which
+        must hold every series text of ``text``). ``None`` unless every sample
+        line is ``<series text> <value>`` with a known series text: a line
+        with a timestamp, an exemplar or other spacing has no layout.
         """
         lines = text.split("\n")
         mask = [bool(line) and line[0] != "#" for line in lines]
-        if sum(mask) != len(keys):
+        texts = [line.rpartition(" ")[0] for line in compress(lines, mask)]
+        if not all(map(known.__contains__, texts)):
             return None
-        prefixes: list[str] = []
-        other: list[tuple[int, str]] = []
-        it = iter(keys)
-        for i, (line, sample) in enumerate(zip(lines, mask, strict=True)):
-            if not sample:
-                other.append((i, line))
-                continue
-            prefix = next(it) + " "
-            tail = line[len(prefix) :]
-            if not line.startswith(prefix) or not tail or " " in tail or "_" in tail:
-                return None
-            prefixes.append(prefix)
-        return cls(fmt, prefixes, mask, other)
+        other = list(compress(enumerate(lines), map(operator.not_, mask)))
+        return cls(fmt, [t + " " for t in texts], mask, other)
 
     def values(self, text: str) -> array[float] | None:
         """The values of ``text``'s sample lines in order, or ``None`` if its layout differs."""

@@ -193,6 +193,7 @@ class ScrapeTarget:
         self._last_t_ms: int | None = None
         self._metadata: dict[str, list[str]] = {}
         self._steady: _Steady | None = None
+        self._last_entries: list[_Entry] = []  # of the last full-path scrape, while not steady
 
     @property
     def key(self) -> str:
@@ -377,8 +378,10 @@ class ScrapeTarget:
         self._scrape = scrape + 1
         new_last_ts: list[tuple[_Entry, int]] = []  # kept only if the scrape succeeds
         # what the steady state needs: each sample line's series text and entry
-        keys: list[str] | None = []
+        # each sample line's entry, to see whether the target has settled
         entries: list[_Entry] = []
+        add_entry = entries.append
+        stamped = False
         dropped_before = status.duplicates_dropped + status.series_rejected
         try:
             if text is None:
@@ -389,12 +392,9 @@ class ScrapeTarget:
                 entry = cache.get(key)
                 if entry is None:
                     entry = cache[key] = self._entry_for(key, lineno)
-                if keys is not None:
-                    if ts is None:
-                        keys.append(key)
-                        entries.append(entry)
-                    else:
-                        keys = None
+                add_entry(entry)
+                if ts is not None:
+                    stamped = True
                 labels = entry.labels
                 if labels is None:  # dropped by metric_relabel_configs
                     entry.seen = scrape
@@ -453,14 +453,20 @@ class ScrapeTarget:
         self._prev = [e for e in cur if not e.explicit]
         self._last_count = scraped
         self._metadata = metadata
+        # Settled: the same series in the same order as the last full-path scrape,
+        # each once, none with its own timestamp; the next scrape may be steady.
+        # (A target whose series change every scrape never pays for a layout.)
+        settled = entries == self._last_entries
+        self._last_entries = entries
         if (
-            keys is not None
+            settled
+            and not stamped
             and status.duplicates_dropped + status.series_rejected == dropped_before
         ):
-            # every line was a plain sample of its own series: the next scrape may be steady
-            layout = Layout.of(text, fmt, keys)
+            layout = Layout.of(text, fmt, cache)
             if layout is not None:
                 self._steady = _Steady(layout, entries, scrape)
+                self._last_entries = []
         return _Counts(scraped, post_relabel, series_added)
 
     def _forget(self, oldest: int) -> None:
