@@ -120,11 +120,12 @@ class _Steady:
     writes them back before anything else reads the entries.
     """
 
-    __slots__ = ("entries", "keep", "kept", "labels", "layout", "refs", "scrape")
+    __slots__ = ("entries", "first", "keep", "kept", "labels", "layout", "refs", "scrape")
 
     def __init__(self, layout: Layout, entries: list[_Entry], scrape: int) -> None:
         self.layout = layout
         self.entries = entries  # one per sample line, in order
+        self.first = scrape  # the scrape it was recorded from
         self.scrape = scrape  # the last scrape that stored through it
         # the entries metric_relabel_configs keep: distinct, so one sample per series
         self.kept = [e for e in entries if e.labels is not None]
@@ -194,6 +195,8 @@ class ScrapeTarget:
         self._metadata: dict[str, list[str]] = {}
         self._steady: _Steady | None = None
         self._last_entries: list[_Entry] = []  # of the last full-path scrape, while not steady
+        # record a layout from any good scrape, until one goes unused (see _append_text)
+        self._eager = True
 
     @property
     def key(self) -> str:
@@ -349,6 +352,8 @@ class ScrapeTarget:
         if steady is None:
             return
         self._steady = None
+        # a layout that served no scrape: wait for the target to settle before the next
+        self._eager = steady.scrape != steady.first
         for entry in steady.entries:
             entry.seen = steady.scrape
         for entry, ref in zip(steady.kept, steady.refs, strict=True):
@@ -453,13 +458,15 @@ class ScrapeTarget:
         self._prev = [e for e in cur if not e.explicit]
         self._last_count = scraped
         self._metadata = metadata
-        # Settled: the same series in the same order as the last full-path scrape,
-        # each once, none with its own timestamp; the next scrape may be steady.
-        # (A target whose series change every scrape never pays for a layout.)
+        # Each series once, none with its own timestamp: the next scrape may be
+        # steady. Once a layout went unused, the next is recorded only when the
+        # target has settled (the same series in the same order as the last
+        # full-path scrape), so one whose series change every scrape does not
+        # pay for a layout every time.
         settled = entries == self._last_entries
         self._last_entries = entries
         if (
-            settled
+            (settled or self._eager)
             and not stamped
             and status.duplicates_dropped + status.series_rejected == dropped_before
         ):
