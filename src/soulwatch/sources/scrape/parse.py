@@ -280,7 +280,8 @@ class Layout:
     only the values change. A layout is built from a body the full parser
     accepted (:meth:`of`); :meth:`values` then reads a later body with the
     same lines but for the values using a few whole-list operations (split,
-    prefix test, slice, ``float``) instead of a Python loop per line, or
+    prefix removal, a length check, ``float``) instead of a Python loop per
+    line, or
     returns ``None`` when the body differs in any other way, and the caller
     parses it with :func:`samples`.
 
