@@ -342,9 +342,10 @@ def main() -> None:
             f"| Prometheus (its own TSDB, {appended:,.0f} samples at 1 s interval) | — | "
             f"{1e6 / per_million:,.0f} | {per_million:.2f} |"
         )
-        ours = statistics.median([c for _, c in results["MemoryStorage"]])
-        ratio = ours / per_million
-        print(f"\nsoulwatch uses {ratio:.1f}× Prometheus's CPU per sample (MemoryStorage)")
+        print()
+        for name, runs in results.items():
+            ours = statistics.median([c for _, c in runs])
+            print(f"soulwatch → {name}: {ours / per_million:.2f}× Prometheus's CPU per sample")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import time
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
 
 _FAR_FUTURE = 2**62
+_LAST_T = attrgetter("last_t")
 
 
 @dataclass(frozen=True)
@@ -844,6 +846,7 @@ class TSDBAppender:
         self._generation = db._generation
         self._min_t = db._cutoff_ms()
         self._refused: list[RejectedSample] = []  # this batch's, so far
+        self._unindexed = False  # samples taken by append_batch are not in _last yet
         #: The samples the last :meth:`commit` (or :meth:`rollback`) did not store, and why.
         self.rejected: list[RejectedSample] = []
 
@@ -866,7 +869,44 @@ class TSDBAppender:
             series = self._lookup(labels) or self._new.get(labels)
         return self._add(series, labels, t_ms, value)
 
+    def append_batch(
+        self, refs: Sequence[int], labels: Sequence[Labels], t_ms: int, values: Sequence[float]
+    ) -> list[int]:
+        """Append ``values[i]`` for ``labels[i]`` at ``t_ms``; each series at most once.
+
+        The same outcome as :meth:`append_ref` for each sample in order (what is
+        stored, refused, counted; the refs returned). When the batch is the
+        first of the appender, every ref is valid and every series older than
+        ``t_ms`` (a scrape target in steady state), the samples are taken in a
+        few whole-list steps; otherwise sample by sample.
+        """
+        if len(refs) != len(labels) or len(refs) != len(values):
+            raise ValueError("append_batch needs as many refs and labels as values")
+        series = list(map(self._by_id, refs))
+        if (
+            self._series
+            or not series
+            or None in series
+            or t_ms < self._min_t
+            or max(map(_LAST_T, series)) >= t_ms
+        ):
+            append_ref = self.append_ref
+            return [
+                append_ref(ref, lab, t_ms, v)
+                for ref, lab, v in zip(refs, labels, values, strict=True)
+            ]
+        # No sample of this appender yet, so none to clash with in the batch; the
+        # batch's own times are indexed for later appends only if one comes.
+        self._series = series  # type: ignore[assignment]  # no None: checked above
+        self._ts = array("q", (t_ms,)) * len(series)
+        self._vals = array("d", values)
+        self._unindexed = True
+        return list(refs)
+
     def _add(self, series: HeadSeries | None, labels: Labels, t_ms: int, value: float) -> int:
+        if self._unindexed:
+            self._last.update(zip(self._series, self._ts, strict=True))
+            self._unindexed = False
         if series is None:
             try:
                 self._db._check_limits(labels, t_ms, self._source, len(self._new))
@@ -952,6 +992,7 @@ class TSDBAppender:
         self._vals = array("d")
         self._new = {}
         self._last = {}
+        self._unindexed = False
         self._generation = self._db._generation
         self._min_t = self._db._cutoff_ms()
 

@@ -46,6 +46,27 @@ class RefAppender(Appender, Protocol):
 
 
 @runtime_checkable
+class BatchAppender(RefAppender, Protocol):
+    """An appender that takes a whole scrape's samples in one call (the embedded TSDB's).
+
+    A scrape target in steady state knows its series and their refs; it hands
+    over one value per series, all at one timestamp, so the storage can take
+    the batch with a few whole-list operations instead of a call per sample.
+    """
+
+    def append_batch(
+        self, refs: Sequence[int], labels: Sequence[Labels], t_ms: int, values: Sequence[float]
+    ) -> list[int]:
+        """Append ``values[i]`` for series ``labels[i]`` at ``t_ms``; each series at most once.
+
+        Stores and refuses exactly what :meth:`RefAppender.append_ref` called
+        for each ``i`` in order would; ``refs`` are those calls' refs and the
+        result is what they would return.
+        """
+        ...
+
+
+@runtime_checkable
 class SeriesIndex(Protocol):
     """Which series and label values exist: what series and label pickers list.
 

@@ -74,9 +74,11 @@ def encode_samples(ids: array[int], ts: array[int], vals: array[float]) -> bytes
     n = len(ids)
     flags = 0
     id_part: array[int] = ids
-    if n and max(ids) < 2**32 and min(ids) >= 0:
-        id_part = array("I", ids)
-        flags |= _NARROW_IDS
+    if n:
+        # one C-level pass; max() and min() would make an int object per id twice
+        with contextlib.suppress(OverflowError):  # an id below 0 or above 2**32 - 1
+            id_part = array("I", ids)
+            flags |= _NARROW_IDS
     t_part: array[int] = ts
     if n and ts.count(ts[0]) == n:
         t_part = array("q", [ts[0]])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import struct
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, generate_latest
@@ -12,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from soulwatch.sources.scrape.parse import (
     ExpositionError,
     Format,
+    Layout,
     format_of,
     parse_series,
     samples,
@@ -110,3 +112,70 @@ def test_content_type_negotiation() -> None:
     )
     assert format_of("text/plain; version=0.0.4") is Format.TEXT
     assert format_of(None) is Format.TEXT
+
+
+_LAYOUT_BODY = """# HELP requests Requests.
+# TYPE requests counter
+requests{path="/a b}",code="200"} 10
+requests{path="/b",code="500"} 2
+
+plain 7
+"""
+
+# Later bodies: each either reads through the layout with the values the full
+# parser gives, or is refused by it (and then parsed in full).
+_LATER = [
+    _LAYOUT_BODY,
+    _LAYOUT_BODY.replace(" 10\n", " 11\n").replace("plain 7", "plain -Inf"),
+    _LAYOUT_BODY.replace(" 10\n", " NaN\n").replace(" 2\n", " 1e3 \n"),
+    _LAYOUT_BODY.replace("plain 7", "plain 8 1700000000000"),  # a timestamp
+    _LAYOUT_BODY.replace("plain 7", "plain 1_000"),
+    _LAYOUT_BODY.replace("plain 7", "plain7"),
+    _LAYOUT_BODY.replace("plain 7", "plainx 7"),
+    _LAYOUT_BODY.replace("plain 7", "  plain 7"),
+    _LAYOUT_BODY.replace("plain 7", "plain "),
+    _LAYOUT_BODY.replace("plain 7", "plain 7}"),
+    _LAYOUT_BODY.replace('requests{path="/b"', 'requests{path="/c"'),  # the same length
+    _LAYOUT_BODY.replace("Requests.", "Requests!"),
+    _LAYOUT_BODY.replace("\n\n", "\n"),
+    _LAYOUT_BODY.replace("\n\n", "\n# a comment\n"),
+    _LAYOUT_BODY.replace(",code", ", code").replace("plain 7", "plain 77"),  # lengths even out
+    _LAYOUT_BODY + "extra 1\n",
+    _LAYOUT_BODY.replace('"} 10', '"}10'),
+    _LAYOUT_BODY.replace('"} 10', '"}\t10'),
+    _LAYOUT_BODY.replace("plain 7", "7"),  # a bare number where a sample line was
+    _LAYOUT_BODY.replace("plain 7", "nan"),
+]
+
+
+@pytest.mark.parametrize("later", _LATER)
+def test_a_layout_reads_a_later_body_exactly_as_the_parser_or_not_at_all(later: str) -> None:
+    keys = [key for key, *_ in samples(_LAYOUT_BODY, Format.TEXT)]
+    known = set(keys)
+    layout = Layout.of(_LAYOUT_BODY, Format.TEXT, known)
+    assert layout is not None
+    got = layout.values(later)
+    try:
+        parsed = list(samples(later, Format.TEXT))
+    except ExpositionError:
+        assert got is None
+        return
+    if got is None:  # refused: the full parser reads it
+        return
+    assert [k for k, *_ in parsed] == keys
+    assert all(ts is None for *_, ts, _ in parsed)
+    assert [struct.pack("<d", v) for v in got] == [struct.pack("<d", v) for _, v, *_ in parsed]
+
+
+def test_the_layout_shortcut_is_taken_for_new_values() -> None:
+    keys = [key for key, *_ in samples(_LAYOUT_BODY, Format.TEXT)]
+    known = set(keys)
+    layout = Layout.of(_LAYOUT_BODY, Format.TEXT, known)
+    assert layout is not None
+    assert list(layout.values(_LATER[1]) or []) == [11.0, 2.0, -math.inf]
+    assert layout.values(_LATER[2]) is not None  # NaN, and a value with a space after it
+    for different in _LATER[3:]:  # anything but a value differs, or a value is invalid
+        assert layout.values(different) is None, different
+    # a body whose samples carry timestamps has no layout
+    stamped = _LAYOUT_BODY.replace("plain 7", "plain 7 1700000000000")
+    assert Layout.of(stamped, Format.TEXT, {k for k, *_ in samples(stamped, Format.TEXT)}) is None

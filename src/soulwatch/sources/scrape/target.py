@@ -14,6 +14,14 @@ Behaviour follows Prometheus's scrape loop:
 * a repeated series in one exposition keeps its first sample; a sample whose
   own timestamp is not newer than the one stored before is dropped (both
   counted on the status).
+
+A target in steady state (the same lines as last scrape but for the values,
+none with a timestamp) takes a shortcut, as Prometheus's scrape cache does:
+the values are read with a :class:`~soulwatch.sources.scrape.parse.Layout`,
+and appended in one call (:class:`~soulwatch.tsdb.storage.BatchAppender`)
+with the outcome of the last scrape for each series text (its labels after
+relabelling, or dropped), with no per-sample Python loop. Everything stored
+and reported is what the full path would store and report.
 """
 
 from __future__ import annotations
@@ -21,8 +29,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import compress
 
 import httpx
 
@@ -35,6 +45,7 @@ from soulwatch.sources.scrape.config import DEFAULT_BODY_SIZE_LIMIT, ScrapeConfi
 from soulwatch.sources.scrape.parse import (
     ExpositionError,
     Format,
+    Layout,
     MetricMetadata,
     decode_body,
     format_of,
@@ -44,7 +55,7 @@ from soulwatch.sources.scrape.parse import (
 )
 from soulwatch.sources.scrape.relabel import Relabeler
 from soulwatch.tsdb.model import METRIC_NAME, STALE_NAN, Labels
-from soulwatch.tsdb.storage import Appender, RefAppender, Storage
+from soulwatch.tsdb.storage import Appender, BatchAppender, RefAppender, Storage
 from soulwatch.tsdb.writer import append_quietly, open_appender
 
 REPORT_METRICS = (
@@ -99,6 +110,30 @@ class _Counts:
     scraped: int = 0
     post_relabel: int = 0
     series_added: int = 0
+
+
+class _Steady:
+    """The last scrape's outcome, for a next scrape with the same lines but for the values.
+
+    While it is in use, the entries' ``seen`` and ``ref`` are not updated per
+    scrape: ``scrape`` and ``refs`` hold them, and :meth:`ScrapeTarget._settle`
+    writes them back before anything else reads the entries.
+    """
+
+    __slots__ = ("entries", "first", "keep", "kept", "labels", "layout", "refs", "scrape")
+
+    def __init__(self, layout: Layout, entries: list[_Entry], scrape: int) -> None:
+        self.layout = layout
+        self.entries = entries  # one per sample line, in order
+        self.first = scrape  # the scrape it was recorded from
+        self.scrape = scrape  # the last scrape that stored through it
+        # the entries metric_relabel_configs keep: distinct, so one sample per series
+        self.kept = [e for e in entries if e.labels is not None]
+        self.keep: list[bool] | None = None
+        if len(self.kept) != len(entries):
+            self.keep = [e.labels is not None for e in entries]
+        self.labels = [e.labels for e in self.kept if e.labels is not None]
+        self.refs = [e.ref for e in self.kept]
 
 
 class ScrapeTarget:
@@ -158,6 +193,10 @@ class ScrapeTarget:
         self._status = TargetStatus(url=url, labels=labels.to_dict())
         self._last_t_ms: int | None = None
         self._metadata: dict[str, list[str]] = {}
+        self._steady: _Steady | None = None
+        self._last_entries: list[_Entry] = []  # of the last full-path scrape, while not steady
+        # record a layout from any good scrape, until one goes unused (see _append_text)
+        self._eager = True
 
     @property
     def key(self) -> str:
@@ -232,6 +271,7 @@ class ScrapeTarget:
                     error = str(exc)
                     counts = exc.counts
             if error:
+                self._settle()
                 for entry in self._prev:
                     if entry.labels is not None:
                         append_quietly(app, entry.labels, t_ms, STALE_NAN)
@@ -264,6 +304,64 @@ class ScrapeTarget:
         status.samples_scraped = counts.scraped
 
     def _append_body(self, app: Appender, body: bytes, fmt: Format, t_ms: int) -> _Counts:
+        text: str | None = None
+        with contextlib.suppress(ExpositionError):  # the full path reports it
+            text = decode_body(body)
+        steady = self._steady
+        sample_limit = self.config.sample_limit
+        if (
+            text is not None
+            and steady is not None
+            and steady.scrape == self._scrape - 1
+            and steady.layout.fmt is fmt
+            and len(self._cache) <= 2 * self._last_count + 1024
+            and not (sample_limit and len(steady.kept) > sample_limit)
+        ):
+            values = steady.layout.values(text)
+            if values is not None:
+                return self._append_steady(app, steady, values, t_ms)
+        self._settle()
+        return self._append_text(app, body, text, fmt, t_ms)
+
+    def _append_steady(
+        self, app: Appender, steady: _Steady, values: array[float], t_ms: int
+    ) -> _Counts:
+        # Only what the full path would do for a scrape with the last one's lines:
+        # no new series, no duplicates, no timestamps, so no staleness markers.
+        scrape = self._scrape
+        self._scrape = scrape + 1
+        if steady.keep is not None:
+            values = array("d", compress(values, steady.keep))
+        if isinstance(app, BatchAppender):
+            steady.refs = app.append_batch(steady.refs, steady.labels, t_ms, values)
+        else:
+            status = self._status
+            for labels, value in zip(steady.labels, values, strict=True):
+                try:
+                    app.append(labels, t_ms, value)
+                except SeriesLimitError:
+                    status.series_rejected += 1
+                except StorageError:
+                    status.samples_rejected += 1
+        steady.scrape = scrape
+        return _Counts(len(steady.entries), len(steady.kept), 0)
+
+    def _settle(self) -> None:
+        """Write the steady state's bookkeeping back to the entries and leave it."""
+        steady = self._steady
+        if steady is None:
+            return
+        self._steady = None
+        # a layout that served no scrape: wait for the target to settle before the next
+        self._eager = steady.scrape != steady.first
+        for entry in steady.entries:
+            entry.seen = steady.scrape
+        for entry, ref in zip(steady.kept, steady.refs, strict=True):
+            entry.ref = ref
+
+    def _append_text(
+        self, app: Appender, body: bytes, text: str | None, fmt: Format, t_ms: int
+    ) -> _Counts:
         append = app.append
         # The storage's series references spare it a label-set lookup per sample.
         append_ref = app.append_ref if isinstance(app, RefAppender) else None
@@ -284,14 +382,24 @@ class ScrapeTarget:
         # mistaken for this scrape's by the next one
         self._scrape = scrape + 1
         new_last_ts: list[tuple[_Entry, int]] = []  # kept only if the scrape succeeds
+        # what the steady state needs: each sample line's series text and entry
+        # each sample line's entry, to see whether the target has settled
+        entries: list[_Entry] = []
+        add_entry = entries.append
+        stamped = False
+        dropped_before = status.duplicates_dropped + status.series_rejected
         try:
-            text = decode_body(body)
+            if text is None:
+                text = decode_body(body)  # raises the error, naming the line
             metadata: dict[str, list[str]] = {}
             for key, value, ts, lineno in samples(text, fmt, cache, metadata):
                 scraped += 1
                 entry = cache.get(key)
                 if entry is None:
                     entry = cache[key] = self._entry_for(key, lineno)
+                add_entry(entry)
+                if ts is not None:
+                    stamped = True
                 labels = entry.labels
                 if labels is None:  # dropped by metric_relabel_configs
                     entry.seen = scrape
@@ -350,6 +458,22 @@ class ScrapeTarget:
         self._prev = [e for e in cur if not e.explicit]
         self._last_count = scraped
         self._metadata = metadata
+        # Each series once, none with its own timestamp: the next scrape may be
+        # steady. Once a layout went unused, the next is recorded only when the
+        # target has settled (the same series in the same order as the last
+        # full-path scrape), so one whose series change every scrape does not
+        # pay for a layout every time.
+        settled = entries == self._last_entries
+        self._last_entries = entries
+        if (
+            (settled or self._eager)
+            and not stamped
+            and status.duplicates_dropped + status.series_rejected == dropped_before
+        ):
+            layout = Layout.of(text, fmt, cache)
+            if layout is not None:
+                self._steady = _Steady(layout, entries, scrape)
+                self._last_entries = []
         return _Counts(scraped, post_relabel, series_added)
 
     def _forget(self, oldest: int) -> None:
