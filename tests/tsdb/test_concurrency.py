@@ -21,6 +21,7 @@ def test_readers_writer_and_maintenance_in_parallel(open_db: Callable[..., TSDB]
     errors: list[BaseException] = []
     committed = [0]  # steps committed so far
     reads = [0]  # selects that ran while the writer was still writing
+    maintained = threading.Event()  # maintenance has written chunks
 
     def guarded(fn: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
@@ -34,6 +35,12 @@ def test_readers_writer_and_maintenance_in_parallel(open_db: Callable[..., TSDB]
 
     def write() -> None:
         for step in range(STEPS):
+            if step == STEPS // 2:
+                # On a busy machine the writer could finish before the maintenance
+                # thread is first scheduled; half-way, it waits (bounded) until
+                # maintenance has written chunks, so the second half is written
+                # while maintenance goes on.
+                assert maintained.wait(timeout=60), "maintenance never wrote a chunk"
             app = db.appender()
             for lbls in labels:
                 app.append(lbls, T0 + step * 1000, float(step))
@@ -58,6 +65,8 @@ def test_readers_writer_and_maintenance_in_parallel(open_db: Callable[..., TSDB]
             if done.is_set():
                 return
             db.maintain()
+            if db.stats().chunks_written:
+                maintained.set()
 
     def watch() -> None:  # what a /metrics scrape reads, while segments come and go
         for _ in range(20_000):
