@@ -75,11 +75,15 @@ class _Sums:
     """Kahan-Neumaier running sums of one cell matrix, updated in place.
 
     Only for sums that never overflow (:func:`no_overflow`): ``kahan_inc``'s
-    infinity branch cannot be taken, and the rest is the same operations in
-    the same order, so the same bits as :func:`kahan`.
+    infinity branch cannot be taken. Neumaier's compensation term, ``(sum -
+    t) + inc`` or ``(inc - t) + sum`` whichever of ``sum`` and ``inc`` is
+    larger, is then the exact rounding error of ``t = sum + inc`` (Fast2Sum,
+    exact when the first operand is the larger), and so is Knuth's branch-free
+    TwoSum, exact for any order: an exact error is one float, and both give
+    ``+0.0`` when it is zero. TwoSum takes fewer array passes and no mask.
     """
 
-    __slots__ = ("_a", "_b", "_smaller", "_t", "c", "total")
+    __slots__ = ("_a", "_b", "_t", "c", "total")
 
     def __init__(self, first: Floats) -> None:
         self.total = first
@@ -87,21 +91,16 @@ class _Sums:
         self._t = np.empty_like(first)
         self._a = np.empty_like(first)
         self._b = np.empty_like(first)
-        self._smaller = np.empty(first.shape, dtype=np.bool_)
 
     def add(self, inc: Floats, active: Any) -> None:
         """Add ``inc`` in every cell where ``active`` (``_ALL``: everywhere)."""
         total, t, a, b = self.total, self._t, self._a, self._b
         np.add(total, inc, out=t)
-        np.abs(total, out=a)
-        np.abs(inc, out=b)
-        np.less(a, b, out=self._smaller)
-        # |total| >= |inc|: (total - t) + inc; else (inc - t) + total.
-        np.subtract(total, t, out=a)
-        a += inc
-        np.subtract(inc, t, out=b)
-        b += total
-        np.copyto(a, b, where=self._smaller)
+        np.subtract(t, total, out=b)  # the part of inc that t took
+        np.subtract(t, b, out=a)
+        np.subtract(total, a, out=a)  # what total lost
+        np.subtract(inc, b, out=b)  # what inc lost
+        a += b
         if active is _ALL:
             self.c += a
             self.total, self._t = t, total
