@@ -273,11 +273,15 @@ _finite = st.one_of(
     func=st.sampled_from(["sum_over_time", "avg_over_time", "deriv", "predict_linear"]),
     range_s=st.sampled_from([30, 120, 300]),
     step_s=st.sampled_from([10, 15, 60]),
+    shared=st.booleans(),
 )
 def test_in_place_sums_over_finite_values_match_the_window_loop(
-    data: list[list[tuple[int, float]]], func: str, range_s: int, step_s: int
+    *, data: list[list[tuple[int, float]]], func: str, range_s: int, step_s: int, shared: bool
 ) -> None:
     # Finite values too small to overflow: the sums run in place, with the same bits.
+    if shared:  # every series on the first one's sample times (one target's series)
+        data = [[(g, v) for (g, _), (_, v) in zip(data[0], s, strict=False)] for s in data]
+        data = [s[: min(map(len, data))] for s in data]
     storage = MemoryStorage()
     for i, samples in enumerate(data):
         t = 0
@@ -305,15 +309,17 @@ def test_in_place_sums_over_finite_values_match_the_window_loop(
 @given(
     values=st.lists(st.lists(_finite, min_size=90, max_size=90), min_size=1, max_size=3),
     func=st.sampled_from(["sum_over_time", "avg_over_time", "deriv", "predict_linear"]),
+    shared=st.booleans(),
 )
 def test_in_place_sums_over_full_windows_match_the_window_loop(
-    values: list[list[float]], func: str
+    values: list[list[float]], func: str, shared: bool
 ) -> None:
-    # Regular scrapes: every window holds the same samples count (no mask at all).
+    # Regular scrapes: every window holds the same samples count (no mask at
+    # all); with ``shared``, every series has the same sample times (one target).
     storage = MemoryStorage()
     for i, series in enumerate(values):
         for k, v in enumerate(series):
-            storage.add(Labels.of(__name__="g", i=str(i)), k * 15_000 + 7 * i, v)
+            storage.add(Labels.of(__name__="g", i=str(i)), k * 15_000 + (0 if shared else 7 * i), v)
     tail = ", 120)" if func == "predict_linear" else ")"
     query = f"{func}(g[2m]{tail}"
     fast = Engine(storage, columnar_min_windows=0).range(query, 300_000, 1_200_000, 15_000)

@@ -359,22 +359,46 @@ def linear_regression(p: Packed, intercept_t: Any) -> tuple[Floats, Floats]:
     return _fit(p, (sum_x, sum_y, sum_xy, sum_x2, init_y, const_y))
 
 
+def _shared_times(p: Packed) -> bool:
+    """True when every series of ``p`` has the same sample times (one target's series)."""
+    n, total = len(p.starts), len(p.times)
+    if n < 2 or total % n:
+        return False
+    length = total // n
+    if not (p.starts == np.arange(n, dtype=np.int64) * length).all():
+        return False
+    grid = p.times.reshape(n, length)
+    return bool((grid == grid[0]).all())
+
+
 def _fast_sums(p: Packed, intercept_t: Any) -> tuple[Any, ...]:
-    """:func:`linear_regression`'s four compensated sums, in place (no overflow possible)."""
+    """:func:`linear_regression`'s four compensated sums, in place (no overflow possible).
+
+    When every series has the same sample times, each window's ``x`` values
+    (and so the sums of ``x`` and ``x*x``) are the same in every row: they
+    are computed for the first row of each tile and shared.
+    """
     shape = p.count.shape
     out = [np.empty(shape) for _ in range(4)]
     init_all = _first(p)
     const_all = np.ones(shape, dtype=np.bool_)
     intercept_all = np.broadcast_to(intercept_t, shape)
+    shared = _shared_times(p)
     for rows in _tiles(p):
         lo, count, intercept = p.lo[rows], p.count[rows], intercept_all[rows]
         init_y = init_all[rows]
         const_y = const_all[rows]  # a view: updated in place
-        sums = [_Sums(np.zeros_like(init_y)) for _ in range(4)]
-        sum_x, sum_y, sum_xy, sum_x2 = sums
+        # The rows x is computed over: the first alone when the times are shared.
+        x_rows = slice(0, 1) if shared else slice(None)
+        x_lo, x_intercept = lo[x_rows], intercept[x_rows]
+        sum_y, sum_xy = _Sums(np.zeros_like(init_y)), _Sums(np.zeros_like(init_y))
+        sum_x = _Sums(np.zeros(x_lo.shape))
+        sum_x2 = _Sums(np.zeros(x_lo.shape))
         at = np.empty(lo.shape, dtype=np.int64)
-        dt = np.empty(lo.shape, dtype=np.int64)
-        x, y, xy, x2 = (np.empty_like(init_y) for _ in range(4))
+        x_at = np.empty(x_lo.shape, dtype=np.int64)
+        dt = np.empty(x_lo.shape, dtype=np.int64)
+        x, x2 = np.empty(x_lo.shape), np.empty(x_lo.shape)
+        y, xy = np.empty_like(init_y), np.empty_like(init_y)
         same = np.empty(lo.shape, dtype=np.bool_)
         for k, active in _position_masks(count):
             np.add(lo, k, out=at)
@@ -387,16 +411,23 @@ def _fast_sums(p: Packed, intercept_t: Any) -> tuple[Any, ...]:
                 if active is not _ALL:
                     same |= ~active
                 const_y &= same
-            np.take(p.times, at, out=dt, mode="clip")
-            dt -= intercept
+            x_active = active if active is _ALL else active[x_rows]
+            if shared:
+                np.add(x_lo, k, out=x_at)
+                if x_active is not _ALL:
+                    np.copyto(x_at, 0, where=~x_active)
+            else:
+                x_at = at
+            np.take(p.times, x_at, out=dt, mode="clip")
+            dt -= x_intercept
             np.divide(dt, 1e3, out=x)
             np.multiply(x, y, out=xy)
             np.multiply(x, x, out=x2)
-            sum_x.add(x, active)
+            sum_x.add(x, x_active)
             sum_y.add(y, active)
             sum_xy.add(xy, active)
-            sum_x2.add(x2, active)
-        for total, sums_of in zip(out, sums, strict=True):
+            sum_x2.add(x2, x_active)
+        for total, sums_of in zip(out, (sum_x, sum_y, sum_xy, sum_x2), strict=True):
             total[rows] = sums_of.result()
     return (*out, init_all, const_all)
 
