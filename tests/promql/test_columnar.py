@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import struct
+from typing import Any
 from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from soulwatch.promql import columnar
+from soulwatch.promql import columnar, windowsums
 from soulwatch.promql.engine import Engine
 from soulwatch.promql.values import QueryResult
 from soulwatch.tsdb.memory import MemoryStorage
@@ -248,3 +249,79 @@ def test_order_statistics_sorted_in_many_chunks_match_the_window_loop() -> None:
         slow = Engine(storage, columnar=False).range(query, 0, 3_000_000, 15_000)
         assert _cells(fast) == _cells(slow), query
         assert len(_cells(fast)) == 6
+
+
+#: Finite values of every magnitude (and both zeros): the in-place sums' domain.
+_finite = st.one_of(
+    _plain,
+    st.floats(min_value=-1e100, max_value=1e100, allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.0, -0.0, 5e-324, 1e-300, 0.1, 1e15, 2.0**53 + 1]),
+)
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    data=st.lists(
+        st.lists(st.tuples(st.integers(min_value=1, max_value=40_000), _finite), max_size=80),
+        min_size=1,
+        max_size=4,
+    ),
+    func=st.sampled_from(["sum_over_time", "avg_over_time", "deriv", "predict_linear"]),
+    range_s=st.sampled_from([30, 120, 300]),
+    step_s=st.sampled_from([10, 15, 60]),
+    shared=st.booleans(),
+)
+def test_in_place_sums_over_finite_values_match_the_window_loop(
+    *, data: list[list[tuple[int, float]]], func: str, range_s: int, step_s: int, shared: bool
+) -> None:
+    # Finite values too small to overflow: the sums run in place, with the same bits.
+    if shared:  # every series on the first one's sample times (one target's series)
+        data = [[(g, v) for (g, _), (_, v) in zip(data[0], s, strict=False)] for s in data]
+        data = [s[: min(map(len, data))] for s in data]
+    storage = MemoryStorage()
+    for i, samples in enumerate(data):
+        t = 0
+        for gap, v in samples:
+            t += gap
+            storage.add(Labels.of(__name__="g", i=str(i)), t, v)
+    tail = ", 120)" if func == "predict_linear" else ")"
+    query = f"{func}(g[{range_s}s]{tail}"
+    checks: list[bool] = []
+    real = windowsums.no_overflow
+
+    def recorded(*args: Any) -> bool:
+        checks.append(real(*args))
+        return checks[-1]
+
+    with mock.patch.object(windowsums, "no_overflow", recorded):
+        fast = Engine(storage, columnar_min_windows=0).range(query, 0, 2_000_000, step_s * 1000)
+    slow = Engine(storage, columnar=False).range(query, 0, 2_000_000, step_s * 1000)
+    assert _cells(fast) == _cells(slow), query
+    if any(len(s) > 1 for s in data):
+        assert True in checks, "the in-place sums did not run"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.lists(st.lists(_finite, min_size=90, max_size=90), min_size=1, max_size=3),
+    func=st.sampled_from(["sum_over_time", "avg_over_time", "deriv", "predict_linear"]),
+    shared=st.booleans(),
+)
+def test_in_place_sums_over_full_windows_match_the_window_loop(
+    values: list[list[float]], func: str, shared: bool
+) -> None:
+    # Regular scrapes: every window holds the same samples count (no mask at
+    # all); with ``shared``, every series has the same sample times (one target).
+    storage = MemoryStorage()
+    for i, series in enumerate(values):
+        for k, v in enumerate(series):
+            storage.add(Labels.of(__name__="g", i=str(i)), k * 15_000 + (0 if shared else 7 * i), v)
+    tail = ", 120)" if func == "predict_linear" else ")"
+    query = f"{func}(g[2m]{tail}"
+    fast = Engine(storage, columnar_min_windows=0).range(query, 300_000, 1_200_000, 15_000)
+    slow = Engine(storage, columnar=False).range(query, 300_000, 1_200_000, 15_000)
+    assert _cells(fast) == _cells(slow), query

@@ -128,8 +128,17 @@ class Packed:
         keys = seg + (self.times - base)
         row = (np.arange(len(series), dtype=np.int64) * width)[:, None]
         end_keys = row + (end_arr - base)[None, :]
-        self.lo: Ints = np.searchsorted(keys, end_keys - range_ms, side="right")
         self.hi: Ints = np.searchsorted(keys, end_keys, side="right")
+        lag = _lag(end_arr, range_ms)
+        if lag:
+            # Evenly spaced ends and a range of whole steps: a window starts
+            # where the one ``lag`` steps earlier ends, so only the first
+            # ``lag`` starts need a search.
+            self.lo: Ints = np.empty_like(self.hi)
+            self.lo[:, lag:] = self.hi[:, :-lag]
+            self.lo[:, :lag] = np.searchsorted(keys, end_keys[:, :lag] - range_ms, side="right")
+        else:
+            self.lo = np.searchsorted(keys, end_keys - range_ms, side="right")
         self.count: Ints = self.hi - self.lo
         self.ends: Ints = np.broadcast_to(end_arr, self.lo.shape)
         self.range_ms = range_ms
@@ -149,6 +158,17 @@ class Packed:
         out[1:] = v[1:] < v[:-1]
         out &= ~self.first
         return out
+
+
+def _lag(ends: Ints, range_ms: int) -> int:
+    """How many steps back the window start's ``end - range`` is itself a step's end (0: none)."""
+    if len(ends) < 2:
+        return 0
+    step = int(ends[1] - ends[0])
+    if step <= 0 or range_ms % step or not (np.diff(ends) == step).all():
+        return 0
+    lag = range_ms // step
+    return lag if lag < len(ends) else 0
 
 
 def evaluate(

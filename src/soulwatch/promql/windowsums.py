@@ -9,6 +9,12 @@ sample of every window of every series with whole-array operations, so each
 cell sees exactly the operations of the window loop (:mod:`.rangefuncs`), in
 the same order, and the answers are the same bit for bit. The cost is one
 array pass per sample of the longest window, not one Python call per sample.
+
+When every value of a batch is finite and too small for any running sum to
+overflow (:func:`no_overflow`, nearly always), no sum can reach an infinity,
+so the infinity branches of ``kahan_inc`` are never taken: :class:`_Sums`
+then runs the same additions in place, into buffers allocated once, which
+is about half the work of the general path and gives the same bits.
 """
 
 from __future__ import annotations
@@ -46,6 +52,67 @@ def kahan(inc: Floats, total: Floats, c: Floats) -> tuple[Floats, Floats]:
     return t, np.where(np.isinf(t), 0.0, grown)
 
 
+#: Bound on any running sum's magnitude under which no addition can overflow.
+_SAFE_SUM = 2.0**1000
+
+
+def no_overflow(p: Packed, x_bound: float = 1.0) -> bool:
+    """True when every value is finite and no window's sums (of ``v``, ``x*v``,
+    ``x*x`` with ``|x| <= x_bound``) can come near the largest float."""
+    v = p.values
+    if not v.size or not p.count.size:
+        return False
+    with np.errstate(all="ignore"):
+        largest = float(np.max(np.abs(v)))
+    if not np.isfinite(largest):
+        return False  # a NaN or an infinity somewhere: the general path
+    longest = float(p.count.max())
+    scale = max(1.0, x_bound)
+    return longest * max(largest, 1.0) * scale * scale < _SAFE_SUM
+
+
+class _Sums:
+    """Kahan-Neumaier running sums of one cell matrix, updated in place.
+
+    Only for sums that never overflow (:func:`no_overflow`): ``kahan_inc``'s
+    infinity branch cannot be taken. Neumaier's compensation term, ``(sum -
+    t) + inc`` or ``(inc - t) + sum`` whichever of ``sum`` and ``inc`` is
+    larger, is then the exact rounding error of ``t = sum + inc`` (Fast2Sum,
+    exact when the first operand is the larger), and so is Knuth's branch-free
+    TwoSum, exact for any order: an exact error is one float, and both give
+    ``+0.0`` when it is zero. TwoSum takes fewer array passes and no mask.
+    """
+
+    __slots__ = ("_a", "_b", "_t", "c", "total")
+
+    def __init__(self, first: Floats) -> None:
+        self.total = first
+        self.c = np.zeros_like(first)
+        self._t = np.empty_like(first)
+        self._a = np.empty_like(first)
+        self._b = np.empty_like(first)
+
+    def add(self, inc: Floats, active: Any) -> None:
+        """Add ``inc`` in every cell where ``active`` (``_ALL``: everywhere)."""
+        total, t, a, b = self.total, self._t, self._a, self._b
+        np.add(total, inc, out=t)
+        np.subtract(t, total, out=b)  # the part of inc that t took
+        np.subtract(t, b, out=a)
+        np.subtract(total, a, out=a)  # what total lost
+        np.subtract(inc, b, out=b)  # what inc lost
+        a += b
+        if active is _ALL:
+            self.c += a
+            self.total, self._t = t, total
+        else:
+            np.add(self.c, a, out=self.c, where=active)
+            np.copyto(total, t, where=active)
+
+    def result(self) -> Floats:
+        """The compensated sum, ``total + c`` (never infinite here)."""
+        return self.total + self.c
+
+
 def _positions(p: Packed, first: int = 0) -> Iterator[tuple[int, Floats, Bools]]:
     """``(k, value, active)``: the ``k``-th sample of every window, where it has one.
 
@@ -63,12 +130,53 @@ def _positions(p: Packed, first: int = 0) -> Iterator[tuple[int, Floats, Bools]]
         yield k, p.values[np.where(active, p.lo + k, 0)], active
 
 
+def _position_masks(count: Any, first: int = 0) -> Iterator[tuple[int, Any]]:
+    """``(k, active)`` of :func:`_positions` for windows of ``count`` samples, no gathering."""
+    if not count.size:
+        return
+    shortest, longest = int(count.min()), int(count.max())
+    for k in range(first, longest):
+        yield k, (_ALL if k < shortest else count > k)
+
+
+#: Cells per tile of the in-place sums: their few buffers stay in the CPU's cache.
+_TILE_CELLS = 1 << 14
+
+
+def _tiles(p: Packed) -> Iterator[slice]:
+    """Row ranges (series) of ``p``'s cell matrix, about ``_TILE_CELLS`` cells each."""
+    rows, steps = p.count.shape
+    per = max(1, _TILE_CELLS // max(1, steps))
+    for first in range(0, rows, per):
+        yield slice(first, first + per)
+
+
+def _fast_sum(p: Packed) -> Floats:
+    """``sum_values`` of every window with :class:`_Sums` (see :func:`no_overflow`)."""
+    out = np.empty(p.count.shape)
+    for rows in _tiles(p):
+        lo, count = p.lo[rows], p.count[rows]
+        sums = _Sums(p.values[np.where(count > 0, lo, 0)])
+        at = np.empty(lo.shape, dtype=np.int64)
+        v = np.empty(lo.shape)
+        for k, active in _position_masks(count, 1):
+            np.add(lo, k, out=at)
+            if active is not _ALL:
+                np.copyto(at, 0, where=~active)
+            np.take(p.values, at, out=v, mode="clip")
+            sums.add(v, active)
+        out[rows] = sums.result()
+    return out
+
+
 def _first(p: Packed) -> Floats:
     return p.values[np.where(p.count > 0, p.lo, 0)]
 
 
 def sum_over_time(p: Packed) -> Floats:
     """``sum_values`` of every window."""
+    if no_overflow(p):
+        return _fast_sum(p)
     total = _first(p)
     c = np.zeros_like(total)
     for _, v, active in _positions(p, 1):
@@ -80,6 +188,9 @@ def sum_over_time(p: Packed) -> Floats:
 
 def avg_over_time(p: Packed) -> Floats:
     """``avg_values`` of every window: a compensated sum, incremental once it overflows."""
+    if no_overflow(p):
+        # No sum overflows: the incremental mean never takes over.
+        return _fast_sum(p) / p.count.astype(np.float64)
     first = _first(p)
     zeros = np.zeros_like(first)
     state: _MeanState = (first, zeros, zeros, np.zeros(first.shape, dtype=np.bool_))
@@ -208,6 +319,14 @@ def linear_regression(p: Packed, intercept_t: Any) -> tuple[Floats, Floats]:
     ``intercept_t`` is one int64 time per cell (the window's first sample for
     ``deriv``, the step's time for ``predict_linear``).
     """
+    intercept = np.asarray(intercept_t, dtype=np.int64)
+    if p.times.size:
+        reach = max(
+            abs(int(p.times.max()) - int(intercept.min())),
+            abs(int(p.times.min()) - int(intercept.max())),
+        )
+        if no_overflow(p, reach / 1e3):
+            return _fit(p, _fast_sums(p, intercept))
     shape = p.count.shape
     sum_x, c_x = np.zeros(shape), np.zeros(shape)
     sum_y, c_y = np.zeros(shape), np.zeros(shape)
@@ -233,11 +352,90 @@ def linear_regression(p: Packed, intercept_t: Any) -> tuple[Floats, Floats]:
             else:
                 np.copyto(total, t, where=active)
                 np.copyto(comp, grown, where=active)
-    n = p.count.astype(np.float64)
     sum_x += c_x
     sum_y += c_y
     sum_xy += c_xy
     sum_x2 += c_x2
+    return _fit(p, (sum_x, sum_y, sum_xy, sum_x2, init_y, const_y))
+
+
+def _shared_times(p: Packed) -> bool:
+    """True when every series of ``p`` has the same sample times (one target's series)."""
+    n, total = len(p.starts), len(p.times)
+    if n < 2 or total % n:
+        return False
+    length = total // n
+    if not (p.starts == np.arange(n, dtype=np.int64) * length).all():
+        return False
+    grid = p.times.reshape(n, length)
+    return bool((grid == grid[0]).all())
+
+
+def _fast_sums(p: Packed, intercept_t: Any) -> tuple[Any, ...]:
+    """:func:`linear_regression`'s four compensated sums, in place (no overflow possible).
+
+    When every series has the same sample times, each window's ``x`` values
+    (and so the sums of ``x`` and ``x*x``) are the same in every row: they
+    are computed for the first row of each tile and shared.
+    """
+    shape = p.count.shape
+    out = [np.empty(shape) for _ in range(4)]
+    init_all = _first(p)
+    const_all = np.ones(shape, dtype=np.bool_)
+    intercept_all = np.broadcast_to(intercept_t, shape)
+    shared = _shared_times(p)
+    for rows in _tiles(p):
+        lo, count, intercept = p.lo[rows], p.count[rows], intercept_all[rows]
+        init_y = init_all[rows]
+        const_y = const_all[rows]  # a view: updated in place
+        # The rows x is computed over: the first alone when the times are shared.
+        x_rows = slice(0, 1) if shared else slice(None)
+        x_lo, x_intercept = lo[x_rows], intercept[x_rows]
+        sum_y, sum_xy = _Sums(np.zeros_like(init_y)), _Sums(np.zeros_like(init_y))
+        sum_x = _Sums(np.zeros(x_lo.shape))
+        sum_x2 = _Sums(np.zeros(x_lo.shape))
+        at = np.empty(lo.shape, dtype=np.int64)
+        x_at = np.empty(x_lo.shape, dtype=np.int64)
+        dt = np.empty(x_lo.shape, dtype=np.int64)
+        x, x2 = np.empty(x_lo.shape), np.empty(x_lo.shape)
+        y, xy = np.empty_like(init_y), np.empty_like(init_y)
+        same = np.empty(lo.shape, dtype=np.bool_)
+        for k, active in _position_masks(count):
+            np.add(lo, k, out=at)
+            if active is not _ALL:
+                np.copyto(at, 0, where=~active)
+            # Every index is inside the arrays: "clip" only spares take() a buffered copy.
+            np.take(p.values, at, out=y, mode="clip")
+            if k:
+                np.equal(y, init_y, out=same)
+                if active is not _ALL:
+                    same |= ~active
+                const_y &= same
+            x_active = active if active is _ALL else active[x_rows]
+            if shared:
+                np.add(x_lo, k, out=x_at)
+                if x_active is not _ALL:
+                    np.copyto(x_at, 0, where=~x_active)
+            else:
+                x_at = at
+            np.take(p.times, x_at, out=dt, mode="clip")
+            dt -= x_intercept
+            np.divide(dt, 1e3, out=x)
+            np.multiply(x, y, out=xy)
+            np.multiply(x, x, out=x2)
+            sum_x.add(x, x_active)
+            sum_y.add(y, active)
+            sum_xy.add(xy, active)
+            sum_x2.add(x2, x_active)
+        for total, sums_of in zip(out, (sum_x, sum_y, sum_xy, sum_x2), strict=True):
+            total[rows] = sums_of.result()
+    return (*out, init_all, const_all)
+
+
+def _fit(p: Packed, sums: tuple[Any, ...]) -> tuple[Floats, Floats]:
+    """Slope and intercept from the sums of x, y, xy, x*x (and the flat-line check)."""
+    sum_x, sum_y, sum_xy, sum_x2, init_y, const_y = sums
+    n = p.count.astype(np.float64)
     cov_xy = sum_xy - sum_x * sum_y / n
     var_x = sum_x2 - sum_x * sum_x / n
     slope = np.where(var_x != 0, cov_xy / np.where(var_x != 0, var_x, 1.0), np.nan)

@@ -139,13 +139,20 @@ def _read_uvarint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def decode(data: bytes) -> tuple[array[int], array[float]]:
-    """Decompress a chunk into ``(timestamps, values)`` arrays."""
+    """Decompress a chunk into ``(timestamps, values)`` arrays.
+
+    The bit stream is read from its text of ``0``/``1`` characters: a bit is
+    one string index and a field one ``int(..., 2)``, where shifting the
+    stream as one big ``int`` would copy the whole stream at every read.
+    """
     ts: array[int] = array("q")
     raw: array[int] = array("Q")
     try:
         n = int.from_bytes(data[:2], "big")
         zz, pos = _read_uvarint(data, 2)
         t = _unzigzag(zz)
+        if pos + 8 > len(data):
+            raise StorageError("corrupt chunk: truncated first value")
         prev_bits = int.from_bytes(data[pos : pos + 8], "big")
         pos += 8
         ts.append(t)
@@ -155,42 +162,51 @@ def decode(data: bytes) -> tuple[array[int], array[float]]:
         delta, pos = _read_uvarint(data, pos)
         stream = data[pos:]
         total = len(stream) * 8
-        big = int.from_bytes(stream, "big")
+        bits = format(int.from_bytes(stream, "big"), f"0{total}b") if stream else ""
         at = 0  # bits consumed
-
-        def read(width: int) -> int:
-            nonlocal at
-            at += width
-            if at > total:
-                raise StorageError("corrupt chunk: bit stream ends early")
-            return (big >> (total - at)) & ((1 << width) - 1)
-
         leading = trailing = 0
+        width = 64
+        t += delta
+        ts.append(t)
         for i in range(1, n):
-            if i == 1:
-                t += delta
-            else:
-                if read(1) == 0:
-                    dod = 0
-                elif read(1) == 0:
-                    dod = _signed(read(14), 14)
-                elif read(1) == 0:
-                    dod = _signed(read(17), 17)
-                elif read(1) == 0:
-                    dod = _signed(read(20), 20)
+            if i > 1:
+                if bits[at] == "0":
+                    at += 1
                 else:
-                    dod = _signed(read(64), 64)
-                delta += dod
+                    # Delta-of-delta buckets: 10 + 14 bits, 110 + 17, 1110 + 20, 1111 + 64.
+                    if bits[at + 1] == "0":
+                        size, at = 14, at + 2
+                    elif bits[at + 2] == "0":
+                        size, at = 17, at + 3
+                    elif bits[at + 3] == "0":
+                        size, at = 20, at + 4
+                    else:
+                        size, at = 64, at + 4
+                    if at + size > total:
+                        raise StorageError("corrupt chunk: bit stream ends early")
+                    delta += _signed(int(bits[at : at + size], 2), size)
+                    at += size
                 t += delta
-            ts.append(t)
-            if read(1) == 1:
-                if read(1) == 1:
-                    leading = read(5)
-                    width = read(6) or 64
+                ts.append(t)
+            if bits[at] == "0":  # the same value again
+                at += 1
+            else:
+                if bits[at + 1] == "1":  # a new XOR window
+                    if at + 13 > total:
+                        raise StorageError("corrupt chunk: bit stream ends early")
+                    leading = int(bits[at + 2 : at + 7], 2)
+                    width = int(bits[at + 7 : at + 13], 2) or 64
                     trailing = 64 - leading - width
-                prev_bits ^= read(64 - leading - trailing) << trailing
+                    at += 13
+                else:
+                    at += 2
+                    width = 64 - leading - trailing
+                if at + width > total:
+                    raise StorageError("corrupt chunk: bit stream ends early")
+                prev_bits ^= int(bits[at : at + width], 2) << trailing
+                at += width
             raw.append(prev_bits)
-    except (IndexError, struct.error, OverflowError) as exc:
+    except (IndexError, ValueError, struct.error, OverflowError) as exc:
         raise StorageError(f"corrupt chunk: {exc}") from exc
     return ts, _as_floats(raw)
 

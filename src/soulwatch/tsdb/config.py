@@ -66,6 +66,11 @@ class StorageConfig(BaseModel):
         gt=0,
         description="Head samples older than this are written to a chunk even if it is short.",
     )
+    chunk_cache_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        description="Decoded chunks kept in memory for later queries, at most this many bytes.",
+    )
     busy_timeout: Duration = Field(
         default=5.0, gt=0, description="SQLite busy_timeout, in seconds, for every connection."
     )

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 from soulwatch.clock import Clock, SystemClock
 from soulwatch.exceptions import StorageError
 from soulwatch.tsdb import chunks as chunkcodec
+from soulwatch.tsdb.chunkcache import ChunkCache
 from soulwatch.tsdb.chunkstore import ChunkStore, NewChunk
 from soulwatch.tsdb.config import StorageConfig
 from soulwatch.tsdb.errors import (
@@ -119,6 +120,9 @@ class TSDBStats:
     wal_fsyncs: int = 0
     head_series: int = 0
     head_samples: int = 0
+    chunk_cache_hits: int = 0  # a query's chunk found decoded already
+    chunk_cache_misses: int = 0  # ... or decoded then
+    chunk_cache_bytes: int = 0
 
 
 @dataclass
@@ -179,6 +183,8 @@ class TSDB:
         self._lock_fd = self._lock_directory(root)
         try:
             self._store = ChunkStore(root / "chunks.sqlite", busy_timeout=config.busy_timeout)
+            # Persisted chunks decoded once for every query that reads them again.
+            self._decoded = ChunkCache(config.chunk_cache_bytes, chunkcodec.decode)
             self._wal = WriteAheadLog(
                 root / "wal",
                 fsync_interval=config.wal_fsync_interval,
@@ -495,7 +501,7 @@ class TSDB:
             vals: array[float] = array("d")
             upper = min(maxt_ms, persisted_maxt)  # newer samples come from the head copy
             for data in self._store.read_chunks(series.id, mint_ms, upper):
-                cts, cvals = chunkcodec.decode(data)
+                cts, cvals = self._decoded.get(data)
                 lo = bisect.bisect_left(cts, mint_ms)
                 hi = bisect.bisect_right(cts, upper)
                 ts.extend(cts[lo:hi])
@@ -520,7 +526,7 @@ class TSDB:
 
     def _chunks_have(self, series_id: int, mint: int, maxt: int) -> bool:
         for data in self._store.read_chunks(series_id, mint, maxt):
-            cts, _ = chunkcodec.decode(data)
+            cts, _ = self._decoded.get(data)
             i = bisect.bisect_left(cts, mint)
             if i < len(cts) and cts[i] <= maxt:
                 return True
@@ -796,6 +802,9 @@ class TSDB:
             snap.head_series = len(self._index)
             snap.head_samples = sum(len(s.ts) for s in self._index.all())
             snap.wal_fsyncs = self._wal.fsyncs
+        snap.chunk_cache_hits = self._decoded.hits
+        snap.chunk_cache_misses = self._decoded.misses
+        snap.chunk_cache_bytes = self._decoded.size_bytes
         return snap
 
     # ---------------------------------------------------------------- close
@@ -808,6 +817,7 @@ class TSDB:
             self._closed = True
             self._wal.close()
             self._store.close()
+            self._decoded.clear()
             if self._registry is not None and self._collector is not None:
                 with contextlib.suppress(KeyError):
                     self._registry.unregister(self._collector)

@@ -74,6 +74,17 @@ class TSDBCollector(Collector):
         yield counter("wal_fsyncs", "WAL fsync calls.", stats.wal_fsyncs)
         yield gauge("head_series", "Series known to the head.", stats.head_series)
         yield gauge("head_samples", "Samples in the head not yet in chunks.", stats.head_samples)
+        yield counter(
+            "chunk_cache_hits",
+            "Chunks a query read already decoded (the decoded-chunk cache).",
+            stats.chunk_cache_hits,
+        )
+        yield counter(
+            "chunk_cache_misses", "Chunks a query had to decode.", stats.chunk_cache_misses
+        )
+        yield gauge(
+            "chunk_cache_bytes", "Bytes held by the decoded-chunk cache.", stats.chunk_cache_bytes
+        )
         yield gauge("storage_bytes", "Bytes on disk (SQLite and WAL).", self._db.size_bytes())
         yield gauge(
             "wal_replayed_samples",
