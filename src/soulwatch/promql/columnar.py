@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from soulwatch.promql.stepvec import RangeSeries, StepSeries
 from soulwatch.tsdb.model import Labels
@@ -30,7 +30,7 @@ from soulwatch.tsdb.model import Labels
 try:
     import numpy as np
 
-    from soulwatch.promql import windowranks, windowsums
+    from soulwatch.promql import stepcols, windowranks, windowsums
 except ImportError:  # pragma: no cover - numpy ships with the monitor extra
     np = None  # type: ignore[assignment]
 
@@ -182,21 +182,23 @@ def evaluate(
             except OverflowError:
                 return None
             values, valid = _compute(name, packed, step_times, params)
-            cells = values.astype(object)
-            cells[~valid] = None
-            rows: list[list[float | None]] = cells.tolist()
-            full = cast("list[bool]", valid.all(axis=1).tolist())
-            for index in np.flatnonzero(valid.any(axis=1)).tolist():
-                s = batch[index]
-                out.append(
-                    StepSeries(
-                        s.labels,
-                        rows[index],
-                        s.drop_name or not keeps_name,
-                        # Only a range query's aggregations read it (one step: none).
-                        column=(values[index], valid[index], full[index]) if keep_rows else None,
+            drop = not keeps_name
+            if keep_rows:
+                # Each row stays an array (the series' column); ``vals`` is
+                # built only if a reader needs Python floats.
+                for index in np.flatnonzero(valid.any(axis=1)).tolist():
+                    s = batch[index]
+                    out.append(
+                        StepSeries.of_column(
+                            s.labels, values[index], valid[index], s.drop_name or drop
+                        )
                     )
-                )
+                continue
+            # One step (an instant query): one value per series, in one call.
+            firsts: list[float] = values[:, 0].tolist()
+            for index in np.flatnonzero(valid[:, 0]).tolist():
+                s = batch[index]
+                out.append(StepSeries(s.labels, [firsts[index]], s.drop_name or drop))
     return out
 
 
@@ -351,15 +353,9 @@ def aggregate(op: str, groups: dict[Labels, list[StepSeries]], n: int) -> list[S
     out: list[StepSeries] = []
     with np.errstate(all="ignore"):
         for labels, members in groups.items():
-            if all(s.column is not None for s in members):
-                # Rows the array path computed: no conversion from Python floats.
-                present = np.stack([s.column[1] for s in members])
-                values = np.where(present, np.stack([s.column[0] for s in members]), 0.0)
-            else:
-                cells = np.array([s.vals for s in members], dtype=object)
-                cells = cells.reshape(len(members), n)
-                present = cells != None  # noqa: E711 - elementwise test for missing samples
-                values = np.where(present, cells, 0.0).astype(np.float64)
+            rows = [stepcols.column_of(s) for s in members]
+            present = np.stack([row[1] for row in rows])
+            values = np.where(present, np.stack([row[0] for row in rows]), 0.0)
             seen = present.any(axis=0)
             if not seen.any():
                 continue
@@ -377,9 +373,9 @@ def aggregate(op: str, groups: dict[Labels, list[StepSeries]], n: int) -> list[S
                     result = np.sqrt(result)
             else:
                 result = _extreme_rows(values, present, pick_max=op == "max")
-            column = result.astype(object)
-            column[~seen] = None
-            out.append(StepSeries(labels, column.tolist()))
+            # The result stays an array: a binary operator or another
+            # aggregation on top reads it as it is.
+            out.append(StepSeries.of_column(labels, result, seen))
     return out
 
 

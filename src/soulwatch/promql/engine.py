@@ -253,10 +253,17 @@ def _to_matrix(value: StepValue, ts: list[int], metadata: frozenset[str]) -> Mat
     assert isinstance(value, list)
     out: Matrix = []
     for s in finalize_names(value, metadata):
-        # The array path's validity mask answers "a value at every step?" in
-        # one call; scanning the list compares each float with None.
-        full = s.column[2] if s.column is not None else None not in s.vals
-        if full:
+        if s.column is not None:
+            # One row at a time: each conversion to Python floats is short.
+            values, valid, full = s.column
+            if full:
+                out.append(Series(s.labels, ts[:], values.tolist()))
+                continue
+            kept = valid.nonzero()[0].tolist()
+            if kept:
+                out.append(Series(s.labels, [ts[i] for i in kept], values[valid].tolist()))
+            continue
+        if None not in s.vals:
             # A value at every step (the usual chart line): no filtering per point.
             out.append(Series(s.labels, ts[:], cast("list[float]", s.vals[:])))
             continue

@@ -26,20 +26,79 @@ from soulwatch.tsdb.model import METRIC_NAME, Labels
 DUPLICATE_LABELSET = "vector cannot contain metrics with the same labelset"
 
 
-@dataclass(slots=True)
 class StepSeries:
     """One series of an instant vector, with one value slot per step.
 
     ``column``, when the array path computed the values of a range query, is
-    the same row as ``(float64 values, validity mask, valid at every step)``,
-    so an aggregation over it need not convert ``vals`` back. Whoever changes
-    ``vals`` builds a new series without it.
+    the row as ``(float64 values, validity mask, valid at every step)``; it is
+    then the series' own representation, and ``vals`` (a Python float or
+    ``None`` per step) is built from it the first time someone reads it, so
+    array code feeding array code never converts. A value under a false mask
+    bit is meaningless. Whoever changes ``vals`` builds a new series (the
+    cached list and the column would disagree otherwise).
     """
 
-    labels: Labels
-    vals: list[float | None]
-    drop_name: bool = False
-    column: Any = None
+    __slots__ = ("_vals", "column", "drop_name", "labels")
+
+    def __init__(
+        self,
+        labels: Labels,
+        vals: list[float | None] | None,
+        drop_name: bool = False,
+        column: Column | None = None,
+    ) -> None:
+        if vals is None and column is None:
+            raise ValueError("a step series needs its values or its column")
+        self.labels = labels
+        self._vals = vals
+        self.drop_name = drop_name
+        self.column = column
+
+    @classmethod
+    def of_column(
+        cls, labels: Labels, values: Any, valid: Any, drop_name: bool = False
+    ) -> StepSeries:
+        """A series held as arrays: ``values`` (float64) where ``valid`` (bool) is set."""
+        return cls(labels, None, drop_name, (values, valid, bool(valid.all())))
+
+    @property
+    def vals(self) -> list[float | None]:
+        """The value at each step, ``None`` where there is none."""
+        vals = self._vals
+        if vals is None:
+            assert self.column is not None  # one of the two is always set
+            vals = self._vals = column_list(self.column)
+        return vals
+
+    @vals.setter
+    def vals(self, vals: list[float | None]) -> None:
+        self._vals = vals
+        self.column = None
+
+    def relabelled(self, labels: Labels, drop_name: bool = False) -> StepSeries:
+        """The same values (list or column, unconverted) under other labels."""
+        return StepSeries(labels, self._vals, drop_name, self.column)
+
+    def __repr__(self) -> str:
+        return f"StepSeries({self.labels!r}, {self.vals!r}, {self.drop_name!r})"
+
+
+#: A step series' arrays: ``(float64 values, bool validity, valid at every step)``.
+Column = tuple[Any, Any, bool]
+
+
+def column_list(column: Column) -> list[float | None]:
+    """The Python values of one column, ``None`` where it is not valid.
+
+    One row at a time (a bounded conversion): ``tolist`` gives exact Python
+    floats, and only the invalid steps are then visited.
+    """
+    values, valid, full = column
+    out: list[float | None] = values.tolist()
+    if not full:
+        for index in (~valid).nonzero()[0].tolist():
+            out[index] = None
+    return out
 
 
 @dataclass(slots=True)
@@ -160,10 +219,7 @@ def finalize_names(
     """Drop ``__name__`` (and the other ``metadata``) from flagged series, then merge."""
     if not any(s.drop_name for s in series):
         return series
-    out = [
-        StepSeries(drop_labels(s.labels, metadata), s.vals, column=s.column) if s.drop_name else s
-        for s in series
-    ]
+    out = [s.relabelled(drop_labels(s.labels, metadata)) if s.drop_name else s for s in series]
     return merge_same_labels(out)
 
 
