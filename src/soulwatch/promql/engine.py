@@ -457,7 +457,10 @@ class Evaluator:
         if not isinstance(value, list):
             raise QueryError("unary minus needs a scalar or an instant vector")
         return [
-            StepSeries(s.labels, [None if v is None else -v for v in s.vals], True) for s in value
+            StepSeries(s.labels, None, True, (-s.column[0], s.column[1], s.column[2]))
+            if s.column is not None
+            else StepSeries(s.labels, [None if v is None else -v for v in s.vals], True)
+            for s in value
         ]
 
     def at_time(self, at: At) -> int:
