@@ -20,7 +20,9 @@ from hypothesis import strategies as st
 
 from soulwatch.exceptions import EvaluationError
 from soulwatch.promql import binops, columnar
+from soulwatch.promql.aggregations import sum_values
 from soulwatch.promql.engine import Engine
+from soulwatch.promql.stepvec import StepSeries
 from soulwatch.promql.values import QueryResult
 from soulwatch.tsdb.memory import MemoryStorage
 from soulwatch.tsdb.model import STALE_NAN, Labels
@@ -318,3 +320,43 @@ def test_results_with_the_same_labels_merge_or_fail_alike(query: str, overlap: b
     if not overlap:
         assert isinstance(fast, dict)
         assert fast
+
+
+_cell = st.one_of(
+    st.none(),
+    st.sampled_from([0.0, -0.0, math.inf, -math.inf, math.nan, 1e308, -1e308, 1.0, -1.0, 1e-300]),
+    st.floats(min_value=-1e20, max_value=1e20, allow_nan=False),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.integers(min_value=1, max_value=12).flatmap(
+        lambda n: st.lists(st.lists(_cell, min_size=n, max_size=n), min_size=1, max_size=14)
+    ),
+    block=st.sampled_from([1, 3, 1 << 17]),
+)
+def test_sum_over_columns_is_the_member_by_member_kahan_sum(
+    rows: list[list[float | None]], block: int
+) -> None:
+    # The prefix-sum form of the compensated sum against the loop Prometheus's
+    # sum follows, bit for bit: signed zeros, overflow to infinity, NaN, gaps.
+    n = len(rows[0])
+    members = [StepSeries(Labels(), list(r)) for r in rows]
+    with mock.patch.object(columnar, "BATCH_CELLS", block):
+        (got,) = columnar.aggregate("sum", {Labels(): members}, n) or [None]
+    want = [
+        sum_values(present) if (present := [r[i] for r in rows if r[i] is not None]) else None
+        for i in range(n)
+    ]
+    if all(w is None for w in want):
+        assert got is None
+        return
+    assert got is not None
+    assert [_bits(v) for v in got.vals] == [_bits(v) for v in want]
+
+
+def _bits(value: float | None) -> object:
+    if value is None or math.isnan(value):
+        return value if value is None else "NaN"
+    return struct.pack("<d", value)

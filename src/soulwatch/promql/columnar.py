@@ -380,19 +380,40 @@ def aggregate(op: str, groups: dict[Labels, list[StepSeries]], n: int) -> list[S
 
 
 def _kahan_rows(values: Floats, present: Bools) -> Floats:
-    """Kahan-Neumaier sum down the rows, per column, as ``sum_values`` adds."""
-    total = np.zeros(values.shape[1], dtype=np.float64)
-    comp = np.zeros_like(total)
-    started = np.zeros(values.shape[1], dtype=np.bool_)
-    for v, has in zip(values, present, strict=True):
-        add = has & started
-        t = total + v
-        bigger = np.abs(total) >= np.abs(v)
-        grown = comp + np.where(bigger, (total - t) + v, (v - t) + total)
-        comp = np.where(add, np.where(np.isinf(t), 0.0, grown), comp)
-        total = np.where(add, t, np.where(has, v, total))
-        started |= has
-    return np.where(np.isinf(total), total, total + comp)
+    """Kahan-Neumaier sum down the rows, per column, as ``sum_values`` adds.
+
+    The running total after each member is a prefix sum, and ``cumsum`` adds
+    strictly in order (unlike ``sum``, which adds pairwise): it gives every
+    intermediate total the member-by-member loop gives. A missing member adds
+    ``-0.0``, the one value that leaves every float (``+0.0`` included)
+    unchanged. Each member's compensation term then follows from its total
+    and the one before, and the compensation is itself an in-order sum of the
+    terms from ``+0.0``. The loop zeroes the compensation when a total
+    overflows, but from there on the total stays infinite or becomes NaN, and
+    the compensation is not used. Columns are done a block at a time to
+    bound memory.
+    """
+    rows, n = values.shape
+    out = np.empty(n, dtype=np.float64)
+    block = max(1, BATCH_CELLS // max(1, rows))
+    for lo in range(0, n, block):
+        v = np.where(present[:, lo : lo + block], values[:, lo : lo + block], -0.0)
+        has = present[:, lo : lo + block]
+        totals = np.cumsum(v, axis=0)
+        before = np.empty_like(totals)
+        before[0] = -0.0
+        before[1:] = totals[:-1]
+        # A member adds to a total only once an earlier member started it.
+        started = np.zeros_like(has)
+        np.logical_or.accumulate(has[:-1], axis=0, out=started[1:])
+        adds = has & started
+        term = np.where(np.abs(before) >= np.abs(v), (before - totals) + v, (v - totals) + before)
+        terms = np.where(adds, term, -0.0)
+        terms[0] = 0.0  # the compensation starts at +0.0, as in the loop
+        comp = np.cumsum(terms, axis=0)[-1]
+        total = totals[-1]
+        out[lo : lo + block] = np.where(np.isinf(total), total, total + comp)
+    return out
 
 
 def _extreme_rows(values: Floats, present: Bools, *, pick_max: bool) -> Floats:

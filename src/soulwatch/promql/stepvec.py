@@ -38,7 +38,12 @@ class StepSeries:
     cached list and the column would disagree otherwise).
     """
 
-    __slots__ = ("_vals", "column", "drop_name", "labels")
+    __slots__ = ("column", "drop_name", "labels", "vals")
+
+    #: The value at each step, ``None`` where there is none. A plain slot,
+    #: read at C speed in the per-step loops; left unset for a series built
+    #: from a column until :meth:`__getattr__` fills it on the first read.
+    vals: list[float | None]
 
     def __init__(
         self,
@@ -47,10 +52,11 @@ class StepSeries:
         drop_name: bool = False,
         column: Column | None = None,
     ) -> None:
-        if vals is None and column is None:
+        if vals is not None:
+            self.vals = vals
+        elif column is None:
             raise ValueError("a step series needs its values or its column")
         self.labels = labels
-        self._vals = vals
         self.drop_name = drop_name
         self.column = column
 
@@ -61,23 +67,18 @@ class StepSeries:
         """A series held as arrays: ``values`` (float64) where ``valid`` (bool) is set."""
         return cls(labels, None, drop_name, (values, valid, bool(valid.all())))
 
-    @property
-    def vals(self) -> list[float | None]:
-        """The value at each step, ``None`` where there is none."""
-        vals = self._vals
-        if vals is None:
-            assert self.column is not None  # one of the two is always set
-            vals = self._vals = column_list(self.column)
+    def __getattr__(self, name: str) -> Any:
+        # Only reached while the ``vals`` slot is unset: build it from the column, once.
+        if name != "vals" or self.column is None:
+            raise AttributeError(name)
+        vals = self.vals = column_list(self.column)
         return vals
-
-    @vals.setter
-    def vals(self, vals: list[float | None]) -> None:
-        self._vals = vals
-        self.column = None
 
     def relabelled(self, labels: Labels, drop_name: bool = False) -> StepSeries:
         """The same values (list or column, unconverted) under other labels."""
-        return StepSeries(labels, self._vals, drop_name, self.column)
+        if self.column is not None:
+            return StepSeries(labels, None, drop_name, self.column)
+        return StepSeries(labels, self.vals, drop_name)
 
     def __repr__(self) -> str:
         return f"StepSeries({self.labels!r}, {self.vals!r}, {self.drop_name!r})"
