@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from soulwatch.promql.stepvec import RangeSeries, StepSeries
 from soulwatch.tsdb.model import Labels
@@ -186,13 +186,11 @@ def evaluate(
             if keep_rows:
                 # Each row stays an array (the series' column); ``vals`` is
                 # built only if a reader needs Python floats.
+                full = cast("list[bool]", valid.all(axis=1).tolist())
                 for index in np.flatnonzero(valid.any(axis=1)).tolist():
                     s = batch[index]
-                    out.append(
-                        StepSeries.of_column(
-                            s.labels, values[index], valid[index], s.drop_name or drop
-                        )
-                    )
+                    column = (values[index], valid[index], full[index])
+                    out.append(StepSeries(s.labels, None, s.drop_name or drop, column))
                 continue
             # One step (an instant query): one value per series, in one call.
             firsts: list[float] = values[:, 0].tolist()

@@ -220,7 +220,16 @@ def finalize_names(
     """Drop ``__name__`` (and the other ``metadata``) from flagged series, then merge."""
     if not any(s.drop_name for s in series):
         return series
-    out = [s.relabelled(drop_labels(s.labels, metadata)) if s.drop_name else s for s in series]
+    out = []
+    new = tuple.__new__
+    for s in series:
+        if not s.drop_name:
+            out.append(s)
+            continue
+        # drop_labels and relabelled, inlined: this runs for every series a function returns.
+        labels = new(Labels, [p for p in s.labels if p[0] not in metadata])
+        column = s.column
+        out.append(StepSeries(labels, s.vals if column is None else None, False, column))
     return merge_same_labels(out)
 
 
