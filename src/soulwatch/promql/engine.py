@@ -42,6 +42,11 @@ from soulwatch.promql.ast import (
     value_type,
 )
 from soulwatch.promql.columnar import available as columnar_available
+
+try:
+    from soulwatch.promql import stepcols
+except ImportError:  # pragma: no cover - numpy ships with the monitor extra
+    stepcols = None  # type: ignore[assignment]
 from soulwatch.promql.parser import parse
 from soulwatch.promql.stepvec import (
     METADATA_LABELS,
@@ -509,6 +514,17 @@ class Evaluator:
             times = [t - off for t in ts]
         lookback = self.engine.lookback_delta_ms
         out: list[StepSeries] = []
+        if self.columnar and stepcols is not None and vs.at is None and len(times) > 1:
+            # A range query: every step of a batch of series at once, kept as columns.
+            loaded = self.select(vs.matchers, times[0] - lookback + 1, times[-1])
+            for index, column in stepcols.lookback_columns(
+                loaded, times, lookback, timestamps=timestamps
+            ):
+                if len(out) % 256 == 0:
+                    self.check_time()
+                self.charge(len(ts))
+                out.append(StepSeries(loaded[index].labels, None, column=column))
+            return out
         work = 0
         for s in self.select(vs.matchers, times[0] - lookback + 1, times[-1]):
             # Every few thousand steps: many short series and a few long ones alike.
