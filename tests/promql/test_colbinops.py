@@ -22,6 +22,7 @@ from soulwatch.exceptions import EvaluationError
 from soulwatch.promql import binops, columnar
 from soulwatch.promql.aggregations import sum_values
 from soulwatch.promql.engine import Engine
+from soulwatch.promql.stepcols import list_column
 from soulwatch.promql.stepvec import StepSeries
 from soulwatch.promql.values import QueryResult
 from soulwatch.tsdb.memory import MemoryStorage
@@ -322,8 +323,7 @@ def test_results_with_the_same_labels_merge_or_fail_alike(query: str, overlap: b
         assert fast
 
 
-_cell = st.one_of(
-    st.none(),
+_number = st.one_of(
     st.sampled_from([0.0, -0.0, math.inf, -math.inf, math.nan, 1e308, -1e308, 1.0, -1.0, 1e-300]),
     st.floats(min_value=-1e20, max_value=1e20, allow_nan=False),
 )
@@ -332,17 +332,27 @@ _cell = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(
     rows=st.integers(min_value=1, max_value=12).flatmap(
-        lambda n: st.lists(st.lists(_cell, min_size=n, max_size=n), min_size=1, max_size=14)
+        lambda n: st.lists(
+            st.lists(st.one_of(st.none(), _number), min_size=n, max_size=n)
+            | st.lists(_number, min_size=n, max_size=n),
+            min_size=1,
+            max_size=14,
+        )
     ),
+    as_columns=st.booleans(),
     block=st.sampled_from([1, 3, 1 << 17]),
 )
 def test_sum_over_columns_is_the_member_by_member_kahan_sum(
-    rows: list[list[float | None]], block: int
+    rows: list[list[float | None]], as_columns: bool, block: int
 ) -> None:
     # The prefix-sum form of the compensated sum against the loop Prometheus's
-    # sum follows, bit for bit: signed zeros, overflow to infinity, NaN, gaps.
+    # sum follows, bit for bit: signed zeros, overflow to infinity, NaN, gaps;
+    # members as lists or as columns (all of them full: no masking at all).
     n = len(rows[0])
-    members = [StepSeries(Labels(), list(r)) for r in rows]
+    if as_columns:
+        members = [StepSeries.of_column(Labels(), *list_column(r)) for r in rows]
+    else:
+        members = [StepSeries(Labels(), list(r)) for r in rows]
     with mock.patch.object(columnar, "BATCH_CELLS", block):
         (got,) = columnar.aggregate("sum", {Labels(): members}, n) or [None]
     want = [

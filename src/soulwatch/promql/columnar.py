@@ -353,16 +353,21 @@ def aggregate(op: str, groups: dict[Labels, list[StepSeries]], n: int) -> list[S
         for labels, members in groups.items():
             rows = [stepcols.column_of(s) for s in members]
             present = np.stack([row[1] for row in rows])
-            values = np.where(present, np.stack([row[0] for row in rows]), 0.0)
+            raw = np.stack([row[0] for row in rows])
             seen = present.any(axis=0)
             if not seen.any():
                 continue
+            if op == "sum":
+                # Members with a value at every step (the usual case) need no masking.
+                every = all(s.column is not None and s.column[2] for s in members)
+                result = _kahan_rows(raw, None if every else present)
+                out.append(StepSeries.of_column(labels, result, seen))
+                continue
+            values = np.where(present, raw, 0.0)
             if op == "count":
                 result = present.sum(axis=0).astype(np.float64)
             elif op == "group":
                 result = np.ones(n, dtype=np.float64)
-            elif op == "sum":
-                result = _kahan_rows(values, present)
             elif op == "avg":
                 result = windowsums.avg_rows(values, present)
             elif op in ("stddev", "stdvar"):
@@ -377,36 +382,39 @@ def aggregate(op: str, groups: dict[Labels, list[StepSeries]], n: int) -> list[S
     return out
 
 
-def _kahan_rows(values: Floats, present: Bools) -> Floats:
+def _kahan_rows(values: Floats, present: Bools | None) -> Floats:
     """Kahan-Neumaier sum down the rows, per column, as ``sum_values`` adds.
 
     The running total after each member is a prefix sum, and ``cumsum`` adds
     strictly in order (unlike ``sum``, which adds pairwise): it gives every
     intermediate total the member-by-member loop gives. A missing member adds
     ``-0.0``, the one value that leaves every float (``+0.0`` included)
-    unchanged. Each member's compensation term then follows from its total
-    and the one before, and the compensation is itself an in-order sum of the
-    terms from ``+0.0``. The loop zeroes the compensation when a total
-    overflows, but from there on the total stays infinite or becomes NaN, and
-    the compensation is not used. Columns are done a block at a time to
-    bound memory.
+    unchanged (``present`` is ``None`` when no member misses a step). Each
+    member's compensation term then follows from its total and the one
+    before, and the compensation is itself an in-order sum of the terms from
+    ``+0.0``. The loop zeroes the compensation when a total overflows, but
+    from there on the total stays infinite or becomes NaN, and the
+    compensation is not used. Columns are done a block at a time to bound
+    memory.
     """
     rows, n = values.shape
     out = np.empty(n, dtype=np.float64)
     block = max(1, BATCH_CELLS // max(1, rows))
     for lo in range(0, n, block):
-        v = np.where(present[:, lo : lo + block], values[:, lo : lo + block], -0.0)
-        has = present[:, lo : lo + block]
+        v = values[:, lo : lo + block]
+        if present is not None:
+            has = present[:, lo : lo + block]
+            v = np.where(has, v, -0.0)
         totals = np.cumsum(v, axis=0)
         before = np.empty_like(totals)
         before[0] = -0.0
         before[1:] = totals[:-1]
-        # A member adds to a total only once an earlier member started it.
-        started = np.zeros_like(has)
-        np.logical_or.accumulate(has[:-1], axis=0, out=started[1:])
-        adds = has & started
-        term = np.where(np.abs(before) >= np.abs(v), (before - totals) + v, (v - totals) + before)
-        terms = np.where(adds, term, -0.0)
+        terms = np.where(np.abs(before) >= np.abs(v), (before - totals) + v, (v - totals) + before)
+        if present is not None:
+            # A member adds to a total only once an earlier member started it.
+            started = np.zeros_like(has)
+            np.logical_or.accumulate(has[:-1], axis=0, out=started[1:])
+            terms = np.where(has & started, terms, -0.0)
         terms[0] = 0.0  # the compensation starts at +0.0, as in the loop
         comp = np.cumsum(terms, axis=0)[-1]
         total = totals[-1]
