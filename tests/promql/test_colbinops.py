@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from soulwatch.exceptions import EvaluationError
 from soulwatch.promql import binops, columnar
-from soulwatch.promql.aggregations import sum_values
+from soulwatch.promql.aggregations import SIMPLE, sum_values
 from soulwatch.promql.engine import Engine
 from soulwatch.promql.stepcols import list_column
 from soulwatch.promql.stepvec import StepSeries
@@ -357,6 +357,36 @@ def test_sum_over_columns_is_the_member_by_member_kahan_sum(
         (got,) = columnar.aggregate("sum", {Labels(): members}, n) or [None]
     want = [
         sum_values(present) if (present := [r[i] for r in rows if r[i] is not None]) else None
+        for i in range(n)
+    ]
+    if all(w is None for w in want):
+        assert got is None
+        return
+    assert got is not None
+    assert [_bits(v) for v in got.vals] == [_bits(v) for v in want]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.integers(min_value=1, max_value=8).flatmap(
+        lambda n: st.lists(
+            st.lists(st.one_of(st.none(), _number), min_size=n, max_size=n),
+            min_size=1,
+            max_size=10,
+        )
+    ),
+    op=st.sampled_from(["min", "max"]),
+)
+def test_min_and_max_over_columns_are_the_in_order_fold(
+    rows: list[list[float | None]], op: str
+) -> None:
+    # A NaN so far gives way to the next value; of 0.0 and -0.0 the first stays.
+    n = len(rows[0])
+    members = [StepSeries(Labels(), list(r)) for r in rows]
+    (got,) = columnar.aggregate(op, {Labels(): members}, n) or [None]
+    fold = SIMPLE[op]
+    want = [
+        fold(present) if (present := [r[i] for r in rows if r[i] is not None]) else None
         for i in range(n)
     ]
     if all(w is None for w in want):

@@ -423,12 +423,17 @@ def _kahan_rows(values: Floats, present: Bools | None) -> Floats:
 
 
 def _extreme_rows(values: Floats, present: Bools, *, pick_max: bool) -> Floats:
-    """min/max down the rows: a NaN so far is replaced by the next value, as ``_min``."""
-    out = np.zeros(values.shape[1], dtype=np.float64)
-    started = np.zeros(values.shape[1], dtype=np.bool_)
-    for v, has in zip(values, present, strict=True):
-        better = (out < v) if pick_max else (out > v)
-        take = has & (~started | better | np.isnan(out))
-        out = np.where(take, v, out)
-        started |= has
-    return out
+    """min/max down the rows, as ``_min``/``_max`` fold a step's values in order.
+
+    The fold keeps its first value until a smaller one (larger, for max)
+    comes, and a NaN so far is replaced by whatever comes next: the result is
+    the first non-NaN member equal to the smallest non-NaN value (which of
+    ``0.0`` and ``-0.0`` comes first matters), or NaN when every member is NaN.
+    """
+    numbers = present & ~np.isnan(values)
+    filler = -np.inf if pick_max else np.inf
+    masked = np.where(numbers, values, filler)
+    best = masked.max(axis=0) if pick_max else masked.min(axis=0)
+    first = np.argmax(numbers & (masked == best[None, :]), axis=0)
+    picked = values[first, np.arange(values.shape[1])]
+    return np.where(numbers.any(axis=0), picked, np.nan)
