@@ -243,7 +243,10 @@ def test_ratio_of_two_aggregations_stays_on_columns() -> None:
         result = Engine(storage).range(query, 600_000, 1_800_000, 60_000)
     spy.assert_called_once()
     # Both sides reached the operator as columns, not as Python lists.
-    assert all(s.column is not None for s in spy.call_args.args[1])
+    one_groups, many_groups = spy.call_args.args[1:3]
+    sides = [*one_groups.values(), *many_groups.values()]
+    assert sides
+    assert all(s.column is not None for group in sides for s in group)
     values = {s.labels.get("job"): s.values for s in result.value}  # type: ignore[union-attr]
     assert set(values) == {"api", "idle"}
     assert values["api"] == pytest.approx([1 / 11] * 21)

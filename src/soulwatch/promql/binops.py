@@ -333,7 +333,8 @@ def _vector_vector(
     many, one = (rhs, lhs) if swapped else (lhs, rhs)
     if not many or not one:
         return []
-    n = len(many[0].vals)
+    # The step count, without building a column's Python list to measure it.
+    n = len(many[0].column[0]) if many[0].column is not None else len(many[0].vals)
     sig = signature_function(matching)
     one_groups: dict[Signature, list[StepSeries]] = {}
     for s in one:
@@ -353,7 +354,6 @@ def _vector_vector(
     if columns:
         return colbinops.vector_vector(
             op,
-            many,
             one_groups,
             many_groups,
             matching=matching,

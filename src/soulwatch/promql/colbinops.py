@@ -131,7 +131,6 @@ def first_overlap(group: list[StepSeries]) -> list[StepSeries] | None:
 
 def vector_vector(
     op: str,
-    many: list[StepSeries],
     one_groups: dict[Signature, list[StepSeries]],
     many_groups: dict[Signature, list[StepSeries]],
     *,
