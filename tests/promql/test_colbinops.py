@@ -22,7 +22,6 @@ from soulwatch.exceptions import EvaluationError
 from soulwatch.promql import binops, columnar
 from soulwatch.promql.aggregations import SIMPLE, sum_values
 from soulwatch.promql.engine import Engine
-from soulwatch.promql.stepcols import list_column
 from soulwatch.promql.stepvec import StepSeries
 from soulwatch.promql.values import QueryResult
 from soulwatch.tsdb.memory import MemoryStorage
@@ -351,6 +350,8 @@ def test_sum_over_columns_is_the_member_by_member_kahan_sum(
     # The prefix-sum form of the compensated sum against the loop Prometheus's
     # sum follows, bit for bit: signed zeros, overflow to infinity, NaN, gaps;
     # members as lists or as columns (all of them full: no masking at all).
+    from soulwatch.promql.stepcols import list_column  # numpy: imported once the test runs
+
     n = len(rows[0])
     if as_columns:
         members = [StepSeries.of_column(Labels(), *list_column(r)) for r in rows]
