@@ -78,6 +78,11 @@ RANGE_QUERIES: dict[str, str] = {
         "histogram_quantile(0.95, sum by (le, job) "
         "(rate(http_request_duration_seconds_bucket[5m])))"
     ),
+    # A dashboard's error ratio: two aggregations and a binary operator over them.
+    "5xx ratio, 1h @15s": (
+        'sum by (job) (rate(http_requests_total{status=~"5.."}[5m]))'
+        " / sum by (job) (rate(http_requests_total[5m]))"
+    ),
     "avg_over_time, 1h @15s": "avg_over_time(http_requests_total[5m])",
     "deriv, 1h @15s": "deriv(http_requests_total[5m])",
     # A latency board's percentile over raw samples: one sort per window.

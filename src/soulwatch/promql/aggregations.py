@@ -241,7 +241,7 @@ def _keep_drop_flags(
     """
     for index, s in enumerate(out):
         if s.labels.get(METRIC_NAME) and any(m.drop_name for m in groups.get(s.labels, ())):
-            out[index] = StepSeries(s.labels, s.vals, True)
+            out[index] = s.relabelled(s.labels, True)
     return out
 
 

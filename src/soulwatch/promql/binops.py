@@ -24,6 +24,11 @@ from soulwatch.promql.stepvec import (
 )
 from soulwatch.tsdb.model import Labels
 
+try:
+    from soulwatch.promql import colbinops
+except ImportError:  # pragma: no cover - numpy ships with the monitor extra
+    colbinops = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
     from soulwatch.promql.engine import Evaluator
 
@@ -95,18 +100,33 @@ def evaluate(ev: Evaluator, node: BinaryExpr, ts: list[int]) -> StepValue:
     op = node.op
     if isinstance(lhs, ScalarSteps) and isinstance(rhs, ScalarSteps):
         return _scalar_scalar(op, lhs, rhs, node.return_bool)
+    # A range query's steps as whole columns (an instant query: one step, the
+    # loops are cheaper than arrays).
+    columns = ev.columnar and colbinops is not None and len(ts) > 1
     if op in SET_OPERATORS:
         if not isinstance(lhs, list) or not isinstance(rhs, list):
             raise QueryError(f'set operator "{op}" not allowed in binary scalar expression')
-        return _set_op(op, lhs, rhs, node.matching or VectorMatching(), ev.metadata)
+        return _set_op(
+            op, lhs, rhs, node.matching or VectorMatching(), ev.metadata, columns=columns
+        )
     if isinstance(lhs, list) and isinstance(rhs, ScalarSteps):
-        return _vector_scalar(op, lhs, rhs, swap=False, return_bool=node.return_bool)
+        return _vector_scalar(
+            op, lhs, rhs, swap=False, return_bool=node.return_bool, columns=columns
+        )
     if isinstance(lhs, ScalarSteps) and isinstance(rhs, list):
-        return _vector_scalar(op, rhs, lhs, swap=True, return_bool=node.return_bool)
+        return _vector_scalar(
+            op, rhs, lhs, swap=True, return_bool=node.return_bool, columns=columns
+        )
     if isinstance(lhs, list) and isinstance(rhs, list):
         ev.check_time()
         return _vector_vector(
-            op, lhs, rhs, node.matching or VectorMatching(), node.return_bool, metadata=ev.metadata
+            op,
+            lhs,
+            rhs,
+            node.matching or VectorMatching(),
+            node.return_bool,
+            metadata=ev.metadata,
+            columns=columns,
         )
     raise QueryError(f"binary expression must contain only scalar and instant vector types ({op})")
 
@@ -126,9 +146,20 @@ def _scalar_scalar(op: str, lhs: ScalarSteps, rhs: ScalarSteps, return_bool: boo
 
 
 def _vector_scalar(
-    op: str, vec: list[StepSeries], scalar: ScalarSteps, *, swap: bool, return_bool: bool
+    op: str,
+    vec: list[StepSeries],
+    scalar: ScalarSteps,
+    *,
+    swap: bool,
+    return_bool: bool,
+    columns: bool = False,
 ) -> list[StepSeries]:
     sv = scalar.vals
+    if columns:
+        by_value = ARITH_FUNCS[op] if op in ARITHMETIC else None
+        return colbinops.vector_scalar(
+            op, vec, sv, swap=swap, return_bool=return_bool, by_value=by_value
+        )
     out: list[StepSeries] = []
     if op in ARITHMETIC:
         f = ARITH_FUNCS[op]
@@ -190,8 +221,12 @@ def _set_op(
     rhs: list[StepSeries],
     matching: VectorMatching,
     metadata: frozenset[str],
+    *,
+    columns: bool = False,
 ) -> list[StepSeries]:
     sig = signature_function(matching, metadata)
+    if columns:
+        return _set_op_columns(op, lhs, rhs, sig)
     n = len(lhs[0].vals) if lhs else (len(rhs[0].vals) if rhs else 0)
     if op == "or":
         lhs_groups: dict[Signature, list[StepSeries]] = {}
@@ -226,6 +261,39 @@ def _set_op(
     return out
 
 
+def _set_op_columns(
+    op: str, lhs: list[StepSeries], rhs: list[StepSeries], sig: Callable[[Labels], Signature]
+) -> list[StepSeries]:
+    """:func:`_set_op` over whole step-columns: the same matching, masks for presence."""
+    if op == "or":
+        lhs_groups: dict[Signature, list[StepSeries]] = {}
+        for s in lhs:
+            lhs_groups.setdefault(sig(s.labels), []).append(s)
+        lhs_present = {k: ~colbinops.presence(g) for k, g in lhs_groups.items()}
+        out = list(lhs)
+        for s in rhs:
+            absent = lhs_present.get(sig(s.labels))
+            kept = s if absent is None else colbinops.masked(s, absent)
+            if kept is not None:
+                out.append(kept)
+        return colbinops.merge_same_labels(out)
+    rhs_groups: dict[Signature, list[StepSeries]] = {}
+    for s in rhs:
+        rhs_groups.setdefault(sig(s.labels), []).append(s)
+    rhs_present = {k: colbinops.presence(g) for k, g in rhs_groups.items()}
+    result = []
+    for s in lhs:
+        present = rhs_present.get(sig(s.labels))
+        if present is None:
+            if op == "unless":
+                result.append(s)
+            continue
+        kept = colbinops.masked(s, present if op == "and" else ~present)
+        if kept is not None:
+            result.append(kept)
+    return result
+
+
 def _format_labels(labels: Labels | Signature) -> str:
     inner = ", ".join(f'{n}="{_go_escape(v)}"' for n, v in labels)
     return "{" + inner + "}"
@@ -256,6 +324,7 @@ def _vector_vector(
     return_bool: bool,
     *,
     metadata: frozenset[str],
+    columns: bool = False,
 ) -> list[StepSeries]:
     card = matching.cardinality
     if card is Cardinality.MANY_TO_MANY:
@@ -264,19 +333,35 @@ def _vector_vector(
     many, one = (rhs, lhs) if swapped else (lhs, rhs)
     if not many or not one:
         return []
-    n = len(many[0].vals)
+    # The step count, without building a column's Python list to measure it.
+    n = len(many[0].column[0]) if many[0].column is not None else len(many[0].vals)
     sig = signature_function(matching)
     one_groups: dict[Signature, list[StepSeries]] = {}
     for s in one:
         one_groups.setdefault(sig(s.labels), []).append(s)
     for key, group in one_groups.items():
         if len(group) > 1:
-            _check_unique_one_side(key, group, n, "left" if swapped else "right")
+            side = "left" if swapped else "right"
+            if columns:
+                _raise_duplicates(key, colbinops.first_overlap(group), side)
+            else:
+                _check_unique_one_side(key, group, n, side)
     many_groups: dict[Signature, list[StepSeries]] = {}
     for s in many:
         key = sig(s.labels)
         if key in one_groups:
             many_groups.setdefault(key, []).append(s)
+    if columns:
+        return colbinops.vector_vector(
+            op,
+            one_groups,
+            many_groups,
+            matching=matching,
+            return_bool=return_bool,
+            metadata=metadata,
+            by_value=ARITH_FUNCS.get(op),
+            result_labels=_result_labels,
+        )
     arith = op in ARITHMETIC
     f_arith = ARITH_FUNCS.get(op)
     f_cmp = COMPARE_FUNCS.get(op)
@@ -327,13 +412,20 @@ def _check_unique_one_side(key: Signature, group: list[StepSeries], n: int, side
     for i in range(n):
         present = [s for s in group if s.vals[i] is not None]
         if len(present) > 1:
-            pair = sorted(s.labels for s in present)[:2]
-            raise EvaluationError(
-                f"found duplicate series for the match group {_format_labels(key)} on the "
-                f"{side} hand-side of the operation: "
-                f"[{_format_labels(pair[0])}, {_format_labels(pair[1])}]"
-                ";many-to-many matching not allowed: matching labels must be unique on one side"
-            )
+            _raise_duplicates(key, present, side)
+
+
+def _raise_duplicates(key: Signature, present: list[StepSeries] | None, side: str) -> None:
+    """Fail on two "one"-side series of a match group with a value at the same step."""
+    if present is None:
+        return
+    pair = sorted(s.labels for s in present)[:2]
+    raise EvaluationError(
+        f"found duplicate series for the match group {_format_labels(key)} on the "
+        f"{side} hand-side of the operation: "
+        f"[{_format_labels(pair[0])}, {_format_labels(pair[1])}]"
+        ";many-to-many matching not allowed: matching labels must be unique on one side"
+    )
 
 
 def _insert(out: dict[Labels, StepSeries], s: StepSeries, card: Cardinality) -> None:

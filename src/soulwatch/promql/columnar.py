@@ -30,7 +30,7 @@ from soulwatch.tsdb.model import Labels
 try:
     import numpy as np
 
-    from soulwatch.promql import windowranks, windowsums
+    from soulwatch.promql import stepcols, windowranks, windowsums
 except ImportError:  # pragma: no cover - numpy ships with the monitor extra
     np = None  # type: ignore[assignment]
 
@@ -202,21 +202,21 @@ def evaluate(
             except OverflowError:
                 return None
             values, valid = _compute(name, packed, step_times, params)
-            cells = values.astype(object)
-            cells[~valid] = None
-            rows: list[list[float | None]] = cells.tolist()
-            full = cast("list[bool]", valid.all(axis=1).tolist())
-            for index in np.flatnonzero(valid.any(axis=1)).tolist():
+            drop = not keeps_name
+            if keep_rows:
+                # Each row stays an array (the series' column); ``vals`` is
+                # built only if a reader needs Python floats.
+                full = cast("list[bool]", valid.all(axis=1).tolist())
+                for index in np.flatnonzero(valid.any(axis=1)).tolist():
+                    s = batch[index]
+                    column = (values[index], valid[index], full[index])
+                    out.append(StepSeries(s.labels, None, s.drop_name or drop, column))
+                continue
+            # One step (an instant query): one value per series, in one call.
+            firsts: list[float] = values[:, 0].tolist()
+            for index in np.flatnonzero(valid[:, 0]).tolist():
                 s = batch[index]
-                out.append(
-                    StepSeries(
-                        s.labels,
-                        rows[index],
-                        s.drop_name or not keeps_name,
-                        # Only a range query's aggregations read it (one step: none).
-                        column=(values[index], valid[index], full[index]) if keep_rows else None,
-                    )
-                )
+                out.append(StepSeries(s.labels, [firsts[index]], s.drop_name or drop))
     return out
 
 
@@ -371,24 +371,23 @@ def aggregate(op: str, groups: dict[Labels, list[StepSeries]], n: int) -> list[S
     out: list[StepSeries] = []
     with np.errstate(all="ignore"):
         for labels, members in groups.items():
-            if all(s.column is not None for s in members):
-                # Rows the array path computed: no conversion from Python floats.
-                present = np.stack([s.column[1] for s in members])
-                values = np.where(present, np.stack([s.column[0] for s in members]), 0.0)
-            else:
-                cells = np.array([s.vals for s in members], dtype=object)
-                cells = cells.reshape(len(members), n)
-                present = cells != None  # noqa: E711 - elementwise test for missing samples
-                values = np.where(present, cells, 0.0).astype(np.float64)
+            rows = [stepcols.column_of(s) for s in members]
+            present = np.stack([row[1] for row in rows])
+            raw = np.stack([row[0] for row in rows])
             seen = present.any(axis=0)
             if not seen.any():
                 continue
+            if op == "sum":
+                # Members with a value at every step (the usual case) need no masking.
+                every = all(s.column is not None and s.column[2] for s in members)
+                result = _kahan_rows(raw, None if every else present)
+                out.append(StepSeries.of_column(labels, result, seen))
+                continue
+            values = np.where(present, raw, 0.0)
             if op == "count":
                 result = present.sum(axis=0).astype(np.float64)
             elif op == "group":
                 result = np.ones(n, dtype=np.float64)
-            elif op == "sum":
-                result = _kahan_rows(values, present)
             elif op == "avg":
                 result = windowsums.avg_rows(values, present)
             elif op in ("stddev", "stdvar"):
@@ -397,35 +396,64 @@ def aggregate(op: str, groups: dict[Labels, list[StepSeries]], n: int) -> list[S
                     result = np.sqrt(result)
             else:
                 result = _extreme_rows(values, present, pick_max=op == "max")
-            column = result.astype(object)
-            column[~seen] = None
-            out.append(StepSeries(labels, column.tolist()))
+            # The result stays an array: a binary operator or another
+            # aggregation on top reads it as it is.
+            out.append(StepSeries.of_column(labels, result, seen))
     return out
 
 
-def _kahan_rows(values: Floats, present: Bools) -> Floats:
-    """Kahan-Neumaier sum down the rows, per column, as ``sum_values`` adds."""
-    total = np.zeros(values.shape[1], dtype=np.float64)
-    comp = np.zeros_like(total)
-    started = np.zeros(values.shape[1], dtype=np.bool_)
-    for v, has in zip(values, present, strict=True):
-        add = has & started
-        t = total + v
-        bigger = np.abs(total) >= np.abs(v)
-        grown = comp + np.where(bigger, (total - t) + v, (v - t) + total)
-        comp = np.where(add, np.where(np.isinf(t), 0.0, grown), comp)
-        total = np.where(add, t, np.where(has, v, total))
-        started |= has
-    return np.where(np.isinf(total), total, total + comp)
+def _kahan_rows(values: Floats, present: Bools | None) -> Floats:
+    """Kahan-Neumaier sum down the rows, per column, as ``sum_values`` adds.
+
+    The running total after each member is a prefix sum, and ``cumsum`` adds
+    strictly in order (unlike ``sum``, which adds pairwise): it gives every
+    intermediate total the member-by-member loop gives. A missing member adds
+    ``-0.0``, the one value that leaves every float (``+0.0`` included)
+    unchanged (``present`` is ``None`` when no member misses a step). Each
+    member's compensation term then follows from its total and the one
+    before, and the compensation is itself an in-order sum of the terms from
+    ``+0.0``. The loop zeroes the compensation when a total overflows, but
+    from there on the total stays infinite or becomes NaN, and the
+    compensation is not used. Columns are done a block at a time to bound
+    memory.
+    """
+    rows, n = values.shape
+    out = np.empty(n, dtype=np.float64)
+    block = max(1, BATCH_CELLS // max(1, rows))
+    for lo in range(0, n, block):
+        v = values[:, lo : lo + block]
+        if present is not None:
+            has = present[:, lo : lo + block]
+            v = np.where(has, v, -0.0)
+        totals = np.cumsum(v, axis=0)
+        before = np.empty_like(totals)
+        before[0] = -0.0
+        before[1:] = totals[:-1]
+        terms = np.where(np.abs(before) >= np.abs(v), (before - totals) + v, (v - totals) + before)
+        if present is not None:
+            # A member adds to a total only once an earlier member started it.
+            started = np.zeros_like(has)
+            np.logical_or.accumulate(has[:-1], axis=0, out=started[1:])
+            terms = np.where(has & started, terms, -0.0)
+        terms[0] = 0.0  # the compensation starts at +0.0, as in the loop
+        comp = np.cumsum(terms, axis=0)[-1]
+        total = totals[-1]
+        out[lo : lo + block] = np.where(np.isinf(total), total, total + comp)
+    return out
 
 
 def _extreme_rows(values: Floats, present: Bools, *, pick_max: bool) -> Floats:
-    """min/max down the rows: a NaN so far is replaced by the next value, as ``_min``."""
-    out = np.zeros(values.shape[1], dtype=np.float64)
-    started = np.zeros(values.shape[1], dtype=np.bool_)
-    for v, has in zip(values, present, strict=True):
-        better = (out < v) if pick_max else (out > v)
-        take = has & (~started | better | np.isnan(out))
-        out = np.where(take, v, out)
-        started |= has
-    return out
+    """min/max down the rows, as ``_min``/``_max`` fold a step's values in order.
+
+    The fold keeps its first value until a smaller one (larger, for max)
+    comes, and a NaN so far is replaced by whatever comes next: the result is
+    the first non-NaN member equal to the smallest non-NaN value (which of
+    ``0.0`` and ``-0.0`` comes first matters), or NaN when every member is NaN.
+    """
+    numbers = present & ~np.isnan(values)
+    filler = -np.inf if pick_max else np.inf
+    masked = np.where(numbers, values, filler)
+    best = masked.max(axis=0) if pick_max else masked.min(axis=0)
+    first = np.argmax(numbers & (masked == best[None, :]), axis=0)
+    picked = values[first, np.arange(values.shape[1])]
+    return np.where(numbers.any(axis=0), picked, np.nan)

@@ -42,6 +42,11 @@ from soulwatch.promql.ast import (
     value_type,
 )
 from soulwatch.promql.columnar import available as columnar_available
+
+try:
+    from soulwatch.promql import stepcols
+except ImportError:  # pragma: no cover - numpy ships with the monitor extra
+    stepcols = None  # type: ignore[assignment]
 from soulwatch.promql.parser import parse
 from soulwatch.promql.stepvec import (
     METADATA_LABELS,
@@ -253,10 +258,17 @@ def _to_matrix(value: StepValue, ts: list[int], metadata: frozenset[str]) -> Mat
     assert isinstance(value, list)
     out: Matrix = []
     for s in finalize_names(value, metadata):
-        # The array path's validity mask answers "a value at every step?" in
-        # one call; scanning the list compares each float with None.
-        full = s.column[2] if s.column is not None else None not in s.vals
-        if full:
+        if s.column is not None:
+            # One row at a time: each conversion to Python floats is short.
+            values, valid, full = s.column
+            if full:
+                out.append(Series(s.labels, ts[:], values.tolist()))
+                continue
+            kept = valid.nonzero()[0].tolist()
+            if kept:
+                out.append(Series(s.labels, [ts[i] for i in kept], values[valid].tolist()))
+            continue
+        if None not in s.vals:
             # A value at every step (the usual chart line): no filtering per point.
             out.append(Series(s.labels, ts[:], cast("list[float]", s.vals[:])))
             continue
@@ -450,7 +462,10 @@ class Evaluator:
         if not isinstance(value, list):
             raise QueryError("unary minus needs a scalar or an instant vector")
         return [
-            StepSeries(s.labels, [None if v is None else -v for v in s.vals], True) for s in value
+            StepSeries(s.labels, None, True, (-s.column[0], s.column[1], s.column[2]))
+            if s.column is not None
+            else StepSeries(s.labels, [None if v is None else -v for v in s.vals], True)
+            for s in value
         ]
 
     def at_time(self, at: At) -> int:
@@ -499,6 +514,17 @@ class Evaluator:
             times = [t - off for t in ts]
         lookback = self.engine.lookback_delta_ms
         out: list[StepSeries] = []
+        if self.columnar and stepcols is not None and vs.at is None and len(times) > 1:
+            # A range query: every step of a batch of series at once, kept as columns.
+            loaded = self.select(vs.matchers, times[0] - lookback + 1, times[-1])
+            for index, column in stepcols.lookback_columns(
+                loaded, times, lookback, timestamps=timestamps
+            ):
+                if len(out) % 256 == 0:
+                    self.check_time()
+                self.charge(len(ts))
+                out.append(StepSeries(loaded[index].labels, None, column=column))
+            return out
         work = 0
         for s in self.select(vs.matchers, times[0] - lookback + 1, times[-1]):
             # Every few thousand steps: many short series and a few long ones alike.

@@ -26,20 +26,80 @@ from soulwatch.tsdb.model import METRIC_NAME, Labels
 DUPLICATE_LABELSET = "vector cannot contain metrics with the same labelset"
 
 
-@dataclass(slots=True)
 class StepSeries:
     """One series of an instant vector, with one value slot per step.
 
     ``column``, when the array path computed the values of a range query, is
-    the same row as ``(float64 values, validity mask, valid at every step)``,
-    so an aggregation over it need not convert ``vals`` back. Whoever changes
-    ``vals`` builds a new series without it.
+    the row as ``(float64 values, validity mask, valid at every step)``; it is
+    then the series' own representation, and ``vals`` (a Python float or
+    ``None`` per step) is built from it the first time someone reads it, so
+    array code feeding array code never converts. A value under a false mask
+    bit is meaningless. Whoever changes ``vals`` builds a new series (the
+    cached list and the column would disagree otherwise).
     """
 
-    labels: Labels
+    __slots__ = ("column", "drop_name", "labels", "vals")
+
+    #: The value at each step, ``None`` where there is none. A plain slot,
+    #: read at C speed in the per-step loops; left unset for a series built
+    #: from a column until :meth:`__getattr__` fills it on the first read.
     vals: list[float | None]
-    drop_name: bool = False
-    column: Any = None
+
+    def __init__(
+        self,
+        labels: Labels,
+        vals: list[float | None] | None,
+        drop_name: bool = False,
+        column: Column | None = None,
+    ) -> None:
+        if vals is not None:
+            self.vals = vals
+        elif column is None:
+            raise ValueError("a step series needs its values or its column")
+        self.labels = labels
+        self.drop_name = drop_name
+        self.column = column
+
+    @classmethod
+    def of_column(
+        cls, labels: Labels, values: Any, valid: Any, drop_name: bool = False
+    ) -> StepSeries:
+        """A series held as arrays: ``values`` (float64) where ``valid`` (bool) is set."""
+        return cls(labels, None, drop_name, (values, valid, bool(valid.all())))
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached while the ``vals`` slot is unset: build it from the column, once.
+        if name != "vals" or self.column is None:
+            raise AttributeError(name)
+        vals = self.vals = column_list(self.column)
+        return vals
+
+    def relabelled(self, labels: Labels, drop_name: bool = False) -> StepSeries:
+        """The same values (list or column, unconverted) under other labels."""
+        if self.column is not None:
+            return StepSeries(labels, None, drop_name, self.column)
+        return StepSeries(labels, self.vals, drop_name)
+
+    def __repr__(self) -> str:
+        return f"StepSeries({self.labels!r}, {self.vals!r}, {self.drop_name!r})"
+
+
+#: A step series' arrays: ``(float64 values, bool validity, valid at every step)``.
+Column = tuple[Any, Any, bool]
+
+
+def column_list(column: Column) -> list[float | None]:
+    """The Python values of one column, ``None`` where it is not valid.
+
+    One row at a time (a bounded conversion): ``tolist`` gives exact Python
+    floats, and only the invalid steps are then visited.
+    """
+    values, valid, full = column
+    out: list[float | None] = values.tolist()
+    if not full:
+        for index in (~valid).nonzero()[0].tolist():
+            out[index] = None
+    return out
 
 
 @dataclass(slots=True)
@@ -160,10 +220,16 @@ def finalize_names(
     """Drop ``__name__`` (and the other ``metadata``) from flagged series, then merge."""
     if not any(s.drop_name for s in series):
         return series
-    out = [
-        StepSeries(drop_labels(s.labels, metadata), s.vals, column=s.column) if s.drop_name else s
-        for s in series
-    ]
+    out = []
+    new = tuple.__new__
+    for s in series:
+        if not s.drop_name:
+            out.append(s)
+            continue
+        # drop_labels and relabelled, inlined: this runs for every series a function returns.
+        labels = new(Labels, [p for p in s.labels if p[0] not in metadata])
+        column = s.column
+        out.append(StepSeries(labels, s.vals if column is None else None, False, column))
     return merge_same_labels(out)
 
 
