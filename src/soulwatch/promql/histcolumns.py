@@ -143,10 +143,11 @@ def _rows(groups: list[Members], n: int) -> tuple[Floats, Bools]:
     """Each bucket's row of every histogram end to end: bucket rows by (histogram, step)."""
     members = [s for group in groups for _, s in group]
     shape = (len(groups), len(groups[0]), n)
-    if all(s.column is not None for s in members):
+    columns = [s.column for s in members if s.column is not None]
+    if len(columns) == len(members):
         # Rows an earlier array computation kept: no conversion from Python floats.
-        values = np.stack([s.column[0] for s in members])
-        present = np.stack([s.column[1] for s in members])
+        values = np.stack([c[0] for c in columns])
+        present = np.stack([c[1] for c in columns])
     else:
         cells = np.array([s.vals for s in members], dtype=object).reshape(len(members), n)
         present = cells != None  # noqa: E711 - elementwise test for missing samples
