@@ -1,7 +1,7 @@
 """`soulwatch run` under heavy queries: does everything else still answer within 100 ms?
 
 The scenario is tests/e2e/test_busy_loop.py's (tests/e2e/busy_loop_scenario.py):
-a real ``soulwatch run`` over two hours of 2,000 series evaluates a recording
+a real ``soulwatch run`` over two hours of 7,000 series evaluates a recording
 rule that takes seconds (every 5 s) and serves an API range query of several
 seconds (a 9 MB answer); meanwhile one client measures, every ~0.1 s,
 ``/-/healthy``, a heartbeat ping (``POST /ping/<uuid>``) and

@@ -4,7 +4,7 @@ Shared by ``tests/e2e/test_busy_loop.py`` (which asserts that nothing waits
 for the heavy work) and ``benchmarks/busy_loop.py`` (which times the same
 run against the 100 ms goal).
 
-The monitor serves two hours of 2,000 series with a recording rule that
+The monitor serves two hours of 7,000 series with a recording rule that
 takes seconds (a subquery over every series at a 1 s step, every 5 s) and,
 at the same time, an API range query of several seconds (50 series × 7,000
 points, a 9 MB answer). Meanwhile, for at least :data:`WINDOW_S`, one client
@@ -35,7 +35,7 @@ from tests.helpers import UvicornThread, free_port, soulwatch_command, started, 
 from tests.sources.support import Exposition, metrics_app
 
 UUID = "5f0c0d6e-3b1a-4c55-8f7e-2d9a1b3c4e5f"
-SERIES = 2000
+SERIES = 7000
 MINUTES = 120
 #: A subquery over every series at a fine step: seconds of PromQL, no regex.
 HEAVY_RULE = "max_over_time(sum by (instance) (rate(heavy_total[10m]))[2h:1s])"
