@@ -24,18 +24,13 @@ import numpy as np
 
 from soulwatch.exceptions import EvaluationError
 from soulwatch.promql.ast import Cardinality, VectorMatching
+from soulwatch.promql.ndtypes import Bools, Floats
 from soulwatch.promql.stepcols import column_of
 from soulwatch.promql.stepvec import DUPLICATE_LABELSET, StepSeries, drop_labels
 
 if TYPE_CHECKING:
-    from numpy.typing import NDArray
-
     from soulwatch.promql.binops import Signature
 
-    Floats = NDArray[np.float64]
-    Bools = NDArray[np.bool_]
-else:
-    Floats = Bools = Any
 
 _NUMPY_ARITH: dict[str, Callable[[Floats, Floats], Floats]] = {
     "+": np.add,

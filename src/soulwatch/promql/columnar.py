@@ -22,8 +22,9 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
+from soulwatch.promql.ndtypes import Bools, Floats, Ints
 from soulwatch.promql.stepvec import RangeSeries, StepSeries
 from soulwatch.tsdb.model import Labels
 
@@ -34,14 +35,6 @@ try:
 except ImportError:  # pragma: no cover - numpy ships with the monitor extra
     np = None  # type: ignore[assignment]
 
-if TYPE_CHECKING:
-    from numpy.typing import NDArray
-
-    Ints = NDArray[np.int64]
-    Floats = NDArray[np.float64]
-    Bools = NDArray[np.bool_]
-else:
-    Ints = Floats = Bools = Any
 
 #: The functions computed here; the rest stay on the window loop.
 VECTORISED = frozenset(

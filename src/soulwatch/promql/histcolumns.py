@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from soulwatch.promql import histograms
 from soulwatch.promql.histograms import MIN_NORMAL, SMALL_DELTA_TOLERANCE
+from soulwatch.promql.ndtypes import Bools, Floats
 from soulwatch.promql.stepvec import StepSeries
 from soulwatch.tsdb.model import Labels
 
@@ -30,14 +31,8 @@ except ImportError:  # pragma: no cover - numpy ships with the package
     np = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from numpy.typing import NDArray
-
     from soulwatch.promql.engine import Evaluator
 
-    Floats = NDArray[np.float64]
-    Bools = NDArray[np.bool_]
-else:
-    Floats = Bools = Any
 
 #: Fewer bucket samples (series x steps) than this are computed step by step:
 #: below it the per-step code is faster (a batch costs about 0.3 ms to set up).

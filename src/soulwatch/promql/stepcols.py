@@ -10,20 +10,13 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 
+from soulwatch.promql.ndtypes import Bools, Floats
 from soulwatch.promql.stepvec import Column, StepSeries
 from soulwatch.tsdb.model import STALE_NAN_BITS, ArraySeries, Series
-
-if TYPE_CHECKING:
-    from numpy.typing import NDArray
-
-    Floats = NDArray[np.float64]
-    Bools = NDArray[np.bool_]
-else:
-    Floats = Bools = Any
 
 
 def column_of(s: StepSeries) -> tuple[Floats, Bools]:

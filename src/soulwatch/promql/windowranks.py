@@ -15,19 +15,15 @@ the temporaries to a few MiB.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from numpy.typing import NDArray
+from soulwatch.promql.ndtypes import Floats, Ints
 
+if TYPE_CHECKING:
     from soulwatch.promql.columnar import Packed
 
-    Ints = NDArray[np.int64]
-    Floats = NDArray[np.float64]
-else:
-    Ints = Floats = Any
 
 #: Padded cells sorted at once (8 bytes each): bounds each chunk's temporaries.
 CHUNK_CELLS = 1 << 20

@@ -24,15 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from soulwatch.promql.ndtypes import Bools, Floats
+
 if TYPE_CHECKING:
-    from numpy.typing import NDArray
-
     from soulwatch.promql.columnar import Packed
-
-    Floats = NDArray[np.float64]
-    Bools = NDArray[np.bool_]
-else:
-    Floats = Bools = Any
 
 
 #: ``active`` when every window has the sample: no masking needed.
