@@ -183,10 +183,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
     from soulwatch.config import load_config
-    from soulwatch.service import Monitor
+    from soulwatch.wiring import check_rules
 
     config = load_config(args.file)
-    groups = Monitor.check_rules(config)
+    groups = check_rules(config)
     jobs = len(config.scrape_configs)
     checks = len(config.heartbeats.checks)
     boards = _load_boards(config.console.board_paths(config))

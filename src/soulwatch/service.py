@@ -34,12 +34,10 @@ from soulwatch.config import SoulwatchConfig, load_config
 from soulwatch.exceptions import ConfigError, SoulwatchError
 from soulwatch.reloader import Reloader
 from soulwatch.rules.evaluator import RuleManager
-from soulwatch.rules.model import GroupSpec
 from soulwatch.runner import BlockingRunner, ThreadRunner, run_inline, runner_for
 from soulwatch.sources.heartbeats import HeartbeatMonitor
 from soulwatch.sources.scrape.manager import ScrapeManager
 from soulwatch.tsdb.db import TSDB
-from soulwatch.wiring import check_rules
 
 __all__ = ["BlockingRunner", "Monitor", "run_inline"]
 
@@ -153,11 +151,6 @@ class Monitor:
         )
 
     # -- what callers read --------------------------------------------------------------
-
-    @staticmethod
-    def check_rules(config: SoulwatchConfig) -> list[GroupSpec]:
-        """The rule groups of ``config``'s rule files; raises on any invalid rule."""
-        return check_rules(config)
 
     @property
     def parts(self) -> Components:
