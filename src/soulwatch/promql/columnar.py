@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any, cast
 
 from soulwatch.promql.ndtypes import Bools, Floats, Ints
@@ -67,6 +68,10 @@ VECTORISED = frozenset(
     }
 )
 
+_TYPECODE = attrgetter("typecode")
+_TS = attrgetter("ts")
+_VALS = attrgetter("vals")
+
 #: Cells (series x steps) per batch: bounds the temporaries to a few MiB each.
 BATCH_CELLS = 1 << 17
 
@@ -83,11 +88,20 @@ def _flat(columns: Sequence[Sequence[Any]], typecode: str, dtype: Any) -> Any:
     """One array of every column, end to end.
 
     Columns that are already ``array(typecode)`` (the TSDB's) are joined as
-    bytes in one call, with no numpy call per series.
+    bytes in one call, with no numpy call (nor Python step) per series.
     """
-    if all(type(c) is array and c.typecode == typecode for c in columns):
+    if not columns:
+        return np.zeros(0, dtype=dtype)
+    if set(map(type, columns)) == {array} and set(map(_TYPECODE, columns)) == {typecode}:
         return np.frombuffer(b"".join(columns), dtype=dtype)  # type: ignore[arg-type]
     return np.concatenate([np.asarray(c, dtype=dtype) for c in columns])
+
+
+def any_nan(columns: Sequence[Sequence[float]]) -> bool:
+    """Whether any value of any column is NaN, in one pass (``True`` without numpy)."""
+    if np is None or not columns:
+        return bool(columns)
+    return bool(np.isnan(_flat(columns, "d", np.float64)).any())
 
 
 class Packed:
@@ -99,12 +113,13 @@ class Packed:
     """
 
     def __init__(self, series: Sequence[RangeSeries], ends: Sequence[int], range_ms: int) -> None:
-        lengths = np.fromiter((len(s.ts) for s in series), dtype=np.int64, count=len(series))
+        times = list(map(_TS, series))
+        lengths = np.fromiter(map(len, times), dtype=np.int64, count=len(series))
         total = int(lengths.sum())
         # A storage that hands out arrays (``array.array``, numpy) is read
         # through the buffer protocol without a per-sample step; lists convert.
-        self.times: Ints = _flat([s.ts for s in series], "q", np.int64)
-        self.values: Floats = _flat([s.vals for s in series], "d", np.float64)
+        self.times: Ints = _flat(times, "q", np.int64)
+        self.values: Floats = _flat(list(map(_VALS, series)), "d", np.float64)
         self.starts: Ints = np.zeros(len(series), dtype=np.int64)
         np.cumsum(lengths[:-1], out=self.starts[1:])
         #: True at the first sample of each series (no previous sample to compare).
@@ -184,7 +199,7 @@ def evaluate(
         return None
     out: list[StepSeries] = []
     # A series with no samples has no value at any step.
-    series = [s for s in series if s.ts]
+    series = list(filter(_TS, series))
     per_batch = max(1, BATCH_CELLS // max(1, len(ends)))
     keep_rows = len(ends) > 1
     with np.errstate(all="ignore"):

@@ -284,7 +284,7 @@ class HeadIndex:
             elif len(ids) * 16 < size:
                 # Few ids left: look each up in the sorted postings instead of
                 # building a set of all of them.
-                ids = {i for i in ids if any(_has(found, i) for found in arrays)}
+                ids = _present(ids, arrays)
             else:
                 ids = ids.intersection(itertools.chain.from_iterable(arrays))
             if not ids:
@@ -302,6 +302,27 @@ class HeadIndex:
             ids = set(self._by_id)
         for series_id in ids:
             yield self._by_id[series_id]
+
+
+def _present(ids: set[int], arrays: list[array[int]]) -> set[int]:
+    """The ``ids`` found in any of the sorted postings ``arrays``.
+
+    With numpy, one ``searchsorted`` per postings array finds every id at
+    once (no Python call per id); each array is copied so the postings can
+    still grow (an exported buffer would pin them).
+    """
+    if np is None or not ids:
+        return {i for i in ids if any(_has(found, i) for found in arrays)}
+    wanted = np.fromiter(ids, dtype=np.int64, count=len(ids))
+    keep = np.zeros(len(wanted), dtype=np.bool_)
+    for found in arrays:
+        if not found:
+            continue
+        posting = np.array(found, dtype=np.int64)
+        at = np.searchsorted(posting, wanted)
+        np.minimum(at, len(posting) - 1, out=at)
+        keep |= posting[at] == wanted
+    return set(wanted[keep].tolist())
 
 
 def _has(ids: array[int], series_id: int) -> bool:
