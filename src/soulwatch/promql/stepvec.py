@@ -222,12 +222,18 @@ def finalize_names(
         return series
     out = []
     new = tuple.__new__
+    name_only = metadata == NAME_ONLY
     for s in series:
         if not s.drop_name:
             out.append(s)
             continue
         # drop_labels and relabelled, inlined: this runs for every series a function returns.
-        labels = new(Labels, [p for p in s.labels if p[0] not in metadata])
+        labels = s.labels
+        if name_only and labels and labels[0][0] == METRIC_NAME:
+            # Sorted labels: the name, when first, is cut off in one slice.
+            labels = new(Labels, labels[1:])
+        else:
+            labels = new(Labels, [p for p in labels if p[0] not in metadata])
         column = s.column
         out.append(StepSeries(labels, s.vals if column is None else None, False, column))
     return merge_same_labels(out)
