@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
+from itertools import repeat
 from operator import attrgetter
 from typing import Any, cast
 
@@ -70,6 +71,8 @@ VECTORISED = frozenset(
 
 _TYPECODE = attrgetter("typecode")
 _TS = attrgetter("ts")
+_LABELS = attrgetter("labels")
+_DROP_NAME = attrgetter("drop_name")
 _VALS = attrgetter("vals")
 
 #: Cells (series x steps) per batch: bounds the temporaries to a few MiB each.
@@ -220,11 +223,17 @@ def evaluate(
                     column = (values[index], valid[index], full[index])
                     out.append(StepSeries(s.labels, None, s.drop_name or drop, column))
                 continue
-            # One step (an instant query): one value per series, in one call.
-            firsts: list[float] = values[:, 0].tolist()
-            for index in np.flatnonzero(valid[:, 0]).tolist():
-                s = batch[index]
-                out.append(StepSeries(s.labels, [firsts[index]], s.drop_name or drop))
+            # One step (an instant query): one value per series, in one call,
+            # and the series built without a Python loop step of ours each.
+            present = valid[:, 0]
+            if present.all():
+                kept, firsts = batch, values[:, 0].tolist()
+            else:
+                rows = np.flatnonzero(present)
+                kept = [batch[i] for i in rows.tolist()]
+                firsts = values[rows, 0].tolist()
+            drops = repeat(True) if drop else map(_DROP_NAME, kept)
+            out.extend(map(StepSeries, map(_LABELS, kept), [[v] for v in firsts], drops))
     return out
 
 
