@@ -29,7 +29,7 @@ import time
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 _FAR_FUTURE = 2**62
 _LAST_T = attrgetter("last_t")
 _BY_LABELS = attrgetter("labels")
+_PERSISTED_MAXT = itemgetter(1)  # of a snapshot entry
 
 
 @dataclass(frozen=True)
@@ -493,6 +494,25 @@ class TSDB:
         """
         found = self._snapshot(matchers, mint_ms, maxt_ms)
         times = absolute_times([(offsets, base) for _, _, offsets, base, _ in found])
+        if max(map(_PERSISTED_MAXT, found), default=NO_TIME) < mint_ms:
+            # Nothing in range was persisted yet (recent data, every rule query):
+            # the head copies are the answer, built in one comprehension.
+            return iter(
+                [
+                    ArraySeries(item[0].labels, head_ts, item[4])
+                    for item, head_ts in zip(found, times, strict=True)
+                    if head_ts
+                ]
+            )
+        return self._with_chunks(found, times, mint_ms, maxt_ms)
+
+    def _with_chunks(
+        self,
+        found: list[tuple[HeadSeries, int, array[int], int, array[float]]],
+        times: list[array[int]],
+        mint_ms: int,
+        maxt_ms: int,
+    ) -> Iterator[ArraySeries]:
         for (series, persisted_maxt, _, _, head_vals), head_ts in zip(found, times, strict=True):
             if persisted_maxt < mint_ms or series.id <= 0:
                 # All in the head (the usual case for recent data): the copy is the answer.
