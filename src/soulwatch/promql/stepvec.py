@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from soulwatch.exceptions import EvaluationError
@@ -179,6 +180,8 @@ def keep_labels(labels: Labels, names: frozenset[str]) -> Labels:
     return tuple.__new__(Labels, [p for p in labels if p[0] in names])
 
 
+_LABELS = attrgetter("labels")
+
 NAME_ONLY = frozenset({METRIC_NAME})
 #: With type-and-unit labels, the labels that go together with the name.
 METADATA_LABELS = frozenset({METRIC_NAME, "__type__", "__unit__"})
@@ -190,6 +193,9 @@ def merge_same_labels(series: list[StepSeries]) -> list[StepSeries]:
     Prometheus collects per-step results into series by label set and fails
     when one step holds two samples with the same labels.
     """
+    if len(set(map(_LABELS, series))) == len(series):
+        # No two alike (the usual case): nothing to merge, checked in C.
+        return list(series)
     seen: dict[Labels, int] = {}
     out: list[StepSeries] = []
     copied: set[int] = set()
