@@ -325,3 +325,42 @@ def test_in_place_sums_over_full_windows_match_the_window_loop(
     fast = Engine(storage, columnar_min_windows=0).range(query, 300_000, 1_200_000, 15_000)
     slow = Engine(storage, columnar=False).range(query, 300_000, 1_200_000, 15_000)
     assert _cells(fast) == _cells(slow), query
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    data=st.lists(_series, min_size=1, max_size=5),
+    func=st.sampled_from(FUNCTIONS),
+    range_s=st.sampled_from([15, 60, 300]),
+    at_s=st.integers(0, 1_300),
+    agg=st.sampled_from(["", "sum", "count"]),
+)
+def test_instant_queries_on_the_array_path_match_the_window_loop(
+    *, data: list[list[tuple[int, tuple[str, float]]]], func: str, range_s: int, at_s: int, agg: str
+) -> None:
+    # One step: one value per series (some with no sample in their window).
+    storage = MemoryStorage()
+    for i, samples in enumerate(data):
+        _load(storage, "m_total", i, samples)
+    head = f"{func}(0.5, " if func == "quantile_over_time" else f"{func}("
+    query = f"{head}m_total[{range_s}s]" + (", 300)" if func == "predict_linear" else ")")
+    if agg:
+        query = f"{agg} by (g) ({query})"
+    fast = Engine(storage, columnar_min_windows=0).instant(query, at_s * 1000)
+    slow = Engine(storage, columnar=False).instant(query, at_s * 1000)
+    assert _samples(fast) == _samples(slow), query
+    assert fast.infos == slow.infos
+    assert fast.warnings == slow.warnings
+
+
+def _samples(result: QueryResult) -> list[tuple[str, int, bytes | str]]:
+    """An instant vector's samples, in order; NaN as one token, other floats by their bits."""
+    assert isinstance(result.value, list)
+    return [
+        (str(s.labels), s.t_ms, "NaN" if math.isnan(s.value) else struct.pack("<d", s.value))  # type: ignore[union-attr]
+        for s in result.value
+    ]

@@ -365,3 +365,38 @@ async def test_reload_carries_state_over_and_a_longer_for_returns_to_pending(
     assert [a.state for a in manager.active_alerts()] == [AlertState.PENDING]
     await manager.evaluate_group(manager._groups[0], START + 600)
     assert [a.state for a in manager.active_alerts()] == [AlertState.FIRING]
+
+
+async def test_alert_labels_replace_remove_and_collide_as_in_prometheus(
+    tmp_path: Path, clock: SimulatedClock
+) -> None:
+    # A rule label overrides the sample's, an empty one removes it, the name
+    # goes; two instances left with one labelset make the rule fail.
+    storage = MemoryStorage()
+    fill(storage, Labels.of(__name__="x", a="1", b="k", c="drop"), START - 60, START + 60, 1)
+    fill(storage, Labels.of(__name__="x", a="2", b="k", c="drop"), START - 60, START + 60, 2)
+    manager, _ = _manager(
+        tmp_path,
+        clock,
+        """
+groups:
+  - name: g
+    rules:
+      - alert: Kept
+        expr: x > 0
+        labels: {b: "{{ $labels.a }}-{{ $value }}", c: ""}
+      - alert: Collide
+        expr: x > 0
+        labels: {a: same}
+""",
+        storage,
+    )
+    await manager.evaluate_group(manager._groups[0], START)
+    kept, collide = manager.groups()[0].rules
+    assert sorted(tuple(a.labels) for a in kept.alerts) == [
+        (("a", "1"), ("alertname", "Kept"), ("b", "1-1")),
+        (("a", "2"), ("alertname", "Kept"), ("b", "2-2")),
+    ]
+    assert collide.health is RuleHealth.ERR
+    assert collide.last_error is not None
+    assert "same labelset after applying alert labels" in collide.last_error

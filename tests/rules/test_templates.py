@@ -96,3 +96,22 @@ def test_a_failing_function_raises() -> None:
 def test_sprintf_reports_missing_and_extra_arguments() -> None:
     assert sprintf("%s %s", ["a"]) == "a %!s(MISSING)"
     assert sprintf("%s", ["a", 1]) == "a%!(EXTRA int=1)"
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["", "critical", "a {{/* a comment */}}b", "  spaced  {{- /* trimmed */ -}}  out  ", "}} {"],
+)
+def test_a_template_without_actions_renders_as_its_nodes_do(source: str) -> None:
+    # Fixed text (a severity label) is returned as parsed, without running the nodes.
+    template = parse_template(source)
+    data = TemplateData(labels={"job": "api"}, value=1.0)
+    walked = type(template)(template.source, template.nodes).render(data)
+    assert template.text is not None
+    assert template.render(data) == walked == expand(source, data)
+
+
+def test_a_template_with_an_action_is_not_fixed_text() -> None:
+    template = parse_template("{{ $labels.job }} is down")
+    assert template.text is None
+    assert template.render(TemplateData(labels={"job": "api"}, value=1.0)) == "api is down"

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
+from itertools import repeat
+from operator import attrgetter
 from typing import Any, cast
 
 from soulwatch.promql.ndtypes import Bools, Floats, Ints
@@ -67,6 +69,12 @@ VECTORISED = frozenset(
     }
 )
 
+_TYPECODE = attrgetter("typecode")
+_TS = attrgetter("ts")
+_LABELS = attrgetter("labels")
+_DROP_NAME = attrgetter("drop_name")
+_VALS = attrgetter("vals")
+
 #: Cells (series x steps) per batch: bounds the temporaries to a few MiB each.
 BATCH_CELLS = 1 << 17
 
@@ -83,11 +91,20 @@ def _flat(columns: Sequence[Sequence[Any]], typecode: str, dtype: Any) -> Any:
     """One array of every column, end to end.
 
     Columns that are already ``array(typecode)`` (the TSDB's) are joined as
-    bytes in one call, with no numpy call per series.
+    bytes in one call, with no numpy call (nor Python step) per series.
     """
-    if all(type(c) is array and c.typecode == typecode for c in columns):
+    if not columns:
+        return np.zeros(0, dtype=dtype)
+    if set(map(type, columns)) == {array} and set(map(_TYPECODE, columns)) == {typecode}:
         return np.frombuffer(b"".join(columns), dtype=dtype)  # type: ignore[arg-type]
     return np.concatenate([np.asarray(c, dtype=dtype) for c in columns])
+
+
+def any_nan(columns: Sequence[Sequence[float]]) -> bool:
+    """Whether any value of any column is NaN, in one pass (``True`` without numpy)."""
+    if np is None or not columns:
+        return bool(columns)
+    return bool(np.isnan(_flat(columns, "d", np.float64)).any())
 
 
 class Packed:
@@ -99,12 +116,13 @@ class Packed:
     """
 
     def __init__(self, series: Sequence[RangeSeries], ends: Sequence[int], range_ms: int) -> None:
-        lengths = np.fromiter((len(s.ts) for s in series), dtype=np.int64, count=len(series))
+        times = list(map(_TS, series))
+        lengths = np.fromiter(map(len, times), dtype=np.int64, count=len(series))
         total = int(lengths.sum())
         # A storage that hands out arrays (``array.array``, numpy) is read
         # through the buffer protocol without a per-sample step; lists convert.
-        self.times: Ints = _flat([s.ts for s in series], "q", np.int64)
-        self.values: Floats = _flat([s.vals for s in series], "d", np.float64)
+        self.times: Ints = _flat(times, "q", np.int64)
+        self.values: Floats = _flat(list(map(_VALS, series)), "d", np.float64)
         self.starts: Ints = np.zeros(len(series), dtype=np.int64)
         np.cumsum(lengths[:-1], out=self.starts[1:])
         #: True at the first sample of each series (no previous sample to compare).
@@ -184,7 +202,7 @@ def evaluate(
         return None
     out: list[StepSeries] = []
     # A series with no samples has no value at any step.
-    series = [s for s in series if s.ts]
+    series = list(filter(_TS, series))
     per_batch = max(1, BATCH_CELLS // max(1, len(ends)))
     keep_rows = len(ends) > 1
     with np.errstate(all="ignore"):
@@ -205,11 +223,17 @@ def evaluate(
                     column = (values[index], valid[index], full[index])
                     out.append(StepSeries(s.labels, None, s.drop_name or drop, column))
                 continue
-            # One step (an instant query): one value per series, in one call.
-            firsts: list[float] = values[:, 0].tolist()
-            for index in np.flatnonzero(valid[:, 0]).tolist():
-                s = batch[index]
-                out.append(StepSeries(s.labels, [firsts[index]], s.drop_name or drop))
+            # One step (an instant query): one value per series, in one call,
+            # and the series built without a Python loop step of ours each.
+            present = valid[:, 0]
+            if present.all():
+                kept, firsts = batch, values[:, 0].tolist()
+            else:
+                rows = np.flatnonzero(present)
+                kept = [batch[i] for i in rows.tolist()]
+                firsts = values[rows, 0].tolist()
+            drops = repeat(True) if drop else map(_DROP_NAME, kept)
+            out.extend(map(StepSeries, map(_LABELS, kept), [[v] for v in firsts], drops))
     return out
 
 

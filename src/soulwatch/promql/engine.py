@@ -41,6 +41,7 @@ from soulwatch.promql.ast import (
     VectorSelector,
     value_type,
 )
+from soulwatch.promql.columnar import any_nan
 from soulwatch.promql.columnar import available as columnar_available
 
 try:
@@ -495,11 +496,18 @@ class Evaluator:
             if isinstance(storage, ArrayStorage)
             else storage.select(matchers, mint, maxt)
         )
+        # Samples are charged in batches, each before the time check that
+        # follows it: the same errors at the same series as one charge each.
+        pending = 0
         for s in found:
-            self.charge(len(s.timestamps))
+            pending += len(s.timestamps)
             if len(out) % 256 == 0:
+                self.charge(pending)
+                pending = 0
                 self.check_time()
             out.append(s)
+        if pending:
+            self.charge(pending)
         self._cache[key] = out
         return out
 
@@ -560,7 +568,11 @@ class Evaluator:
     def load_range(self, vs: VectorSelector, range_ms: int, ends: list[int]) -> list[RangeSeries]:
         """The selector's samples for windows ``(end - range, end]``, minus staleness markers."""
         out: list[RangeSeries] = []
-        for s in self.select(vs.matchers, min(ends) - range_ms + 1, max(ends)):
+        loaded = self.select(vs.matchers, min(ends) - range_ms + 1, max(ends))
+        if not any_nan([s.values for s in loaded]):
+            # No NaN anywhere, so no staleness marker: every series as it is.
+            return [RangeSeries(s.labels, s.timestamps, s.values) for s in loaded if s.timestamps]
+        for s in loaded:
             st, sv = s.timestamps, s.values
             total = sum(sv)
             if math.isnan(total):  # only a series holding a NaN can hold a marker

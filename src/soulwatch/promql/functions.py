@@ -124,9 +124,12 @@ def _range_call(ev: Evaluator, node: Call, rf: RangeFunction, ts: list[int]) -> 
             params=params,
         )
     if columns is not None:
-        for col in columns:
-            ev.charge(n)
-            out.append(col if steps == n else StepSeries(col.labels, col.vals * n, col.drop_name))
+        # One charge for all: nothing else happens between the per-series charges.
+        ev.charge(n * len(columns))
+        if steps == n:
+            out.extend(columns)
+        else:
+            out.extend(StepSeries(col.labels, col.vals * n, col.drop_name) for col in columns)
     elif rf.series_fn is not None:
         series_fn = rf.series_fn
         step_ends = ends[:steps]

@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from soulwatch.exceptions import EvaluationError
@@ -179,6 +180,8 @@ def keep_labels(labels: Labels, names: frozenset[str]) -> Labels:
     return tuple.__new__(Labels, [p for p in labels if p[0] in names])
 
 
+_LABELS = attrgetter("labels")
+
 NAME_ONLY = frozenset({METRIC_NAME})
 #: With type-and-unit labels, the labels that go together with the name.
 METADATA_LABELS = frozenset({METRIC_NAME, "__type__", "__unit__"})
@@ -190,6 +193,9 @@ def merge_same_labels(series: list[StepSeries]) -> list[StepSeries]:
     Prometheus collects per-step results into series by label set and fails
     when one step holds two samples with the same labels.
     """
+    if len(set(map(_LABELS, series))) == len(series):
+        # No two alike (the usual case): nothing to merge, checked in C.
+        return list(series)
     seen: dict[Labels, int] = {}
     out: list[StepSeries] = []
     copied: set[int] = set()
@@ -222,12 +228,18 @@ def finalize_names(
         return series
     out = []
     new = tuple.__new__
+    name_only = metadata == NAME_ONLY
     for s in series:
         if not s.drop_name:
             out.append(s)
             continue
         # drop_labels and relabelled, inlined: this runs for every series a function returns.
-        labels = new(Labels, [p for p in s.labels if p[0] not in metadata])
+        labels = s.labels
+        if name_only and labels and labels[0][0] == METRIC_NAME:
+            # Sorted labels: the name, when first, is cut off in one slice.
+            labels = new(Labels, labels[1:])
+        else:
+            labels = new(Labels, [p for p in labels if p[0] not in metadata])
         column = s.column
         out.append(StepSeries(labels, s.vals if column is None else None, False, column))
     return merge_same_labels(out)

@@ -321,9 +321,13 @@ class AlertingRuleState:
         rule_labels = self.labels
         for sample in vector:
             data = self._template_data(sample.labels, sample.value)
-            extra = {name: self._expand(text, data) for name, text in rule_labels.items()}
-            extra["alertname"] = self.spec.name
-            lbls = sample.labels.without_name().with_(extra)
+            # The sample's labels without the name, then the rule's (an empty
+            # value removes a label): one Labels built, not two.
+            merged = dict(sample.labels)
+            merged.pop(METRIC_NAME, None)
+            merged.update({name: self._expand(text, data) for name, text in rule_labels.items()})
+            merged["alertname"] = self.spec.name
+            lbls = Labels(merged.items())
             if lbls in out:
                 raise EvaluationError(
                     "vector contains metrics with the same labelset after applying alert labels"

@@ -92,9 +92,13 @@ class Template:
 
     source: str
     nodes: tuple[_Node, ...]
+    #: The whole output when the template holds no action (a fixed label value).
+    text: str | None = None
 
     def render(self, data: TemplateData) -> str:
         """Expand with ``data``; raises :class:`TemplateError` if a function fails."""
+        if self.text is not None:
+            return self.text
         out: list[str] = []
         scope: dict[str, object] = {
             "$": data.root(),
@@ -150,7 +154,9 @@ def parse_template(source: str) -> Template:
     nodes, end = _parse_nodes(pieces, 0, top=True)
     if end != len(pieces):
         raise TemplateError(f"unexpected {{{{{pieces[end][1].strip()}}}}}")
-    return Template(source, tuple(nodes))
+    texts = [node.text for node in nodes if isinstance(node, _Text)]
+    fixed = "".join(texts) if len(texts) == len(nodes) else None
+    return Template(source, tuple(nodes), fixed)
 
 
 def expand(source: str, data: TemplateData) -> str:

@@ -29,7 +29,7 @@ import time
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,6 +68,8 @@ if TYPE_CHECKING:
 
 _FAR_FUTURE = 2**62
 _LAST_T = attrgetter("last_t")
+_BY_LABELS = attrgetter("labels")
+_PERSISTED_MAXT = itemgetter(1)  # of a snapshot entry
 
 
 @dataclass(frozen=True)
@@ -464,16 +466,17 @@ class TSDB:
         with self._lock:
             if self._closed:
                 raise StorageError("the TSDB is closed")
-            for series in self._index.matching(matchers):
-                if series.first_t == NO_TIME or series.first_t > maxt or series.last_t < mint:
+            # Sorted by labels before the time filter (unique labels: the same
+            # order), with a C key function rather than a Python one per series.
+            for series in sorted(self._index.matching(matchers), key=_BY_LABELS):
+                first_t, last_t = series.first_t, series.last_t
+                if first_t == NO_TIME or first_t > maxt or last_t < mint:
                     continue
-                base = series.base
-                lo = bisect.bisect_left(series.ts, mint - base)
-                hi = bisect.bisect_right(series.ts, maxt - base)
-                out.append(
-                    (series, series.persisted_maxt, series.ts[lo:hi], base, series.vals[lo:hi])
-                )
-        out.sort(key=lambda item: item[0].labels)
+                base, ts = series.base, series.ts
+                lo = bisect.bisect_left(ts, mint - base) if first_t < mint else 0
+                # Instant queries at "now" take every head sample up to the last.
+                hi = bisect.bisect_right(ts, maxt - base) if last_t > maxt else len(ts)
+                out.append((series, series.persisted_maxt, ts[lo:hi], base, series.vals[lo:hi]))
         return out
 
     def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> Iterator[Series]:
@@ -491,6 +494,25 @@ class TSDB:
         """
         found = self._snapshot(matchers, mint_ms, maxt_ms)
         times = absolute_times([(offsets, base) for _, _, offsets, base, _ in found])
+        if max(map(_PERSISTED_MAXT, found), default=NO_TIME) < mint_ms:
+            # Nothing in range was persisted yet (recent data, every rule query):
+            # the head copies are the answer, built in one comprehension.
+            return iter(
+                [
+                    ArraySeries(item[0].labels, head_ts, item[4])
+                    for item, head_ts in zip(found, times, strict=True)
+                    if head_ts
+                ]
+            )
+        return self._with_chunks(found, times, mint_ms, maxt_ms)
+
+    def _with_chunks(
+        self,
+        found: list[tuple[HeadSeries, int, array[int], int, array[float]]],
+        times: list[array[int]],
+        mint_ms: int,
+        maxt_ms: int,
+    ) -> Iterator[ArraySeries]:
         for (series, persisted_maxt, _, _, head_vals), head_ts in zip(found, times, strict=True):
             if persisted_maxt < mint_ms or series.id <= 0:
                 # All in the head (the usual case for recent data): the copy is the answer.

@@ -25,6 +25,9 @@ try:
 except ImportError:  # pragma: no cover - numpy ships with the monitor extra
     np = None  # type: ignore[assignment]
 
+#: Postings lookups go through numpy (one call for every candidate id) when it is installed.
+_BATCH_LOOKUP: bool = np is not None
+
 #: No sample yet (smaller than any real timestamp).
 NO_TIME = -(2**63)
 
@@ -39,7 +42,7 @@ def absolute_times(runs: Sequence[tuple[array[int], int]]) -> list[array[int]]:
     narrow = [offsets for offsets, _ in runs if offsets.typecode == "i"]
     if np is None or len(narrow) != len(runs) or not runs:
         return [array("q", map(base.__add__, o) if base else o) for o, base in runs]
-    lengths = np.fromiter((len(o) for o in narrow), dtype=np.int64, count=len(narrow))
+    lengths = np.fromiter(map(len, narrow), dtype=np.int64, count=len(narrow))
     bases = np.fromiter((base for _, base in runs), dtype=np.int64, count=len(runs))
     wide = np.frombuffer(b"".join(narrow), dtype=np.dtype(f"i{narrow[0].itemsize}"))
     wide = wide.astype(np.int64) + np.repeat(bases, lengths)
@@ -272,7 +275,7 @@ class HeadIndex:
                 continue
             arrays = list(_candidates(matcher, values))
             if not arrays:
-                return
+                return iter(())
             narrowing.append((sum(map(len, arrays)), arrays))
         narrowing.sort(key=lambda item: item[0])
         ids: set[int] | None = None
@@ -281,14 +284,14 @@ class HeadIndex:
                 ids = set(arrays[0])
                 for more in arrays[1:]:
                     ids.update(more)
-            elif len(ids) * 16 < size:
-                # Few ids left: look each up in the sorted postings instead of
-                # building a set of all of them.
-                ids = {i for i in ids if any(_has(found, i) for found in arrays)}
+            elif _BATCH_LOOKUP or len(ids) * 16 < size:
+                # Look each id left up in the sorted postings (with numpy, all
+                # at once) instead of building a set of all of them.
+                ids = _present(ids, arrays)
             else:
                 ids = ids.intersection(itertools.chain.from_iterable(arrays))
             if not ids:
-                return
+                return iter(())
         for matcher, values in widening:
             # Also true for series without the label: subtract the values it rejects.
             if ids is None:
@@ -297,11 +300,32 @@ class HeadIndex:
                 if not matcher.matches(value):
                     ids.difference_update(posting.ids)
             if not ids:
-                return
+                return iter(())
         if ids is None:
             ids = set(self._by_id)
-        for series_id in ids:
-            yield self._by_id[series_id]
+        # Resolved now (the caller holds the lock), handed out without a Python step per id.
+        return map(self._by_id.__getitem__, ids)
+
+
+def _present(ids: set[int], arrays: list[array[int]]) -> set[int]:
+    """The ``ids`` found in any of the sorted postings ``arrays``.
+
+    With numpy, one ``searchsorted`` per postings array finds every id at
+    once (no Python call per id); each array is copied so the postings can
+    still grow (an exported buffer would pin them).
+    """
+    if np is None or not ids:
+        return {i for i in ids if any(_has(found, i) for found in arrays)}
+    wanted = np.fromiter(ids, dtype=np.int64, count=len(ids))
+    keep = np.zeros(len(wanted), dtype=np.bool_)
+    for found in arrays:
+        if not found:
+            continue
+        posting = np.array(found, dtype=np.int64)
+        at = np.searchsorted(posting, wanted)
+        np.minimum(at, len(posting) - 1, out=at)
+        keep |= posting[at] == wanted
+    return set(wanted[keep].tolist())
 
 
 def _has(ids: array[int], series_id: int) -> bool:
