@@ -175,17 +175,35 @@ def receiver_answers(receiver: Receiver, exprs: list[str], t: float) -> dict[str
     return {expr: receiver.query(expr, t) for expr in exprs}
 
 
-def same(a: dict[str, list[Any]], b: dict[str, list[Any]]) -> bool:
-    """Equal answers, values compared to 1e-9 relative (float text round trips)."""
-    if a.keys() != b.keys():
-        return False
-    for expr, answer in a.items():
-        if len(answer) != len(b[expr]):
-            return False
-        for (la, va), (lb, vb) in zip(answer, b[expr], strict=True):
-            if la != lb or not math.isclose(va, vb, rel_tol=1e-9):
-                return False
-    return True
+def differences(a: dict[str, list[Any]], b: dict[str, list[Any]]) -> dict[str, Any]:
+    """The queries whose answers differ, with both answers (values to 1e-9 relative)."""
+    out: dict[str, Any] = {}
+    for expr in a.keys() | b.keys():
+        mine, theirs = a.get(expr, []), b.get(expr, [])
+        equal = len(mine) == len(theirs) and all(
+            la == lb and math.isclose(va, vb, rel_tol=1e-9)
+            for (la, va), (lb, vb) in zip(mine, theirs, strict=True)
+        )
+        if not equal:
+            out[expr] = {"soulwatch": mine, "receiver": theirs}
+    return out
+
+
+def wait_for_same(
+    mine: dict[str, list[Any]], receiver: Receiver, exprs: list[str], t: float, timeout: float
+) -> None:
+    """Poll ``receiver`` (bounded) until it answers as soulwatch did; else fail with the diff."""
+    deadline = time.monotonic() + timeout
+    diff: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        try:
+            diff = differences(mine, receiver_answers(receiver, exprs, t))
+        except httpx.HTTPError as exc:
+            diff = {"error": repr(exc)}
+        if not diff:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{receiver.kind} answers differ after {timeout} s: {diff}")
 
 
 def wait_for(predicate: Any, timeout: float, what: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -284,6 +285,35 @@ async def test_a_round_cut_by_a_crash_resends_only_its_unanswered_requests(
     assert json.loads(state.read_text()).get("round") is None
 
 
+async def test_a_clean_stop_during_a_round_sends_each_sample_once(
+    harness: Harness, recorder: Recorder
+) -> None:
+    # The receiver is slow to answer the round's second request: the stop comes while
+    # the first is answered and the second is on the wire. The stop lets the second
+    # finish and sends only the third: nothing is lost and nothing arrives twice
+    # (a receiver without deduplication, such as VictoriaMetrics, would count it twice).
+    on_wire = threading.Event()
+
+    def handler(request: Any) -> Reply:
+        request.answered = 204
+        if len(recorder.requests) == 2:
+            on_wire.set()
+            time.sleep(0.4)
+        return Reply(204, b"")
+
+    recorder.handler = handler
+    harness.url = recorder.url + "/write"
+    harness.start(_config(harness.url, queue_config={"max_shards": 1, "min_shards": 1}))
+    sent = harness.scrape(1200)  # three requests of at most 500 samples, one shard
+    await until(on_wire.is_set)
+    await harness.stop()
+    assert len(recorder.received("/write")) == 3
+    assert sorted(arrived(recorder)) == sorted(sent)
+    assert harness.metric("prometheus_remote_storage_samples_total") == len(sent)
+    saved = json.loads((harness.root / "remote_write" / "q.json").read_text())
+    assert saved.get("round") is None  # the round was finished, not left for the next start
+
+
 async def test_the_wal_is_kept_until_sent_and_released_after(
     harness: Harness, recorder: Recorder
 ) -> None:
@@ -324,3 +354,27 @@ async def test_a_new_queue_sends_from_its_first_start_not_the_stores_past(
     await until(lambda: len(arrived(recorder)) == 3)
     await asyncio.sleep(0.3)
     assert sorted(arrived(recorder)) == sorted(new)
+
+
+async def test_a_new_queue_sends_what_was_scraped_while_it_was_opening(
+    harness: Harness, recorder: Recorder
+) -> None:
+    # The monitor builds its queues before the first scrape, but a queue opens (reads the
+    # WAL) in a worker while the first scrapes are already appended: those are sent too.
+    _answers(recorder, [])
+    harness.url = recorder.url + "/write"
+    harness.manager = RemoteWriteManager(
+        [_config(harness.url)],
+        harness.db,
+        state_dir=harness.root / "remote_write",
+        external_labels={},
+        clock=SystemClock(),
+        run_blocking=asyncio.to_thread,
+        registry=harness.registry,
+    )
+    harness.t_ms = int(time.time() * 1000) - 1000 + 5  # the next scrape: 5 ms after it was built
+    first = harness.scrape(3, "first")
+    await asyncio.sleep(0.05)  # the queue opens only after the first scrape's sample time
+    harness.task = asyncio.get_running_loop().create_task(harness.manager.run())
+    await until(lambda: len(arrived(recorder)) == 3)
+    assert sorted(arrived(recorder)) == sorted(first)

@@ -136,9 +136,15 @@ class RemoteWriteQueue:
         self._metrics.set_shard_limits(q.min_shards, q.max_shards, q.capacity)
         self._watcher: WalWatcher | None = None
         self._release: Callable[[], None] | None = None
+        # A first start sends what was written from the moment the monitor built this
+        # queue, before any source ran, not from when the queue got to open.
+        self._built_ms = int(clock.time() * 1000)
         self._since_ms = 0
         self._acked: Cursor | None = None  # everything before it is answered (and saved)
-        self._resume: RoundState | None = None  # a round a crash interrupted
+        self._resume: RoundState | None = None  # a round a crash or a stop interrupted
+        self._round: RoundState | None = None  # the round being sent
+        # Requests still on the wire when a stop cancelled their round (see _send_shard).
+        self._on_wire: set[asyncio.Future[None]] = set()
         self.pending = 0
         self.last_send: float | None = None
         self.last_error: str | None = None
@@ -155,7 +161,7 @@ class RemoteWriteQueue:
         if loaded is None:
             segments = sorted(int(e.name) for e in directory.iterdir() if e.name.isdigit())
             cursor = Cursor(segments[0] if segments else 1, 0, 0)
-            self._since_ms = int(self._clock.time() * 1000)
+            self._since_ms = self._built_ms
             self._cursor_file.save(cursor, self._since_ms)
         else:
             cursor, self._since_ms, self._resume = loaded
@@ -238,7 +244,10 @@ class RemoteWriteQueue:
                         self._ack(watcher.cursor)  # only SERIES records were read
                     await self._clock.sleep(POLL_INTERVAL)
         finally:
-            # Cancelled mid-round: what was not acknowledged is read and sent again.
+            # Cancelled mid-round: the round is rebuilt and only its unanswered requests
+            # are sent again (by drain() on a clean stop); what was read after it, too.
+            if self._round is not None:
+                self._resume, self._round = self._round, None
             if self._acked is not None:
                 watcher.rewind(self._acked)
 
@@ -259,6 +268,12 @@ class RemoteWriteQueue:
         capacity = self.config.queue_config.capacity
 
         async def send_all() -> None:
+            if self._on_wire:  # answers first, so the round below skips what they carried
+                await asyncio.gather(*self._on_wire, return_exceptions=True)
+            if self._resume is not None:
+                state, self._resume = self._resume, None
+                got = await self._blocking(watcher.read, state.count)
+                await self._send_round(got.ids, got.ts, got.vals, full=False, state=state)
             for _ in range(100_000):  # bounded: each round consumes WAL
                 got = await self._blocking(watcher.read, self.shards * capacity)
                 if not got.ids:
@@ -272,6 +287,12 @@ class RemoteWriteQueue:
         except TimeoutError:
             _log.warning("remote write: not everything was sent before shutdown", queue=self.name)
         finally:
+            # Past the deadline a request on the wire is abandoned; the saved round
+            # resends it at the next start (its answer, if any, was never read).
+            for sending in list(self._on_wire):
+                sending.cancel()
+            await asyncio.gather(*self._on_wire, return_exceptions=True)
+            self._round = None
             if self._acked is not None:
                 watcher.rewind(self._acked)
 
@@ -308,6 +329,7 @@ class RemoteWriteQueue:
             state.done[shard] = state.done.get(shard, 0) + 1
             self._cursor_file.save(start, self._since_ms, state)
 
+        self._round = state
         await asyncio.gather(
             *(
                 self._send_shard(i, requests, state.done.get(i, 0), partial(answered, i))
@@ -315,6 +337,7 @@ class RemoteWriteQueue:
                 if requests
             )
         )
+        self._round = None
         self._ack(watcher.cursor)
         self._reshard(full=full, retried=self._metrics.retries != retried_before)
 
@@ -344,14 +367,28 @@ class RemoteWriteQueue:
     ) -> None:
         # One shard's requests, in order; the first ``skip`` were answered before a crash.
         for request in requests[skip:]:
-            body = snappy_compress(request.body())
-            seconds = await self._post(body, request.count, "samples", shard)
-            if seconds is None:
-                self.samples_failed += request.count
-            else:
-                self._metrics.observe_sent(request.count, len(body), seconds, request.newest_ms)
-                self.samples_sent += request.count
-            answered()
+            sending = asyncio.ensure_future(self._send_request(request, shard, answered))
+            try:
+                await asyncio.shield(sending)
+            except asyncio.CancelledError:
+                # A stop cancels the round, not a request the receiver may already hold:
+                # drain() waits for its answer, so the receiver never gets it twice.
+                if not sending.done():
+                    self._on_wire.add(sending)
+                    sending.add_done_callback(self._on_wire.discard)
+                raise
+
+    async def _send_request(
+        self, request: Request, shard: int, answered: Callable[[], None]
+    ) -> None:
+        body = snappy_compress(request.body())
+        seconds = await self._post(body, request.count, "samples", shard)
+        if seconds is None:
+            self.samples_failed += request.count
+        else:
+            self._metrics.observe_sent(request.count, len(body), seconds, request.newest_ms)
+            self.samples_sent += request.count
+        answered()
 
     async def _post(
         self, body: bytes, count: int, what: Literal["samples", "metadata"], shard: int = 0
