@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import struct
 from array import array
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -182,7 +182,7 @@ class ArraySeries:
 
     labels: Labels
     timestamps: array[int]
-    values: array[float]
+    values: Sequence[float]
 
     def __len__(self) -> int:
         return len(self.timestamps)
