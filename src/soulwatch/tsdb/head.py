@@ -15,6 +15,7 @@ The head holds no lock of its own: :class:`soulwatch.tsdb.db.TSDB` guards it.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import sys
 from array import array
@@ -75,7 +76,19 @@ def widened(offsets: Sequence[int], base: int) -> array[int]:
 
 
 #: The capacity a series' buffers start with; a full buffer is copied into one half again as large.
-FIRST_CAPACITY = 8
+FIRST_CAPACITY = 16
+#: The least capacity of what is left after the oldest samples are cut into a chunk.
+AFTER_CUT_CAPACITY = 40
+
+_FIRST_TIMES: array[int] = array("i", bytes(4 * FIRST_CAPACITY))
+_FIRST_VALUES: array[float] = array("d", bytes(8 * FIRST_CAPACITY))
+
+
+@functools.cache
+def _padding(k: int) -> tuple[array[int], array[int], array[float]]:
+    """``k`` free slots for each kind of buffer (``'i'`` and ``'q'`` times, values)."""
+    return array("i", bytes(4 * k)), array("q", bytes(8 * k)), array("d", bytes(8 * k))
+
 
 # The buffers of a series with no head sample: capacity 0, so the first
 # append takes the slow path (which gives the series buffers of its own).
@@ -142,10 +155,14 @@ class HeadSeries:
         if not n:
             self.base = t
             if not self.ts:
-                self.ts = array("i", bytes(4 * FIRST_CAPACITY))
-                self.vals = array("d", bytes(8 * FIRST_CAPACITY))
+                self.ts = _FIRST_TIMES[:]
+                self.vals = _FIRST_VALUES[:]
         elif n == len(self.ts):
-            self._copy(0, n, n + max(FIRST_CAPACITY, n >> 1))
+            # Fresh buffers half again as large (the old ones may be viewed by a
+            # query, so they are left as they are): one C call each.
+            pad = _padding(max(FIRST_CAPACITY, n >> 1))
+            self.ts = self.ts + (pad[0] if self.ts.typecode == "i" else pad[1])
+            self.vals = self.vals + pad[2]
         try:
             self.ts[n] = t - self.base
         except OverflowError:
@@ -171,15 +188,6 @@ class HeadSeries:
         self.last_v = v
         if self.first_t == NO_TIME:
             self.first_t = t
-
-    def _copy(self, lo: int, hi: int, capacity: int) -> None:
-        # Fresh buffers holding samples lo:hi then free slots (the old ones may
-        # be viewed by a query, so they are left as they are).
-        ts = self.ts[lo:hi]
-        ts.frombytes(bytes(ts.itemsize * (capacity - (hi - lo))))
-        vals = self.vals[lo:hi]
-        vals.frombytes(bytes(8 * (capacity - (hi - lo))))
-        self.ts, self.vals, self.n = ts, vals, hi - lo
 
     def time_at(self, i: int) -> int:
         """The absolute time of head sample ``i``."""
@@ -223,7 +231,9 @@ class HeadSeries:
             self.base += first
         else:
             ts = self.ts[k:n]
-        capacity = left + max(FIRST_CAPACITY, left)
+        # Room for what is left and as much again, and at least a third of a
+        # default chunk: a chunk then fills in three or four copies.
+        capacity = max(AFTER_CUT_CAPACITY, 2 * left)
         ts.frombytes(bytes(ts.itemsize * (capacity - left)))
         vals = self.vals[k:n]
         vals.frombytes(bytes(8 * (capacity - left)))
