@@ -461,11 +461,10 @@ class TSDB:
 
     def _snapshot(
         self, matchers: Sequence[Matcher], mint: int, maxt: int
-    ) -> list[tuple[HeadSeries, int, memoryview, int, memoryview]]:
+    ) -> list[tuple[HeadSeries, int, array[int], int, memoryview]]:
         # Under the lock: which series, how far their chunks go, and their head
-        # samples in range (read-only views of the head's buffers, no copy: time
-        # offsets from the series' base, and values). Chunks are read after,
-        # without the lock.
+        # samples in range (time offsets from the series' base, copied, and a
+        # read-only view of the values). Chunks are read after, without the lock.
         out = []
         with self._lock:
             if self._closed:
@@ -509,7 +508,7 @@ class TSDB:
 
     def _with_chunks(
         self,
-        found: list[tuple[HeadSeries, int, memoryview, int, memoryview]],
+        found: list[tuple[HeadSeries, int, array[int], int, memoryview]],
         times: list[array[int]],
         mint_ms: int,
         maxt_ms: int,

@@ -35,23 +35,19 @@ _BATCH_LOOKUP: bool = np is not None
 NO_TIME = -(2**63)
 
 
-def absolute_times(runs: Sequence[tuple[Sequence[int], int]]) -> list[array[int]]:
+def absolute_times(runs: Sequence[tuple[array[int], int]]) -> list[array[int]]:
     """Each ``(offsets, base)`` as an ``array('q')`` of absolute times (ms): ``base + offsets``.
 
-    ``offsets`` are 32-bit head offsets (an ``array('i')`` or a memoryview of
-    one) or already absolute 64-bit times (``base`` 0). With numpy, every
-    32-bit run is widened in one pass over one joined buffer and then cut
-    back into runs, not one Python int (or one numpy call) per sample.
+    With numpy, every run is widened in one pass over one joined buffer and
+    then cut back into runs, not one Python int (or one numpy call) per
+    sample; each ``offsets`` must be a private copy.
     """
-    narrow = [offsets for offsets, _ in runs if _code(offsets) == "i"]
-    if np is None or not narrow:
+    narrow = [offsets for offsets, _ in runs if offsets.typecode == "i"]
+    if np is None or len(narrow) != len(runs) or not runs:
         return [widened(o, base) for o, base in runs]
-    if len(narrow) != len(runs):  # a few runs already wide: widen the others together
-        pos = iter(absolute_times([run for run in runs if _code(run[0]) == "i"]))
-        return [next(pos) if _code(o) == "i" else widened(o, base) for o, base in runs]
     lengths = np.fromiter(map(len, narrow), dtype=np.int64, count=len(narrow))
     bases = np.fromiter((base for _, base in runs), dtype=np.int64, count=len(runs))
-    offsets = np.frombuffer(b"".join(narrow), dtype=np.int32)  # type: ignore[arg-type]
+    offsets = np.frombuffer(b"".join(narrow), dtype=np.dtype(f"i{narrow[0].itemsize}"))
     wide = offsets.astype(np.int64) + np.repeat(bases, lengths)
     joined = array("q")
     joined.frombytes(wide.tobytes())
@@ -63,16 +59,9 @@ def absolute_times(runs: Sequence[tuple[Sequence[int], int]]) -> list[array[int]
     return out
 
 
-def _code(offsets: Sequence[int]) -> str:
-    """The item type of an ``array`` or a memoryview (``"i"`` or ``"q"``)."""
-    return offsets.format if isinstance(offsets, memoryview) else offsets.typecode  # type: ignore[attr-defined]
-
-
-def widened(offsets: Sequence[int], base: int) -> array[int]:
+def widened(offsets: array[int], base: int) -> array[int]:
     """``base + offsets`` as an ``array('q')`` of absolute times (ms)."""
-    if base:
-        return array("q", map(base.__add__, offsets))
-    return array("q", offsets)
+    return array("q", map(base.__add__, offsets) if base else offsets)
 
 
 #: The capacity a series' buffers start with; a full buffer is copied into one half again as large.
@@ -239,21 +228,20 @@ class HeadSeries:
         vals.frombytes(bytes(8 * (capacity - left)))
         self.ts, self.vals, self.n = ts, vals, left
 
-    def window(self, mint: int, maxt: int) -> tuple[memoryview, int, memoryview]:
-        """The head samples in ``[mint, maxt]``: ``(offsets, base, values)``, no copy.
+    def window(self, mint: int, maxt: int) -> tuple[array[int], int, memoryview]:
+        """The head samples in ``[mint, maxt]``: ``(offsets, base, values)``.
 
-        Read-only views of the head's buffers (``offsets`` from ``base``), valid
-        for as long as they are held, whatever is appended or dropped meanwhile.
+        ``values`` is a read-only view of the head's own buffer, no copy, valid
+        for as long as it is held whatever is appended or dropped meanwhile.
+        ``offsets`` (from ``base``) are a copy: 4 bytes a sample that the
+        caller widens into absolute times anyway, and one slice costs less than
+        a view.
         """
         ts, base, n = self.ts, self.base, self.n
         lo = bisect.bisect_left(ts, mint - base, 0, n) if self.first_t < mint else 0
         # Instant queries at "now" take every head sample up to the last.
         hi = bisect.bisect_right(ts, maxt - base, lo, n) if self.last_t > maxt else n
-        return (
-            memoryview(ts)[lo:hi].toreadonly(),
-            base,
-            memoryview(self.vals)[lo:hi].toreadonly(),
-        )
+        return ts[lo:hi], base, memoryview(self.vals)[lo:hi].toreadonly()
 
 
 class _Posting:
