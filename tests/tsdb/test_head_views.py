@@ -194,3 +194,34 @@ def test_queries_over_head_views_match_the_in_memory_reference(
             for at in (T0 + 1_000_000, end):
                 got = on_db.instant(query, at).value
                 assert _bits(got) == _bits(on_ref.instant(query, at).value), (query, at)
+
+
+def test_a_held_view_survives_the_head_widening_its_times(
+    open_db: Callable[..., TSDB], clock: SimulatedClock
+) -> None:
+    # A gap over 24.8 days no longer fits the head's 32-bit offsets: the times
+    # are widened into fresh buffers, and then cut back by maintenance.
+    day = 86_400_000
+    db = open_db(retention_time=100 * 86400, head_max_age=1000 * 86400)
+    times = [T0 - 50 * day + k for k in range(5)]
+    for i, t in enumerate(times):
+        app = db.appender()
+        app.append(_labels(0), t, float(i))
+        app.commit()
+    (held,) = db.select_arrays(NAME, T0 - 60 * day, FAR)
+    app = db.appender()
+    app.append(_labels(0), T0, 5.0)
+    app.commit()
+    assert (held.timestamps.tolist(), list(held.values)) == (times, [0.0, 1.0, 2.0, 3.0, 4.0])
+    (now,) = db.select_arrays(NAME, T0 - 60 * day, FAR)
+    assert now.timestamps.tolist() == [*times, T0]
+    assert list(now.values) == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    db.maintain(force=True)
+    for k in range(1, 200):  # appends after the cut, past a first buffer
+        app = db.appender()
+        app.append(_labels(0), T0 + k, 5.0 + k)
+        app.commit()
+    (after,) = db.select_arrays(NAME, T0 - 60 * day, FAR)
+    assert after.timestamps.tolist() == [*times, *(T0 + k for k in range(200))]
+    assert list(after.values) == [float(v) for v in range(205)]
+    assert (held.timestamps.tolist(), list(held.values)) == (times, [0.0, 1.0, 2.0, 3.0, 4.0])
