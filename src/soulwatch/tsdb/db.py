@@ -489,8 +489,9 @@ class TSDB:
     ) -> Iterator[ArraySeries]:
         """As :meth:`select`, with the samples in compact arrays (no Python object per sample).
 
-        The PromQL engine reads these: a series held in the head is two
-        buffer copies, and its numpy path reads the buffers directly.
+        The PromQL engine reads these: the values of a series held in the head
+        are a read-only view of the head's own buffer (no copy), its times one
+        copy, and the engine's numpy path reads the buffers directly.
         """
         found = self._snapshot(matchers, mint_ms, maxt_ms)
         times = absolute_times([(offsets, base) for _, _, offsets, base, _ in found])

@@ -73,10 +73,22 @@ _FIRST_TIMES: array[int] = array("i", bytes(4 * FIRST_CAPACITY))
 _FIRST_VALUES: array[float] = array("d", bytes(8 * FIRST_CAPACITY))
 
 
-@functools.cache
-def _padding(k: int) -> tuple[array[int], array[int], array[float]]:
+#: Paddings up to this many slots are kept (at most about 1 MiB in all): every
+#: series grows through the same few sizes; a larger one is built each time.
+_CACHED_PADDING = 256
+
+
+def _new_padding(k: int) -> tuple[array[int], array[int], array[float]]:
     """``k`` free slots for each kind of buffer (``'i'`` and ``'q'`` times, values)."""
     return array("i", bytes(4 * k)), array("q", bytes(8 * k)), array("d", bytes(8 * k))
+
+
+_cached_padding = functools.lru_cache(maxsize=_CACHED_PADDING)(_new_padding)
+
+
+def _padding(k: int) -> tuple[array[int], array[int], array[float]]:
+    """As :func:`_new_padding`, shared for small ``k`` (never written: only concatenated)."""
+    return _cached_padding(k) if k <= _CACHED_PADDING else _new_padding(k)
 
 
 # The buffers of a series with no head sample: capacity 0, so the first

@@ -174,10 +174,12 @@ class Series:
 
 @dataclass(slots=True)
 class ArraySeries:
-    """One series' samples in compact arrays (``array('q')`` ms, ``array('d')``), oldest first.
+    """One series' samples in compact buffers (``array('q')`` ms, doubles), oldest first.
 
     What a storage hands the query engine: indexing gives plain ints and
-    floats, and numpy reads the buffers without a step per sample.
+    floats, and numpy reads the buffers without a step per sample. The
+    values are an ``array('d')`` or a read-only ``memoryview`` of doubles
+    (the TSDB's: a view of its head, not a copy).
     """
 
     labels: Labels
