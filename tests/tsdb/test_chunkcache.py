@@ -6,6 +6,7 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from soulwatch.clock import SimulatedClock
@@ -58,8 +59,9 @@ def test_a_reader_changing_its_arrays_does_not_change_the_next_read(
     db, ref = _persisted(open_db)
     matchers = MATCHER_SETS[0]
     for s in db.select_arrays(matchers, T0, END):
-        for i in range(len(s.values)):
-            s.values[i] = -1.0
+        with pytest.raises(TypeError):  # values are read-only views
+            s.values[0] = -1.0
+        for i in range(len(s.timestamps)):
             s.timestamps[i] = 0
     assert _arrays(db, matchers, T0, END) == _dump(list(ref.select(matchers, T0, END)))
 

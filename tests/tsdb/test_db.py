@@ -63,7 +63,11 @@ def _assert_same(db: TSDB, ref: MemoryStorage, mint: int, maxt: int) -> None:
         assert _dump(got) == _dump(want), matchers
         # What the query engine reads: the same samples, in 64-bit and float arrays.
         arrays = list(db.select_arrays(matchers, mint, maxt))
-        assert {(s.timestamps.typecode, s.values.typecode) for s in arrays} <= {("q", "d")}
+        assert {(s.timestamps.typecode, memoryview(s.values).format) for s in arrays} <= {
+            ("q", "d")
+        }
+        # Values are read-only views (of the head's own buffers, or of a fresh copy).
+        assert all(memoryview(s.values).readonly for s in arrays)
         as_lists = [Series(s.labels, s.timestamps.tolist(), s.values.tolist()) for s in arrays]
         assert _dump(as_lists) == _dump(want), matchers
         assert db.series(matchers, mint, maxt) == ref.series(matchers, mint, maxt)

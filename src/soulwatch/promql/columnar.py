@@ -70,6 +70,7 @@ VECTORISED = frozenset(
 )
 
 _TYPECODE = attrgetter("typecode")
+_FORMAT = attrgetter("format")
 _TS = attrgetter("ts")
 _LABELS = attrgetter("labels")
 _DROP_NAME = attrgetter("drop_name")
@@ -97,6 +98,8 @@ def _flat(columns: Sequence[Sequence[Any]], typecode: str, dtype: Any) -> Any:
         return np.zeros(0, dtype=dtype)
     if set(map(type, columns)) == {array} and set(map(_TYPECODE, columns)) == {typecode}:
         return np.frombuffer(b"".join(columns), dtype=dtype)  # type: ignore[arg-type]
+    if set(map(type, columns)) == {memoryview} and set(map(_FORMAT, columns)) == {typecode}:
+        return np.frombuffer(b"".join(columns), dtype=dtype)  # type: ignore[arg-type]  # head views
     return np.concatenate([np.asarray(c, dtype=dtype) for c in columns])
 
 

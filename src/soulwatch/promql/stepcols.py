@@ -51,7 +51,8 @@ _STALE_BITS = np.uint64(STALE_NAN_BITS)
 
 def _flat(columns: Sequence[Sequence[Any]], typecode: str, dtype: Any) -> Any:
     """Every column end to end; ``array(typecode)`` columns are joined as bytes."""
-    if all(type(c) is array and c.typecode == typecode for c in columns):
+    kinds = {c.typecode if type(c) is array else getattr(c, "format", "") for c in columns}
+    if kinds <= {typecode}:  # arrays, or the TSDB head's memoryviews
         return np.frombuffer(b"".join(columns), dtype=dtype)  # type: ignore[arg-type]
     return np.concatenate([np.asarray(c, dtype=dtype) for c in columns])
 

@@ -276,7 +276,7 @@ class TSDB:
         ids: array[int] = array("q")
         last: array[int] = array("q")
         for series in self._index.all():
-            if series.ts:
+            if series.n:
                 ids.append(series.id)
                 last.append(series.last_t)
         self._marks.append(_WalMark(segment, ids, last))
@@ -376,12 +376,15 @@ class TSDB:
                 self._refuse_at_commit(appender, series, t, v)
                 skipped.append(i)
                 continue
+            # Written into the next free slot: a head buffer is never resized.
+            n = series.n
             try:
-                series.ts.append(t - series.base)
-            except OverflowError:  # the first sample of an empty head, or a huge gap
-                series.append_overflowed(t, v)
+                series.ts[n] = t - series.base
+            except (IndexError, OverflowError):  # full or empty buffers, or a huge gap
+                series.append_slow(t, v)
             else:
-                series.vals.append(v)
+                series.vals[n] = v
+                series.n = n + 1
             series.last_t = t
             series.last_v = v
             if series.first_t == no_time:
@@ -458,10 +461,10 @@ class TSDB:
 
     def _snapshot(
         self, matchers: Sequence[Matcher], mint: int, maxt: int
-    ) -> list[tuple[HeadSeries, int, array[int], int, array[float]]]:
-        # Under the lock: which series, how far their chunks go, and a copy of
-        # their head samples in range (two buffer copies: time offsets from
-        # the series' base, and values). Chunks are read after, without the lock.
+    ) -> list[tuple[HeadSeries, int, array[int], int, memoryview]]:
+        # Under the lock: which series, how far their chunks go, and their head
+        # samples in range (time offsets from the series' base, copied, and a
+        # read-only view of the values). Chunks are read after, without the lock.
         out = []
         with self._lock:
             if self._closed:
@@ -472,25 +475,23 @@ class TSDB:
                 first_t, last_t = series.first_t, series.last_t
                 if first_t == NO_TIME or first_t > maxt or last_t < mint:
                     continue
-                base, ts = series.base, series.ts
-                lo = bisect.bisect_left(ts, mint - base) if first_t < mint else 0
-                # Instant queries at "now" take every head sample up to the last.
-                hi = bisect.bisect_right(ts, maxt - base) if last_t > maxt else len(ts)
-                out.append((series, series.persisted_maxt, ts[lo:hi], base, series.vals[lo:hi]))
+                head_ts, base, head_vals = series.window(mint, maxt)
+                out.append((series, series.persisted_maxt, head_ts, base, head_vals))
         return out
 
     def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> Iterator[Series]:
         """Series matching every matcher with their samples in ``[mint_ms, maxt_ms]``, by labels."""
         for s in self.select_arrays(matchers, mint_ms, maxt_ms):
-            yield Series(s.labels, s.timestamps.tolist(), s.values.tolist())
+            yield Series(s.labels, s.timestamps.tolist(), list(s.values))
 
     def select_arrays(
         self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int
     ) -> Iterator[ArraySeries]:
         """As :meth:`select`, with the samples in compact arrays (no Python object per sample).
 
-        The PromQL engine reads these: a series held in the head is two
-        buffer copies, and its numpy path reads the buffers directly.
+        The PromQL engine reads these: the values of a series held in the head
+        are a read-only view of the head's own buffer (no copy), its times one
+        copy, and the engine's numpy path reads the buffers directly.
         """
         found = self._snapshot(matchers, mint_ms, maxt_ms)
         times = absolute_times([(offsets, base) for _, _, offsets, base, _ in found])
@@ -508,7 +509,7 @@ class TSDB:
 
     def _with_chunks(
         self,
-        found: list[tuple[HeadSeries, int, array[int], int, array[float]]],
+        found: list[tuple[HeadSeries, int, array[int], int, memoryview]],
         times: list[array[int]],
         mint_ms: int,
         maxt_ms: int,
@@ -529,9 +530,10 @@ class TSDB:
                 ts.extend(cts[lo:hi])
                 vals.extend(cvals[lo:hi])
             ts.extend(head_ts)
-            vals.extend(head_vals)
+            vals.frombytes(head_vals.cast("B"))
             if ts:
-                yield ArraySeries(series.labels, ts, vals)
+                # A view like the head's, so a batch of series joins in one call.
+                yield ArraySeries(series.labels, ts, memoryview(vals).toreadonly())
 
     def series(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> list[Labels]:
         """Label sets of matching series with at least one sample in the range."""
@@ -630,7 +632,7 @@ class TSDB:
             new_series = self._unpersisted
             self._unpersisted = []
             for series in self._index.all():
-                n = len(series.ts)
+                n = series.n
                 if not n:
                     continue
                 first = per_chunk
@@ -645,7 +647,7 @@ class TSDB:
                 if force or self.wal_only or (cut < n and series.time_at(cut) < old):
                     cut = n
                 if cut:
-                    jobs.append((series, cut, first, series.times(0, cut), series.vals[:cut]))
+                    jobs.append((series, cut, first, series.times(0, cut), series.values(0, cut)))
         try:
             chunks: list[NewChunk] = []
             persisted: list[tuple[int, int]] = []
@@ -695,16 +697,16 @@ class TSDB:
         dropped = 0
         with self._lock:
             for series in self._index.all():
-                if series.ts and series.time_at(0) < cutoff:
+                if series.n and series.time_at(0) < cutoff:
                     k = series.index_of(cutoff)
                     series.persisted_maxt = max(series.persisted_maxt, series.time_at(k - 1))
                     series.drop(k)
                     dropped += k
-                    series.first_t = series.time_at(0) if series.ts else NO_TIME
+                    series.first_t = series.time_at(0) if series.n else NO_TIME
             for sid in affected:
                 found = self._index.by_id(sid)
                 if found is not None:
-                    head_first = found.time_at(0) if found.ts else NO_TIME
+                    head_first = found.time_at(0) if found.n else NO_TIME
                     found.first_t = firsts.get(sid, head_first)
             dead = self._forget_dead(cutoff)
             self._stats.retention_chunks_deleted += deleted
@@ -721,7 +723,7 @@ class TSDB:
         dead = [
             s
             for s in self._index.all()
-            if not s.ts and s.first_t == NO_TIME and s.last_t < cutoff and s.id not in unpersisted
+            if not s.n and s.first_t == NO_TIME and s.last_t < cutoff and s.id not in unpersisted
         ]
         if dead:
             self._index.remove(dead)
@@ -822,7 +824,7 @@ class TSDB:
             snap.samples_rejected = dict(self._stats.samples_rejected)
             snap.series_rejected = dict(self._stats.series_rejected)
             snap.head_series = len(self._index)
-            snap.head_samples = sum(len(s.ts) for s in self._index.all())
+            snap.head_samples = sum(s.n for s in self._index.all())
             snap.wal_fsyncs = self._wal.fsyncs
         snap.chunk_cache_hits = self._decoded.hits
         snap.chunk_cache_misses = self._decoded.misses

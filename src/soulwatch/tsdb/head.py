@@ -1,10 +1,12 @@
 """The in-memory head: every known series, its recent samples, and the postings index.
 
-A series keeps its not-yet-persisted samples in two compact arrays
-(``array('q')`` timestamps, ``array('d')`` values: 16 bytes a sample, no
-Python object per sample). The postings index maps ``label name -> label
-value -> series ids`` so a matcher is resolved over the values of one label,
-never by scanning every series. Ids are handed out in increasing order, so
+A series keeps its not-yet-persisted samples in two compact buffers
+(``array('i')`` time offsets, ``array('d')`` values: 12 bytes a sample, no
+Python object per sample) that are never resized in place, so a selection
+reads them through views instead of copies (see :class:`HeadSeries`). The
+postings index maps ``label name -> label value -> series ids`` so a
+matcher is resolved over the values of one label, never by scanning every
+series. Ids are handed out in increasing order, so
 each postings array stays sorted as it grows.
 
 The head holds no lock of its own: :class:`soulwatch.tsdb.db.TSDB` guards it.
@@ -13,6 +15,7 @@ The head holds no lock of its own: :class:`soulwatch.tsdb.db.TSDB` guards it.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import sys
 from array import array
@@ -41,11 +44,11 @@ def absolute_times(runs: Sequence[tuple[array[int], int]]) -> list[array[int]]:
     """
     narrow = [offsets for offsets, _ in runs if offsets.typecode == "i"]
     if np is None or len(narrow) != len(runs) or not runs:
-        return [array("q", map(base.__add__, o) if base else o) for o, base in runs]
+        return [widened(o, base) for o, base in runs]
     lengths = np.fromiter(map(len, narrow), dtype=np.int64, count=len(narrow))
     bases = np.fromiter((base for _, base in runs), dtype=np.int64, count=len(runs))
-    wide = np.frombuffer(b"".join(narrow), dtype=np.dtype(f"i{narrow[0].itemsize}"))
-    wide = wide.astype(np.int64) + np.repeat(bases, lengths)
+    offsets = np.frombuffer(b"".join(narrow), dtype=np.dtype(f"i{narrow[0].itemsize}"))
+    wide = offsets.astype(np.int64) + np.repeat(bases, lengths)
     joined = array("q")
     joined.frombytes(wide.tobytes())
     out = []
@@ -56,14 +59,64 @@ def absolute_times(runs: Sequence[tuple[array[int], int]]) -> list[array[int]]:
     return out
 
 
+def widened(offsets: array[int], base: int) -> array[int]:
+    """``base + offsets`` as an ``array('q')`` of absolute times (ms)."""
+    return array("q", map(base.__add__, offsets) if base else offsets)
+
+
+#: The capacity a series' buffers start with; a full buffer is copied into one half again as large.
+FIRST_CAPACITY = 16
+#: The least capacity of what is left after the oldest samples are cut into a chunk.
+AFTER_CUT_CAPACITY = 40
+
+_FIRST_TIMES: array[int] = array("i", bytes(4 * FIRST_CAPACITY))
+_FIRST_VALUES: array[float] = array("d", bytes(8 * FIRST_CAPACITY))
+
+
+#: Paddings up to this many slots are kept (at most about 1 MiB in all): every
+#: series grows through the same few sizes; a larger one is built each time.
+_CACHED_PADDING = 256
+
+
+def _new_padding(k: int) -> tuple[array[int], array[int], array[float]]:
+    """``k`` free slots for each kind of buffer (``'i'`` and ``'q'`` times, values)."""
+    return array("i", bytes(4 * k)), array("q", bytes(8 * k)), array("d", bytes(8 * k))
+
+
+_cached_padding = functools.lru_cache(maxsize=_CACHED_PADDING)(_new_padding)
+
+
+def _padding(k: int) -> tuple[array[int], array[int], array[float]]:
+    """As :func:`_new_padding`, shared for small ``k`` (never written: only concatenated)."""
+    return _cached_padding(k) if k <= _CACHED_PADDING else _new_padding(k)
+
+
+# The buffers of a series with no head sample: capacity 0, so the first
+# append takes the slow path (which gives the series buffers of its own).
+# Shared by every such series and never written.
+_NO_TIMES: array[int] = array("i")
+_NO_VALUES: array[float] = array("d")
+
+
 class HeadSeries:
     """One series: identity, limits bookkeeping and the samples not yet in a chunk.
 
-    Head timestamps are stored as 32-bit offsets from ``base`` (12 bytes a
-    sample with the value, instead of 16): a sample's time is ``base + ts[i]``.
-    The head is cut at least every ``head_max_age``, so offsets stay small; if
-    a run ever spans more than 24 days the array is widened to 64-bit
-    absolute times (``base`` 0) rather than failing.
+    The head samples live in two buffers of fixed capacity (``ts``, ``vals``),
+    the first ``n`` slots filled; an append writes slot ``n``. A buffer is
+    never resized, shifted or rewritten below ``n``: when it is full its
+    samples are copied into fresh buffers half again as large, and when
+    compaction or retention drops the oldest samples, what is left is copied
+    into fresh buffers too. A selection can therefore hand out read-only
+    views of the buffers, up to the length it saw, without copying: the
+    samples it sees never change, and an append never finds its buffer
+    pinned (the ``BufferError`` a growing ``array`` raises once a view of it
+    exists). A buffer a view still holds is freed with the view.
+
+    Timestamps are stored as 32-bit offsets from ``base`` (12 bytes a sample
+    with the value, instead of 16): a sample's time is ``base + ts[i]``. The
+    head is cut at least every ``head_max_age``, so offsets stay small; if a
+    run ever spans more than 24 days the offsets are widened to 64-bit
+    absolute times (``base`` 0), in fresh buffers, rather than failing.
     """
 
     __slots__ = (
@@ -73,6 +126,7 @@ class HeadSeries:
         "labels",
         "last_t",
         "last_v",
+        "n",
         "persisted_maxt",
         "source",
         "ts",
@@ -84,8 +138,9 @@ class HeadSeries:
         self.labels = labels
         self.source = source
         self.base = 0  # set by the first append to an empty head
-        self.ts: array[int] = array("i")
-        self.vals: array[float] = array("d")
+        self.ts: array[int] = _NO_TIMES
+        self.vals: array[float] = _NO_VALUES
+        self.n = 0  # filled slots of ts and vals: the head samples
         self.first_t = NO_TIME  # the oldest sample anywhere (head or chunks)
         self.last_t = NO_TIME  # the newest sample ever accepted
         self.last_v = 0.0
@@ -95,25 +150,41 @@ class HeadSeries:
         """True if any sample of the series is kept (head or chunks)."""
         return self.first_t != NO_TIME
 
-    def append_overflowed(self, t: int, v: float) -> None:
-        """Append after ``ts.append(t - base)`` overflowed: set the base or widen."""
-        if not self.ts:
+    def append_slow(self, t: int, v: float) -> None:
+        """Append after ``ts[n] = t - base`` failed: buffers full or empty, or a wide offset."""
+        n = self.n
+        if not n:
             self.base = t
-            self.ts.append(0)
-        else:
-            self.ts = array("q", [self.base + x for x in self.ts])
+            if not self.ts:
+                self.ts = _FIRST_TIMES[:]
+                self.vals = _FIRST_VALUES[:]
+        elif n == len(self.ts):
+            # Fresh buffers half again as large (the old ones may be viewed by a
+            # query, so they are left as they are): one C call each.
+            pad = _padding(max(FIRST_CAPACITY, n >> 1))
+            self.ts = self.ts + (pad[0] if self.ts.typecode == "i" else pad[1])
+            self.vals = self.vals + pad[2]
+        try:
+            self.ts[n] = t - self.base
+        except OverflowError:
+            wide = array("q", map(self.base.__add__, self.ts[:n]))
+            wide.frombytes(bytes(8 * (len(self.ts) - n)))
+            self.ts = wide
             self.base = 0
-            self.ts.append(t)
-        self.vals.append(v)
+            self.ts[n] = t
+        self.vals[n] = v
+        self.n = n + 1
 
     def add(self, t: int, v: float) -> None:
         """Append one sample known to be newer than ``last_t``."""
+        n = self.n
         try:
-            self.ts.append(t - self.base)
-        except OverflowError:
-            self.append_overflowed(t, v)
+            self.ts[n] = t - self.base
+        except (IndexError, OverflowError):
+            self.append_slow(t, v)
         else:
-            self.vals.append(v)
+            self.vals[n] = v
+            self.n = n + 1
         self.last_t = t
         self.last_v = v
         if self.first_t == NO_TIME:
@@ -126,33 +197,63 @@ class HeadSeries:
     def index_of(self, t: int, *, right: bool = False) -> int:
         """Where ``t`` falls among the head samples (``bisect_left`` / ``bisect_right``)."""
         if right:
-            return bisect.bisect_right(self.ts, t - self.base)
-        return bisect.bisect_left(self.ts, t - self.base)
+            return bisect.bisect_right(self.ts, t - self.base, 0, self.n)
+        return bisect.bisect_left(self.ts, t - self.base, 0, self.n)
 
     def times(self, lo: int = 0, hi: int | None = None) -> list[int]:
         """Absolute times of head samples ``lo:hi``."""
-        window = self.ts[lo:hi]
+        window = self.ts[lo : self.n if hi is None else min(hi, self.n)]
         if not self.base:
             return window.tolist()
         return list(map(self.base.__add__, window))
 
-    def drop(self, n: int) -> None:
-        """Remove the ``n`` oldest head samples and re-base the rest on the first left."""
-        ts = self.ts
-        del ts[:n]
-        del self.vals[:n]
-        if not ts:
-            self.ts = array("i")
-            self.base = 0
+    def values(self, lo: int = 0, hi: int | None = None) -> array[float]:
+        """Values of head samples ``lo:hi`` (a copy)."""
+        return self.vals[lo : self.n if hi is None else min(hi, self.n)]
+
+    def drop(self, k: int) -> None:
+        """Remove the ``k`` oldest head samples and re-base the rest on the first left.
+
+        What is left is copied into fresh buffers (sized for it and as much
+        again), so no buffer a query may hold changes.
+        """
+        n = self.n
+        if k >= n:
+            self.ts, self.vals, self.n, self.base = _NO_TIMES, _NO_VALUES, 0, 0
             return
-        first = ts[0]
-        if first or ts.typecode != "i":
-            shifted = [x - first for x in ts]
+        left = n - k
+        first = self.ts[k]
+        if first or self.ts.typecode != "i":
+            shifted = [x - first for x in self.ts[k:n]]
             try:
-                self.ts = array("i", shifted)
+                ts = array("i", shifted)
             except OverflowError:
-                self.ts = array("q", shifted)
+                ts = array("q", shifted)
             self.base += first
+        else:
+            ts = self.ts[k:n]
+        # Room for what is left and as much again, and at least a third of a
+        # default chunk: a chunk then fills in three or four copies.
+        capacity = max(AFTER_CUT_CAPACITY, 2 * left)
+        ts.frombytes(bytes(ts.itemsize * (capacity - left)))
+        vals = self.vals[k:n]
+        vals.frombytes(bytes(8 * (capacity - left)))
+        self.ts, self.vals, self.n = ts, vals, left
+
+    def window(self, mint: int, maxt: int) -> tuple[array[int], int, memoryview]:
+        """The head samples in ``[mint, maxt]``: ``(offsets, base, values)``.
+
+        ``values`` is a read-only view of the head's own buffer, no copy, valid
+        for as long as it is held whatever is appended or dropped meanwhile.
+        ``offsets`` (from ``base``) are a copy: 4 bytes a sample that the
+        caller widens into absolute times anyway, and one slice costs less than
+        a view.
+        """
+        ts, base, n = self.ts, self.base, self.n
+        lo = bisect.bisect_left(ts, mint - base, 0, n) if self.first_t < mint else 0
+        # Instant queries at "now" take every head sample up to the last.
+        hi = bisect.bisect_right(ts, maxt - base, lo, n) if self.last_t > maxt else n
+        return ts[lo:hi], base, memoryview(self.vals)[lo:hi].toreadonly()
 
 
 class _Posting:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import struct
 from array import array
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -174,15 +174,17 @@ class Series:
 
 @dataclass(slots=True)
 class ArraySeries:
-    """One series' samples in compact arrays (``array('q')`` ms, ``array('d')``), oldest first.
+    """One series' samples in compact buffers (``array('q')`` ms, doubles), oldest first.
 
     What a storage hands the query engine: indexing gives plain ints and
-    floats, and numpy reads the buffers without a step per sample.
+    floats, and numpy reads the buffers without a step per sample. The
+    values are an ``array('d')`` or a read-only ``memoryview`` of doubles
+    (the TSDB's: a view of its head, not a copy).
     """
 
     labels: Labels
     timestamps: array[int]
-    values: array[float]
+    values: Sequence[float]
 
     def __len__(self) -> int:
         return len(self.timestamps)
