@@ -108,7 +108,7 @@ class _Sums:
         return self.total + self.c
 
 
-def _positions(p: Packed, first: int = 0) -> Iterator[tuple[int, Floats, Bools]]:
+def positions(p: Packed, first: int = 0) -> Iterator[tuple[int, Floats, Bools]]:
     """``(k, value, active)``: the ``k``-th sample of every window, where it has one.
 
     ``active`` is the scalar ``True`` while every window still has a ``k``-th
@@ -126,7 +126,7 @@ def _positions(p: Packed, first: int = 0) -> Iterator[tuple[int, Floats, Bools]]
 
 
 def _position_masks(count: Any, first: int = 0) -> Iterator[tuple[int, Any]]:
-    """``(k, active)`` of :func:`_positions` for windows of ``count`` samples, no gathering."""
+    """``(k, active)`` of :func:`positions` for windows of ``count`` samples, no gathering."""
     if not count.size:
         return
     shortest, longest = int(count.min()), int(count.max())
@@ -174,7 +174,7 @@ def sum_over_time(p: Packed) -> Floats:
         return _fast_sum(p)
     total = _first(p)
     c = np.zeros_like(total)
-    for _, v, active in _positions(p, 1):
+    for _, v, active in positions(p, 1):
         t, grown = kahan(v, total, c)
         total = _keep(active, t, total)
         c = _keep(active, grown, c)
@@ -189,7 +189,7 @@ def avg_over_time(p: Packed) -> Floats:
     first = _first(p)
     zeros = np.zeros_like(first)
     state: _MeanState = (first, zeros, zeros, np.zeros(first.shape, dtype=np.bool_))
-    for k, v, active in _positions(p, 1):
+    for k, v, active in positions(p, 1):
         state = _mean_add(v, float(k + 1), active, state)
     return _mean_result(*state, p.count.astype(np.float64))
 
@@ -272,7 +272,7 @@ def stdvar_rows(values: Floats, present: Bools) -> Floats:
 def extreme_over_time(p: Packed, *, pick_max: bool) -> Floats:
     """min/max of every window; a NaN so far is replaced by the next sample."""
     out = _first(p)
-    for _, v, active in _positions(p, 1):
+    for _, v, active in positions(p, 1):
         better = (out < v) if pick_max else (out > v)
         out = np.where(active & (better | np.isnan(out)), v, out)
     return out
@@ -282,7 +282,7 @@ def ts_of_extreme_over_time(p: Packed, *, pick_max: bool) -> Floats:
     """When each window's min/max was last reached, in seconds; NaN so far is replaced."""
     best = _first(p)
     best_at = np.where(p.count > 0, p.lo, 0)
-    for k, v, active in _positions(p, 1):
+    for k, v, active in positions(p, 1):
         # A tie moves to the later sample, as the window loop's ``>=``/``<=``.
         better = (v >= best) if pick_max else (v <= best)
         take = active & (better | np.isnan(best))
@@ -296,7 +296,7 @@ def stdvar_over_time(p: Packed) -> Floats:
     shape = p.count.shape
     mean, c_mean = np.zeros(shape), np.zeros(shape)
     aux, c_aux = np.zeros(shape), np.zeros(shape)
-    for k, v, active in _positions(p):
+    for k, v, active in positions(p):
         count = float(k + 1)
         delta = v - (mean + c_mean)
         new_mean, new_c_mean = kahan(delta / count, mean, c_mean)
@@ -329,7 +329,7 @@ def linear_regression(p: Packed, intercept_t: Any) -> tuple[Floats, Floats]:
     sum_x2, c_x2 = np.zeros(shape), np.zeros(shape)
     init_y = _first(p)
     const_y = np.ones(shape, dtype=np.bool_)
-    for k, y, active in _positions(p):
+    for k, y, active in positions(p):
         if k:
             const_y &= ~active | (y == init_y)
         at = p.lo + k if active is _ALL else np.where(active, p.lo + k, 0)
