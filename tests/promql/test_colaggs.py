@@ -168,3 +168,35 @@ def test_parameter_errors_are_the_same_on_columns() -> None:
     ]:
         with pytest.raises(EvaluationError, match=message):
             Engine(storage).range(query, 0, END_MS, STEP_MS)
+
+
+#: Magnitudes far apart, so the compensation of avg's sum decides the last bits.
+_spread = st.one_of(
+    st.sampled_from([1e16, -1e16, 2.0**53, 1.0, -1.0, 0.1, 3e-5, -0.0, 0.0]),
+    st.floats(min_value=-1e17, max_value=1e17, allow_nan=False),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.lists(
+        st.lists(st.tuples(st.sampled_from([10_000, 20_000, 400_000]), _spread), max_size=20),
+        min_size=2,
+        max_size=12,
+    ),
+    grouping=st.sampled_from(["", " by (g)"]),
+)
+def test_avg_of_finite_members_keeps_the_compensation_bits(
+    data: list[list[tuple[int, float]]], grouping: str
+) -> None:
+    fast, slow = _both(_storage(data), f"avg{grouping} (m)")
+    assert _cells(fast) == _cells(slow)
+
+
+def test_avg_compensates_a_cancelling_sum() -> None:
+    storage = MemoryStorage()
+    for i, value in enumerate([1e16, 1.0, -1e16, 1.0]):
+        for t in range(0, 120_000, 15_000):
+            storage.add(Labels.of(__name__="m", i=str(i)), t, value)
+    (series,) = Engine(storage).range("avg(m)", 0, 60_000, 30_000).value  # type: ignore[misc]
+    assert list(series.values) == [0.5, 0.5, 0.5]  # type: ignore[union-attr]

@@ -237,8 +237,53 @@ def _mean_result(total: Floats, c: Floats, mean: Floats, incremental: Bools, n: 
     return np.where(incremental, mean + c, direct)
 
 
+#: Cells (members x steps) per block of :func:`_prefix_sum_rows`: bounded temporaries.
+_BLOCK_CELLS = 1 << 17
+
+
+def _rows_cannot_overflow(values: Floats, present: Bools) -> bool:
+    """True when every present value is finite and no running sum down the rows can overflow."""
+    if not values.size:
+        return False
+    with np.errstate(all="ignore"):
+        largest = float(np.max(np.abs(np.where(present, values, 0.0))))
+    return bool(np.isfinite(largest)) and values.shape[0] * max(largest, 1.0) < _SAFE_SUM
+
+
+def _prefix_sum_rows(values: Floats, present: Bools) -> Floats:
+    """``sum_values`` of the present values down the rows, per step column, without overflow.
+
+    Only when :func:`_rows_cannot_overflow`. The running totals after each
+    member are a prefix sum (``cumsum`` adds strictly in order); a missing
+    member adds ``-0.0``, which leaves every total as it is, and before the
+    first member the total is ``-0.0``, which the first value replaces
+    exactly. Each addition's compensation term is then its exact rounding
+    error (no overflow: see :class:`_Sums`), taken with TwoSum, and the
+    compensation is the in-order sum of those terms from ``+0.0`` (an exact
+    zero term, whatever its sign, cannot change it: it is never ``-0.0``).
+    """
+    rows, n = values.shape
+    out = np.empty(n, dtype=np.float64)
+    block = max(1, _BLOCK_CELLS // max(1, rows))
+    for lo in range(0, n, block):
+        v = np.where(present[:, lo : lo + block], values[:, lo : lo + block], -0.0)
+        totals = np.cumsum(v, axis=0)
+        before = np.empty_like(totals)
+        before[0] = -0.0
+        before[1:] = totals[:-1]
+        took = totals - before  # the part of v the total took
+        terms = (before - (totals - took)) + (v - took)
+        out[lo : lo + block] = totals[-1] + np.cumsum(terms, axis=0)[-1]
+    return out
+
+
 def avg_rows(values: Floats, present: Bools) -> Floats:
     """``avg_values`` down the rows (one member series a row), per step column."""
+    if _rows_cannot_overflow(values, present):
+        # No running sum overflows: the incremental mean never takes over,
+        # and the mean is the compensated sum over the count.
+        mean: Floats = _prefix_sum_rows(values, present) / present.sum(axis=0)
+        return mean
     shape = values.shape[1:]
     total, c, mean = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     count = np.zeros(shape)
