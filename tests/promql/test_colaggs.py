@@ -200,3 +200,23 @@ def test_avg_compensates_a_cancelling_sum() -> None:
             storage.add(Labels.of(__name__="m", i=str(i)), t, value)
     (series,) = Engine(storage).range("avg(m)", 0, 60_000, 30_000).value  # type: ignore[misc]
     assert list(series.values) == [0.5, 0.5, 0.5]  # type: ignore[union-attr]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.lists(_series, min_size=1, max_size=7),
+    query=st.sampled_from(
+        ["quantile(0.3, m)", "topk(2, m)", "bottomk by (g) (1, m)", "limitk(1, m)"]
+    ),
+    cells=st.sampled_from([1, 5, 13]),
+)
+def test_groups_stacked_a_few_steps_at_a_time_give_the_same_answers(
+    data: list[list[tuple[int, float]]], query: str, cells: int
+) -> None:
+    # A tiny block: the members are stacked a step or two at a time, as a day
+    # of many series is in blocks of a million cells.
+    storage = _storage(data)
+    with mock.patch.object(colaggs, "BLOCK_CELLS", cells):
+        fast = Engine(storage).range(query, 0, END_MS, STEP_MS)
+    slow = Engine(storage, columnar=False).range(query, 0, END_MS, STEP_MS)
+    assert _cells(fast) == _cells(slow), query

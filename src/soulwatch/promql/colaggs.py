@@ -17,7 +17,7 @@ where numpy is installed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -29,10 +29,29 @@ from soulwatch.tsdb.model import Labels
 Groups = dict[Labels, list[StepSeries]]
 
 
-def _stack(members: Sequence[StepSeries]) -> tuple[Floats, Bools]:
-    """Members' values and validity as ``members x steps`` matrices."""
-    rows = [stepcols.column_of(s) for s in members]
-    return np.stack([row[0] for row in rows]), np.stack([row[1] for row in rows])
+#: Cells (members x steps) stacked at once: bounds the temporaries to a few MiB each.
+BLOCK_CELLS = 1 << 20
+
+_Columns = list[tuple[Floats, Bools]]
+
+
+def _columns(members: Sequence[StepSeries]) -> _Columns:
+    """Each member's (values, validity) arrays."""
+    return [stepcols.column_of(s) for s in members]
+
+
+def _blocks(columns: _Columns, n: int) -> Iterator[tuple[slice, Floats, Bools]]:
+    """``(steps, values, present)``: runs of steps with the members stacked as matrices.
+
+    A group of many members over many steps (a day at a minute: 1,440)
+    is never stacked whole: each run holds about ``BLOCK_CELLS`` cells.
+    """
+    block = max(1, BLOCK_CELLS // max(1, len(columns)))
+    for lo in range(0, n, block):
+        steps = slice(lo, lo + block)
+        values = np.stack([c[0][steps] for c in columns])
+        present = np.stack([c[1][steps] for c in columns])
+        yield steps, values, present
 
 
 def quantile(groups: Groups, qs: Sequence[float]) -> list[StepSeries]:
@@ -43,20 +62,17 @@ def quantile(groups: Groups, qs: Sequence[float]) -> list[StepSeries]:
     out = []
     with np.errstate(all="ignore"):
         for labels, members in groups.items():
-            values, present = _stack(members)
-            count = present.sum(axis=0)
-            seen = count > 0
-            if not seen.any():
-                continue
             result = np.empty(len(q), dtype=np.float64)
-            block = max(1, windowranks.CHUNK_CELLS // len(members))
-            for lo in range(0, len(q), block):
-                steps = slice(lo, lo + block)
+            seen = np.zeros(len(q), dtype=np.bool_)
+            for steps, values, present in _blocks(_columns(members), len(q)):
+                count = present.sum(axis=0)
+                seen[steps] = count > 0
                 # One row per step: the members' values in member order, +Inf padding.
-                rows = np.where(present[:, steps], values[:, steps], np.inf).T
-                ranked = windowranks.quantile_rows(rows, count[steps], inside[steps])
+                rows = np.where(present, values, np.inf).T
+                ranked = windowranks.quantile_rows(rows, count, inside[steps])
                 result[steps] = windowranks.bounded_quantile(q[steps], ranked)
-            out.append(StepSeries.of_column(labels, result, seen))
+            if seen.any():
+                out.append(StepSeries.of_column(labels, result, seen))
     return out
 
 
@@ -69,19 +85,26 @@ def select_k(op: str, ks: Sequence[int], groups: Groups) -> list[StepSeries]:
     by the first step that keeps them, then by their rank at that step.
     """
     k = np.asarray(ks, dtype=np.int64)
+    n = len(k)
     out: list[StepSeries] = []
     for members in groups.values():
-        values, present = _stack(members)
-        rank = _ranks(op, values, present)
-        kept = present & (rank < k[None, :])
-        rows = np.flatnonzero(kept.any(axis=1))
-        if not rows.size:
-            continue
-        first_step = kept[rows].argmax(axis=1)
-        first_rank = rank[rows, first_step]
-        for index in rows[np.lexsort((first_rank, first_step))].tolist():
+        columns = _columns(members)
+        kept = np.zeros((len(members), n), dtype=np.bool_)
+        first_step = np.full(len(members), n, dtype=np.int64)
+        first_rank = np.zeros(len(members), dtype=np.int64)
+        for steps, values, present in _blocks(columns, n):
+            rank = _ranks(op, values, present)
+            here = kept[:, steps]
+            np.logical_and(present, rank < k[None, steps], out=here)
+            new = np.flatnonzero(here.any(axis=1) & (first_step == n))
+            at = here[new].argmax(axis=1)
+            first_step[new] = steps.start + at
+            first_rank[new] = rank[new, at]
+        rows = np.flatnonzero(first_step < n)
+        for index in rows[np.lexsort((first_rank[rows], first_step[rows]))].tolist():
             s = members[index]
-            out.append(StepSeries.of_column(s.labels, values[index], kept[index], s.drop_name))
+            values = columns[index][0]
+            out.append(StepSeries.of_column(s.labels, values, kept[index], s.drop_name))
     return out
 
 
@@ -101,6 +124,11 @@ def _ranks(op: str, values: Floats, present: Bools) -> Ints:
     return rank
 
 
+def _covers(r: Floats, offset: float) -> Bools:
+    """Steps whose ratio keeps a series at ``offset``: the first ``r`` of [0, 1), or the last."""
+    return ((r >= 0) & (offset < r)) | ((r < 0) & (offset >= 1 + r))
+
+
 def limit_ratio(
     groups: Groups, ratios: Sequence[float], offsets: Sequence[float]
 ) -> list[StepSeries]:
@@ -110,16 +138,15 @@ def limit_ratio(
     position in [0, 1); ``ratios`` is the clamped ratio per step.
     """
     r = np.asarray(ratios, dtype=np.float64)
+    out = []
     members = [s for group in groups.values() for s in group]
-    if not members:
-        return []
-    values, present = _stack(members)
-    at = np.asarray(offsets, dtype=np.float64)[:, None]
-    keep = present & (((r >= 0) & (at < r)) | ((r < 0) & (at >= 1 + r)))
-    return [
-        StepSeries.of_column(members[i].labels, values[i], keep[i], members[i].drop_name)
-        for i in np.flatnonzero(keep.any(axis=1)).tolist()
-    ]
+    for s, offset in zip(members, offsets, strict=True):
+        values, present = stepcols.column_of(s)
+        # The same series is kept wherever the ratio reaches its position.
+        keep = present & _covers(r, offset)
+        if keep.any():
+            out.append(StepSeries.of_column(s.labels, values, keep, s.drop_name))
+    return out
 
 
 #: One bit pattern for every NaN: all NaNs count under one label value, ``NaN``.
@@ -135,7 +162,9 @@ def count_values(label: str, groups: Groups, n: int) -> list[StepSeries]:
     """
     out: dict[Labels, tuple[Floats, Bools]] = {}
     for labels, members in groups.items():
-        values, present = _stack(members)
+        columns = _columns(members)
+        values = np.stack([c[0] for c in columns])
+        present = np.stack([c[1] for c in columns])
         bits = np.where(np.isnan(values), _NAN_BITS, values.view(np.uint64))
         # Step-major (transposed) order: the order the per-step loop meets values.
         cells = np.flatnonzero(present.T)
