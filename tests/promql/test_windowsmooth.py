@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import math
 import struct
+import threading
 from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from soulwatch.exceptions import EvaluationError
-from soulwatch.promql import columnar, windowsmooth
+from soulwatch.exceptions import EvaluationError, QueryLimitError
+from soulwatch.promql import columnar, windowranks, windowsmooth
 from soulwatch.promql.engine import Engine
 from soulwatch.promql.values import QueryResult
 from soulwatch.tsdb.memory import MemoryStorage
@@ -109,3 +110,38 @@ def test_bad_factors_where_no_window_has_a_sample_are_not_an_error() -> None:
     for engine in (Engine(storage, columnar=False), Engine(storage, columnar_min_windows=0)):
         result = engine.range(query, 0, 1_500_000, 30_000)
         assert result.value
+
+
+class _CancelAfter(threading.Event):
+    """A cancel event that reads as set from its ``calls``-th look on."""
+
+    def __init__(self, calls: int) -> None:
+        super().__init__()
+        self.looks = 0
+        self.calls = calls
+
+    def is_set(self) -> bool:
+        self.looks += 1
+        return self.looks >= self.calls
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "double_exponential_smoothing(m[2h], 0.5, 0.5)",
+        "sum_over_time(m[2h])",
+        "quantile_over_time(0.5, m[2h])",
+    ],
+)
+def test_a_cancelled_query_stops_inside_the_array_computation(query: str) -> None:
+    # Long windows (480 samples each): the walk over window positions looks
+    # at the query's cancel event as it goes, not only before and after.
+    storage = _storage([[(15_000, float(i % 13)) for i in range(960)]])
+    with mock.patch.object(windowranks, "CHUNK_CELLS", 4096):
+        whole = _CancelAfter(calls=10**9)
+        Engine(storage).range(query, 7_200_000, 14_400_000, 15_000, cancel=whole)
+        before_and_after = 3  # the looks outside the array call are far fewer than inside
+        assert whole.looks > before_and_after + 2
+        inside = _CancelAfter(calls=before_and_after + 2)
+        with pytest.raises(QueryLimitError, match="cancelled"):
+            Engine(storage).range(query, 7_200_000, 14_400_000, 15_000, cancel=inside)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from soulwatch.promql import interrupts
 from soulwatch.promql.ndtypes import Floats, Ints
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ def _chunks(p: Packed) -> Iterator[tuple[slice, Floats, Ints]]:
     per_chunk = max(1, CHUNK_CELLS // width)
     offsets = np.arange(width, dtype=np.int64)[None, :]
     for first in range(0, lo.size, per_chunk):
+        interrupts.check()
         stop = min(lo.size, first + per_chunk)
         cells = slice(first, stop)
         inside = offsets < count[cells, None]

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from soulwatch.promql import interrupts
 from soulwatch.promql.ndtypes import Bools, Floats
 
 if TYPE_CHECKING:
@@ -108,6 +109,10 @@ class _Sums:
         return self.total + self.c
 
 
+#: Window positions walked between two looks at the query's timeout and cancel event.
+CHECK_EVERY = 64
+
+
 def positions(p: Packed, first: int = 0) -> Iterator[tuple[int, Floats, Bools]]:
     """``(k, value, active)``: the ``k``-th sample of every window, where it has one.
 
@@ -118,6 +123,8 @@ def positions(p: Packed, first: int = 0) -> Iterator[tuple[int, Floats, Bools]]:
         return
     shortest, longest = int(p.count.min()), int(p.count.max())
     for k in range(first, longest):
+        if k % CHECK_EVERY == 0:
+            interrupts.check()
         if k < shortest:
             yield k, p.values[p.lo + k], _ALL
             continue
@@ -131,6 +138,8 @@ def _position_masks(count: Any, first: int = 0) -> Iterator[tuple[int, Any]]:
         return
     shortest, longest = int(count.min()), int(count.max())
     for k in range(first, longest):
+        if k % CHECK_EVERY == 0:
+            interrupts.check()
         yield k, (_ALL if k < shortest else count > k)
 
 
