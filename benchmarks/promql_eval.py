@@ -87,6 +87,15 @@ RANGE_QUERIES: dict[str, str] = {
     "deriv, 1h @15s": "deriv(http_requests_total[5m])",
     # A latency board's percentile over raw samples: one sort per window.
     "quantile_over_time, 1h @15s": "quantile_over_time(0.95, http_requests_total[5m])",
+    # Aggregations other than sum, a math function and smoothing over range functions.
+    "avg by rate, 1h @15s": "avg by (job) (rate(http_requests_total[5m]))",
+    "topk rate, 1h @15s": "topk(5, rate(http_requests_total[5m]))",
+    "quantile rate, 1h @15s": "quantile(0.9, rate(http_requests_total[5m]))",
+    "abs deriv, 1h @15s": "abs(deriv(http_requests_total[5m]))",
+    # Prometheus 2.42 knows the function by its old name, holt_winters (see _v2).
+    "double_exponential_smoothing, 1h @15s": (
+        "double_exponential_smoothing(http_requests_total[5m], 0.5, 0.5)"
+    ),
 }
 
 #: A console board: ten panels, each a range query over 24 h at a 60 s step.
@@ -335,7 +344,8 @@ class Prometheus:
 
     def query(self, expr: str, t_s: float) -> dict[str, Any]:
         """An instant query with Prometheus's own timing stats; raises on an error status."""
-        r = self.client.get("/api/v1/query", params={"query": expr, "time": t_s, "stats": "all"})
+        params = {"query": _v2(expr), "time": t_s, "stats": "all"}
+        r = self.client.get("/api/v1/query", params=params)
         r.raise_for_status()
         return r.json()  # type: ignore[no-any-return]
 
@@ -343,7 +353,13 @@ class Prometheus:
         """A range query with timing stats; raises on an error status."""
         r = self.client.get(
             "/api/v1/query_range",
-            params={"query": expr, "start": start_s, "end": end_s, "step": step_s, "stats": "all"},
+            params={
+                "query": _v2(expr),
+                "start": start_s,
+                "end": end_s,
+                "step": step_s,
+                "stats": "all",
+            },
         )
         r.raise_for_status()
         return r.json()  # type: ignore[no-any-return]
@@ -357,6 +373,11 @@ class Prometheus:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=30)
+
+
+def _v2(expr: str) -> str:
+    """``expr`` as Prometheus 2.x spells it: Prometheus 3 renamed ``holt_winters``."""
+    return expr.replace("double_exponential_smoothing(", "holt_winters(")
 
 
 def _free_port() -> int:
@@ -474,6 +495,9 @@ CHECKS = (
     "e2b_sandbox_hours_used / e2b_sandbox_hours_quota",
     "rate(http_requests_total[5m])",
     "quantile_over_time(0.95, http_requests_total[5m])",
+    "topk(5, rate(http_requests_total[5m]))",
+    "quantile(0.9, rate(http_requests_total[5m]))",
+    "double_exponential_smoothing(http_requests_total[5m], 0.5, 0.5)",
 )
 
 

@@ -109,7 +109,10 @@ def test_array_path_matches_the_window_loop(
     else:
         query = f"{head}m_total[{range_s}s]{modifier}"
     # predict_linear's horizon: a constant, or one that changes at every step.
-    query += {"predict_linear": ", 300)" if step_s % 2 else ", time() - 600)"}.get(func, ")")
+    query += {
+        "predict_linear": ", 300)" if step_s % 2 else ", time() - 600)",
+        "double_exponential_smoothing": ", 0.3, 0.6)" if step_s % 2 else ", 0.5, 0.1)",
+    }.get(func, ")")
     if agg:
         query = f"{agg} by (g) ({query})"
     end_ms = 1_200_000
@@ -347,7 +350,8 @@ def test_instant_queries_on_the_array_path_match_the_window_loop(
     for i, samples in enumerate(data):
         _load(storage, "m_total", i, samples)
     head = f"{func}(0.5, " if func == "quantile_over_time" else f"{func}("
-    query = f"{head}m_total[{range_s}s]" + (", 300)" if func == "predict_linear" else ")")
+    tail = {"predict_linear": ", 300)", "double_exponential_smoothing": ", 0.4, 0.7)"}
+    query = f"{head}m_total[{range_s}s]" + tail.get(func, ")")
     if agg:
         query = f"{agg} by (g) ({query})"
     fast = Engine(storage, columnar_min_windows=0).instant(query, at_s * 1000)

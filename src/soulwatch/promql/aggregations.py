@@ -26,6 +26,11 @@ from soulwatch.promql.stepvec import (
 )
 from soulwatch.tsdb.model import METRIC_NAME, Labels
 
+try:
+    from soulwatch.promql import colaggs
+except ImportError:  # pragma: no cover - numpy ships with the monitor extra
+    colaggs = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
     from soulwatch.promql.engine import Evaluator
 
@@ -189,6 +194,9 @@ def evaluate(ev: Evaluator, node: AggregateExpr, ts: list[int]) -> StepValue:
     n = len(ts)
     groups = _group(value, node)
     ev.check_time()
+    # A range query's groups as whole step-columns (:mod:`.colaggs`); an
+    # instant query's single step stays on the lists.
+    on_columns = ev.columnar and colaggs is not None and n > 1
     if op in SIMPLE:
         if ev.columnar and op in columnar.AGGREGATIONS and n > 1:
             # Whole step-columns at once; the same fold, in the same order.
@@ -204,6 +212,8 @@ def evaluate(ev: Evaluator, node: AggregateExpr, ts: list[int]) -> StepValue:
                     f"quantile value should be between 0 and 1, got {format_g(q)}",
                     _pos(node.param),
                 )
+        if on_columns:
+            return _keep_drop_flags(colaggs.quantile(groups, qs), groups)
         out = []
         for labels, members in groups.items():
             vals: list[float | None] = [None] * n
@@ -215,14 +225,23 @@ def evaluate(ev: Evaluator, node: AggregateExpr, ts: list[int]) -> StepValue:
         return _keep_drop_flags(out, groups)
     if op == "count_values":
         assert isinstance(param, StringValue)
+        if on_columns:
+            _check_label(param.value)
+            return colaggs.count_values(param.value, groups, n)
         return _count_values(param.value, groups, n)
     if op in ("topk", "bottomk", "limitk"):
         assert isinstance(param, ScalarSteps)
+        if on_columns:
+            return colaggs.select_k(op, [_k_of(p) for p in param.vals], groups)
         return _select_k(op, param.vals, groups, n)
     if op == "limit_ratio":
         assert isinstance(param, ScalarSteps)
         assert node.param is not None
-        return _limit_ratio(ev, param.vals, groups, n, _pos(node.param))
+        ratios = _ratios(ev, param.vals, _pos(node.param))
+        if on_columns:
+            offsets = [_ratio_offset(s.labels) for members in groups.values() for s in members]
+            return colaggs.limit_ratio(groups, ratios, offsets)
+        return _limit_ratio(ratios, groups)
     raise QueryError(f"unknown aggregation {op!r}")
 
 
@@ -284,9 +303,13 @@ def _simple(
     return [s for s in out if any(v is not None for v in s.vals)]
 
 
-def _count_values(label: str, groups: dict[Labels, list[StepSeries]], n: int) -> list[StepSeries]:
+def _check_label(label: str) -> None:
     if not label or not valid_label_name(label):
         raise EvaluationError(f"invalid label name {go_quote(label)}")
+
+
+def _count_values(label: str, groups: dict[Labels, list[StepSeries]], n: int) -> list[StepSeries]:
+    _check_label(label)
     out: dict[Labels, StepSeries] = {}
     for labels, members in groups.items():
         for i in range(n):
@@ -376,9 +399,8 @@ def _ratio_offset(labels: Labels) -> float:
     return int.from_bytes(digest, "big") / 2.0**64
 
 
-def _limit_ratio(
-    ev: Evaluator, params: list[float], groups: dict[Labels, list[StepSeries]], n: int, pos: int
-) -> list[StepSeries]:
+def _ratios(ev: Evaluator, params: list[float], pos: int) -> list[float]:
+    """``limit_ratio``'s ratio at each step, clamped to [-1, 1] (with a warning)."""
     ratios = []
     for given in params:
         if math.isnan(given):
@@ -388,6 +410,10 @@ def _limit_ratio(
                 f"ratio value should be between -1 and 1, got {format_g(given)}", pos
             )
         ratios.append(max(-1.0, min(1.0, given)))
+    return ratios
+
+
+def _limit_ratio(ratios: list[float], groups: dict[Labels, list[StepSeries]]) -> list[StepSeries]:
     out = []
     for members in groups.values():
         for s in members:

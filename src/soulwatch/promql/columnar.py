@@ -33,7 +33,7 @@ from soulwatch.tsdb.model import Labels
 try:
     import numpy as np
 
-    from soulwatch.promql import stepcols, windowranks, windowsums
+    from soulwatch.promql import stepcols, windowranks, windowsmooth, windowsums
 except ImportError:  # pragma: no cover - numpy ships with the monitor extra
     np = None  # type: ignore[assignment]
 
@@ -66,6 +66,7 @@ VECTORISED = frozenset(
         "predict_linear",
         "quantile_over_time",
         "mad_over_time",
+        "double_exponential_smoothing",
     }
 )
 
@@ -256,6 +257,8 @@ def _compute(
         return windowranks.quantile_over_time(p, q), valid
     if name == "mad_over_time":
         return windowranks.mad_over_time(p), valid
+    if name == "double_exponential_smoothing":
+        return windowsmooth.double_exponential_smoothing(p, params)
     summed = _summed(name, p)
     if summed is not None:
         return summed, valid

@@ -14,7 +14,15 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from soulwatch.exceptions import QueryError
-from soulwatch.promql import columnar, histcolumns, histograms, info, labelfuncs, mathfuncs
+from soulwatch.promql import (
+    columnar,
+    histcolumns,
+    histograms,
+    info,
+    interrupts,
+    labelfuncs,
+    mathfuncs,
+)
 from soulwatch.promql.aggregations import format_g
 from soulwatch.promql.ast import Call, Expr, MatrixSelector, ParenExpr, SubqueryExpr, VectorSelector
 from soulwatch.promql.funcargs import Handler, scalar_arg, string_arg, vector_arg
@@ -114,15 +122,16 @@ def _range_call(ev: Evaluator, node: Call, rf: RangeFunction, ts: list[int]) -> 
     columns = None
     if ev.columnar and len(series) * steps >= ev.engine.columnar_min_windows:
         ev.check_time()
-        columns = columnar.evaluate(
-            node.func,
-            series,
-            ends[:steps],
-            range_ms,
-            keeps_name=rf.keeps_name,
-            step_times=ts[:steps],
-            params=params,
-        )
+        with interrupts.checked_by(ev.check_time):
+            columns = columnar.evaluate(
+                node.func,
+                series,
+                ends[:steps],
+                range_ms,
+                keeps_name=rf.keeps_name,
+                step_times=ts[:steps],
+                params=params,
+            )
     if columns is not None:
         # One charge for all: nothing else happens between the per-series charges.
         ev.charge(n * len(columns))

@@ -13,6 +13,11 @@ from soulwatch.promql.funcargs import Handler, map_values, scalar_arg, vector_ar
 from soulwatch.promql.stepvec import StepSeries, StepValue
 from soulwatch.tsdb.model import Labels
 
+try:
+    from soulwatch.promql import colmath
+except ImportError:  # pragma: no cover - numpy ships with the monitor extra
+    colmath = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
     from soulwatch.promql.engine import Evaluator
 
@@ -95,9 +100,17 @@ MATH: dict[str, Callable[[float], float]] = {
 }
 
 
-def _math_handler(fn: Callable[[float], float]) -> Handler:
+def _on_columns(ev: Evaluator, vec: list[StepSeries], ts: list[int]) -> bool:
+    """Whether to compute over whole step-columns (:mod:`.colmath`): a range query's."""
+    return ev.columnar and colmath is not None and len(ts) > 1 and bool(vec)
+
+
+def _math_handler(name: str, fn: Callable[[float], float]) -> Handler:
     def handler(ev: Evaluator, node: Call, ts: list[int]) -> StepValue:
-        return map_values(vector_arg(ev, node, 0, ts), fn)
+        vec = vector_arg(ev, node, 0, ts)
+        if _on_columns(ev, vec, ts) and colmath.supported(name):
+            return colmath.apply(name, fn, vec, len(ts))
+        return map_values(vec, fn)
 
     return handler
 
@@ -105,6 +118,8 @@ def _math_handler(fn: Callable[[float], float]) -> Handler:
 def _round(ev: Evaluator, node: Call, ts: list[int]) -> StepValue:
     vec = vector_arg(ev, node, 0, ts)
     nearest = scalar_arg(ev, node, 1, ts) if len(node.args) > 1 else [1.0] * len(ts)
+    if _on_columns(ev, vec, ts):
+        return colmath.round_to(vec, nearest)
     out = []
     for s in vec:
         vals: list[float | None] = []
@@ -137,19 +152,27 @@ def _clamp_between(
     return out
 
 
+def _clamped(
+    ev: Evaluator, vec: list[StepSeries], ts: list[int], lows: list[float], highs: list[float]
+) -> StepValue:
+    if _on_columns(ev, vec, ts):
+        return colmath.clamp(vec, lows, highs)
+    return _clamp_between(vec, lows, highs)
+
+
 def _clamp(ev: Evaluator, node: Call, ts: list[int]) -> StepValue:
     vec = vector_arg(ev, node, 0, ts)
-    return _clamp_between(vec, scalar_arg(ev, node, 1, ts), scalar_arg(ev, node, 2, ts))
+    return _clamped(ev, vec, ts, scalar_arg(ev, node, 1, ts), scalar_arg(ev, node, 2, ts))
 
 
 def _clamp_min(ev: Evaluator, node: Call, ts: list[int]) -> StepValue:
     vec = vector_arg(ev, node, 0, ts)
-    return _clamp_between(vec, scalar_arg(ev, node, 1, ts), [math.inf] * len(ts))
+    return _clamped(ev, vec, ts, scalar_arg(ev, node, 1, ts), [math.inf] * len(ts))
 
 
 def _clamp_max(ev: Evaluator, node: Call, ts: list[int]) -> StepValue:
     vec = vector_arg(ev, node, 0, ts)
-    return _clamp_between(vec, [-math.inf] * len(ts), scalar_arg(ev, node, 1, ts))
+    return _clamped(ev, vec, ts, [-math.inf] * len(ts), scalar_arg(ev, node, 1, ts))
 
 
 # -- dates -------------------------------------------------------------------------
@@ -185,7 +208,7 @@ DATES: dict[str, Callable[[datetime], int]] = {
 
 
 HANDLERS: dict[str, Handler] = {
-    **{name: _math_handler(fn) for name, fn in MATH.items()},
+    **{name: _math_handler(name, fn) for name, fn in MATH.items()},
     **{name: _date_handler(part) for name, part in DATES.items()},
     "round": _round,
     "clamp": _clamp,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from soulwatch.promql import interrupts
 from soulwatch.promql.ndtypes import Floats, Ints
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ def _chunks(p: Packed) -> Iterator[tuple[slice, Floats, Ints]]:
     per_chunk = max(1, CHUNK_CELLS // width)
     offsets = np.arange(width, dtype=np.int64)[None, :]
     for first in range(0, lo.size, per_chunk):
+        interrupts.check()
         stop = min(lo.size, first + per_chunk)
         cells = slice(first, stop)
         inside = offsets < count[cells, None]
@@ -48,7 +50,7 @@ def _chunks(p: Packed) -> Iterator[tuple[slice, Floats, Ints]]:
         yield cells, np.where(inside, p.values[at], np.inf), count[cells]
 
 
-def _sorted_quantile(rows: Floats, count: Ints, q: Floats) -> Floats:
+def quantile_rows(rows: Floats, count: Ints, q: Floats) -> Floats:
     """``quantile(q, row)`` of each row: rows hold ``count`` samples then ``+Inf`` padding."""
     ordered = np.sort(rows, axis=1, kind="stable")
     nans = np.isnan(rows).sum(axis=1)
@@ -73,7 +75,7 @@ def _nan_first(ordered: Floats, nans: Ints, index: Floats) -> Floats:
     return np.where(is_nan, np.nan, picked)
 
 
-def _bounded(q: Floats, value: Floats) -> Floats:
+def bounded_quantile(q: Floats, value: Floats) -> Floats:
     """Prometheus's answer for ``q`` outside [0, 1] or NaN, else ``value``."""
     out = np.where(q < 0, -np.inf, np.where(q > 1, np.inf, value))
     return np.where(np.isnan(q), np.nan, out)
@@ -87,7 +89,7 @@ def quantile_over_time(p: Packed, q_per_step: Floats) -> Floats:
         q = q_cells[cells]
         # The interpolation is only read inside [0, 1]; elsewhere any finite q will do.
         inside = np.where((q >= 0) & (q <= 1), q, 0.0)
-        out[cells] = _bounded(q, _sorted_quantile(rows, count, inside))
+        out[cells] = bounded_quantile(q, quantile_rows(rows, count, inside))
     return out.reshape(p.lo.shape)
 
 
@@ -96,10 +98,10 @@ def mad_over_time(p: Packed) -> Floats:
     out = np.empty(p.lo.size, dtype=np.float64)
     for cells, rows, count in _chunks(p):
         half = np.full(len(count), 0.5)
-        median = _sorted_quantile(rows, count, half)
+        median = quantile_rows(rows, count, half)
         inside = np.arange(rows.shape[1])[None, :] < count[:, None]
         # |x - median| has no signed zero, so the order of equal deviations cannot show.
         deviations = np.where(inside, np.abs(rows - median[:, None]), np.inf)
-        mad = _sorted_quantile(deviations, count, half)
+        mad = quantile_rows(deviations, count, half)
         out[cells] = np.where(np.isnan(rows).any(axis=1), np.nan, mad)
     return out.reshape(p.lo.shape)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from soulwatch.promql import interrupts
 from soulwatch.promql.ndtypes import Bools, Floats
 
 if TYPE_CHECKING:
@@ -108,7 +109,11 @@ class _Sums:
         return self.total + self.c
 
 
-def _positions(p: Packed, first: int = 0) -> Iterator[tuple[int, Floats, Bools]]:
+#: Window positions walked between two looks at the query's timeout and cancel event.
+CHECK_EVERY = 64
+
+
+def positions(p: Packed, first: int = 0) -> Iterator[tuple[int, Floats, Bools]]:
     """``(k, value, active)``: the ``k``-th sample of every window, where it has one.
 
     ``active`` is the scalar ``True`` while every window still has a ``k``-th
@@ -118,6 +123,8 @@ def _positions(p: Packed, first: int = 0) -> Iterator[tuple[int, Floats, Bools]]
         return
     shortest, longest = int(p.count.min()), int(p.count.max())
     for k in range(first, longest):
+        if k % CHECK_EVERY == 0:
+            interrupts.check()
         if k < shortest:
             yield k, p.values[p.lo + k], _ALL
             continue
@@ -126,11 +133,13 @@ def _positions(p: Packed, first: int = 0) -> Iterator[tuple[int, Floats, Bools]]
 
 
 def _position_masks(count: Any, first: int = 0) -> Iterator[tuple[int, Any]]:
-    """``(k, active)`` of :func:`_positions` for windows of ``count`` samples, no gathering."""
+    """``(k, active)`` of :func:`positions` for windows of ``count`` samples, no gathering."""
     if not count.size:
         return
     shortest, longest = int(count.min()), int(count.max())
     for k in range(first, longest):
+        if k % CHECK_EVERY == 0:
+            interrupts.check()
         yield k, (_ALL if k < shortest else count > k)
 
 
@@ -174,7 +183,7 @@ def sum_over_time(p: Packed) -> Floats:
         return _fast_sum(p)
     total = _first(p)
     c = np.zeros_like(total)
-    for _, v, active in _positions(p, 1):
+    for _, v, active in positions(p, 1):
         t, grown = kahan(v, total, c)
         total = _keep(active, t, total)
         c = _keep(active, grown, c)
@@ -189,7 +198,7 @@ def avg_over_time(p: Packed) -> Floats:
     first = _first(p)
     zeros = np.zeros_like(first)
     state: _MeanState = (first, zeros, zeros, np.zeros(first.shape, dtype=np.bool_))
-    for k, v, active in _positions(p, 1):
+    for k, v, active in positions(p, 1):
         state = _mean_add(v, float(k + 1), active, state)
     return _mean_result(*state, p.count.astype(np.float64))
 
@@ -237,8 +246,53 @@ def _mean_result(total: Floats, c: Floats, mean: Floats, incremental: Bools, n: 
     return np.where(incremental, mean + c, direct)
 
 
+#: Cells (members x steps) per block of :func:`_prefix_sum_rows`: bounded temporaries.
+_BLOCK_CELLS = 1 << 17
+
+
+def _rows_cannot_overflow(values: Floats, present: Bools) -> bool:
+    """True when every present value is finite and no running sum down the rows can overflow."""
+    if not values.size:
+        return False
+    with np.errstate(all="ignore"):
+        largest = float(np.max(np.abs(np.where(present, values, 0.0))))
+    return bool(np.isfinite(largest)) and values.shape[0] * max(largest, 1.0) < _SAFE_SUM
+
+
+def _prefix_sum_rows(values: Floats, present: Bools) -> Floats:
+    """``sum_values`` of the present values down the rows, per step column, without overflow.
+
+    Only when :func:`_rows_cannot_overflow`. The running totals after each
+    member are a prefix sum (``cumsum`` adds strictly in order); a missing
+    member adds ``-0.0``, which leaves every total as it is, and before the
+    first member the total is ``-0.0``, which the first value replaces
+    exactly. Each addition's compensation term is then its exact rounding
+    error (no overflow: see :class:`_Sums`), taken with TwoSum, and the
+    compensation is the in-order sum of those terms from ``+0.0`` (an exact
+    zero term, whatever its sign, cannot change it: it is never ``-0.0``).
+    """
+    rows, n = values.shape
+    out = np.empty(n, dtype=np.float64)
+    block = max(1, _BLOCK_CELLS // max(1, rows))
+    for lo in range(0, n, block):
+        v = np.where(present[:, lo : lo + block], values[:, lo : lo + block], -0.0)
+        totals = np.cumsum(v, axis=0)
+        before = np.empty_like(totals)
+        before[0] = -0.0
+        before[1:] = totals[:-1]
+        took = totals - before  # the part of v the total took
+        terms = (before - (totals - took)) + (v - took)
+        out[lo : lo + block] = totals[-1] + np.cumsum(terms, axis=0)[-1]
+    return out
+
+
 def avg_rows(values: Floats, present: Bools) -> Floats:
     """``avg_values`` down the rows (one member series a row), per step column."""
+    if _rows_cannot_overflow(values, present):
+        # No running sum overflows: the incremental mean never takes over,
+        # and the mean is the compensated sum over the count.
+        mean: Floats = _prefix_sum_rows(values, present) / present.sum(axis=0)
+        return mean
     shape = values.shape[1:]
     total, c, mean = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     count = np.zeros(shape)
@@ -272,7 +326,7 @@ def stdvar_rows(values: Floats, present: Bools) -> Floats:
 def extreme_over_time(p: Packed, *, pick_max: bool) -> Floats:
     """min/max of every window; a NaN so far is replaced by the next sample."""
     out = _first(p)
-    for _, v, active in _positions(p, 1):
+    for _, v, active in positions(p, 1):
         better = (out < v) if pick_max else (out > v)
         out = np.where(active & (better | np.isnan(out)), v, out)
     return out
@@ -282,7 +336,7 @@ def ts_of_extreme_over_time(p: Packed, *, pick_max: bool) -> Floats:
     """When each window's min/max was last reached, in seconds; NaN so far is replaced."""
     best = _first(p)
     best_at = np.where(p.count > 0, p.lo, 0)
-    for k, v, active in _positions(p, 1):
+    for k, v, active in positions(p, 1):
         # A tie moves to the later sample, as the window loop's ``>=``/``<=``.
         better = (v >= best) if pick_max else (v <= best)
         take = active & (better | np.isnan(best))
@@ -296,7 +350,7 @@ def stdvar_over_time(p: Packed) -> Floats:
     shape = p.count.shape
     mean, c_mean = np.zeros(shape), np.zeros(shape)
     aux, c_aux = np.zeros(shape), np.zeros(shape)
-    for k, v, active in _positions(p):
+    for k, v, active in positions(p):
         count = float(k + 1)
         delta = v - (mean + c_mean)
         new_mean, new_c_mean = kahan(delta / count, mean, c_mean)
@@ -329,7 +383,7 @@ def linear_regression(p: Packed, intercept_t: Any) -> tuple[Floats, Floats]:
     sum_x2, c_x2 = np.zeros(shape), np.zeros(shape)
     init_y = _first(p)
     const_y = np.ones(shape, dtype=np.bool_)
-    for k, y, active in _positions(p):
+    for k, y, active in positions(p):
         if k:
             const_y &= ~active | (y == init_y)
         at = p.lo + k if active is _ALL else np.where(active, p.lo + k, 0)
