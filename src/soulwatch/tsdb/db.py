@@ -70,6 +70,8 @@ _FAR_FUTURE = 2**62
 _LAST_T = attrgetter("last_t")
 _BY_LABELS = attrgetter("labels")
 _PERSISTED_MAXT = itemgetter(1)  # of a snapshot entry
+#: Matcher sets whose sorted series are remembered (a rule set has a few hundred).
+_MATCHED_ENTRIES = 1024
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,10 @@ class TSDB:
         self._unpersisted: list[HeadSeries] = []  # series not yet in SQLite
         self._marks: list[_WalMark] = []
         self._generation = 0  # bumped when series are removed
+        # A selection's matching series sorted by labels, by matchers, with the
+        # index state it was computed at: rules select the same series cycle
+        # after cycle, and postings and sorting cost more than the samples.
+        self._matched: dict[tuple[Matcher, ...], tuple[tuple[int, int], list[HeadSeries]]] = {}
         # Readers of the WAL (remote write): each says the oldest segment it still needs.
         self._wal_holds: list[Callable[[], int]] = []
         self._closed = False
@@ -466,9 +472,7 @@ class TSDB:
         with self._lock:
             if self._closed:
                 raise StorageError("the TSDB is closed")
-            # Sorted by labels before the time filter (unique labels: the same
-            # order), with a C key function rather than a Python one per series.
-            for series in sorted(self._index.matching(matchers), key=_BY_LABELS):
+            for series in self._matching_sorted(matchers):
                 first_t, last_t = series.first_t, series.last_t
                 if first_t == NO_TIME or first_t > maxt or last_t < mint:
                     continue
@@ -478,6 +482,26 @@ class TSDB:
                 hi = bisect.bisect_right(ts, maxt - base) if last_t > maxt else len(ts)
                 out.append((series, series.persisted_maxt, ts[lo:hi], base, series.vals[lo:hi]))
         return out
+
+    def _matching_sorted(self, matchers: Sequence[Matcher]) -> list[HeadSeries]:
+        """The head series matching every matcher, sorted by labels (head lock held).
+
+        Remembered per matcher set until the index changes: a new series
+        raises ``next_id`` and a removal bumps ``_generation``, and either
+        makes every remembered list stale (series are never relabelled).
+        """
+        key = tuple(matchers)
+        state = (self._generation, self._index.next_id)
+        hit = self._matched.get(key)
+        if hit is not None and hit[0] == state:
+            return hit[1]
+        # Sorted by labels before the time filter (unique labels: the same
+        # order), with a C key function rather than a Python one per series.
+        found = sorted(self._index.matching(matchers), key=_BY_LABELS)
+        if len(self._matched) >= _MATCHED_ENTRIES:
+            self._matched.clear()  # bounded: many one-off selectors start afresh
+        self._matched[key] = (state, found)
+        return found
 
     def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> Iterator[Series]:
         """Series matching every matcher with their samples in ``[mint_ms, maxt_ms]``, by labels."""
