@@ -63,6 +63,11 @@ class ActiveAlert:
     resolved_at: float | None = None
     keep_firing_since: float | None = None
     last_sent_at: float | None = None
+    #: The state the ``ALERTS`` labels below were built for, and the labels of
+    #: its ``ALERTS`` and ``ALERTS_FOR_STATE`` series (built again on a change).
+    series_labels: tuple[AlertState, Labels, Labels] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     @property
     def fingerprint(self) -> str:
@@ -275,19 +280,20 @@ class AlertingRuleState:
         """The ``ALERTS`` and ``ALERTS_FOR_STATE`` samples to write for this evaluation."""
         out: list[tuple[Labels, float]] = []
         for alert in self.active.values():
-            if alert.state is AlertState.INACTIVE:
+            state = alert.state
+            if state is AlertState.INACTIVE:
                 continue
-            out.append(
-                (
-                    alert.labels.with_(
-                        {METRIC_NAME: ALERTS_METRIC, "alertstate": alert.state.value}
-                    ),
-                    1.0,
+            # An instance keeps its labels from one evaluation to the next: its
+            # series' labels are built when it appears or changes state.
+            built = alert.series_labels
+            if built is None or built[0] is not state:
+                built = alert.series_labels = (
+                    state,
+                    alert.labels.with_({METRIC_NAME: ALERTS_METRIC, "alertstate": state.value}),
+                    alert.labels.with_({METRIC_NAME: ALERTS_FOR_STATE_METRIC}),
                 )
-            )
-            out.append(
-                (alert.labels.with_({METRIC_NAME: ALERTS_FOR_STATE_METRIC}), alert.active_at)
-            )
+            out.append((built[1], 1.0))
+            out.append((built[2], alert.active_at))
         return out
 
     def firing(self) -> list[ActiveAlert]:
