@@ -148,6 +148,48 @@ def test_a_batched_selection_gives_the_window_loops_answers(
         assert batches == [True], "the batch path did not run"
 
 
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    data=st.lists(_series, min_size=1, max_size=5),
+    query=st.sampled_from(
+        ["m_total", "timestamp(m_total)", "m_total > 20", "sum by (g) (m_total)", "-m_total"]
+    ),
+    back_s=st.sampled_from([0, 1, 120, 299, 300, 301, 900]),
+    pinned=st.booleans(),
+)
+def test_an_instant_selector_over_a_batch_gives_the_step_paths_answers(
+    *, data: list[list[tuple[int, float]]], query: str, back_s: int, pinned: bool
+) -> None:
+    # The last sample of each series within the 5-minute lookback, staleness
+    # markers included; ``@`` pins a range query's every step to one time.
+    with tempfile.TemporaryDirectory() as tmp:
+        clock = SimulatedClock(start=T0 / 1000)
+        db = TSDB(StorageConfig(path=Path(tmp) / "tsdb"), clock=clock)
+        try:
+            last = _fill(db, data)
+            at = last - back_s * 1000
+            if pinned:
+                text = query.replace("m_total", f"m_total @ {at / 1000}")
+                answers = [
+                    Engine(db, clock=clock, columnar=columnar_on).range(text, T0, last, 60_000)
+                    for columnar_on in (True, False)
+                ]
+            else:
+                answers = [
+                    Engine(db, clock=clock, columnar=columnar_on).instant(query, at)
+                    for columnar_on in (True, False)
+                ]
+        finally:
+            db.close()
+    fast, slow = answers
+    assert _points(fast) == _points(slow), query
+    assert fast.infos == slow.infos
+
+
 def test_a_batch_holds_each_series_samples_in_range_sorted_by_labels(tmp_path: Path) -> None:
     clock = SimulatedClock(start=T0 / 1000)
     db = TSDB(StorageConfig(path=tmp_path / "tsdb"), clock=clock)

@@ -100,6 +100,11 @@ def _flat(columns: Sequence[Sequence[Any]], typecode: str, dtype: Any) -> Any:
     return np.concatenate([np.asarray(c, dtype=dtype) for c in columns])
 
 
+def latest_of(lengths: Ints) -> Ints:
+    """The index of each series' last sample in a batch of series of ``lengths`` (all > 0)."""
+    return np.cumsum(lengths) - 1
+
+
 def any_nan(columns: Sequence[Sequence[float]]) -> bool:
     """Whether any value of any column is NaN, in one pass (``True`` without numpy)."""
     if np is None or not columns:

@@ -41,7 +41,7 @@ from soulwatch.promql.ast import (
     VectorSelector,
     value_type,
 )
-from soulwatch.promql.columnar import RangeBatch, any_nan
+from soulwatch.promql.columnar import RangeBatch, any_nan, latest_of
 from soulwatch.promql.columnar import available as columnar_available
 
 try:
@@ -537,6 +537,12 @@ class Evaluator:
                 self.charge(len(ts))
                 out.append(StepSeries(loaded[index].labels, None, column=column))
             return out
+        if self.columnar and len(times) == 1:
+            # One time (an instant query, or ``@``): each series' last sample in
+            # the lookback window is the last of its selection.
+            batch = self.select_batch(vs.matchers, times[0] - lookback + 1, times[0])
+            if batch is not None:
+                return self._latest(batch, len(ts), timestamps=timestamps)
         work = 0
         for s in self.select(vs.matchers, times[0] - lookback + 1, times[-1]):
             # Every few thousand steps: many short series and a few long ones alike.
@@ -567,6 +573,25 @@ class Evaluator:
             # Every step's value is held at once: count it like a loaded sample.
             self.charge(len(ts))
             out.append(StepSeries(s.labels, vals))
+        return out
+
+    def _latest(self, batch: SeriesBatch, steps: int, *, timestamps: bool) -> list[StepSeries]:
+        """Each series' last sample of ``batch`` (its time in s with ``timestamps``) at ``steps``.
+
+        A series whose last sample is a staleness marker has no value.
+        """
+        last = latest_of(batch.lengths)
+        picked = (batch.times[last] / 1000.0) if timestamps else batch.values[last]
+        values = cast("list[float]", picked.tolist())
+        # A marker's time is no value either: markers are looked for in the values.
+        markers = cast("list[float]", batch.values[last].tolist()) if timestamps else values
+        out = [
+            StepSeries(labels, [value] * steps)
+            for labels, value, marker in zip(batch.labels, values, markers, strict=True)
+            if not is_stale_nan(marker)
+        ]
+        # Every step's value is held at once: counted like loaded samples.
+        self.charge(steps * len(out))
         return out
 
     def select_batch(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> SeriesBatch | None:
