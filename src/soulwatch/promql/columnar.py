@@ -21,10 +21,10 @@ window loop.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import repeat
 from operator import attrgetter
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from soulwatch.promql.ndtypes import Bools, Floats, Ints
 from soulwatch.promql.stepvec import RangeSeries, StepSeries
@@ -104,11 +104,85 @@ def _flat(columns: Sequence[Sequence[Any]], typecode: str, dtype: Any) -> Any:
     return np.concatenate([np.asarray(c, dtype=dtype) for c in columns])
 
 
+def latest_of(lengths: Ints) -> Ints:
+    """The index of each series' last sample in a batch of series of ``lengths`` (all > 0)."""
+    return np.cumsum(lengths) - 1
+
+
 def any_nan(columns: Sequence[Sequence[float]]) -> bool:
     """Whether any value of any column is NaN, in one pass (``True`` without numpy)."""
     if np is None or not columns:
         return bool(columns)
     return bool(np.isnan(_flat(columns, "d", np.float64)).any())
+
+
+class RangeBatch(Sequence[RangeSeries]):
+    """A range selector's series kept end to end, as the storage selected them.
+
+    Series ``i`` is ``labels[i]`` with ``lengths[i]`` samples of ``times``
+    and ``values`` from its start; none is empty and none is flagged to drop
+    its name. :class:`Packed` reads the joined arrays as they are (no Python
+    step per series); a reader that indexes or iterates gets
+    :class:`RangeSeries` with ``array`` columns, cut once on first use.
+    """
+
+    def __init__(self, labels: list[Labels], times: Ints, values: Floats, lengths: Ints) -> None:
+        self.labels = labels
+        self.times = times
+        self.values = values
+        self.lengths = lengths
+        self._rows: list[RangeSeries] | None = None
+
+    @classmethod
+    def without_nan(
+        cls, labels: list[Labels], times: Ints, values: Floats, lengths: Ints
+    ) -> RangeBatch | None:
+        """The batch, or ``None`` when a value is NaN (it may be a staleness marker)."""
+        if np.isnan(values).any():
+            return None
+        return cls(labels, times, values, lengths)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @overload
+    def __getitem__(self, index: int) -> RangeSeries: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> RangeBatch: ...
+
+    def __getitem__(self, index: int | slice) -> RangeSeries | RangeBatch:
+        if isinstance(index, int):
+            return self.rows()[index]
+        first, stop, stride = index.indices(len(self.labels))
+        if stride != 1:
+            raise ValueError("a batch is sliced in order")
+        stop = max(first, stop)
+        ends = np.cumsum(self.lengths)
+        lo = int(ends[first - 1]) if first else 0
+        hi = int(ends[stop - 1]) if stop > first else lo
+        return RangeBatch(
+            self.labels[first:stop], self.times[lo:hi], self.values[lo:hi], self.lengths[first:stop]
+        )
+
+    def __iter__(self) -> Iterator[RangeSeries]:
+        return iter(self.rows())
+
+    def rows(self) -> list[RangeSeries]:
+        """One :class:`RangeSeries` per series (``array('q')`` times, ``array('d')`` values)."""
+        if self._rows is None:
+            times = array("q")
+            times.frombytes(np.ascontiguousarray(self.times, dtype=np.int64).tobytes())
+            values = array("d")
+            values.frombytes(np.ascontiguousarray(self.values, dtype=np.float64).tobytes())
+            rows = []
+            start = 0
+            for labels, n in zip(self.labels, self.lengths.tolist(), strict=True):
+                stop = start + n
+                rows.append(RangeSeries(labels, times[start:stop], values[start:stop]))
+                start = stop
+            self._rows = rows
+        return self._rows
 
 
 class Packed:
@@ -120,13 +194,19 @@ class Packed:
     """
 
     def __init__(self, series: Sequence[RangeSeries], ends: Sequence[int], range_ms: int) -> None:
-        times = list(map(_TS, series))
-        lengths = np.fromiter(map(len, times), dtype=np.int64, count=len(series))
+        if isinstance(series, RangeBatch):
+            # Already end to end, as the storage selected it.
+            lengths = series.lengths
+            self.times: Ints = series.times
+            self.values: Floats = series.values
+        else:
+            times = list(map(_TS, series))
+            lengths = np.fromiter(map(len, times), dtype=np.int64, count=len(series))
+            # A storage that hands out arrays (``array.array``, numpy) is read
+            # through the buffer protocol without a per-sample step; lists convert.
+            self.times = _flat(times, "q", np.int64)
+            self.values = _flat(list(map(_VALS, series)), "d", np.float64)
         total = int(lengths.sum())
-        # A storage that hands out arrays (``array.array``, numpy) is read
-        # through the buffer protocol without a per-sample step; lists convert.
-        self.times: Ints = _flat(times, "q", np.int64)
-        self.values: Floats = _flat(list(map(_VALS, series)), "d", np.float64)
         self.starts: Ints = np.zeros(len(series), dtype=np.int64)
         np.cumsum(lengths[:-1], out=self.starts[1:])
         #: True at the first sample of each series (no previous sample to compare).
@@ -205,8 +285,9 @@ def evaluate(
     if np is None or name not in VECTORISED:
         return None
     out: list[StepSeries] = []
-    # A series with no samples has no value at any step.
-    series = list(filter(_TS, series))
+    if not isinstance(series, RangeBatch):
+        # A series with no samples has no value at any step (a batch has none).
+        series = list(filter(_TS, series))
     per_batch = max(1, BATCH_CELLS // max(1, len(ends)))
     keep_rows = len(ends) > 1
     with np.errstate(all="ignore"):
@@ -222,23 +303,32 @@ def evaluate(
                 # Each row stays an array (the series' column); ``vals`` is
                 # built only if a reader needs Python floats.
                 full = cast("list[bool]", valid.all(axis=1).tolist())
+                labels, drops = _labels_and_drops(batch)
                 for index in np.flatnonzero(valid.any(axis=1)).tolist():
-                    s = batch[index]
                     column = (values[index], valid[index], full[index])
-                    out.append(StepSeries(s.labels, None, s.drop_name or drop, column))
+                    out.append(StepSeries(labels[index], None, drops[index] or drop, column))
                 continue
             # One step (an instant query): one value per series, in one call,
             # and the series built without a Python loop step of ours each.
             present = valid[:, 0]
+            labels, drops = _labels_and_drops(batch)
             if present.all():
-                kept, firsts = batch, values[:, 0].tolist()
+                kept, kept_drops, firsts = labels, drops, values[:, 0].tolist()
             else:
-                rows = np.flatnonzero(present)
-                kept = [batch[i] for i in rows.tolist()]
+                rows = np.flatnonzero(present).tolist()
+                kept = [labels[i] for i in rows]
+                kept_drops = [drops[i] for i in rows]
                 firsts = values[rows, 0].tolist()
-            drops = repeat(True) if drop else map(_DROP_NAME, kept)
-            out.extend(map(StepSeries, map(_LABELS, kept), [[v] for v in firsts], drops))
+            flags = repeat(True) if drop else kept_drops
+            out.extend(map(StepSeries, kept, [[v] for v in firsts], flags))
     return out
+
+
+def _labels_and_drops(batch: Sequence[RangeSeries]) -> tuple[list[Labels], list[bool]]:
+    """Each series' labels and whether its name is still to drop."""
+    if isinstance(batch, RangeBatch):
+        return batch.labels, [False] * len(batch)
+    return list(map(_LABELS, batch)), list(map(_DROP_NAME, batch))
 
 
 def _compute(

@@ -19,7 +19,7 @@ import threading
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from soulwatch.clock import Clock, SystemClock
 from soulwatch.exceptions import EvaluationError, ParseError, QueryError, QueryLimitError
@@ -41,7 +41,7 @@ from soulwatch.promql.ast import (
     VectorSelector,
     value_type,
 )
-from soulwatch.promql.columnar import any_nan
+from soulwatch.promql.columnar import RangeBatch, any_nan, latest_of
 from soulwatch.promql.columnar import available as columnar_available
 
 try:
@@ -71,7 +71,10 @@ from soulwatch.promql.values import (
     Vector,
 )
 from soulwatch.tsdb.model import ArraySeries, Labels, Matcher, Series, is_stale_nan
-from soulwatch.tsdb.storage import ArrayStorage, Storage
+from soulwatch.tsdb.storage import ArrayStorage, BatchStorage, Storage
+
+if TYPE_CHECKING:
+    from soulwatch.tsdb.db import SeriesBatch
 
 #: Prometheus's limit on the number of steps of one range query.
 MAX_POINTS_PER_SERIES = 11_000
@@ -356,6 +359,7 @@ class Evaluator:
         self.samples = 0
         self.deadline = engine.clock.monotonic() + engine.timeout_s
         self._cache: dict[tuple[tuple[Matcher, ...], int, int], list[Series | ArraySeries]] = {}
+        self._batches: dict[tuple[tuple[Matcher, ...], int, int], SeriesBatch | None] = {}
         # Subexpressions written more than once (``a / sum(a)``, the 5xx ratio's
         # denominator and guard) are evaluated once per step range.
         self._shared = _repeated_subtrees(expr)
@@ -533,6 +537,12 @@ class Evaluator:
                 self.charge(len(ts))
                 out.append(StepSeries(loaded[index].labels, None, column=column))
             return out
+        if self.columnar and len(times) == 1:
+            # One time (an instant query, or ``@``): each series' last sample in
+            # the lookback window is the last of its selection.
+            batch = self.select_batch(vs.matchers, times[0] - lookback + 1, times[0])
+            if batch is not None:
+                return self._latest(batch, len(ts), timestamps=timestamps)
         work = 0
         for s in self.select(vs.matchers, times[0] - lookback + 1, times[-1]):
             # Every few thousand steps: many short series and a few long ones alike.
@@ -565,10 +575,64 @@ class Evaluator:
             out.append(StepSeries(s.labels, vals))
         return out
 
-    def load_range(self, vs: VectorSelector, range_ms: int, ends: list[int]) -> list[RangeSeries]:
-        """The selector's samples for windows ``(end - range, end]``, minus staleness markers."""
+    def _latest(self, batch: SeriesBatch, steps: int, *, timestamps: bool) -> list[StepSeries]:
+        """Each series' last sample of ``batch`` (its time in s with ``timestamps``) at ``steps``.
+
+        A series whose last sample is a staleness marker has no value.
+        """
+        last = latest_of(batch.lengths)
+        picked = (batch.times[last] / 1000.0) if timestamps else batch.values[last]
+        values = cast("list[float]", picked.tolist())
+        # A marker's time is no value either: markers are looked for in the values.
+        markers = cast("list[float]", batch.values[last].tolist()) if timestamps else values
+        out = [
+            StepSeries(labels, [value] * steps)
+            for labels, value, marker in zip(batch.labels, values, markers, strict=True)
+            if not is_stale_nan(marker)
+        ]
+        # Every step's value is held at once: counted like loaded samples.
+        self.charge(steps * len(out))
+        return out
+
+    def select_batch(self, matchers: Sequence[Matcher], mint: int, maxt: int) -> SeriesBatch | None:
+        """The matching series over ``[mint, maxt]`` in one batch, once per query; ``None``
+        when the storage cannot hand them out that way (then :meth:`select` reads them).
+        """
+        storage = self.engine.storage
+        if not isinstance(storage, BatchStorage):
+            return None
+        key = (tuple(matchers), mint, maxt)
+        if key in self._batches:
+            return self._batches[key]
+        batch = storage.select_batch(matchers, mint, maxt)
+        if batch is not None:
+            # The samples of all series in one charge: the same limit error as
+            # one charge per series, since nothing else is charged between them.
+            self.charge(len(batch.times))
+            self.check_time()
+        self._batches[key] = batch
+        return batch
+
+    def load_range(
+        self, vs: VectorSelector, range_ms: int, ends: list[int]
+    ) -> Sequence[RangeSeries]:
+        """The selector's samples for windows ``(end - range, end]``, minus staleness markers.
+
+        On the array path a selection the storage hands out in one batch
+        stays one (a :class:`~soulwatch.promql.columnar.RangeBatch`) when it
+        holds no NaN, hence no staleness marker.
+        """
         out: list[RangeSeries] = []
-        loaded = self.select(vs.matchers, min(ends) - range_ms + 1, max(ends))
+        mint, maxt = min(ends) - range_ms + 1, max(ends)
+        batch = self.select_batch(vs.matchers, mint, maxt) if self.columnar else None
+        loaded: Sequence[Series | ArraySeries]
+        if batch is None:
+            loaded = self.select(vs.matchers, mint, maxt)
+        else:
+            whole = RangeBatch.without_nan(batch.labels, batch.times, batch.values, batch.lengths)
+            if whole is not None:
+                return whole
+            loaded = batch.series()
         if not any_nan([s.values for s in loaded]):
             # No NaN anywhere, so no staleness marker: every series as it is.
             return [RangeSeries(s.labels, s.timestamps, s.values) for s in loaded if s.timestamps]

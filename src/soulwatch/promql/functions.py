@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -73,7 +74,7 @@ def _pos(node: Expr) -> int:
 
 def _range_input(
     ev: Evaluator, arg: Expr, ts: list[int]
-) -> tuple[list[RangeSeries], list[int], int, bool]:
+) -> tuple[Sequence[RangeSeries], list[int], int, bool]:
     """Series, the window end per step, the range, and whether every step is the same."""
     arg = _unwrap(arg)
     if isinstance(arg, MatrixSelector):
@@ -176,7 +177,7 @@ def _counter_info(ev: Evaluator, out: list[StepSeries], pos: int) -> None:
 def _window_loop(
     ev: Evaluator,
     rf: RangeFunction,
-    series: list[RangeSeries],
+    series: Sequence[RangeSeries],
     *,
     ends: list[int],
     range_ms: int,

@@ -37,7 +37,7 @@ from soulwatch.rules.group import Group, Rule, RuleHealth, RuleOutcome
 from soulwatch.rules.loader import ExprValidator, load_rule_files
 from soulwatch.rules.model import GroupSpec
 from soulwatch.rules.state import ActiveAlert, Transition, copy_alert
-from soulwatch.rules.store import AlertStateStore
+from soulwatch.rules.store import AlertStateStore, RuleSave
 from soulwatch.runner import BlockingRunner, run_inline
 from soulwatch.tsdb.storage import Storage
 
@@ -347,7 +347,9 @@ class RuleManager:
                 )
             if outcome.rule.alerting is not None:
                 await self._send(outcome.rule, ts)
-                await self._run(self._persist, outcome.rule, outcome.transitions, ts)
+        # The group's alert state in one transaction, once every rule's alerts
+        # went out (so what is saved says what was sent).
+        await self._run(self._persist, outcomes, ts)
         return outcomes
 
     async def evaluate_all(self, ts: float) -> None:
@@ -378,22 +380,35 @@ class RuleManager:
         rule.alerting.superseded.clear()
         self._metrics.sent.inc(len(alerts))
 
-    def _persist(self, rule: Rule, transitions: list[Transition], ts: float) -> None:
-        if self.store is None or rule.alerting is None:
+    def _persist(self, outcomes: Sequence[RuleOutcome], ts: float) -> None:
+        if self.store is None:
             return
-        quiet = not rule.alerting.active and not transitions
-        if quiet and rule.key in self._saved_empty:
-            return  # nothing to save, and nothing saved that needs replacing
+        rules: list[tuple[Rule, bool]] = []
+        saves: list[RuleSave] = []
+        for outcome in outcomes:
+            rule = outcome.rule
+            if rule.alerting is None:
+                continue
+            quiet = not rule.alerting.active and not outcome.transitions
+            if quiet and rule.key in self._saved_empty:
+                continue  # nothing to save, and nothing saved that needs replacing
+            rules.append((rule, quiet))
+            saves.append(RuleSave(rule.key, rule.alerting.active.values(), outcome.transitions))
         try:
-            self.store.save(rule.key, rule.alerting.active.values(), transitions, ts)
+            self.store.save_many(saves, ts)
+        except SoulwatchError as exc:
+            for rule, _ in rules:
+                rule.health = RuleHealth.ERR
+                rule.last_error = str(exc)
+                log.warning(
+                    "saving alert state failed", extra={"rule": rule.key, "error": str(exc)}
+                )
+            return
+        for rule, quiet in rules:
             if quiet:
                 self._saved_empty.add(rule.key)
             else:
                 self._saved_empty.discard(rule.key)
-        except SoulwatchError as exc:
-            rule.health = RuleHealth.ERR
-            rule.last_error = str(exc)
-            log.warning("saving alert state failed", extra={"rule": rule.key, "error": str(exc)})
 
     # --- read model ----------------------------------------------------------
 

@@ -33,7 +33,7 @@ from soulwatch.alerts import Alert, AlertState, fingerprint
 from soulwatch.exceptions import EvaluationError
 from soulwatch.promql.values import Sample
 from soulwatch.rules.model import NoDataPolicy, RuleSpec
-from soulwatch.rules.templates import TemplateData, TemplateError, expand
+from soulwatch.rules.templates import TemplateData, TemplateError, expand, parse_template
 from soulwatch.tsdb.model import METRIC_NAME, Labels
 
 #: How long a resolved alert is remembered and re-sent (Prometheus's value).
@@ -63,6 +63,11 @@ class ActiveAlert:
     resolved_at: float | None = None
     keep_firing_since: float | None = None
     last_sent_at: float | None = None
+    #: The state the ``ALERTS`` labels below were built for, and the labels of
+    #: its ``ALERTS`` and ``ALERTS_FOR_STATE`` series (built again on a change).
+    series_labels: tuple[AlertState, Labels, Labels] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     @property
     def fingerprint(self) -> str:
@@ -124,6 +129,11 @@ class AlertingRuleState:
     #: Resolved instances replaced by a new episode of the same labels before
     #: their resolve was handed to the sink; :meth:`due` sends them first.
     superseded: list[ActiveAlert] = field(default_factory=list)
+    #: Fixed rule labels (no template action) and, under them, each sample's
+    #: label set -> its instance's, from the last evaluation (see :meth:`_instances`).
+    _instance_labels: tuple[tuple[tuple[str, str], ...], dict[Labels, Labels]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     @property
     def labels(self) -> dict[str, str]:
@@ -275,19 +285,20 @@ class AlertingRuleState:
         """The ``ALERTS`` and ``ALERTS_FOR_STATE`` samples to write for this evaluation."""
         out: list[tuple[Labels, float]] = []
         for alert in self.active.values():
-            if alert.state is AlertState.INACTIVE:
+            state = alert.state
+            if state is AlertState.INACTIVE:
                 continue
-            out.append(
-                (
-                    alert.labels.with_(
-                        {METRIC_NAME: ALERTS_METRIC, "alertstate": alert.state.value}
-                    ),
-                    1.0,
+            # An instance keeps its labels from one evaluation to the next: its
+            # series' labels are built when it appears or changes state.
+            built = alert.series_labels
+            if built is None or built[0] is not state:
+                built = alert.series_labels = (
+                    state,
+                    alert.labels.with_({METRIC_NAME: ALERTS_METRIC, "alertstate": state.value}),
+                    alert.labels.with_({METRIC_NAME: ALERTS_FOR_STATE_METRIC}),
                 )
-            )
-            out.append(
-                (alert.labels.with_({METRIC_NAME: ALERTS_FOR_STATE_METRIC}), alert.active_at)
-            )
+            out.append((built[1], 1.0))
+            out.append((built[2], alert.active_at))
         return out
 
     def firing(self) -> list[ActiveAlert]:
@@ -319,15 +330,37 @@ class AlertingRuleState:
     def _instances(self, vector: Sequence[Sample], ts: float) -> dict[Labels, ActiveAlert]:
         out: dict[Labels, ActiveAlert] = {}
         rule_labels = self.labels
+        # When no rule label is a template with an action, an instance's labels
+        # depend on its sample's labels alone: those of the last evaluation's
+        # samples are reused (the same series come back cycle after cycle).
+        fixed = (
+            (("alertname", self.spec.name), *rule_labels.items())
+            if all(map(_is_fixed, rule_labels.values()))
+            else None
+        )
+        known: dict[Labels, Labels] = {}
+        if fixed is not None and self._instance_labels is not None:
+            last_fixed, last_known = self._instance_labels
+            if last_fixed == fixed:
+                known = last_known
+        seen: dict[Labels, Labels] = {}
         for sample in vector:
             data = self._template_data(sample.labels, sample.value)
-            # The sample's labels without the name, then the rule's (an empty
-            # value removes a label): one Labels built, not two.
-            merged = dict(sample.labels)
-            merged.pop(METRIC_NAME, None)
-            merged.update({name: self._expand(text, data) for name, text in rule_labels.items()})
-            merged["alertname"] = self.spec.name
-            lbls = Labels(merged.items())
+            found = known.get(sample.labels)
+            if found is not None:
+                lbls = found
+            else:
+                # The sample's labels without the name, then the rule's (an empty
+                # value removes a label): one Labels built, not two.
+                merged = dict(sample.labels)
+                merged.pop(METRIC_NAME, None)
+                merged.update(
+                    {name: self._expand(text, data) for name, text in rule_labels.items()}
+                )
+                merged["alertname"] = self.spec.name
+                lbls = Labels(merged.items())
+            if fixed is not None:
+                seen[sample.labels] = lbls
             if lbls in out:
                 raise EvaluationError(
                     "vector contains metrics with the same labelset after applying alert labels"
@@ -342,6 +375,7 @@ class AlertingRuleState:
                 active_at=ts,
                 value=sample.value,
             )
+        self._instance_labels = (fixed, seen) if fixed is not None else None
         return out
 
     def _held_by_recover_expr(self, vector: Sequence[Sample], ts: float) -> dict[Labels, float]:
@@ -350,6 +384,14 @@ class AlertingRuleState:
         for lbls, alert in self._instances(vector, ts).items():
             held[lbls] = alert.value
         return held
+
+
+def _is_fixed(text: str) -> bool:
+    """Whether a rule label's template is plain text (its value never depends on the sample)."""
+    try:
+        return parse_template(text).text is not None
+    except TemplateError:
+        return False
 
 
 def _resolve_sent(alert: ActiveAlert) -> bool:

@@ -1,10 +1,11 @@
 """Alert state and its history in SQLite, so a restart loses nothing.
 
-After every evaluation of an alerting rule, its active instances (pending,
-firing, recently resolved) replace the rule's rows in ``alert_state`` and
-every transition is appended to ``alert_transitions`` — in one transaction,
-so a ``kill -9`` at any instant leaves either the state before or the state
-after that evaluation. WAL mode keeps each commit cheap.
+After every evaluation of a group, each alerting rule's active instances
+(pending, firing, recently resolved) replace the rule's rows in
+``alert_state`` and every transition is appended to ``alert_transitions`` —
+in one transaction for the whole group, so a ``kill -9`` at any instant
+leaves either the state before or the state after that evaluation. WAL mode
+keeps each commit cheap.
 
 Threads: the rule manager writes through one connection (guarded by a lock,
 so it may call from any thread); :meth:`AlertStateStore.history` reads
@@ -21,6 +22,7 @@ import math
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from soulwatch.alerts import AlertState
@@ -62,6 +64,18 @@ CREATE TABLE IF NOT EXISTS rule_evaluations (
 
 DEFAULT_FILENAME = "alerts.sqlite"
 
+#: Label sets (and annotation sets) whose JSON text is kept for the next save.
+_ENCODED_ENTRIES = 100_000
+
+
+@dataclass(frozen=True)
+class RuleSave:
+    """One alerting rule's evaluation to save: its instances now and its transitions."""
+
+    rule: str
+    alerts: Iterable[ActiveAlert]
+    transitions: Sequence[Transition]
+
 
 def _labels_json(labels: Labels) -> str:
     return json.dumps(dict(labels), sort_keys=True, separators=(",", ":"))
@@ -87,6 +101,8 @@ class AlertStateStore:
         self._closed = False
         #: Why the last save failed (a full disk), ``None`` once one succeeds again.
         self.last_error: str | None = None
+        self._encoded_labels: dict[Labels, str] = {}
+        self._encoded_annotations: dict[tuple[tuple[str, str], ...], str] = {}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -172,52 +188,94 @@ class AlertStateStore:
         evaluated_at: float,
     ) -> None:
         """Replace ``rule``'s instances and append its transitions, atomically."""
+        self.save_many([RuleSave(rule, alerts, transitions)], evaluated_at)
+
+    def save_many(self, saves: Sequence[RuleSave], evaluated_at: float) -> None:
+        """Save several rules' evaluations (a group's) in one transaction.
+
+        Each rule's instances replace its rows and its transitions are
+        appended, as :meth:`save` does for one; either all of them are
+        committed or none (one commit instead of one per rule).
+        """
+        if not saves:
+            return
         try:
-            with self._lock, self._transaction():
-                self._db.execute("DELETE FROM alert_state WHERE rule = ?", (rule,))
-                self._db.executemany(
-                    "INSERT INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            rule,
-                            _labels_json(a.labels),
-                            json.dumps(a.annotations, sort_keys=True),
-                            a.state.value,
-                            a.active_at,
-                            _num(a.value),
-                            a.fired_at,
-                            a.resolved_at,
-                            a.keep_firing_since,
-                            a.last_sent_at,
-                        )
-                        for a in alerts
-                    ],
-                )
-                self._db.executemany(
-                    "INSERT INTO alert_transitions"
-                    " (t, rule, alertname, fingerprint, labels, from_state, to_state, value)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            tr.t,
-                            tr.rule,
-                            tr.alertname,
-                            tr.fingerprint,
-                            _labels_json(tr.labels),
-                            tr.from_state.value,
-                            tr.to_state.value,
-                            _num(tr.value),
-                        )
-                        for tr in transitions
-                    ],
-                )
-                self._db.execute(
-                    "INSERT OR REPLACE INTO rule_evaluations VALUES (?, ?)", (rule, evaluated_at)
-                )
+            with self._lock:
+                state_rows = [row for save in saves for row in self._state_rows(save)]
+                transition_rows = [
+                    (
+                        tr.t,
+                        tr.rule,
+                        tr.alertname,
+                        tr.fingerprint,
+                        self._labels_text(tr.labels),
+                        tr.from_state.value,
+                        tr.to_state.value,
+                        _num(tr.value),
+                    )
+                    for save in saves
+                    for tr in save.transitions
+                ]
+                rules = [(save.rule,) for save in saves]
+                with self._transaction():
+                    self._db.executemany("DELETE FROM alert_state WHERE rule = ?", rules)
+                    self._db.executemany(
+                        "INSERT INTO alert_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        state_rows,
+                    )
+                    self._db.executemany(
+                        "INSERT INTO alert_transitions"
+                        " (t, rule, alertname, fingerprint, labels, from_state, to_state, value)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        transition_rows,
+                    )
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO rule_evaluations VALUES (?, ?)",
+                        [(save.rule, evaluated_at) for save in saves],
+                    )
         except sqlite3.Error as exc:
             self.last_error = f"cannot save alert state: {exc}"
-            raise StorageError(f"cannot save alert state of {rule}: {exc}") from exc
+            names = ", ".join(save.rule for save in saves)
+            raise StorageError(f"cannot save alert state of {names}: {exc}") from exc
         self.last_error = None
+
+    def _state_rows(self, save: RuleSave) -> list[tuple[object, ...]]:
+        rule = save.rule
+        return [
+            (
+                rule,
+                self._labels_text(a.labels),
+                self._annotations_text(a.annotations),
+                a.state.value,
+                a.active_at,
+                _num(a.value),
+                a.fired_at,
+                a.resolved_at,
+                a.keep_firing_since,
+                a.last_sent_at,
+            )
+            for a in save.alerts
+        ]
+
+    def _labels_text(self, labels: Labels) -> str:
+        # The same instances are saved every evaluation: their labels' JSON is
+        # looked up rather than encoded again (a dict lookup against json.dumps).
+        text = self._encoded_labels.get(labels)
+        if text is None:
+            if len(self._encoded_labels) >= _ENCODED_ENTRIES:
+                self._encoded_labels.clear()
+            text = self._encoded_labels[labels] = _labels_json(labels)
+        return text
+
+    def _annotations_text(self, annotations: dict[str, str]) -> str:
+        key = tuple(annotations.items())
+        text = self._encoded_annotations.get(key)
+        if text is None:
+            if len(self._encoded_annotations) >= _ENCODED_ENTRIES:
+                self._encoded_annotations.clear()
+            text = json.dumps(annotations, sort_keys=True)
+            self._encoded_annotations[key] = text
+        return text
 
     def history(
         self, *, limit: int = 100, alertname: str | None = None, since: float | None = None

@@ -63,13 +63,56 @@ from soulwatch.tsdb.wal import (
     segment_name,
 )
 
+try:
+    import numpy as np
+except ImportError:  # pragma: no cover - numpy ships with the monitor extra
+    np = None  # type: ignore[assignment]
+
+#: Selections come as one batch (:meth:`TSDB.select_batch`) when numpy is installed.
+_BATCHES: bool = np is not None
+
 if TYPE_CHECKING:
+    from numpy.typing import NDArray
     from prometheus_client.registry import CollectorRegistry
 
 _FAR_FUTURE = 2**62
 _LAST_T = attrgetter("last_t")
 _BY_LABELS = attrgetter("labels")
+_TYPECODE = attrgetter("typecode")
 _PERSISTED_MAXT = itemgetter(1)  # of a snapshot entry
+#: Matcher sets whose sorted series are remembered (a rule set has a few hundred).
+_MATCHED_ENTRIES = 1024
+
+
+@dataclass(slots=True)
+class SeriesBatch:
+    """Several series' samples end to end, as one selection hands them to the engine.
+
+    Series ``i`` is ``labels[i]`` with the samples ``starts[i] .. starts[i] +
+    lengths[i]`` of ``times`` (ms) and ``values``; every series has at least
+    one sample, and they come sorted by labels, as :meth:`TSDB.select` does.
+    """
+
+    labels: list[Labels]
+    times: NDArray[np.int64]
+    values: NDArray[np.float64]
+    lengths: NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def series(self) -> list[ArraySeries]:
+        """The batch cut back into one :class:`ArraySeries` per series."""
+        times = array("q")
+        times.frombytes(self.times.tobytes())
+        values = array("d")
+        values.frombytes(self.values.tobytes())
+        out = []
+        start = 0
+        for labels, n in zip(self.labels, self.lengths.tolist(), strict=True):
+            out.append(ArraySeries(labels, times[start : start + n], values[start : start + n]))
+            start += n
+        return out
 
 
 @dataclass(frozen=True)
@@ -177,6 +220,10 @@ class TSDB:
         self._unpersisted: list[HeadSeries] = []  # series not yet in SQLite
         self._marks: list[_WalMark] = []
         self._generation = 0  # bumped when series are removed
+        # A selection's matching series sorted by labels, by matchers, with the
+        # index state it was computed at: rules select the same series cycle
+        # after cycle, and postings and sorting cost more than the samples.
+        self._matched: dict[tuple[Matcher, ...], tuple[tuple[int, int], list[HeadSeries]]] = {}
         # Readers of the WAL (remote write): each says the oldest segment it still needs.
         self._wal_holds: list[Callable[[], int]] = []
         self._closed = False
@@ -469,15 +516,33 @@ class TSDB:
         with self._lock:
             if self._closed:
                 raise StorageError("the TSDB is closed")
-            # Sorted by labels before the time filter (unique labels: the same
-            # order), with a C key function rather than a Python one per series.
-            for series in sorted(self._index.matching(matchers), key=_BY_LABELS):
+            for series in self._matching_sorted(matchers):
                 first_t, last_t = series.first_t, series.last_t
                 if first_t == NO_TIME or first_t > maxt or last_t < mint:
                     continue
                 head_ts, base, head_vals = series.window(mint, maxt)
                 out.append((series, series.persisted_maxt, head_ts, base, head_vals))
         return out
+
+    def _matching_sorted(self, matchers: Sequence[Matcher]) -> list[HeadSeries]:
+        """The head series matching every matcher, sorted by labels (head lock held).
+
+        Remembered per matcher set until the index changes: a new series
+        raises ``next_id`` and a removal bumps ``_generation``, and either
+        makes every remembered list stale (series are never relabelled).
+        """
+        key = tuple(matchers)
+        state = (self._generation, self._index.next_id)
+        hit = self._matched.get(key)
+        if hit is not None and hit[0] == state:
+            return hit[1]
+        # Sorted by labels before the time filter (unique labels: the same
+        # order), with a C key function rather than a Python one per series.
+        found = sorted(self._index.matching(matchers), key=_BY_LABELS)
+        if len(self._matched) >= _MATCHED_ENTRIES:
+            self._matched.clear()  # bounded: many one-off selectors start afresh
+        self._matched[key] = (state, found)
+        return found
 
     def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> Iterator[Series]:
         """Series matching every matcher with their samples in ``[mint_ms, maxt_ms]``, by labels."""
@@ -506,6 +571,53 @@ class TSDB:
                 ]
             )
         return self._with_chunks(found, times, mint_ms, maxt_ms)
+
+    def select_batch(
+        self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int
+    ) -> SeriesBatch | None:
+        """As :meth:`select_arrays`, in one :class:`SeriesBatch`; ``None`` when it cannot be.
+
+        Only a selection held entirely in the head (recent data: every rule
+        query) comes as a batch, and only with numpy; otherwise the caller
+        reads :meth:`select_arrays`. The head's samples in range are copied
+        under the lock as for :meth:`select_arrays`, then joined and widened
+        to absolute times in one numpy pass for all series, with no Python
+        object per series besides the copies.
+        """
+        if not _BATCHES:
+            return None
+        labels: list[Labels] = []
+        offsets: list[array[int]] = []
+        values: list[array[float]] = []
+        bases: list[int] = []
+        with self._lock:
+            if self._closed:
+                raise StorageError("the TSDB is closed")
+            for series in self._matching_sorted(matchers):
+                first_t, last_t = series.first_t, series.last_t
+                if first_t == NO_TIME or first_t > maxt_ms or last_t < mint_ms:
+                    continue
+                if series.persisted_maxt >= mint_ms:
+                    return None  # part of the range is in chunks: select_arrays merges them
+                base, ts = series.base, series.ts
+                lo = bisect.bisect_left(ts, mint_ms - base) if first_t < mint_ms else 0
+                hi = bisect.bisect_right(ts, maxt_ms - base) if last_t > maxt_ms else len(ts)
+                if lo < hi:
+                    labels.append(series.labels)
+                    offsets.append(ts[lo:hi])
+                    values.append(series.vals[lo:hi])
+                    bases.append(base)
+        count = len(labels)
+        lengths = np.fromiter(map(len, offsets), dtype=np.int64, count=count)
+        typecodes = set(map(_TYPECODE, offsets))
+        if typecodes <= {"i"}:
+            narrow = np.frombuffer(b"".join(offsets), dtype=np.dtype(f"i{array('i').itemsize}"))
+        else:  # a series widened to 64-bit absolute times (base 0) among them
+            narrow = np.concatenate([np.asarray(o, dtype=np.int64) for o in offsets])
+        times = narrow.astype(np.int64)
+        times += np.repeat(np.fromiter(bases, dtype=np.int64, count=count), lengths)
+        joined = np.frombuffer(b"".join(values), dtype=np.float64) if values else np.zeros(0)
+        return SeriesBatch(labels, times, joined, lengths)
 
     def _with_chunks(
         self,

@@ -8,9 +8,12 @@ Calls are synchronous; the service runs them off the event loop.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from soulwatch.tsdb.model import ArraySeries, Labels, Matcher, Series
+
+if TYPE_CHECKING:
+    from soulwatch.tsdb.db import SeriesBatch
 
 
 @runtime_checkable
@@ -129,4 +132,19 @@ class ArrayStorage(Storage, Protocol):
         self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int
     ) -> Iterator[ArraySeries]:
         """As :meth:`Storage.select`, with the samples in compact arrays."""
+        ...
+
+
+@runtime_checkable
+class BatchStorage(ArrayStorage, Protocol):
+    """A storage that can hand a selection out as one batch of series (the embedded TSDB).
+
+    The PromQL engine's range functions read :meth:`select_batch` first and
+    fall back to :meth:`select_arrays` when it answers ``None``.
+    """
+
+    def select_batch(
+        self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int
+    ) -> SeriesBatch | None:
+        """As :meth:`ArrayStorage.select_arrays`, end to end in one batch, or ``None``."""
         ...
