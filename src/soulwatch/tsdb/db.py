@@ -599,9 +599,10 @@ class TSDB:
                     continue
                 if series.persisted_maxt >= mint_ms:
                     return None  # part of the range is in chunks: select_arrays merges them
-                base, ts = series.base, series.ts
-                lo = bisect.bisect_left(ts, mint_ms - base) if first_t < mint_ms else 0
-                hi = bisect.bisect_right(ts, maxt_ms - base) if last_t > maxt_ms else len(ts)
+                # Only the first ``n`` slots of the head's buffers are samples.
+                base, ts, n = series.base, series.ts, series.n
+                lo = bisect.bisect_left(ts, mint_ms - base, 0, n) if first_t < mint_ms else 0
+                hi = bisect.bisect_right(ts, maxt_ms - base, 0, n) if last_t > maxt_ms else n
                 if lo < hi:
                     labels.append(series.labels)
                     offsets.append(ts[lo:hi])
