@@ -2,9 +2,9 @@
 
 The query runs on the console's runner (here one worker thread): Explore's,
 a board's, and the chart on an alert's page. Uncancelled,
-the queries below evaluate for well over a minute on this kind of machine (a
-per-window function at every second of the last hour, for each of Explore's
-chart steps; of the last six hours for a board's panel); the engine's own
+the queries below evaluate for about a minute on this kind of machine (a
+per-window function over 24 series at every second of the chart's range, and
+of two hours before it for Explore and a board); the engine's own
 timeout is left at its 120 s default, so only the console's cancelling can
 free the worker within the bounded waits below.
 """
@@ -27,10 +27,12 @@ from soulwatch.rules.evaluator import RuleManager
 from soulwatch.rules.store import AlertStateStore
 from soulwatch.runner import ThreadRunner
 from tests.api.support import Served, serve
-from tests.api.test_query_cancel import HOURS, T0_MS, _storage
+from tests.api.test_query_cancel import HOURS, T0_MS, _wide_storage
 from tests.helpers import wait_until
 
-HEAVY = "max_over_time(double_exponential_smoothing(heavy[6h], 0.5, 0.5)[1h:1s])"
+#: About a minute of CPU uncancelled (3 h of chart and 2 h of subquery, each
+#: second a 6 h window of 24 series), against the 20 s waits below.
+HEAVY = "max_over_time(max(double_exponential_smoothing(heavy_wide[6h], 0.5, 0.5))[2h:1s])"
 END = (T0_MS + HOURS * 3600 * 1000) / 1000
 
 
@@ -60,7 +62,7 @@ def test_a_query_past_the_timeout_shows_it_and_frees_its_worker(
     tmp_path: Path, runner: ThreadRunner
 ) -> None:
     api = ApiConfig(query_timeout=0.5)
-    with serve(tmp_path, SystemClock(), storage=_storage(), runner=runner, api=api) as served:
+    with serve(tmp_path, SystemClock(), storage=_wide_storage(), runner=runner, api=api) as served:
         page = _explore(served, HEAVY, timeout=30)
         assert page.status_code == 200, page.text
         assert "query timed out in expression evaluation" in page.text
@@ -70,7 +72,7 @@ def test_a_query_past_the_timeout_shows_it_and_frees_its_worker(
 
 def test_a_closed_page_stops_its_query(tmp_path: Path, runner: ThreadRunner) -> None:
     api = ApiConfig(query_timeout=600)
-    with serve(tmp_path, SystemClock(), storage=_storage(), runner=runner, api=api) as served:
+    with serve(tmp_path, SystemClock(), storage=_wide_storage(), runner=runner, api=api) as served:
         # The browser gives up (the tab closed): its connection closes mid-query.
         with pytest.raises(httpx.ReadTimeout):
             _explore(served, HEAVY, timeout=1)
@@ -84,13 +86,13 @@ def test_a_board_past_the_timeout_says_so_and_frees_its_worker(
     board.write_text(
         "name: heavy\ntitle: Heavy\nrange: 3h\nrows:\n  - title: all\n    panels:\n"
         "      - title: smoothed\n"
-        "        expr: max_over_time(double_exponential_smoothing(heavy[6h], 0.5, 0.5)[6h:1s])\n"
+        f"        expr: '{HEAVY}'\n"
     )
     config = SoulwatchConfig.model_validate({"console": {"boards": [str(board)]}})
     api = ApiConfig(query_timeout=0.5)
     clock = SimulatedClock(start=END)  # the board's "now" is where the samples are
     with serve(
-        tmp_path, clock, storage=_storage(), runner=runner, api=api, config=config
+        tmp_path, clock, storage=_wide_storage(), runner=runner, api=api, config=config
     ) as served:
         page = httpx.get(served.url + "/", timeout=30)
         assert page.status_code == 200, page.text
@@ -99,14 +101,16 @@ def test_a_board_past_the_timeout_says_so_and_frees_its_worker(
         assert runner.queued == 0
 
 
-#: An alert over the heavy series: one evaluation takes about half a second,
-#: its page's chart a few seconds uncancelled (on the array path).
+#: An alert over the heavy series: an evaluation reads 10 s of 24 series' 6 h
+#: windows (a fraction of a second); its page's chart, the same at every second
+#: of its 3 h episode and a margin, about a minute uncancelled.
 ALERT_RULES = """\
 groups:
   - name: heavy
     rules:
       - alert: Smoothed
-        expr: max_over_time(double_exponential_smoothing(heavy[6h], 0.5, 0.5)[1h:1s]) > -1
+        expr: max_over_time(max(double_exponential_smoothing(heavy_wide[6h],0.5,0.5))[10s:1s]) > -1
+        for: 1h
 """
 
 
@@ -118,8 +122,8 @@ class _Sink:
 def test_an_alert_chart_past_the_timeout_says_so_and_frees_its_worker(
     tmp_path: Path, runner: ThreadRunner
 ) -> None:
-    storage = _storage()
-    clock = SimulatedClock(start=END)
+    storage = _wide_storage()
+    clock = SimulatedClock(start=END - 3 * 3600)
     store = AlertStateStore.in_data_dir(tmp_path)
     manager = RuleManager(
         engine=Engine(storage, clock=clock), storage=storage, sink=_Sink(), clock=clock, store=store
@@ -127,7 +131,10 @@ def test_an_alert_chart_past_the_timeout_says_so_and_frees_its_worker(
     (tmp_path / "rules.yml").write_text(ALERT_RULES)
     manager.load([tmp_path / "rules.yml"])
     try:
-        asyncio.run(manager.evaluate_all(END))  # inactive -> pending: the alert has a page
+        # Pending three hours ago, firing now: the chart spans the episode, 3 h and more.
+        asyncio.run(manager.evaluate_all(clock.time()))
+        asyncio.run(clock.advance(3 * 3600))
+        asyncio.run(manager.evaluate_all(clock.time()))
         (alert,) = manager.active_alerts()
         fp = fingerprint(alert.labels)
         api = ApiConfig(query_timeout=0.5)
